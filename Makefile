@@ -1,0 +1,61 @@
+# The targets people expect. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | cksum | cut -d' ' -f1)
+
+# The test suite's PostgreSQL database and Redis database number; override to point elsewhere.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/app
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install run test lint typecheck format migrations-check check bench worker beat services clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+## Set everything up on SQLite, get candles, replay them, create an admin, serve on :8000.
+## CANDLES=path loads a file instead of fetching from the exchange.
+run: install
+	CANDLES="$(CANDLES)" PY="$(PY)" bin/run-demo
+
+## The whole suite against PostgreSQL and Redis on 127.0.0.1.
+test: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+services:
+	bin/ensure-services
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: install
+	$(VENV)/bin/mypy .
+
+migrations-check: install
+	DJANGO_SETTINGS_MODULE=config.settings_test DATABASE_URL=sqlite:///:memory: $(PY) manage.py makemigrations --check --dry-run
+
+## Everything CI checks.
+check: lint typecheck migrations-check test
+
+bench: install
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) benchmarks/run.py
+
+worker: install
+	$(VENV)/bin/celery -A config worker -l info -Q default,market_data,signals,shadow,analytics
+
+beat: install
+	$(VENV)/bin/celery -A config beat -l info
+
+clean:
+	rm -rf $(VENV) var

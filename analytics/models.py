@@ -1,0 +1,1 @@
+"""Analytics is read-only: it owns no tables."""

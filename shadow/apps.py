@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ShadowConfig(AppConfig):
+    name = "shadow"
+    verbose_name = "Shadow trading"

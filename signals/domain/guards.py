@@ -1,0 +1,136 @@
+"""Risk guards: pure checks of a proposed signal against a snapshot of the book.
+
+Every enabled guard is evaluated on every signal (no short-circuit). Each returns
+a ``Verdict`` with the value it observed and the threshold it compared it with, so
+other thresholds can be replayed later from the stored decisions alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol
+
+from signals.domain.params import checked_params
+from signals.domain.strategies import Proposal
+
+STOP_OUT_REASONS = frozenset({"stop", "gap"})
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedTrade:
+    symbol: str
+    exit_time: datetime
+    exit_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the guards may look at, as of ``now`` (the signal candle's close)."""
+
+    now: datetime
+    symbol: str
+    open_positions: int
+    recent_closed: Sequence[ClosedTrade] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    guard: str
+    passed: bool
+    reason: str
+    observed: Decimal | None
+    threshold: Decimal | None
+
+
+class Guard(Protocol):
+    kind: ClassVar[str]
+
+    def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MaxOpenPositions:
+    """Blocks when the book already holds ``max_open`` positions (open or awaiting entry)."""
+
+    kind: ClassVar[str] = "max_open_positions"
+    max_open: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_open < 0:
+            raise ValueError("max_open_positions needs max_open >= 0")
+
+    def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict:
+        observed = snapshot.open_positions
+        passed = observed < self.max_open
+        return Verdict(
+            guard=self.kind,
+            passed=passed,
+            reason=f"{observed} open position(s), limit {self.max_open}",
+            observed=Decimal(observed),
+            threshold=Decimal(self.max_open),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownAfterStop:
+    """Blocks new signals on a symbol for ``minutes`` after a trade on it was stopped out."""
+
+    kind: ClassVar[str] = "cooldown_after_stop"
+    minutes: int = 240
+
+    def __post_init__(self) -> None:
+        if self.minutes < 0:
+            raise ValueError("cooldown_after_stop needs minutes >= 0")
+
+    def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict:
+        stop_outs = [
+            trade.exit_time
+            for trade in snapshot.recent_closed
+            if trade.symbol == snapshot.symbol
+            and trade.exit_reason in STOP_OUT_REASONS
+            and trade.exit_time <= snapshot.now
+        ]
+        threshold = Decimal(self.minutes)
+        if not stop_outs:
+            return Verdict(self.kind, True, "no stop-out on this symbol", None, threshold)
+        elapsed = Decimal((snapshot.now - max(stop_outs)).total_seconds()) / 60
+        passed = elapsed >= threshold
+        return Verdict(
+            guard=self.kind,
+            passed=passed,
+            reason=f"last stop-out {elapsed:.0f} min ago, cooldown {self.minutes} min",
+            observed=elapsed,
+            threshold=threshold,
+        )
+
+
+GUARDS: Mapping[str, type[MaxOpenPositions] | type[CooldownAfterStop]] = {
+    MaxOpenPositions.kind: MaxOpenPositions,
+    CooldownAfterStop.kind: CooldownAfterStop,
+}
+
+
+def build_guard(kind: str, params: Mapping[str, Any]) -> Guard:
+    """The guard ``kind`` with ``params``; ``ValueError`` naming what is wrong otherwise."""
+    try:
+        cls = GUARDS[kind]
+    except KeyError:
+        raise ValueError(
+            f"unknown guard kind {kind!r}; known: {', '.join(sorted(GUARDS))}"
+        ) from None
+    return cls(**checked_params(cls, params))
+
+
+def validate_guard_config(kind: str, params: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` if ``kind`` and ``params`` do not make a guard."""
+    build_guard(kind, params)
+
+
+def evaluate_guards(
+    guards: Sequence[Guard], proposal: Proposal, snapshot: Snapshot
+) -> list[Verdict]:
+    """Every guard's verdict, in order; none is skipped because another blocked."""
+    return [guard.check(proposal, snapshot) for guard in guards]
