@@ -1,8 +1,13 @@
 """Market data tables."""
 
+from typing import Any
+
 from django.db import models
 
-PRICE = {"max_digits": 30, "decimal_places": 12}
+
+def decimal_field(**options: Any) -> models.DecimalField:
+    """A price, quantity or money column: exact, 30 digits with 12 after the point."""
+    return models.DecimalField(max_digits=30, decimal_places=12, **options)
 
 
 class Candle(models.Model):
@@ -17,10 +22,10 @@ class Candle(models.Model):
     symbol = models.CharField(max_length=32)
     timeframe = models.CharField(max_length=8)
     open_time = models.DateTimeField()
-    open = models.DecimalField(**PRICE)
-    high = models.DecimalField(**PRICE)
-    low = models.DecimalField(**PRICE)
-    close = models.DecimalField(**PRICE)
+    open = decimal_field()
+    high = decimal_field()
+    low = decimal_field()
+    close = decimal_field()
     volume = models.DecimalField(max_digits=38, decimal_places=12)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.EXCHANGE)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -9,9 +9,7 @@ from __future__ import annotations
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from markets.models import PRICE
-
-MONEY = {"max_digits": 30, "decimal_places": 12}
+from markets.models import decimal_field
 
 
 class Book(models.Model):
@@ -127,9 +125,9 @@ class Signal(ConcurrentTransitionMixin, models.Model):
     timeframe = models.CharField(max_length=8)
     candle_time = models.DateTimeField(help_text="Open time of the candle the signal closed on.")
     side = models.CharField(max_length=8, choices=Side.choices)
-    entry_price = models.DecimalField(**PRICE, help_text="Reference price: the candle's close.")
-    stop_loss = models.DecimalField(**PRICE)
-    take_profit = models.DecimalField(**PRICE)
+    entry_price = decimal_field(help_text="Reference price: the candle's close.")
+    stop_loss = decimal_field()
+    take_profit = decimal_field()
     max_hold_candles = models.PositiveIntegerField()
     reason = models.TextField(blank=True)
     state = FSMField(default=SignalState.GENERATED, choices=SignalState.choices, protected=True)
@@ -207,8 +205,8 @@ class GuardDecision(models.Model):
     guard = models.CharField(max_length=50)
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
     reason = models.TextField()
-    observed_value = models.DecimalField(**MONEY, null=True, blank=True)
-    threshold = models.DecimalField(**MONEY, null=True, blank=True)
+    observed_value = decimal_field(null=True, blank=True)
+    threshold = decimal_field(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -238,18 +236,18 @@ class SimulatedTrade(models.Model):
     book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="+")
     side = models.CharField(max_length=8, choices=Side.choices)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    quantity = models.DecimalField(**MONEY, null=True, blank=True)
+    quantity = decimal_field(null=True, blank=True)
     entry_time = models.DateTimeField(null=True, blank=True)
-    entry_price = models.DecimalField(**PRICE, null=True, blank=True)
+    entry_price = decimal_field(null=True, blank=True)
     exit_time = models.DateTimeField(null=True, blank=True)
-    exit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    exit_price = decimal_field(null=True, blank=True)
     exit_reason = models.CharField(max_length=8, choices=ExitReason.choices, blank=True)
-    fees = models.DecimalField(**MONEY, null=True, blank=True)
-    pnl = models.DecimalField(**MONEY, null=True, blank=True, help_text="Quote currency, net.")
-    return_pct = models.DecimalField(**MONEY, null=True, blank=True)
-    r_multiple = models.DecimalField(**MONEY, null=True, blank=True)
-    mae = models.DecimalField(**MONEY, null=True, blank=True, help_text="Worst excursion, %.")
-    mfe = models.DecimalField(**MONEY, null=True, blank=True, help_text="Best excursion, %.")
+    fees = decimal_field(null=True, blank=True)
+    pnl = decimal_field(null=True, blank=True, help_text="Quote currency, net.")
+    return_pct = decimal_field(null=True, blank=True)
+    r_multiple = decimal_field(null=True, blank=True)
+    mae = decimal_field(null=True, blank=True, help_text="Worst excursion, %.")
+    mfe = decimal_field(null=True, blank=True, help_text="Best excursion, %.")
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
