@@ -13,3 +13,112 @@ def shared_dir() -> Path:
     if not (path / "data").is_dir():
         pytest.skip(f"real market data not available: {path / 'data'} is absent (set SHARED_DIR)")
     return path
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings):
+    """A real Celery worker process on the test database and the test Redis database.
+
+    Yields a handle with ``send(name)`` and ``finished()`` (how many tasks the worker has
+    finished so far, read from its log). The Redis database is flushed first so no
+    message of an earlier run is delivered.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import redis
+    from django.db import connection
+
+    from config.celery import app
+
+    broker = settings.CELERY_BROKER_URL
+    redis.Redis.from_url(broker).flushdb()
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+            if connection.vendor == "postgresql"
+            else f"sqlite:///{db['NAME']}"
+        ),
+        "CELERY_BROKER_URL": broker,
+        # Process the whole stored history in the live book, not just the last hours.
+        "SIGNAL_MAX_AGE_MINUTES": str(60 * 24 * 365),
+    }
+    log_path = Path(settings.BASE_DIR) / "var" / "test-worker.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-P",
+                "solo",
+                "-c",
+                "1",
+                "-Q",
+                "default,market_data,signals,shadow,analytics",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+                "-l",
+                "info",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "ready" not in log_path.read_text():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Celery worker did not start:\n{log_path.read_text()}")
+            time.sleep(0.2)
+
+        class Worker:
+            log = log_path
+
+            @staticmethod
+            def send(name: str, **kwargs):
+                return app.send_task(name, kwargs=kwargs)
+
+            @staticmethod
+            def finished() -> int:
+                text = log_path.read_text()
+                return text.count("] succeeded in ") + text.count("] raised unexpected")
+
+        yield Worker
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        # Leave the worker's output in the test report when something failed.
+        sys.stderr.write(log_path.read_text()[-5000:])
+
+
+@pytest.fixture
+def wait_for():
+    """Poll a predicate until it returns something truthy; fail after a timeout."""
+    import time
+
+    def wait(predicate, *, timeout: float = 60, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = predicate()
+            if result:
+                return result
+            time.sleep(0.3)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    return wait

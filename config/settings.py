@@ -8,8 +8,12 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+# Lets typed generics such as ``admin.ModelAdmin[Candle]`` work at run time.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -14,6 +14,11 @@ def store_walk(
     count: int, *, seed: int = 1, start: datetime = START, **market: str
 ) -> list[Candle]:
     """``count`` hourly candles of a seeded random walk around 30000, stored."""
+    return store(walk(count, seed=seed, start=start), **market)
+
+
+def walk(count: int, *, seed: int = 1, start: datetime = START) -> list[tuple]:
+    """``(open_time, open, high, low, close)`` rows of a seeded hourly random walk."""
     rng = random.Random(seed)
     price = 30000.0
     rows = []
@@ -23,7 +28,7 @@ def store_walk(
         high = max(open_, price) * (1 + abs(rng.gauss(0, 0.004)))
         low = min(open_, price) * (1 - abs(rng.gauss(0, 0.004)))
         rows.append((start + timedelta(hours=i), open_, high, low, price))
-    return store(rows, **market)
+    return rows
 
 
 def store(rows: list[tuple], **market: str) -> list[Candle]:

@@ -1,0 +1,252 @@
+"""Admin for books, configuration and the signal side's records.
+
+Configuration (strategies, guards) is edited here. Signals, decisions, transitions and
+paper trades are written only by the services, so their pages are read-only.
+"""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, Model, QuerySet
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+
+from signals.domain.guards import GUARDS
+from signals.domain.params import default_params
+from signals.domain.strategies import STRATEGIES
+from signals.models import (
+    Book,
+    GenerationCursor,
+    GuardConfig,
+    GuardDecision,
+    PaperTrade,
+    Signal,
+    SignalTransition,
+    StrategyConfig,
+)
+
+
+class ReadOnlyAdminMixin:
+    """Viewable, never added, changed or deleted by hand: the services own these rows."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class ReadOnlyTabularInline(ReadOnlyAdminMixin, admin.TabularInline):
+    extra = 0
+    show_change_link = True
+
+
+class ConfigForm(forms.ModelForm):
+    """Shows the model's kind/params validation as a form error."""
+
+    def full_clean(self) -> None:
+        # The model's clean() raises the domain's ValueError, which would reach the
+        # admin as a server error instead of a message next to the field.
+        try:
+            super().full_clean()
+        except ValueError as error:
+            if not self.has_error("params") and not self.has_error("kind"):
+                self.add_error("params", str(error))
+
+
+def _kind_help(registry: dict[str, type]) -> str:
+    known = "; ".join(f"{kind}: {default_params(cls)}" for kind, cls in sorted(registry.items()))
+    return f"A JSON object; keys not given take their defaults. Defaults per kind: {known}"
+
+
+class StrategyConfigForm(ConfigForm):
+    kind = forms.ChoiceField(choices=[(kind, kind) for kind in sorted(STRATEGIES)])
+
+    class Meta:
+        model = StrategyConfig
+        fields = ["name", "kind", "params", "exchange", "symbol", "timeframe", "enabled"]
+        help_texts = {"params": _kind_help(dict(STRATEGIES))}
+
+
+class GuardConfigForm(ConfigForm):
+    kind = forms.ChoiceField(choices=[(kind, kind) for kind in sorted(GUARDS)])
+
+    class Meta:
+        model = GuardConfig
+        fields = ["kind", "params", "enabled"]
+        help_texts = {"params": _kind_help(dict(GUARDS))}
+
+
+@admin.register(Book)
+class BookAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "signal_count", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("name",)
+    readonly_fields = ("created_at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Book]:
+        return super().get_queryset(request).annotate(signal_count=Count("signals"))
+
+    @admin.display(description="signals", ordering="signal_count")
+    def signal_count(self, obj: Book) -> int:
+        return getattr(obj, "signal_count", 0)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        # Bulk deletion would reach the live book too.
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: Book | None = None) -> bool:
+        if obj is not None and obj.kind == Book.Kind.LIVE:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        # A replay book's records are read-only one by one but go with their run: the
+        # permission to delete the book is the permission to delete what it holds.
+        return deleted, counts, set(), protected
+
+
+@admin.register(StrategyConfig)
+class StrategyConfigAdmin(admin.ModelAdmin):
+    form = StrategyConfigForm
+    list_display = ("name", "kind", "exchange", "symbol", "timeframe", "enabled", "updated_at")
+    list_filter = ("enabled", "kind", "exchange", "timeframe")
+    search_fields = ("name", "symbol")
+
+
+@admin.register(GuardConfig)
+class GuardConfigAdmin(admin.ModelAdmin):
+    form = GuardConfigForm
+    list_display = ("kind", "enabled", "params", "updated_at")
+    list_filter = ("enabled",)
+
+
+@admin.register(GenerationCursor)
+class GenerationCursorAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("strategy_config", "book", "last_candle_time")
+    list_filter = ("book", "strategy_config")
+    list_select_related = ("strategy_config", "book")
+
+
+class GuardDecisionInline(ReadOnlyTabularInline):
+    model = GuardDecision
+    fields = ("guard", "verdict", "observed_value", "threshold", "reason")
+    readonly_fields = fields
+
+
+class SignalTransitionInline(ReadOnlyTabularInline):
+    model = SignalTransition
+    fields = ("created_at", "name", "from_state", "to_state", "actor", "payload")
+    readonly_fields = fields
+
+
+class PaperTradeInline(ReadOnlyAdminMixin, admin.StackedInline):
+    model = PaperTrade
+    extra = 0
+    show_change_link = True
+    fields = (
+        ("status", "side", "quantity"),
+        ("entry_time", "entry_price"),
+        ("exit_time", "exit_price", "exit_reason"),
+        ("pnl", "fees", "return_pct", "r_multiple"),
+        ("mae", "mfe"),
+    )
+    readonly_fields = (
+        "status",
+        "side",
+        "quantity",
+        "entry_time",
+        "entry_price",
+        "exit_time",
+        "exit_price",
+        "exit_reason",
+        "pnl",
+        "fees",
+        "return_pct",
+        "r_multiple",
+        "mae",
+        "mfe",
+    )
+
+
+@admin.register(Signal)
+class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "book", "candle_time", "symbol", "side", "state", "strategy_config")
+    list_filter = ("book", "state", "side", "symbol")
+    list_select_related = ("book", "strategy_config")
+    search_fields = ("symbol", "reason")
+    date_hierarchy = "candle_time"
+    # The state is an FSM-protected field: it changes only through the transitions.
+    readonly_fields = (
+        "book",
+        "strategy_config",
+        "state",
+        "exchange",
+        "symbol",
+        "timeframe",
+        "candle_time",
+        "side",
+        "entry_price",
+        "stop_loss",
+        "take_profit",
+        "max_hold_candles",
+        "reason",
+        "created_at",
+        "decided_at",
+        "shadow_trade_link",
+    )
+    fields = readonly_fields
+    inlines = (GuardDecisionInline, SignalTransitionInline, PaperTradeInline)
+
+    @admin.display(description="shadow trade")
+    def shadow_trade_link(self, obj: Signal) -> str:
+        # By URL name: the signal side never imports shadow.
+        try:
+            url = reverse("admin:shadow_shadowtrade_changelist")
+        except NoReverseMatch:
+            return "-"
+        return format_html(
+            '<a href="{}?signal__id__exact={}">shadow trade of this signal</a>', url, obj.pk
+        )
+
+
+@admin.register(GuardDecision)
+class GuardDecisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("guard", "verdict", "observed_value", "threshold", "signal", "created_at")
+    list_filter = ("verdict", "guard", "signal__book")
+    list_select_related = ("signal",)
+    search_fields = ("guard", "reason")
+
+
+@admin.register(SignalTransition)
+class SignalTransitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "signal", "name", "from_state", "to_state", "actor")
+    list_filter = ("to_state", "name", "actor", "signal__book")
+    list_select_related = ("signal",)
+
+
+@admin.register(PaperTrade)
+class PaperTradeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "signal",
+        "side",
+        "status",
+        "exit_reason",
+        "pnl",
+        "r_multiple",
+        "entry_time",
+        "exit_time",
+    )
+    list_filter = ("status", "exit_reason", "side", "book")
+    list_select_related = ("signal",)
