@@ -114,6 +114,10 @@ STORAGES = {
     },
 }
 
+# In development WhiteNoise serves straight from the app folders, no collectstatic needed.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
 LOGIN_URL = "admin:login"
 LOGIN_REDIRECT_URL = "/"
 
