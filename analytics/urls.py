@@ -1,2 +1,10 @@
+from django.urls import path
+
+from analytics import views
+
 app_name = "analytics"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("guards/", views.guards, name="guard-effectiveness"),
+    path("guards.json", views.guards_json, name="guard-effectiveness-json"),
+]

@@ -46,25 +46,12 @@ class ReadOnlyTabularInline(ReadOnlyAdminMixin, admin.TabularInline):
     show_change_link = True
 
 
-class ConfigForm(forms.ModelForm):
-    """Shows the model's kind/params validation as a form error."""
-
-    def full_clean(self) -> None:
-        # The model's clean() raises the domain's ValueError, which would reach the
-        # admin as a server error instead of a message next to the field.
-        try:
-            super().full_clean()
-        except ValueError as error:
-            if not self.has_error("params") and not self.has_error("kind"):
-                self.add_error("params", str(error))
-
-
 def _kind_help(registry: dict[str, type]) -> str:
     known = "; ".join(f"{kind}: {default_params(cls)}" for kind, cls in sorted(registry.items()))
     return f"A JSON object; keys not given take their defaults. Defaults per kind: {known}"
 
 
-class StrategyConfigForm(ConfigForm):
+class StrategyConfigForm(forms.ModelForm):
     kind = forms.ChoiceField(choices=[(kind, kind) for kind in sorted(STRATEGIES)])
 
     class Meta:
@@ -73,7 +60,7 @@ class StrategyConfigForm(ConfigForm):
         help_texts = {"params": _kind_help(dict(STRATEGIES))}
 
 
-class GuardConfigForm(ConfigForm):
+class GuardConfigForm(forms.ModelForm):
     kind = forms.ChoiceField(choices=[(kind, kind) for kind in sorted(GUARDS)])
 
     class Meta:

@@ -6,6 +6,7 @@ Models hold tables and transitions only; the work is in ``signals.services``.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
@@ -51,9 +52,17 @@ class StrategyConfig(models.Model):
         return self.name
 
     def clean(self) -> None:
+        from markets.bars import timeframe_delta
         from signals.domain.strategies import validate_strategy_config
 
-        validate_strategy_config(self.kind, self.params)
+        try:
+            validate_strategy_config(self.kind, self.params)
+        except ValueError as error:
+            raise ValidationError({"params": str(error)}) from None
+        try:
+            timeframe_delta(self.timeframe)
+        except ValueError as error:
+            raise ValidationError({"timeframe": str(error)}) from None
 
 
 class GuardConfig(models.Model):
@@ -73,7 +82,10 @@ class GuardConfig(models.Model):
     def clean(self) -> None:
         from signals.domain.guards import validate_guard_config
 
-        validate_guard_config(self.kind, self.params)
+        try:
+            validate_guard_config(self.kind, self.params)
+        except ValueError as error:
+            raise ValidationError({"params": str(error)}) from None
 
 
 class GenerationCursor(models.Model):

@@ -28,7 +28,11 @@ def run_manage(*args: str, db: Path) -> subprocess.CompletedProcess:
     env.update({"DATABASE_URL": f"sqlite:///{db}", "DEBUG": "true"})
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=300,
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -45,7 +49,14 @@ def test_the_commands_replay_generated_candles_on_a_sqlite_file(tmp_path):
 
     assert run_manage("migrate", "--noinput", "-v0", db=db).returncode == 0
     loaded = run_manage(
-        "load_candles", str(candles), "--exchange", "file", "--symbol", "BTC/USD", "--timeframe", "1h",
+        "load_candles",
+        str(candles),
+        "--exchange",
+        "file",
+        "--symbol",
+        "BTC/USD",
+        "--timeframe",
+        "1h",
         db=db,
     )
     assert loaded.returncode == 0, loaded.stderr
@@ -59,7 +70,9 @@ def test_the_commands_replay_generated_candles_on_a_sqlite_file(tmp_path):
     assert int(summary_value(out, "blocked")) > 0
     assert "replay" in replayed.stderr, "a progress bar is shown"
 
-    again = run_manage("replay", "--exchange", "file", "--symbol", "BTC/USD", "--timeframe", "1h", db=db)
+    again = run_manage(
+        "replay", "--exchange", "file", "--symbol", "BTC/USD", "--timeframe", "1h", db=db
+    )
     assert again.returncode == 0
     assert "Replacing book" in again.stdout
     assert again.stdout.split("(id 2).")[1] == out.split("(id 1).")[1], "same numbers again"

@@ -1,0 +1,361 @@
+"""Read-side queries: every number is aggregated in the database, per book.
+
+Works the same on PostgreSQL and SQLite (SQLite sums decimals as floats, so its money
+totals are exact only to about 15 significant digits).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, When
+from django.db.models.functions import Coalesce
+
+from analytics.confidence import MeanInterval, mean_interval
+from markets.bars import timeframe_delta
+from markets.selectors import candle_sources
+from shadow.models import ShadowTrade
+from signals.models import (
+    Book,
+    GenerationCursor,
+    GuardDecision,
+    PaperTrade,
+    Signal,
+    SignalState,
+)
+
+SAVES_MONEY = "saves money"
+COSTS_MONEY = "costs money"
+INCONCLUSIVE = "inconclusive"
+# Below this many evaluated shadow trades a verdict would be noise.
+MIN_SAMPLES_FOR_VERDICT = 5
+
+# Signals that passed every guard, wherever they went afterwards.
+PASSED_GUARD_STATES = (
+    SignalState.APPROVED,
+    SignalState.EXECUTED,
+    SignalState.FAILED,
+    SignalState.EXPIRED,
+    SignalState.CLOSED,
+)
+
+# Deadlines of the non-terminal states before a signal counts as stuck: a generated
+# signal is decided in the same task run that created it, and an approved one is
+# filled at the next candle's open, so two candles is already late.
+GENERATED_DEADLINE = timedelta(minutes=10)
+APPROVED_DEADLINE_CANDLES = 2
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowOutcome:
+    """What the closed shadow trades of a set of blocked signals made.
+
+    ``net_impact`` is minus their P&L: positive means blocking them saved money. The
+    interval is the 95% Student t interval of the mean net impact per trade.
+    """
+
+    evaluated: int
+    wins: int
+    win_rate: float | None
+    shadow_pnl: Decimal
+    net_impact: Decimal
+    mean_pnl: Decimal | None
+    mean_net_impact: Decimal | None
+    ci_low: Decimal | None
+    ci_high: Decimal | None
+    verdict: str
+    too_few_samples: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GuardEffectiveness:
+    """One guard in one book: what it blocked and what that blocking was worth.
+
+    ``outcome`` covers every signal it blocked; ``sole_outcome`` only those no other
+    guard blocked (its marginal effect).
+    """
+
+    guard: str
+    blocked: int
+    sole_blocked: int
+    outcome: ShadowOutcome
+    sole_outcome: ShadowOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class OpportunityCost:
+    """Shadow P&L of the blocked signals: positive means the guards left money on the table."""
+
+    total_pnl: Decimal
+    closed: int
+    open: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookSummary:
+    """Headline counts of one book; ``approved`` counts every signal that passed the guards."""
+
+    signals: int
+    generated: int
+    approved: int
+    blocked: int
+    rejected: int
+    paper_open: int
+    paper_closed: int
+    paper_pnl: Decimal
+    shadow_open: int
+    shadow_closed: int
+
+
+@dataclass(frozen=True, slots=True)
+class StuckSignal:
+    """A signal past its state's deadline; ``since`` is when it entered that state."""
+
+    id: int
+    state: str
+    symbol: str
+    timeframe: str
+    since: datetime
+    age: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineHealth:
+    """Counts per state and the stuck signals (the oldest first, at most a page of them)."""
+
+    book: Book
+    state_counts: dict[str, int]
+    stuck_count: int
+    stuck: list[StuckSignal]
+
+
+def _verdict(interval: MeanInterval) -> str:
+    if interval.count < MIN_SAMPLES_FOR_VERDICT or interval.low is None:
+        return INCONCLUSIVE
+    assert interval.high is not None
+    if interval.low > 0:
+        return SAVES_MONEY
+    if interval.high < 0:
+        return COSTS_MONEY
+    return INCONCLUSIVE
+
+
+def _shadow_outcome(
+    evaluated: int, wins: int, pnl: Decimal | None, pnl_squares: Decimal | None
+) -> ShadowOutcome:
+    shadow_pnl = pnl if pnl is not None else ZERO
+    net = mean_interval(evaluated, -shadow_pnl, pnl_squares if pnl_squares is not None else ZERO)
+    return ShadowOutcome(
+        evaluated=evaluated,
+        wins=wins,
+        win_rate=wins / evaluated if evaluated else None,
+        shadow_pnl=shadow_pnl,
+        net_impact=-shadow_pnl,
+        mean_pnl=-net.mean if net.mean is not None else None,
+        mean_net_impact=net.mean,
+        ci_low=net.low,
+        ci_high=net.high,
+        verdict=_verdict(net),
+        too_few_samples=evaluated < MIN_SAMPLES_FOR_VERDICT,
+    )
+
+
+def guard_effectiveness(*, book: Book) -> list[GuardEffectiveness]:
+    """Per guard with a decision in ``book``, by name: blocked and sole-blocked signals and
+    what the closed shadow trades of those signals made, with a verdict."""
+    blocking = Q(verdict=GuardDecision.Verdict.BLOCK)
+    another_guard_blocked = GuardDecision.objects.filter(
+        signal_id=OuterRef("signal_id"), verdict=GuardDecision.Verdict.BLOCK
+    ).exclude(guard=OuterRef("guard"))
+    sole = Q(blocking, ~Exists(another_guard_blocked))
+    closed = Q(
+        signal__shadow_trade__status=ShadowTrade.Status.CLOSED,
+        signal__shadow_trade__pnl__isnull=False,
+    )
+    won = Q(signal__shadow_trade__pnl__gt=0)
+    pnl = F("signal__shadow_trade__pnl")
+
+    def shadow_sums(prefix: str, among: Q) -> dict[str, Count | Sum]:
+        return {
+            f"{prefix}evaluated": Count("id", filter=among & closed),
+            f"{prefix}wins": Count("id", filter=among & closed & won),
+            f"{prefix}pnl": Sum(pnl, filter=among & closed),
+            f"{prefix}pnl_squares": Sum(pnl * pnl, filter=among & closed),
+        }
+
+    rows = (
+        GuardDecision.objects.filter(signal__book=book)
+        .values("guard")
+        .order_by("guard")
+        .annotate(
+            blocked=Count("id", filter=blocking),
+            sole_blocked=Count("id", filter=sole),
+            **shadow_sums("", blocking),
+            **shadow_sums("sole_", sole),
+        )
+    )
+    return [
+        GuardEffectiveness(
+            guard=row["guard"],
+            blocked=row["blocked"],
+            sole_blocked=row["sole_blocked"],
+            outcome=_shadow_outcome(row["evaluated"], row["wins"], row["pnl"], row["pnl_squares"]),
+            sole_outcome=_shadow_outcome(
+                row["sole_evaluated"], row["sole_wins"], row["sole_pnl"], row["sole_pnl_squares"]
+            ),
+        )
+        for row in rows
+    ]
+
+
+def opportunity_cost(*, book: Book) -> OpportunityCost:
+    """The blocked opportunity cost of ``book``: shadow P&L summed over its blocked signals."""
+    closed = Q(status=ShadowTrade.Status.CLOSED, pnl__isnull=False)
+    totals = ShadowTrade.objects.filter(book=book, group=ShadowTrade.Group.BLOCKED).aggregate(
+        total_pnl=Sum("pnl", filter=closed),
+        closed=Count("id", filter=closed),
+        open=Count("id", filter=~Q(status=ShadowTrade.Status.CLOSED)),
+    )
+    return OpportunityCost(
+        total_pnl=totals["total_pnl"] if totals["total_pnl"] is not None else ZERO,
+        closed=totals["closed"],
+        open=totals["open"],
+    )
+
+
+def signal_state_counts(*, book: Book) -> dict[str, int]:
+    """Signals of ``book`` per state, every state present (zero when empty), in pipeline order."""
+    rows = (
+        Signal.objects.filter(book=book).order_by().values_list("state").annotate(count=Count("id"))
+    )
+    found = dict(rows)
+    return {state.value: found.get(state.value, 0) for state in SignalState}
+
+
+def book_summary(*, book: Book) -> BookSummary:
+    """Headline numbers of ``book``: signals by outcome, paper and shadow trades."""
+    signals = Signal.objects.filter(book=book).aggregate(
+        signals=Count("id"),
+        generated=Count("id", filter=Q(state=SignalState.GENERATED)),
+        approved=Count("id", filter=Q(state__in=PASSED_GUARD_STATES)),
+        blocked=Count("id", filter=Q(state=SignalState.BLOCKED)),
+        rejected=Count("id", filter=Q(state=SignalState.REJECTED)),
+    )
+    paper_closed = Q(status=PaperTrade.Status.CLOSED)
+    paper = PaperTrade.objects.filter(book=book).aggregate(
+        open=Count("id", filter=~paper_closed),
+        closed=Count("id", filter=paper_closed),
+        pnl=Sum("pnl", filter=paper_closed),
+    )
+    shadow_closed = Q(status=ShadowTrade.Status.CLOSED)
+    shadow = ShadowTrade.objects.filter(book=book).aggregate(
+        open=Count("id", filter=~shadow_closed),
+        closed=Count("id", filter=shadow_closed),
+    )
+    return BookSummary(
+        signals=signals["signals"],
+        generated=signals["generated"],
+        approved=signals["approved"],
+        blocked=signals["blocked"],
+        rejected=signals["rejected"],
+        paper_open=paper["open"],
+        paper_closed=paper["closed"],
+        paper_pnl=paper["pnl"] if paper["pnl"] is not None else ZERO,
+        shadow_open=shadow["open"],
+        shadow_closed=shadow["closed"],
+    )
+
+
+def books() -> list[Book]:
+    """Every book, newest first, each annotated with ``signal_count``."""
+    return list(Book.objects.annotate(signal_count=Count("signals")).order_by("-created_at", "-id"))
+
+
+def default_book() -> Book | None:
+    """The most recently created book that has signals, or ``None``."""
+    with_signals = Book.objects.filter(Exists(Signal.objects.filter(book=OuterRef("pk"))))
+    return with_signals.order_by("-created_at", "-id").first()
+
+
+def data_sources(*, book: Book) -> list[str]:
+    """The candle sources (exchange, file, synthetic) behind the markets ``book`` trades:
+    those of its signals and of the strategy configurations run in it."""
+    markets = set(
+        Signal.objects.filter(book=book)
+        .order_by()
+        .values_list("exchange", "symbol", "timeframe")
+        .distinct()
+    )
+    markets.update(
+        GenerationCursor.objects.filter(book=book)
+        .order_by()
+        .values_list(
+            "strategy_config__exchange", "strategy_config__symbol", "strategy_config__timeframe"
+        )
+        .distinct()
+    )
+    sources: set[str] = set()
+    for exchange, symbol, timeframe in markets:
+        sources.update(candle_sources(exchange=exchange, symbol=symbol, timeframe=timeframe))
+    return sorted(sources)
+
+
+def live_books() -> list[Book]:
+    """The books the running system trades in."""
+    return list(Book.objects.filter(kind=Book.Kind.LIVE).order_by("name"))
+
+
+def stuck_signals(*, book: Book, now: datetime, limit: int = 100) -> list[StuckSignal]:
+    """Signals of ``book`` past their state's deadline at ``now``, the oldest first.
+
+    Generated: created more than ``GENERATED_DEADLINE`` ago. Approved: decided (or, lacking
+    a decision time, created) more than ``APPROVED_DEADLINE_CANDLES`` candles of its
+    timeframe ago. Signals whose timeframe cannot be read are never flagged.
+    """
+    since = Case(
+        When(state=SignalState.APPROVED, then=Coalesce("decided_at", "created_at")),
+        default=F("created_at"),
+    )
+    rows = (
+        _stuck(book=book, now=now)
+        .annotate(since=since)
+        .order_by("since", "id")
+        .values_list("id", "state", "symbol", "timeframe", "since")[:limit]
+    )
+    return [
+        StuckSignal(
+            id=signal_id,
+            state=state,
+            symbol=symbol,
+            timeframe=timeframe,
+            since=entered,
+            age=now - entered,
+        )
+        for signal_id, state, symbol, timeframe, entered in rows
+    ]
+
+
+def pipeline_health(*, book: Book, now: datetime, limit: int = 100) -> PipelineHealth:
+    """Counts per state and the stuck signals of ``book`` at ``now``."""
+    return PipelineHealth(
+        book=book,
+        state_counts=signal_state_counts(book=book),
+        stuck_count=_stuck(book=book, now=now).count(),
+        stuck=stuck_signals(book=book, now=now, limit=limit),
+    )
+
+
+def _stuck(*, book: Book, now: datetime) -> QuerySet[Signal]:
+    overdue = Q(state=SignalState.GENERATED, created_at__lt=now - GENERATED_DEADLINE)
+    approved = Signal.objects.filter(book=book, state=SignalState.APPROVED)
+    for timeframe in approved.order_by().values_list("timeframe", flat=True).distinct():
+        try:
+            cutoff = now - APPROVED_DEADLINE_CANDLES * timeframe_delta(timeframe)
+        except ValueError:
+            continue
+        overdue |= Q(state=SignalState.APPROVED, timeframe=timeframe) & (
+            Q(decided_at__lt=cutoff) | Q(decided_at__isnull=True, created_at__lt=cutoff)
+        )
+    return Signal.objects.filter(book=book).filter(overdue)

@@ -1,0 +1,152 @@
+"""factory_boy factories for the rows analytics reads."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import factory
+
+from markets.models import Candle
+from shadow.models import ShadowTrade
+from signals.models import (
+    Book,
+    GuardDecision,
+    PaperTrade,
+    Signal,
+    SignalState,
+    SignalTransition,
+    StrategyConfig,
+)
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+class BookFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Book
+
+    name = factory.Sequence(lambda n: f"replay {n}")
+    kind = Book.Kind.REPLAY
+
+
+class StrategyConfigFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StrategyConfig
+
+    name = factory.Sequence(lambda n: f"ema {n}")
+    kind = "ema_crossover"
+    params = factory.LazyFunction(dict)
+    exchange = "kraken"
+    symbol = "BTC/USD"
+    timeframe = "1h"
+
+
+class SignalFactory(factory.django.DjangoModelFactory):
+    """A signal; pass ``state=`` to place it anywhere in the pipeline."""
+
+    class Meta:
+        model = Signal
+
+    book = factory.SubFactory(BookFactory)
+    strategy_config = factory.SubFactory(StrategyConfigFactory)
+    exchange = factory.SelfAttribute("strategy_config.exchange")
+    symbol = factory.SelfAttribute("strategy_config.symbol")
+    timeframe = factory.SelfAttribute("strategy_config.timeframe")
+    candle_time = factory.Sequence(lambda n: START + timedelta(hours=n))
+    side = "long"
+    entry_price = Decimal(100)
+    stop_loss = Decimal(95)
+    take_profit = Decimal(110)
+    max_hold_candles = 24
+    state = SignalState.GENERATED
+
+
+class GuardDecisionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = GuardDecision
+
+    signal = factory.SubFactory(SignalFactory)
+    guard = "max_open_positions"
+    verdict = GuardDecision.Verdict.PASS
+    reason = "test"
+    observed_value = Decimal(0)
+    threshold = Decimal(1)
+
+
+class SignalTransitionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SignalTransition
+
+    signal = factory.SubFactory(SignalFactory)
+    name = "block"
+    from_state = SignalState.GENERATED
+    to_state = SignalState.BLOCKED
+    actor = "test"
+
+
+class ShadowTradeFactory(factory.django.DjangoModelFactory):
+    """A closed shadow trade of a blocked signal; pass ``pnl=``."""
+
+    class Meta:
+        model = ShadowTrade
+
+    signal = factory.SubFactory(SignalFactory, state=SignalState.BLOCKED)
+    book = factory.SelfAttribute("signal.book")
+    side = factory.SelfAttribute("signal.side")
+    group = ShadowTrade.Group.BLOCKED
+    status = ShadowTrade.Status.CLOSED
+    exit_reason = ShadowTrade.ExitReason.TARGET
+    pnl = Decimal(0)
+
+
+class PaperTradeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PaperTrade
+
+    signal = factory.SubFactory(SignalFactory, state=SignalState.CLOSED)
+    book = factory.SelfAttribute("signal.book")
+    side = factory.SelfAttribute("signal.side")
+    status = PaperTrade.Status.CLOSED
+    exit_reason = PaperTrade.ExitReason.TARGET
+    pnl = Decimal(0)
+
+
+class CandleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Candle
+
+    exchange = "kraken"
+    symbol = "BTC/USD"
+    timeframe = "1h"
+    open_time = factory.Sequence(lambda n: START + timedelta(hours=n))
+    open = Decimal(100)
+    high = Decimal(101)
+    low = Decimal(99)
+    close = Decimal(100)
+    volume = Decimal(10)
+    source = Candle.Source.EXCHANGE
+
+
+def decided_signal(
+    book,
+    *,
+    blocked_by=(),
+    passed_by=(),
+    pnl=None,
+    status=ShadowTrade.Status.CLOSED,
+    group=ShadowTrade.Group.BLOCKED,
+):
+    """A signal with one decision per guard and its shadow trade."""
+    state = SignalState.BLOCKED if blocked_by else SignalState.APPROVED
+    signal = SignalFactory(book=book, state=state)
+    for guard in blocked_by:
+        GuardDecisionFactory(signal=signal, guard=guard, verdict=GuardDecision.Verdict.BLOCK)
+    for guard in passed_by:
+        GuardDecisionFactory(signal=signal, guard=guard, verdict=GuardDecision.Verdict.PASS)
+    ShadowTradeFactory(
+        signal=signal,
+        group=group,
+        status=status,
+        pnl=Decimal(pnl) if pnl is not None else None,
+        exit_reason="" if status != ShadowTrade.Status.CLOSED else "target",
+    )
+    return signal

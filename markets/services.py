@@ -1,0 +1,301 @@
+"""Writes of candles: upsert, load from a file, sync from an exchange, generate synthetic.
+
+Every path ends in ``candles_upsert``, so a candle is stored the same way whatever its
+source, and loading the same data twice changes nothing.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Context, Decimal
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.db.models import DecimalField, Max, QuerySet
+
+from markets.bars import Bar
+from markets.cleaning import CleanedCandles, Gap, Rejection, clean_candles
+from markets.errors import CandleFileError, MarketDataError
+from markets.gateway import ExchangeGateway, OnPage
+from markets.identifiers import check_exchange_name, check_symbol, check_timeframe
+from markets.models import Candle
+from markets.readers import read_candle_file
+from markets.synthetic import DEFAULT_START_PRICE, synthetic_bars
+from markets.timestamps import floor_to_grid
+
+logger = logging.getLogger("markets")
+
+UNIQUE_FIELDS = ["exchange", "symbol", "timeframe", "open_time"]
+UPDATE_FIELDS = ["open", "high", "low", "close", "volume", "source"]
+# Without an explicit lookback, a first sync reaches back this many candles
+# (Kraken serves the latest 720 at most).
+DEFAULT_LOOKBACK_CANDLES = 720
+_BATCH_SIZE = 1000
+_WIDE = Context(prec=60)
+
+
+@dataclass(frozen=True)
+class CandleLoadSummary:
+    """What one load, sync or generation stored and what cleaning reported."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    source: str
+    rows: int
+    created: int
+    updated: int
+    cleaned: CleanedCandles
+
+    @property
+    def loaded(self) -> int:
+        """Candles written (new plus updated)."""
+        return self.created + self.updated
+
+    @property
+    def rejections(self) -> list[Rejection]:
+        """Rows that were not loaded, each with its location and reason."""
+        return self.cleaned.rejections
+
+    @property
+    def merged(self) -> int:
+        """Duplicate timestamps merged into one candle (the last seen kept)."""
+        return self.cleaned.merged
+
+    @property
+    def gaps(self) -> list[Gap]:
+        """Runs of missing candles between the loaded ones."""
+        return self.cleaned.gaps
+
+    @property
+    def dropped_open(self) -> bool:
+        """Whether a candle still open at the time of loading was left out."""
+        return self.cleaned.dropped_open
+
+    @property
+    def first(self) -> datetime | None:
+        """Open time of the oldest loaded candle."""
+        return self.cleaned.bars[0].open_time if self.cleaned.bars else None
+
+    @property
+    def last(self) -> datetime | None:
+        """Open time of the newest loaded candle."""
+        return self.cleaned.bars[-1].open_time if self.cleaned.bars else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly summary (for task results and logs)."""
+        return {
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "timeframe": self.timeframe,
+            "source": self.source,
+            "rows": self.rows,
+            "loaded": self.loaded,
+            "created": self.created,
+            "updated": self.updated,
+            "rejected": len(self.rejections),
+            "merged": self.merged,
+            "gaps": len(self.gaps),
+            "missing": self.cleaned.missing,
+            "dropped_open": self.dropped_open,
+            "first": self.first.isoformat() if self.first else None,
+            "last": self.last.isoformat() if self.last else None,
+        }
+
+
+def candles_upsert(
+    *, exchange: str, symbol: str, timeframe: str, bars: Sequence[Bar], source: str
+) -> tuple[int, int]:
+    """Insert or update ``bars`` on (exchange, symbol, timeframe, open time) in one
+    transaction; returns ``(created, updated)``. Of two bars with one open time the last wins."""
+    if source not in Candle.Source.values:
+        raise ValueError(f"source must be one of {', '.join(Candle.Source.values)}")
+    by_time = {bar.open_time: bar for bar in bars}
+    if not by_time:
+        return 0, 0
+    candles = [
+        Candle(
+            exchange=exchange,
+            symbol=symbol,
+            timeframe=timeframe,
+            open_time=bar.open_time,
+            open=_stored(bar.open, "open"),
+            high=_stored(bar.high, "high"),
+            low=_stored(bar.low, "low"),
+            close=_stored(bar.close, "close"),
+            volume=_stored(bar.volume, "volume"),
+            source=source,
+        )
+        for bar in by_time.values()
+    ]
+    with transaction.atomic():
+        existing = set(
+            _market(exchange, symbol, timeframe)
+            .filter(open_time__gte=min(by_time), open_time__lte=max(by_time))
+            .values_list("open_time", flat=True)
+        )
+        Candle.objects.bulk_create(
+            candles,
+            batch_size=_BATCH_SIZE,
+            update_conflicts=True,
+            unique_fields=UNIQUE_FIELDS,
+            update_fields=UPDATE_FIELDS,
+        )
+    updated = sum(1 for open_time in by_time if open_time in existing)
+    return len(by_time) - updated, updated
+
+
+def candles_load_file(
+    *, path: Path | str, exchange: str, symbol: str, timeframe: str, now: datetime
+) -> CandleLoadSummary:
+    """Read a JSON/CSV candle file, clean it and upsert the good candles with source=file.
+
+    Raises ``CandleFileError`` when the file is missing, malformed (the message names the
+    line) or holds no rows; bad rows inside a readable file are rejected and reported.
+    """
+    check_exchange_name(exchange)
+    check_symbol(symbol)
+    step = check_timeframe(timeframe)
+    rows = read_candle_file(Path(path))
+    if not rows:
+        raise CandleFileError(f"{path}: the file holds no candle rows")
+    cleaned = clean_candles(rows, timeframe=step, now=now)
+    summary = _store(exchange, symbol, timeframe, Candle.Source.FILE, len(rows), cleaned)
+    logger.info("loaded %s from %s: %s", _market_label(summary), path, summary.as_dict())
+    return summary
+
+
+def candles_sync(
+    *,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    since: datetime,
+    now: datetime,
+    until: datetime | None = None,
+    gateway: ExchangeGateway | None = None,
+    on_page: OnPage | None = None,
+) -> CandleLoadSummary:
+    """Fetch candles opening in [since, until or now) from the exchange, clean them
+    (the still-open candle is dropped) and upsert them with source=exchange.
+
+    Raises the gateway's errors (``ExchangeRequestError``, ``ExchangeUnavailableError``,
+    ``ExchangeDataError``, ``UnknownExchangeError``); nothing is written then.
+    """
+    check_symbol(symbol)
+    step = check_timeframe(timeframe)
+    if gateway is None:
+        gateway = ExchangeGateway.for_exchange(exchange)
+    elif gateway.exchange_id != exchange:
+        raise ValueError(f"the gateway talks to {gateway.exchange_id}, not {exchange}")
+    end = min(until, now) if until is not None else now
+    rows = gateway.fetch_ohlcv(symbol, timeframe, since, end, on_page=on_page)
+    cleaned = clean_candles(rows, timeframe=step, now=now)
+    summary = _store(exchange, symbol, timeframe, Candle.Source.EXCHANGE, len(rows), cleaned)
+    logger.info("synced %s: %s", _market_label(summary), summary.as_dict())
+    return summary
+
+
+def candles_sync_latest(
+    *,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    now: datetime,
+    lookback: timedelta | None = None,
+    gateway: ExchangeGateway | None = None,
+) -> CandleLoadSummary:
+    """Sync from the candle after the newest stored one up to ``now``, but never from
+    further back than ``lookback`` (default: 720 candles; rounded down to the candle
+    grid) so a stale market catches up with a bounded number of pages."""
+    step = check_timeframe(timeframe)
+    horizon = floor_to_grid(
+        now - (lookback if lookback is not None else step * DEFAULT_LOOKBACK_CANDLES), step
+    )
+    newest = _market(exchange, symbol, timeframe).aggregate(newest=Max("open_time"))["newest"]
+    since = max(newest + step, horizon) if newest is not None else horizon
+    return candles_sync(
+        exchange=exchange, symbol=symbol, timeframe=timeframe, since=since, now=now, gateway=gateway
+    )
+
+
+def candles_generate_synthetic(
+    *,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    count: int,
+    end: datetime,
+    seed: int,
+    start_price: Decimal = DEFAULT_START_PRICE,
+) -> CandleLoadSummary:
+    """Store ``count`` synthetic candles (seeded random walk, see ``markets.synthetic``)
+    ending with the last candle closed at ``end``, with source=synthetic.
+
+    Refuses (``MarketDataError``) to overwrite candles from an exchange or a file.
+    """
+    check_exchange_name(exchange)
+    check_symbol(symbol)
+    step = check_timeframe(timeframe)
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    bars = synthetic_bars(timeframe=step, count=count, end=end, seed=seed, start_price=start_price)
+    real = (
+        _market(exchange, symbol, timeframe)
+        .filter(open_time__gte=bars[0].open_time, open_time__lte=bars[-1].open_time)
+        .exclude(source=Candle.Source.SYNTHETIC)
+    )
+    if real.exists():
+        raise MarketDataError(
+            f"{exchange} {symbol} {timeframe} already has {real.count()} real candles between "
+            f"{bars[0].open_time:%Y-%m-%d %H:%M} and {bars[-1].open_time:%Y-%m-%d %H:%M}; "
+            "synthetic data never replaces them (use another exchange name, e.g. 'synthetic')"
+        )
+    cleaned = CleanedCandles(bars=bars)
+    summary = _store(exchange, symbol, timeframe, Candle.Source.SYNTHETIC, count, cleaned)
+    logger.warning(
+        "generated %d SYNTHETIC candles for %s (seed %d): not market data",
+        count,
+        _market_label(summary),
+        seed,
+    )
+    return summary
+
+
+def _store(
+    exchange: str, symbol: str, timeframe: str, source: str, rows: int, cleaned: CleanedCandles
+) -> CandleLoadSummary:
+    created, updated = candles_upsert(
+        exchange=exchange, symbol=symbol, timeframe=timeframe, bars=cleaned.bars, source=source
+    )
+    return CandleLoadSummary(
+        exchange=exchange,
+        symbol=symbol,
+        timeframe=timeframe,
+        source=source,
+        rows=rows,
+        created=created,
+        updated=updated,
+        cleaned=cleaned,
+    )
+
+
+def _market(exchange: str, symbol: str, timeframe: str) -> QuerySet[Candle]:
+    return Candle.objects.filter(exchange=exchange, symbol=symbol, timeframe=timeframe)
+
+
+def _market_label(summary: CandleLoadSummary) -> str:
+    return f"{summary.exchange} {summary.symbol} {summary.timeframe}"
+
+
+def _stored(value: Decimal, name: str) -> Decimal:
+    """The value rounded to the column's decimal places; ``ValueError`` if it cannot fit."""
+    field = Candle._meta.get_field(name)
+    if not isinstance(field, DecimalField) or field.decimal_places is None:
+        return value
+    rounded = value.quantize(Decimal(1).scaleb(-field.decimal_places), context=_WIDE)
+    if field.max_digits is not None and len(rounded.as_tuple().digits) > field.max_digits:
+        raise ValueError(f"{name} {value} is too large to store")
+    return rounded

@@ -1,0 +1,70 @@
+from datetime import UTC, datetime
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from markets.models import Candle
+
+pytestmark = pytest.mark.django_db
+
+MARKET = ["--exchange", "synthetic", "--symbol", "BTC/USD", "--timeframe", "1h"]
+
+
+def generate(*options):
+    out = StringIO()
+    call_command("generate_candles", *MARKET, *options, stdout=out)
+    return out.getvalue()
+
+
+def test_it_generates_synthetic_candles_and_says_so(caplog):
+    output = generate("--count", "48", "--seed", "7", "--end", "2024-03-01T10:30:00Z")
+
+    assert "SYNTHETIC data: 48 generated candles (seed 7), not market data." in output
+    assert "Loaded 48 candles (48 new, 0 updated)" in output
+    rows = Candle.objects.filter(exchange="synthetic", symbol="BTC/USD", timeframe="1h")
+    assert rows.count() == 48
+    assert set(rows.values_list("source", flat=True)) == {"synthetic"}
+    assert rows.order_by("open_time").last().open_time == datetime(2024, 3, 1, 9, tzinfo=UTC)
+    assert "SYNTHETIC" in caplog.text
+
+
+def test_it_is_deterministic_for_a_seed():
+    generate("--count", "10", "--seed", "3", "--end", "2024-03-01")
+    first = list(Candle.objects.order_by("open_time").values_list("close", flat=True))
+
+    output = generate("--count", "10", "--seed", "3", "--end", "2024-03-01")
+
+    assert "(0 new, 10 updated)" in output
+    assert list(Candle.objects.order_by("open_time").values_list("close", flat=True)) == first
+
+
+def test_it_defaults_to_ending_now():
+    generate("--count", "2")
+
+    newest = Candle.objects.order_by("open_time").last()
+    assert newest is not None
+    assert (datetime.now(UTC) - newest.open_time).total_seconds() < 2 * 3600
+
+
+def test_it_refuses_to_overwrite_real_candles(tmp_path):
+    path = tmp_path / "real.json"
+    path.write_text("[[1709280000000, 1, 2, 1, 2, 3]]")  # 2024-03-01 08:00 UTC
+    call_command("load_candles", str(path), *MARKET, stdout=StringIO())
+
+    with pytest.raises(CommandError, match="synthetic data never replaces them"):
+        generate("--count", "5", "--end", "2024-03-01T10:00")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--count", "0"], "--count must be at least 1"),
+        (["--count", "5", "--end", "soon"], "--end: 'soon' is not an ISO date"),
+        (["--count", "5", "--start-price", "-3"], "--start-price must be a positive number"),
+        (["--count", "5", "--start-price", "abc"], "--start-price 'abc' is not a number"),
+    ],
+)
+def test_it_rejects_bad_options_clearly(options, message):
+    with pytest.raises(CommandError, match=message):
+        generate(*options)

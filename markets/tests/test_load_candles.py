@@ -1,0 +1,178 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from markets.models import Candle
+from markets.tests.shared_data import shared_path
+
+pytestmark = pytest.mark.django_db
+
+T0_MS = 1_704_110_400_000  # 2024-01-01 12:00 UTC
+MARKET = ["--exchange", "bitstamp", "--symbol", "BTC/USD", "--timeframe", "1m"]
+
+
+def load(path, *options):
+    out = StringIO()
+    call_command("load_candles", str(path), *(options or MARKET), stdout=out)
+    return out.getvalue()
+
+
+def minute(i: int) -> int:
+    return T0_MS + i * 60_000
+
+
+def test_it_loads_a_ccxt_json_file(tmp_path):
+    path = tmp_path / "btc.json"
+    path.write_text(
+        f"[[{minute(0)}, 42000.5, 42100, 41900, 42050, 3.2], [{minute(1)}, 42050, 42060, 42000, 42001, 0]]"
+    )
+
+    output = load(path)
+
+    assert "Loaded 2 candles (2 new, 0 updated) into bitstamp BTC/USD 1m" in output
+    assert "Rejected 0 row(s)." in output
+    assert "Merged 0 duplicate" in output
+    assert "Gaps: none." in output
+    first = Candle.objects.get(open_time=datetime(2024, 1, 1, 12, tzinfo=UTC))
+    assert (first.open, first.volume, first.source) == (Decimal("42000.5"), Decimal("3.2"), "file")
+
+
+def test_it_loads_a_csv_file(tmp_path):
+    path = tmp_path / "btc.csv"
+    path.write_text(
+        "datetime,open,high,low,close,volume,trades\n"
+        "2024-01-01 12:00:00,1.5,2,1,2,10,4\n"
+        "2024-01-01 12:01:00,2,2.5,1.5,2.5,11,5\n"
+    )
+
+    output = load(path)
+
+    assert "Loaded 2 candles" in output
+    assert Candle.objects.filter(exchange="bitstamp", symbol="BTC/USD", timeframe="1m").count() == 2
+
+
+def test_it_loads_the_good_rows_and_names_each_bad_one(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        f"{minute(0)},1,2,1,2,1\n"
+        f"{minute(1)},NaN,2,1,2,1\n"
+        f"{minute(2)},1,2,1,2,1\n"
+        f"{minute(3)},5,4,6,5,1\n"
+        f"{minute(2)},1,2,1,1.5,1\n"
+        f"{minute(6)},0,2,1,2,1\n"
+        f"{minute(7)},1,2,1,2,1\n"
+    )
+
+    output = load(path)
+
+    assert "Loaded 3 candles" in output
+    assert "Rejected 3 row(s):" in output
+    assert "  line 3: open is NaN" in output
+    assert "  line 5: high 4 is below low 6" in output
+    assert "  line 7: open 0 is not positive" in output
+    assert "Merged 1 duplicate timestamp(s)" in output
+    assert "Gaps: 2 (5 missing candle(s)):" in output
+    assert "2024-01-01 12:01 to 2024-01-01 12:01 (1 missing)" in output
+    assert "2024-01-01 12:03 to 2024-01-01 12:06 (4 missing)" in output
+    assert Candle.objects.get(open_time=datetime(2024, 1, 1, 12, 2, tzinfo=UTC)).close == Decimal(
+        "1.5"
+    )
+
+
+def test_it_loads_the_same_file_twice_without_duplicates(tmp_path):
+    path = tmp_path / "btc.json"
+    path.write_text(f"[[{minute(0)}, 1, 2, 1, 2, 3]]")
+    load(path)
+
+    output = load(path)
+
+    assert "Loaded 1 candles (0 new, 1 updated)" in output
+    assert Candle.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bad.json", f"[[{T0_MS}, 1, 2, 1, 2, 3],\n[{T0_MS}, 1, 2", "line 2 column"),
+        (
+            "short.json",
+            f"[[{T0_MS}, 1, 2, 1, 2, 3], [{T0_MS}, 1, 2]]",
+            "index 1: expected [ms, open",
+        ),
+        (
+            "bad.csv",
+            f"timestamp,open,high,low,close,volume\n{T0_MS},1,2,1,2,3\n{T0_MS},1,2,one,2,3\n",
+            "line 3: low 'one' is not a number",
+        ),
+        ("nohead.csv", f"{T0_MS},1,2,1,2,3\n", "line 1: no time column"),
+        ("empty.json", "[]", "the file holds no candle rows"),
+    ],
+)
+def test_it_fails_on_a_malformed_file_naming_the_line_and_loads_nothing(
+    tmp_path, name, text, message
+):
+    path = tmp_path / name
+    path.write_text(text)
+
+    with pytest.raises(CommandError) as caught:
+        load(path)
+
+    assert message in str(caught.value)
+    assert Candle.objects.count() == 0
+
+
+def test_it_fails_when_every_row_is_rejected(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(f"[[{T0_MS}, NaN, 2, 1, 2, 3]]")
+
+    with pytest.raises(CommandError, match="nothing loaded: all 1 row"):
+        load(path)
+
+
+def test_it_fails_clearly_on_a_missing_file(tmp_path):
+    with pytest.raises(CommandError, match=r"nope\.csv: no such file"):
+        load(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--timeframe", "1x", "unknown timeframe '1x'"),
+        ("--symbol", "BTCUSD", "symbol 'BTCUSD' is not in BASE/QUOTE form"),
+        ("--exchange", "my exchange", "exchange 'my exchange' is not a valid name"),
+    ],
+)
+def test_it_rejects_a_bad_market_before_reading(tmp_path, option, value, message):
+    options = dict(zip(MARKET[::2], MARKET[1::2], strict=True))
+    options[option] = value
+    args = [item for pair in options.items() for item in pair]
+
+    with pytest.raises(CommandError, match=message):
+        load(tmp_path / "unused.csv", *args)
+
+
+@pytest.mark.shared_data
+def test_it_loads_a_real_bittrex_file_and_reports_its_gaps():
+    path = shared_path("candles/bittrex/ADA_BTC-5m.json")
+
+    output = load(path, "--exchange", "bittrex", "--symbol", "ADA/BTC", "--timeframe", "5m")
+
+    assert "Loaded 5720 candles (5720 new, 0 updated) into bittrex ADA/BTC 5m" in output
+    assert "2018-01-10 04:55 to 2018-01-30 04:50 UTC" in output
+    assert "Rejected 0 row(s)." in output
+    assert "(40 missing candle(s))" in output
+    assert Candle.objects.filter(symbol="ADA/BTC", source="file").count() == 5720
+
+
+@pytest.mark.shared_data
+def test_it_loads_a_real_coinbase_normalized_csv():
+    path = shared_path("candles/coinbase/Coinbase_BTCUSD_d.normalized.csv")
+
+    output = load(path, "--exchange", "coinbase", "--symbol", "BTC/USD", "--timeframe", "1d")
+
+    assert "Loaded 1770 candles" in output
+    assert "2019-03-20 00:00 to 2019-03-31 00:00 (12 missing)" in output

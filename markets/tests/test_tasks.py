@@ -1,0 +1,70 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from config.celery import app
+from markets.errors import ExchangeDataError, ExchangeUnavailableError
+from markets.models import Candle
+from markets.tasks import sync_candles
+from markets.tests.recorded_http import KrakenOHLC, kraken_fed, kraken_row
+from markets.tests.test_gateway import since_param
+
+NOW = datetime(2024, 1, 1, 12, 30, 20, tzinfo=UTC)
+T0_S = int(datetime(2024, 1, 1, 12, 0, tzinfo=UTC).timestamp())
+ROWS = [kraken_row(T0_S + 60 * i, "42000", "42010", "41990", "42005") for i in range(31)]
+
+
+@pytest.fixture
+def adapter(monkeypatch):
+    exchange, adapter = kraken_fed(KrakenOHLC("XXBTZUSD", ROWS))
+    monkeypatch.setattr(
+        "markets.gateway.build_exchange", lambda exchange_id, timeout_ms=None: exchange
+    )
+    return adapter
+
+
+def test_task_is_registered_by_name_with_retries_for_transient_errors_only():
+    task = app.tasks["markets.sync_candles"]
+
+    assert task.name == "markets.sync_candles"
+    assert set(task.autoretry_for) == {ExchangeUnavailableError, ExchangeDataError}
+    assert task.retry_backoff is True
+    assert task.max_retries == 5
+
+
+@pytest.mark.django_db
+def test_task_syncs_a_market_from_the_lookback_to_now(adapter):
+    with time_machine.travel(NOW, tick=False):
+        result = sync_candles.apply(
+            args=("kraken", "BTC/USD", "1m"), kwargs={"lookback_minutes": 30}
+        ).get()
+
+    assert result["loaded"] == 30
+    assert result["dropped_open"] is True
+    assert Candle.objects.filter(source="exchange").count() == 30
+    assert since_param(adapter.requests[0]) == T0_S - 60
+
+
+@pytest.mark.django_db
+def test_task_continues_after_the_newest_stored_candle(adapter):
+    with time_machine.travel(NOW, tick=False):
+        sync_candles("kraken", "BTC/USD", "1m", lookback_minutes=30)
+        result = sync_candles("kraken", "BTC/USD", "1m")
+
+    assert since_param(adapter.requests[-1]) == T0_S + 29 * 60
+    assert result["loaded"] == 0
+    assert Candle.objects.count() == 30
+
+
+@pytest.mark.django_db
+def test_task_started_later_picks_up_the_new_candles(adapter):
+    with time_machine.travel(NOW, tick=False):
+        sync_candles("kraken", "BTC/USD", "1m", lookback_minutes=10)
+    with time_machine.travel(NOW + timedelta(minutes=1), tick=False):
+        result = sync_candles("kraken", "BTC/USD", "1m")
+
+    assert result["created"] == 1
+    newest = Candle.objects.order_by("open_time").last()
+    assert newest is not None
+    assert newest.open_time == datetime(2024, 1, 1, 12, 30, tzinfo=UTC)
