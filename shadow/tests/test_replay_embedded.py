@@ -98,3 +98,19 @@ def test_full_replay_on_real_coinbase_candles(shared_dir):
     assert ShadowTrade.objects.filter(signal__in=blocked).count() == blocked.count()
     assert ShadowTrade.objects.filter(book=book, status="closed").count() > 10
     assert "data: file" in out.getvalue()
+
+
+@pytest.mark.shared_data
+def test_the_commands_replay_real_candles_on_a_sqlite_file(tmp_path, shared_dir):
+    db = tmp_path / "db.sqlite3"
+    path = shared_dir / "data/candles/coinbase/Coinbase_BTCUSD_1h.normalized.csv"
+    market = ["--exchange", "coinbase", "--symbol", "BTC/USD", "--timeframe", "1h"]
+    assert run_manage("migrate", "--noinput", "-v0", db=db).returncode == 0
+    loaded = run_manage("load_candles", str(path), *market, db=db)
+    assert loaded.returncode == 0, loaded.stderr
+    replayed = run_manage("replay", *market, *REAL_WINDOW, db=db)
+    assert replayed.returncode == 0, replayed.stderr
+    assert int(summary_value(replayed.stdout, "candles")) == 61 * 24
+    assert int(summary_value(replayed.stdout, "signals")) > 20
+    assert int(summary_value(replayed.stdout, "blocked")) > 0
+    assert int(summary_value(replayed.stdout, "blocked shadow outcomes")) > 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +32,21 @@ def parse_when(value: str, option: str) -> datetime:
             )
         moment = datetime(day.year, day.month, day.day)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@contextmanager
+def _log_level(level: int, *names: str) -> Iterator[None]:
+    # A line per signal and transition would bury the progress bar of a replay; the rows
+    # are all in the book, and -v 2 shows the lines.
+    loggers = [logging.getLogger(name) for name in names]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(level, logger.level))
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, before, strict=True):
+            logger.setLevel(old)
 
 
 class Command(BaseCommand):
@@ -109,14 +127,18 @@ class Command(BaseCommand):
                 self.style.WARNING("These candles are SYNTHETIC (generated), not market data.")
             )
 
-        with tqdm(
-            total=len(times),
-            unit="candle",
-            desc="replay",
-            file=sys.stderr,
-            disable=options["no_progress"],
-            mininterval=0.5,
-        ) as bar:
+        quiet = logging.WARNING if options["verbosity"] < 2 else logging.NOTSET
+        with (
+            _log_level(quiet, "signals", "shadow"),
+            tqdm(
+                total=len(times),
+                unit="candle",
+                desc="replay",
+                file=sys.stderr,
+                disable=options["no_progress"],
+                mininterval=0.5,
+            ) as bar,
+        ):
             summary = replay_market(
                 book=book,
                 configs=configs,
