@@ -5,7 +5,7 @@ A fresh checkout with no variables runs in paper mode on a SQLite file with
 """
 
 from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import django_stubs_ext
@@ -147,10 +147,24 @@ if TRADING_MODE == "live":
         "Unset TRADING_MODE or set it to 'paper'."
     )
 
+
+def _decimal(name: str, default: str) -> Decimal:
+    raw = env.str(name, default=default)
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a decimal number, not {raw!r}.") from None
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name} must be a finite number >= 0, not {raw!r}.")
+    return value
+
+
 # Fill model (shared by paper trading and the shadow engine).
-FILL_SLIPPAGE_BPS = Decimal(env.str("FILL_SLIPPAGE_BPS", default="5"))
-FILL_FEE_RATE = Decimal(env.str("FILL_FEE_RATE", default="0.0026"))
-FILL_NOTIONAL = Decimal(env.str("FILL_NOTIONAL", default="1000"))
+FILL_SLIPPAGE_BPS = _decimal("FILL_SLIPPAGE_BPS", "5")
+FILL_FEE_RATE = _decimal("FILL_FEE_RATE", "0.0026")
+FILL_NOTIONAL = _decimal("FILL_NOTIONAL", "1000")
+if FILL_NOTIONAL == 0:
+    raise ImproperlyConfigured("FILL_NOTIONAL must be positive.")
 # A live signal whose candle closed longer ago than this is stale and rejected.
 SIGNAL_MAX_AGE = timedelta(minutes=env.int("SIGNAL_MAX_AGE_MINUTES", default=180))
 

@@ -1,0 +1,74 @@
+"""Configuration from the environment: clear errors for bad values, production hardening."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+from config.celery import app
+
+
+def load_settings(**env: str) -> subprocess.CompletedProcess:
+    clean = {
+        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}
+    }
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", "import config.settings"],
+        cwd=settings.BASE_DIR,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_it_refuses_to_start_without_a_secret_key_outside_debug():
+    result = load_settings()
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+    assert load_settings(DEBUG="true").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TRADING_MODE": "yolo"}, "TRADING_MODE must be 'paper' or 'live'"),
+        ({"TRADING_MODE": "live"}, "TRADING_MODE=live is not available yet"),
+        ({"FILL_FEE_RATE": "abc"}, "FILL_FEE_RATE must be a decimal number, not 'abc'"),
+        ({"FILL_SLIPPAGE_BPS": "-1"}, "FILL_SLIPPAGE_BPS must be a finite number >= 0"),
+        ({"FILL_NOTIONAL": "0"}, "FILL_NOTIONAL must be positive"),
+    ],
+)
+def test_bad_values_get_a_clear_error(env, message):
+    result = load_settings(DEBUG="true", **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_production_settings_pass_the_deploy_checks(tmp_path):
+    unset = {"DEBUG", "DJANGO_SETTINGS_MODULE", "SECURE_SSL_REDIRECT"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(
+        SECRET_KEY="x7Gq2pLr9TzW4nVb8KcY3mHs6JdF1aQe5RuXo0iNtPwZyBgMvCkEhSlDjUfA",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        ALLOWED_HOSTS="signals.example.org",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_periodic_task_names_a_registered_task():
+    app.loader.import_default_modules()
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert entry["task"] in app.tasks, entry["task"]
+    assert "markets.sync_candles" in app.tasks
