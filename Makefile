@@ -49,7 +49,7 @@ migrations-check: install
 check: lint typecheck migrations-check test
 
 bench: install
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py
 
 worker: install
 	$(VENV)/bin/celery -A config worker -l info -Q default,market_data,signals,shadow,analytics
