@@ -1,18 +1,20 @@
 """factory_boy factories for the signal side's models."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import factory
 
-from signals.models import Book, Signal, StrategyConfig
+from signals.models import Book, Signal, SignalState, StrategyConfig
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 class BookFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Book
 
-    name = factory.Sequence(lambda n: f"book {n}")
+    name = factory.Sequence(lambda n: f"replay {n}")
     kind = Book.Kind.REPLAY
 
 
@@ -29,17 +31,20 @@ class StrategyConfigFactory(factory.django.DjangoModelFactory):
 
 
 class SignalFactory(factory.django.DjangoModelFactory):
+    """A signal; pass ``state=`` to place it anywhere in the pipeline."""
+
     class Meta:
         model = Signal
 
     book = factory.SubFactory(BookFactory)
     strategy_config = factory.SubFactory(StrategyConfigFactory)
-    exchange = "testex"
-    symbol = "BTC/USD"
-    timeframe = "1h"
-    candle_time = factory.Sequence(lambda n: datetime(2024, 1, 1, n % 24, tzinfo=UTC))
+    exchange = factory.SelfAttribute("strategy_config.exchange")
+    symbol = factory.SelfAttribute("strategy_config.symbol")
+    timeframe = factory.SelfAttribute("strategy_config.timeframe")
+    candle_time = factory.Sequence(lambda n: START + timedelta(hours=n))
     side = "long"
     entry_price = Decimal(100)
     stop_loss = Decimal(95)
     take_profit = Decimal(110)
     max_hold_candles = 24
+    state = SignalState.GENERATED
