@@ -20,9 +20,11 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	touch $@
 
 ## Set everything up on SQLite, get candles, replay them, create an admin, serve on :8000.
-## CANDLES=path loads a file instead of fetching from the exchange.
+## CANDLES=path loads a file instead of fetching from the exchange; SYMBOL, TIMEFRAME,
+## SINCE and UNTIL choose the market and the window (make exports its variables).
+export CANDLES SYMBOL TIMEFRAME EXCHANGE SINCE UNTIL
 run: install
-	CANDLES="$(CANDLES)" PY="$(PY)" bin/run-demo
+	PY="$(PY)" bin/run-demo
 
 ## The whole suite against PostgreSQL and Redis on 127.0.0.1.
 test: install services
