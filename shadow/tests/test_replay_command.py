@@ -127,6 +127,19 @@ def test_bad_arguments_get_a_clear_error(extra, message):
     assert not Book.objects.exists()
 
 
+def test_an_invalid_configuration_stops_the_replay_before_it_starts():
+    store_walk(50, seed=5)
+    StrategyConfig.objects.create(
+        name="broken", kind="ema_crossover", params={"fast": 40}, **MARKET
+    )
+    GuardConfig.objects.create(kind="max_open_positions", params={"max_open": "two"})
+    with pytest.raises(CommandError) as error:
+        replay()
+    assert "strategy 'broken': params: ema_crossover needs 1 < fast < slow" in str(error.value)
+    assert "guard 'max_open_positions': params: parameter max_open must be int" in str(error.value)
+    assert not Book.objects.exists()
+
+
 def test_a_bad_timeframe_gets_a_clear_error():
     with pytest.raises(CommandError, match="unknown timeframe"):
         call_command("replay", "--exchange", "x", "--symbol", "A/B", "--timeframe", "1y")

@@ -4,6 +4,7 @@ from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
+import time_machine
 
 from signals.domain.strategies import Proposal
 from signals.models import (
@@ -175,3 +176,16 @@ def test_processing_a_candle_sees_no_later_candle():
     a = list(Signal.objects.filter(book=book_a).values_list(*key))
     b = list(Signal.objects.filter(book=book_b).values_list(*key))
     assert a and a == b
+
+
+def test_the_live_task_skips_an_invalid_configuration_and_runs_the_others(caplog):
+    from signals.tasks import generate_signals
+
+    guard_configs_default()
+    store_walk(300, seed=3)
+    StrategyConfigFactory(name="broken", params={"fast": 40})
+    StrategyConfigFactory(name="good", params={"fast": 5, "slow": 12})
+    with time_machine.travel(START + 300 * HOUR, tick=False):
+        processed = generate_signals()
+    assert processed > 0
+    assert "strategy 'broken' skipped" in caplog.text

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils.dateparse import parse_date, parse_datetime
@@ -47,6 +48,15 @@ def _log_level(level: int, *names: str) -> Iterator[None]:
     finally:
         for logger, old in zip(loggers, before, strict=True):
             logger.setLevel(old)
+
+
+def _problem(config: StrategyConfig | GuardConfig) -> str | None:
+    """Why a configuration cannot run, or ``None``."""
+    try:
+        config.clean()
+    except ValidationError as error:
+        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())
+    return None
 
 
 class Command(BaseCommand):
@@ -102,9 +112,14 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"No guards configured: enabled {', '.join(g.kind for g in guards)} (default parameters)."
             )
-        enabled_guards = list(
-            GuardConfig.objects.filter(enabled=True).values_list("kind", flat=True)
-        )
+        enabled = list(GuardConfig.objects.filter(enabled=True))
+        problems = [f"strategy {c.name!r}: {e}" for c in configs if (e := _problem(c))]
+        problems += [f"guard {g.kind!r}: {e}" for g in enabled if (e := _problem(g))]
+        if problems:
+            raise CommandError(
+                "fix these configurations in the admin first: " + "; ".join(problems)
+            )
+        enabled_guards = [g.kind for g in enabled]
 
         name = options["book"] or f"replay {exchange} {symbol} {timeframe}"
         sources = candle_sources(**market)
