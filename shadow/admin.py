@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from shadow.models import ShadowTrade
-from signals.admin import ReadOnlyAdminMixin
+from signals.admin import TRADE_OUTCOME_FIELDSETS, ReadOnlyAdminMixin
 
 
 @admin.register(ShadowTrade)
@@ -25,34 +25,10 @@ class ShadowTradeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("signal",)
     fields = (
         ("book", "signal_link", "group"),
-        ("side", "status", "quantity"),
-        ("entry_time", "entry_price"),
-        ("exit_time", "exit_price", "exit_reason"),
-        ("pnl", "fees", "return_pct", "r_multiple"),
-        ("mae", "mfe"),
+        *TRADE_OUTCOME_FIELDSETS,
         ("created_at", "closed_at"),
     )
-    readonly_fields = (
-        "book",
-        "signal_link",
-        "group",
-        "side",
-        "status",
-        "quantity",
-        "entry_time",
-        "entry_price",
-        "exit_time",
-        "exit_price",
-        "exit_reason",
-        "pnl",
-        "fees",
-        "return_pct",
-        "r_multiple",
-        "mae",
-        "mfe",
-        "created_at",
-        "closed_at",
-    )
+    readonly_fields = tuple(name for row in fields for name in row)
 
     @admin.display(description="signal", ordering="signal")
     def signal_link(self, obj: ShadowTrade) -> str:

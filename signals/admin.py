@@ -137,33 +137,22 @@ class SignalTransitionInline(ReadOnlyTabularInline):
     readonly_fields = fields
 
 
+# The fill model's outcome of a paper or shadow trade, laid out in rows.
+TRADE_OUTCOME_FIELDSETS = (
+    ("status", "side", "quantity"),
+    ("entry_time", "entry_price"),
+    ("exit_time", "exit_price", "exit_reason"),
+    ("pnl", "fees", "return_pct", "r_multiple"),
+    ("mae", "mfe"),
+)
+
+
 class PaperTradeInline(ReadOnlyAdminMixin, admin.StackedInline):
     model = PaperTrade
     extra = 0
     show_change_link = True
-    fields = (
-        ("status", "side", "quantity"),
-        ("entry_time", "entry_price"),
-        ("exit_time", "exit_price", "exit_reason"),
-        ("pnl", "fees", "return_pct", "r_multiple"),
-        ("mae", "mfe"),
-    )
-    readonly_fields = (
-        "status",
-        "side",
-        "quantity",
-        "entry_time",
-        "entry_price",
-        "exit_time",
-        "exit_price",
-        "exit_reason",
-        "pnl",
-        "fees",
-        "return_pct",
-        "r_multiple",
-        "mae",
-        "mfe",
-    )
+    fields = TRADE_OUTCOME_FIELDSETS
+    readonly_fields = tuple(name for row in TRADE_OUTCOME_FIELDSETS for name in row)
 
 
 @admin.register(Signal)
