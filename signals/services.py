@@ -183,8 +183,9 @@ def guard_snapshot(*, book: Book, symbol: str, now: datetime) -> Snapshot:
 
 
 def signal_evaluate(*, signal_id: int, now: datetime, actor: str = SYSTEM) -> Signal:
-    """Decide a ``generated`` signal: reject invalid or stale input, else run every enabled
-    guard, record each verdict as a ``GuardDecision`` and approve or block.
+    """Decide a ``generated`` signal: reject invalid input or a candle that closed too long
+    before ``now``, else run every enabled guard as of the candle's close, record each
+    verdict as a ``GuardDecision`` and approve or block.
 
     A signal already decided (by another worker) is returned as it is.
     """
@@ -206,7 +207,10 @@ def signal_evaluate(*, signal_id: int, now: datetime, actor: str = SYSTEM) -> Si
             max_hold=signal.max_hold_candles,
             reason=signal.reason,
         )
-        snapshot = guard_snapshot(book=signal.book, symbol=signal.symbol, now=now)
+        # The guards judge as of the signal candle's close, so a live catch-up of several
+        # candles decides each one as a replay of the same candles would.
+        as_of = signal.candle_time + timeframe_delta(signal.timeframe)
+        snapshot = guard_snapshot(book=signal.book, symbol=signal.symbol, now=as_of)
         verdicts = evaluate_guards(_enabled_guards(), proposal, snapshot)
         blocked_by = [v.guard for v in verdicts if not v.passed]
         with transaction.atomic():
