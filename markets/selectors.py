@@ -12,15 +12,7 @@ def _market(exchange: str, symbol: str, timeframe: str) -> QuerySet[Candle]:
     return Candle.objects.filter(exchange=exchange, symbol=symbol, timeframe=timeframe)
 
 
-def _bar(candle: Candle) -> Bar:
-    return Bar(
-        open_time=candle.open_time,
-        open=candle.open,
-        high=candle.high,
-        low=candle.low,
-        close=candle.close,
-        volume=candle.volume,
-    )
+_BAR_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
 
 
 def bars_until(
@@ -28,8 +20,8 @@ def bars_until(
 ) -> list[Bar]:
     """The last ``limit`` candles opening at or before ``until``, oldest first."""
     rows = _market(exchange, symbol, timeframe).filter(open_time__lte=until)
-    newest_first = list(rows.order_by("-open_time")[:limit])
-    return [_bar(candle) for candle in reversed(newest_first)]
+    newest_first = list(rows.order_by("-open_time").values_list(*_BAR_COLUMNS)[:limit])
+    return [Bar(*row) for row in reversed(newest_first)]
 
 
 def bars_between(
@@ -37,7 +29,7 @@ def bars_between(
 ) -> list[Bar]:
     """Up to ``limit`` candles opening after ``after`` and at or before ``until``, oldest first."""
     rows = _market(exchange, symbol, timeframe).filter(open_time__gt=after, open_time__lte=until)
-    return [_bar(candle) for candle in rows.order_by("open_time")[:limit]]
+    return [Bar(*row) for row in rows.order_by("open_time").values_list(*_BAR_COLUMNS)[:limit]]
 
 
 def candle_times(
