@@ -15,11 +15,16 @@ from analytics.confidence import MeanInterval, mean_interval
 from markets.bars import timeframe_delta
 from markets.selectors import candle_sources
 from shadow.models import ShadowTrade
+from shadow.selectors import (
+    BookSummary,
+    OpportunityCost,
+    book_summary,
+    opportunity_cost,
+)
 from signals.models import (
     Book,
     GenerationCursor,
     GuardDecision,
-    PaperTrade,
     Signal,
     SignalState,
 )
@@ -30,15 +35,6 @@ INCONCLUSIVE = "inconclusive"
 # Below this many evaluated shadow trades a verdict would be noise.
 MIN_SAMPLES_FOR_VERDICT = 5
 
-# Signals that passed every guard, wherever they went afterwards.
-PASSED_GUARD_STATES = (
-    SignalState.APPROVED,
-    SignalState.EXECUTED,
-    SignalState.FAILED,
-    SignalState.EXPIRED,
-    SignalState.CLOSED,
-)
-
 # Deadlines of the non-terminal states before a signal counts as stuck: a generated
 # signal is decided in the same task run that created it, and an approved one is
 # filled at the next candle's open, so two candles is already late.
@@ -46,6 +42,8 @@ GENERATED_DEADLINE = timedelta(minutes=10)
 APPROVED_DEADLINE_CANDLES = 2
 
 ZERO = Decimal(0)
+
+__all__ = ["BookSummary", "OpportunityCost", "book_summary", "opportunity_cost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,31 +80,6 @@ class GuardEffectiveness:
     sole_blocked: int
     outcome: ShadowOutcome
     sole_outcome: ShadowOutcome
-
-
-@dataclass(frozen=True, slots=True)
-class OpportunityCost:
-    """Shadow P&L of the blocked signals: positive means the guards left money on the table."""
-
-    total_pnl: Decimal
-    closed: int
-    open: int
-
-
-@dataclass(frozen=True, slots=True)
-class BookSummary:
-    """Headline counts of one book; ``approved`` counts every signal that passed the guards."""
-
-    signals: int
-    generated: int
-    approved: int
-    blocked: int
-    rejected: int
-    paper_open: int
-    paper_closed: int
-    paper_pnl: Decimal
-    shadow_open: int
-    shadow_closed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,21 +183,6 @@ def guard_effectiveness(*, book: Book) -> list[GuardEffectiveness]:
     ]
 
 
-def opportunity_cost(*, book: Book) -> OpportunityCost:
-    """The blocked opportunity cost of ``book``: shadow P&L summed over its blocked signals."""
-    closed = Q(status=ShadowTrade.Status.CLOSED, pnl__isnull=False)
-    totals = ShadowTrade.objects.filter(book=book, group=ShadowTrade.Group.BLOCKED).aggregate(
-        total_pnl=Sum("pnl", filter=closed),
-        closed=Count("id", filter=closed),
-        open=Count("id", filter=~Q(status=ShadowTrade.Status.CLOSED)),
-    )
-    return OpportunityCost(
-        total_pnl=totals["total_pnl"] if totals["total_pnl"] is not None else ZERO,
-        closed=totals["closed"],
-        open=totals["open"],
-    )
-
-
 def signal_state_counts(*, book: Book) -> dict[str, int]:
     """Signals of ``book`` per state, every state present (zero when empty), in pipeline order."""
     rows = (
@@ -232,40 +190,6 @@ def signal_state_counts(*, book: Book) -> dict[str, int]:
     )
     found = dict(rows)
     return {state.value: found.get(state.value, 0) for state in SignalState}
-
-
-def book_summary(*, book: Book) -> BookSummary:
-    """Headline numbers of ``book``: signals by outcome, paper and shadow trades."""
-    signals = Signal.objects.filter(book=book).aggregate(
-        signals=Count("id"),
-        generated=Count("id", filter=Q(state=SignalState.GENERATED)),
-        approved=Count("id", filter=Q(state__in=PASSED_GUARD_STATES)),
-        blocked=Count("id", filter=Q(state=SignalState.BLOCKED)),
-        rejected=Count("id", filter=Q(state=SignalState.REJECTED)),
-    )
-    paper_closed = Q(status=PaperTrade.Status.CLOSED)
-    paper = PaperTrade.objects.filter(book=book).aggregate(
-        open=Count("id", filter=~paper_closed),
-        closed=Count("id", filter=paper_closed),
-        pnl=Sum("pnl", filter=paper_closed),
-    )
-    shadow_closed = Q(status=ShadowTrade.Status.CLOSED)
-    shadow = ShadowTrade.objects.filter(book=book).aggregate(
-        open=Count("id", filter=~shadow_closed),
-        closed=Count("id", filter=shadow_closed),
-    )
-    return BookSummary(
-        signals=signals["signals"],
-        generated=signals["generated"],
-        approved=signals["approved"],
-        blocked=signals["blocked"],
-        rejected=signals["rejected"],
-        paper_open=paper["open"],
-        paper_closed=paper["closed"],
-        paper_pnl=paper["pnl"] if paper["pnl"] is not None else ZERO,
-        shadow_open=shadow["open"],
-        shadow_closed=shadow["closed"],
-    )
 
 
 def books() -> list[Book]:

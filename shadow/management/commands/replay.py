@@ -18,6 +18,7 @@ from tqdm import tqdm
 from markets.bars import timeframe_delta
 from markets.selectors import candle_sources, candle_times
 from shadow.replay import replay_market
+from shadow.selectors import book_summary, opportunity_cost
 from signals.models import Book, GuardConfig, StrategyConfig
 from signals.services import guard_configs_default, strategy_config_default
 
@@ -154,7 +155,7 @@ class Command(BaseCommand):
                 mininterval=0.5,
             ) as bar,
         ):
-            summary = replay_market(
+            candles = replay_market(
                 book=book,
                 configs=configs,
                 **market,
@@ -164,17 +165,24 @@ class Command(BaseCommand):
             )
 
         self.stdout.write(self.style.SUCCESS(f"Replay done into book {name!r} (id {book.pk})."))
+        summary, cost = book_summary(book=book), opportunity_cost(book=book)
         rows = [
-            ("candles", summary.candles),
+            ("candles", candles),
             ("signals", summary.signals),
             ("approved", summary.approved),
             ("blocked", summary.blocked),
             ("rejected", summary.rejected),
-            ("paper trades (closed)", f"{summary.paper_trades} ({summary.paper_closed})"),
+            (
+                "paper trades (closed)",
+                f"{summary.paper_open + summary.paper_closed} ({summary.paper_closed})",
+            ),
             ("paper P&L", f"{summary.paper_pnl:.2f}"),
-            ("shadow trades (closed)", f"{summary.shadow_trades} ({summary.shadow_closed})"),
-            ("blocked shadow outcomes", summary.blocked_shadow_closed),
-            ("blocked opportunity cost", f"{summary.opportunity_cost:.2f}"),
+            (
+                "shadow trades (closed)",
+                f"{summary.shadow_open + summary.shadow_closed} ({summary.shadow_closed})",
+            ),
+            ("blocked shadow outcomes", cost.closed),
+            ("blocked opportunity cost", f"{cost.total_pnl:.2f}"),
         ]
         for label, value in rows:
             self.stdout.write(f"  {label:<26} {value}")
