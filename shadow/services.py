@@ -7,8 +7,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q
-
 from shadow.models import ShadowTrade
 from signals.models import Book, Signal, SignalState, SimulatedTrade
 from signals.services import outcome_fields, signal_outcome
@@ -69,7 +67,7 @@ def shadow_trades_evaluate(*, book: Book, until: datetime) -> ShadowProgress:
     progress = ShadowProgress()
     unfinished = (
         ShadowTrade.objects.filter(book=book, status__in=_UNFINISHED)
-        .filter(Q(signal__candle_time__lt=until))
+        .filter(signal__candle_time__lt=until)
         .select_related("signal")
     )
     for trade in unfinished:

@@ -301,6 +301,22 @@ def paper_trades_advance(
     """
     progress = PaperProgress()
     market = {"book": book, "exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+    # Open trades first: a trade executed below already ran over every candle there is.
+    open_trades = PaperTrade.objects.filter(
+        status=SimulatedTrade.Status.OPEN,
+        signal__state=SignalState.EXECUTED,
+        **{f"signal__{k}": v for k, v in market.items()},
+    ).select_related("signal")
+    for trade in open_trades:
+        outcome = signal_outcome(signal=trade.signal, until=until)
+        if outcome.status == "closed":
+            if _close(trade, trade.signal, outcome):
+                progress.closed += 1
+        else:
+            PaperTrade.objects.filter(pk=trade.pk, status=SimulatedTrade.Status.OPEN).update(
+                mae=outcome.mae, mfe=outcome.mfe
+            )
+
     for signal in Signal.objects.filter(state=SignalState.APPROVED, **market):
         outcome = signal_outcome(signal=signal, until=until)
         if outcome.status == "pending":
@@ -331,21 +347,6 @@ def paper_trades_advance(
             continue  # another worker executed it first
         progress.executed += 1
         progress.closed += outcome.status == "closed"
-
-    open_trades = PaperTrade.objects.filter(
-        status=SimulatedTrade.Status.OPEN,
-        signal__state=SignalState.EXECUTED,
-        **{f"signal__{k}": v for k, v in market.items()},
-    ).select_related("signal")
-    for trade in open_trades:
-        outcome = signal_outcome(signal=trade.signal, until=until)
-        if outcome.status == "closed":
-            if _close(trade, trade.signal, outcome):
-                progress.closed += 1
-        else:
-            PaperTrade.objects.filter(pk=trade.pk, status=SimulatedTrade.Status.OPEN).update(
-                mae=outcome.mae, mfe=outcome.mfe
-            )
     return progress
 
 
