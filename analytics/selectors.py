@@ -23,7 +23,7 @@ from shadow.selectors import (
 )
 from signals.models import (
     Book,
-    GenerationCursor,
+    BookStrategy,
     GuardDecision,
     Signal,
     SignalState,
@@ -213,11 +213,9 @@ def data_sources(*, book: Book) -> list[str]:
         .distinct()
     )
     markets.update(
-        GenerationCursor.objects.filter(book=book)
+        BookStrategy.objects.filter(book=book)
         .order_by()
-        .values_list(
-            "strategy_config__exchange", "strategy_config__symbol", "strategy_config__timeframe"
-        )
+        .values_list("exchange", "symbol", "timeframe")
         .distinct()
     )
     sources: set[str] = set()

@@ -175,6 +175,9 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Every task has a time limit; tasks that need another set their own.
+CELERY_TASK_TIME_LIMIT = 600
+CELERY_TASK_SOFT_TIME_LIMIT = 570
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "markets.*": {"queue": "market_data"},
@@ -186,8 +189,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Installed into django-celery-beat's tables when beat starts; editable in the admin.
 CELERY_BEAT_SCHEDULE = {
     "sync-candles": {"task": "signals.sync_watched_markets", "schedule": 60.0},
-    "generate-signals": {"task": "signals.generate_signals", "schedule": 60.0},
-    "evaluate-shadow-outcomes": {"task": "shadow.evaluate_shadow_outcomes", "schedule": 60.0},
+    "advance-live-books": {"task": "shadow.advance_live_books", "schedule": 60.0},
     "monitor-pipeline": {"task": "analytics.monitor_pipeline", "schedule": 300.0},
 }
 

@@ -1,9 +1,13 @@
 """The candle as pure code sees it, and timeframe arithmetic (no Django here)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -28,3 +32,75 @@ def timeframe_delta(timeframe: str) -> timedelta:
     if not amount.isdigit() or unit not in _UNIT_SECONDS or int(amount) <= 0:
         raise ValueError(f"unknown timeframe {timeframe!r}: use e.g. 1m, 5m, 1h, 4h, 1d")
     return timedelta(seconds=int(amount) * _UNIT_SECONDS[unit])
+
+
+@dataclass(frozen=True, slots=True)
+class CandleArrays:
+    """The closed candles of one market as columns, oldest first, for vectorised code.
+
+    ``time`` is each candle's open, epoch milliseconds (int64); prices and volume are
+    float64. Floats live only here and in the numeric code that reads these arrays:
+    the database keeps ``Decimal`` and the drivers convert at the boundary.
+    """
+
+    time: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[float]]) -> "CandleArrays":
+        """From ``(time_ms, open, high, low, close, volume)`` rows, oldest first."""
+        table = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+        return cls(
+            time=np.asarray([row[0] for row in rows], dtype=np.int64),
+            open=np.ascontiguousarray(table[:, 1]),
+            high=np.ascontiguousarray(table[:, 2]),
+            low=np.ascontiguousarray(table[:, 3]),
+            close=np.ascontiguousarray(table[:, 4]),
+            volume=np.ascontiguousarray(table[:, 5]),
+        )
+
+    @classmethod
+    def from_bars(cls, bars: Sequence[Bar]) -> "CandleArrays":
+        """From pure ``Bar`` values (Decimal prices), oldest first."""
+        return cls.from_rows(
+            [
+                (
+                    (bar.open_time - _EPOCH) // timedelta(milliseconds=1),
+                    float(bar.open),
+                    float(bar.high),
+                    float(bar.low),
+                    float(bar.close),
+                    float(bar.volume),
+                )
+                for bar in bars
+            ]
+        )
+
+    def head(self, count: int) -> "CandleArrays":
+        """The first ``count`` candles (a view, no copy)."""
+        return CandleArrays(
+            self.time[:count],
+            self.open[:count],
+            self.high[:count],
+            self.low[:count],
+            self.close[:count],
+            self.volume[:count],
+        )
+
+    def tail(self, start: int) -> "CandleArrays":
+        """The candles from index ``start`` on (a view, no copy)."""
+        return CandleArrays(
+            self.time[start:],
+            self.open[start:],
+            self.high[start:],
+            self.low[start:],
+            self.close[start:],
+            self.volume[start:],
+        )

@@ -1,10 +1,12 @@
 """Reads of stored candles, as pure ``Bar`` values for the strategy and fill model."""
 
 from datetime import datetime
+from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 
-from markets.bars import Bar
+from markets.bars import Bar, CandleArrays
 from markets.models import Candle
 
 
@@ -53,3 +55,71 @@ def candle_sources(*, exchange: str, symbol: str, timeframe: str) -> list[str]:
     """The distinct sources (exchange, file, synthetic) of one market's candles."""
     rows = _market(exchange, symbol, timeframe).values_list("source", flat=True).distinct()
     return sorted(rows.order_by())
+
+
+def candle_arrays(
+    *,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    after: datetime | None = None,
+    until: datetime | None = None,
+) -> CandleArrays:
+    """The stored candles of one market opening after ``after`` and at or before ``until``,
+    oldest first, as float columns: one query, no model instances, no ``Decimal``."""
+    table = Candle._meta.db_table
+    if connection.vendor == "postgresql":
+        columns = (
+            "(extract(epoch from open_time) * 1000)::bigint, open::float8, high::float8, "
+            "low::float8, close::float8, volume::float8"
+        )
+        params: list[Any] = [exchange, symbol, timeframe]
+    else:
+        # Django keeps SQLite datetimes as text in UTC; decimals come back as floats.
+        columns = (
+            "CAST(strftime('%%s', open_time) AS INTEGER) * 1000, open, high, low, close, volume"
+        )
+        params = [exchange, symbol, timeframe]
+    where = "exchange = %s AND symbol = %s AND timeframe = %s"
+    if after is not None:
+        where += " AND open_time > %s"
+        params.append(connection.ops.adapt_datetimefield_value(after))
+    if until is not None:
+        where += " AND open_time <= %s"
+        params.append(connection.ops.adapt_datetimefield_value(until))
+    sql = f"SELECT {columns} FROM {table} WHERE {where} ORDER BY open_time"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return CandleArrays.from_rows(rows)
+
+
+def markets_stored(*, exchange: str, timeframe: str) -> list[str]:
+    """The symbols with stored candles on ``exchange`` at ``timeframe``, sorted."""
+    rows = Candle.objects.filter(exchange=exchange, timeframe=timeframe)
+    return sorted(rows.order_by().values_list("symbol", flat=True).distinct())
+
+
+def candle_count(
+    *, exchange: str, symbol: str, timeframe: str, until: datetime | None = None
+) -> int:
+    """How many candles of one market are stored (opening at or before ``until``)."""
+    rows = _market(exchange, symbol, timeframe)
+    return rows.filter(open_time__lte=until).count() if until is not None else rows.count()
+
+
+def candles_stored(
+    *,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> bool:
+    """Whether any candle of one market is stored within [since, until]."""
+    rows = _market(exchange, symbol, timeframe)
+    if since is not None:
+        rows = rows.filter(open_time__gte=since)
+    if until is not None:
+        rows = rows.filter(open_time__lte=until)
+    return rows.exists()

@@ -1,50 +1,109 @@
-"""Replay stored candles through every stage of the pipeline, in time order, into one book.
+"""The replay driver: stored candles of one or more markets through the engine into a
+book of their own, in one pass.
 
-It sits at the top of the write side (the shadow app) because it drives both the
-signal side and the shadow engine, with the very services the Celery tasks call.
+It reads each market's candles once into arrays, runs the pure engine over the whole
+range (every market in one time order, so guards that count positions see the whole
+book), and writes every row in bulk in one transaction: the book, its frozen
+configuration, signals with their full transition logs, decisions, paper and shadow
+trades, equity points and the engine state. A failure leaves no partial book.
+
+It sits at the top of the write side (the shadow app) because it writes shadow trades.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from markets.bars import timeframe_delta
-from markets.selectors import candle_times
-from shadow.services import shadow_trades_evaluate, shadow_trades_sweep
-from signals.models import Book, StrategyConfig
-from signals.services import signals_process_candle
+from django.db import transaction
+
+from markets.selectors import candle_arrays
+from markets.timestamps import ms_from_utc
+from shadow.persistence import BookWriter, Written
+from signals.domain import engine
+from signals.models import (
+    Book,
+    BookGuard,
+    BookState,
+    GuardConfig,
+    StrategyConfig,
+)
+from signals.services import book_configure, engine_config_of
+
+Progress = Callable[[str, int], object]
+"""Called with ("candles", n) as the engine finishes n candles, ("rows to write", n)
+once it knows how many rows the book gets, then ("rows", n) as they are written."""
 
 
-def replay_market(
+class ReplayRefusedError(ValueError):
+    """The replay cannot run as asked (e.g. it would write into a live book)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    book: Book
+    candles: int
+    replaced: bool
+    written: Written
+
+
+def replay_run(
     *,
-    book: Book,
-    configs: Sequence[StrategyConfig],
-    exchange: str,
-    symbol: str,
-    timeframe: str,
+    name: str,
+    description: str,
+    strategies: Sequence[StrategyConfig],
+    guards: Sequence[GuardConfig],
     since: datetime | None = None,
     until: datetime | None = None,
-    on_candle: Callable[[datetime], object] | None = None,
-) -> int:
-    """Run the stored candles of one market, oldest first, through ``configs`` into ``book``;
-    returns how many candles were replayed.
-
-    At each candle t the work sees only candles up to t: paper trades and shadow trades
-    advance through t, the strategies look back from t, the guards judge as of t's close.
-    Candles before ``since`` still serve as the strategies' history.
-    """
-    times = candle_times(
-        exchange=exchange, symbol=symbol, timeframe=timeframe, since=since, until=until
+    on_progress: Progress | None = None,
+) -> ReplayResult:
+    """Replay the stored candles of every market ``strategies`` trade into the replay
+    book ``name`` (replacing a replay book of that name), up to ``until``. Candles before
+    ``since`` only warm the indicators up: no signal is made on them."""
+    report = on_progress or (lambda _phase, _n: None)
+    if Book.objects.filter(name=name).exclude(kind=Book.Kind.REPLAY).exists():
+        raise ReplayRefusedError(
+            f"book {name!r} is not a replay book; a replay never writes into it"
+        )
+    config = engine_config_of(strategies=strategies, guards=guards)
+    candles = {
+        key: candle_arrays(
+            exchange=market.exchange, symbol=market.symbol, timeframe=market.timeframe, until=until
+        )
+        for key, market in config.markets().items()
+    }
+    result = engine.run(
+        config,
+        engine.EngineState(),
+        candles,
+        signals_from=ms_from_utc(since) if since else None,
     )
-    step = timeframe_delta(timeframe)
-    for candle_time in times:
-        for config in configs:
-            signals_process_candle(
-                book=book, config=config, candle_time=candle_time, now=candle_time + step
-            )
-        shadow_trades_sweep(book=book)
-        shadow_trades_evaluate(book=book, until=candle_time)
-        if on_candle:
-            on_candle(candle_time)
-    return len(times)
+    report("candles", result.candles)
+    report(
+        "rows to write",
+        len(result.signals)
+        + len(result.transitions)
+        + sum(len(s.verdicts) for s in result.signals)
+        + len(result.trades)
+        + len(result.equity),
+    )
+
+    with transaction.atomic():
+        replaced = Book.objects.filter(name=name, kind=Book.Kind.REPLAY).delete()[0] > 0
+        book = Book.objects.create(name=name, kind=Book.Kind.REPLAY, description=description)
+        book_configure(book=book, strategies=strategies, guards=guards)
+        BookState.objects.create(book=book, state=result.state.to_json())
+        writer = BookWriter(
+            book=book,
+            strategy_ids={s.name: s.pk for s in strategies},
+            guards={g.name: g for g in BookGuard.objects.filter(book=book)},
+        )
+        written, _ids = writer.insert_new(
+            signals=result.signals,
+            transitions=result.transitions,
+            trades=result.trades,
+            equity=result.equity,
+            on_rows=lambda n: report("rows", n),
+        )
+    return ReplayResult(book=book, candles=result.candles, replaced=replaced, written=written)

@@ -1,18 +1,44 @@
-"""Celery tasks of the shadow engine."""
+"""Celery tasks of the live pipeline: thin, each takes ids and calls one service."""
 
 from __future__ import annotations
 
-from celery import shared_task
+from functools import partial
+from typing import Any
+
+from celery import current_app, shared_task
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from shadow.services import shadow_trades_evaluate, shadow_trades_sweep
+from shadow.live import BookBusyError, book_advance
+from signals.models import Book
 from signals.services import book_live
 
+# A book's run reads, computes and writes in well under a minute; the limit stops a
+# run that hangs (a lost database connection) before the next periodic one piles up.
+ADVANCE_TIME_LIMIT = 300
 
-@shared_task(name="shadow.evaluate_shadow_outcomes")
-def evaluate_shadow_outcomes() -> dict[str, int]:
-    """Open shadow trades for newly decided live signals and record finished outcomes."""
-    book = book_live()
-    created = shadow_trades_sweep(book=book)
-    progress = shadow_trades_evaluate(book=book, until=timezone.now())
-    return {"created": created, "evaluated": progress.evaluated, "closed": progress.closed}
+
+@shared_task(name="shadow.advance_live_books", time_limit=60, soft_time_limit=50)
+def advance_live_books() -> list[int]:
+    """Ask the signal queue to advance every live book (creating the live book first)."""
+    book_live()
+    ids = list(Book.objects.filter(kind=Book.Kind.LIVE).values_list("pk", flat=True))
+    for book_id in ids:
+        transaction.on_commit(
+            partial(current_app.send_task, "shadow.advance_book", kwargs={"book_id": book_id})
+        )
+    return ids
+
+
+@shared_task(
+    name="shadow.advance_book",
+    time_limit=ADVANCE_TIME_LIMIT,
+    soft_time_limit=ADVANCE_TIME_LIMIT - 30,
+    autoretry_for=(OperationalError, BookBusyError),
+    retry_backoff=5,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def advance_book(book_id: int) -> dict[str, Any]:
+    """Run the candles closed since the book's last run through the engine."""
+    return book_advance(book_id=book_id, now=timezone.now()).as_dict()

@@ -18,7 +18,10 @@ from signals.domain.params import default_params
 from signals.domain.strategies import STRATEGIES
 from signals.models import (
     Book,
-    GenerationCursor,
+    BookGuard,
+    BookState,
+    BookStrategy,
+    EquityPoint,
     GuardConfig,
     GuardDecision,
     PaperTrade,
@@ -26,6 +29,7 @@ from signals.models import (
     SignalTransition,
     StrategyConfig,
 )
+from signals.services import guard_config_save, strategy_config_save
 
 
 class ReadOnlyAdminMixin:
@@ -65,8 +69,31 @@ class GuardConfigForm(forms.ModelForm):
 
     class Meta:
         model = GuardConfig
-        fields = ["kind", "params", "enabled"]
+        fields = ["name", "kind", "params", "enabled"]
         help_texts = {"params": _kind_help(dict(GUARDS))}
+
+
+class BookStrategyInline(ReadOnlyTabularInline):
+    model = BookStrategy
+    fields = (
+        "name",
+        "config_version",
+        "kind",
+        "params",
+        "exchange",
+        "symbol",
+        "timeframe",
+        "active",
+    )
+    readonly_fields = fields
+    show_change_link = False
+
+
+class BookGuardInline(ReadOnlyTabularInline):
+    model = BookGuard
+    fields = ("name", "config_version", "kind", "params", "active")
+    readonly_fields = fields
+    show_change_link = False
 
 
 @admin.register(Book)
@@ -75,6 +102,7 @@ class BookAdmin(admin.ModelAdmin):
     list_filter = ("kind",)
     search_fields = ("name",)
     readonly_fields = ("created_at",)
+    inlines = (BookStrategyInline, BookGuardInline)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Book]:
         return super().get_queryset(request).annotate(signal_count=Count("signals"))
@@ -106,34 +134,61 @@ class BookAdmin(admin.ModelAdmin):
 @admin.register(StrategyConfig)
 class StrategyConfigAdmin(admin.ModelAdmin):
     form = StrategyConfigForm
-    list_display = ("name", "kind", "exchange", "symbol", "timeframe", "enabled", "updated_at")
+    list_display = (
+        "name",
+        "kind",
+        "exchange",
+        "symbol",
+        "timeframe",
+        "enabled",
+        "version",
+        "updated_at",
+    )
     list_filter = ("enabled", "kind", "exchange", "timeframe")
     search_fields = ("name", "symbol")
+    readonly_fields = ("version",)
+
+    def save_model(
+        self, request: HttpRequest, obj: StrategyConfig, form: forms.ModelForm, change: bool
+    ) -> None:
+        strategy_config_save(config=obj)
 
 
 @admin.register(GuardConfig)
 class GuardConfigAdmin(admin.ModelAdmin):
     form = GuardConfigForm
-    list_display = ("kind", "enabled", "params", "updated_at")
-    list_filter = ("enabled",)
+    list_display = ("name", "kind", "enabled", "params", "version", "updated_at")
+    list_filter = ("enabled", "kind")
+    readonly_fields = ("version",)
+
+    def save_model(
+        self, request: HttpRequest, obj: GuardConfig, form: forms.ModelForm, change: bool
+    ) -> None:
+        guard_config_save(config=obj)
 
 
-@admin.register(GenerationCursor)
-class GenerationCursorAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("strategy_config", "book", "last_candle_time")
-    list_filter = ("book", "strategy_config")
-    list_select_related = ("strategy_config", "book")
+@admin.register(BookState)
+class BookStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("book", "revision", "updated_at")
+    list_select_related = ("book",)
+
+
+@admin.register(EquityPoint)
+class EquityPointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("book", "time", "equity")
+    list_filter = ("book",)
+    list_select_related = ("book",)
 
 
 class GuardDecisionInline(ReadOnlyTabularInline):
     model = GuardDecision
-    fields = ("guard", "verdict", "observed_value", "threshold", "reason")
+    fields = ("guard", "book_guard", "verdict", "observed_value", "threshold", "reason")
     readonly_fields = fields
 
 
 class SignalTransitionInline(ReadOnlyTabularInline):
     model = SignalTransition
-    fields = ("created_at", "name", "from_state", "to_state", "actor", "payload")
+    fields = ("simulated_at", "created_at", "name", "from_state", "to_state", "actor", "payload")
     readonly_fields = fields
 
 
@@ -206,7 +261,15 @@ class GuardDecisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(SignalTransition)
 class SignalTransitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("created_at", "signal", "name", "from_state", "to_state", "actor")
+    list_display = (
+        "simulated_at",
+        "created_at",
+        "signal",
+        "name",
+        "from_state",
+        "to_state",
+        "actor",
+    )
     list_filter = ("to_state", "name", "actor", "signal__book")
     list_select_related = ("signal",)
 

@@ -42,6 +42,9 @@ class StrategyConfig(models.Model):
     symbol = models.CharField(max_length=32)
     timeframe = models.CharField(max_length=8)
     enabled = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="Raised by every change of the parameters."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -66,18 +69,24 @@ class StrategyConfig(models.Model):
 
 
 class GuardConfig(models.Model):
-    """A risk guard applied to every signal: kind (a registry name) and its parameters."""
+    """A risk guard: kind (a registry name) and its parameters. A kind may be configured
+    several times under different names (e.g. two thresholds); the live book runs the
+    enabled ones, and each book keeps the versions it started with."""
 
-    kind = models.CharField(max_length=50, unique=True)
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=50)
     params = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="Raised by every change of the parameters."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["kind"]
+        ordering = ["name"]
 
     def __str__(self) -> str:
-        return self.kind
+        return self.name
 
     def clean(self) -> None:
         from signals.domain.guards import validate_guard_config
@@ -88,20 +97,89 @@ class GuardConfig(models.Model):
             raise ValidationError({"params": str(error)}) from None
 
 
-class GenerationCursor(models.Model):
-    """The last candle a strategy configuration has been run on, per book."""
+class BookStrategy(models.Model):
+    """A strategy configuration as a book runs it: its parameters frozen at the book's
+    start (a version, never a live reference), so editing the configuration later never
+    changes the book."""
 
-    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="+")
-    strategy_config = models.ForeignKey(StrategyConfig, on_delete=models.CASCADE, related_name="+")
-    last_candle_time = models.DateTimeField()
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="strategies")
+    config = models.ForeignKey(StrategyConfig, on_delete=models.PROTECT, related_name="+")
+    config_version = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=50)
+    params = models.JSONField(default=dict, blank=True)
+    exchange = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=32)
+    timeframe = models.CharField(max_length=8)
+    active = models.BooleanField(
+        default=True, help_text="Runs in the book (the live book retires replaced versions)."
+    )
 
     class Meta:
+        ordering = ["book", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["book", "strategy_config"], name="cursor_unique")
+            models.UniqueConstraint(
+                fields=["book", "name", "config_version"], name="book_strategy_unique_version"
+            )
         ]
 
     def __str__(self) -> str:
-        return f"{self.strategy_config_id} through {self.last_candle_time}"
+        return f"{self.name} v{self.config_version}"
+
+
+class BookGuard(models.Model):
+    """A guard configuration as a book runs it, frozen at the book's start."""
+
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="guards")
+    config = models.ForeignKey(
+        GuardConfig, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    config_version = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=50)
+    params = models.JSONField(default=dict, blank=True)
+    active = models.BooleanField(
+        default=True, help_text="Runs in the book (the live book retires replaced versions)."
+    )
+
+    class Meta:
+        ordering = ["book", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["book", "name", "config_version"], name="book_guard_unique_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.config_version}"
+
+
+class BookState(models.Model):
+    """Where the engine stopped in a book (``signals.domain.engine.EngineState`` as JSON):
+    the live driver's carry-over between runs. ``revision`` is its optimistic lock."""
+
+    book = models.OneToOneField(Book, on_delete=models.CASCADE, related_name="engine_state")
+    state = models.JSONField(default=dict)
+    revision = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.book} state r{self.revision}"
+
+
+class EquityPoint(models.Model):
+    """The book's realised equity (cumulative paper P&L, quote currency) after a close."""
+
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="equity_points")
+    time = models.DateTimeField(help_text="When the closing trade's exit became known.")
+    equity = decimal_field()
+
+    class Meta:
+        ordering = ["book", "time", "id"]
+        indexes = [models.Index(fields=["book", "time"])]
+
+    def __str__(self) -> str:
+        return f"{self.book_id} {self.time:%Y-%m-%d %H:%M} {self.equity}"
 
 
 class SignalState(models.TextChoices):
@@ -197,7 +275,14 @@ class SignalTransition(models.Model):
     to_state = models.CharField(max_length=16)
     actor = models.CharField(max_length=100)
     payload = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    simulated_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When it happened in market time (a candle's open or close).",
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text="When it was written (wall clock)."
+    )
 
     class Meta:
         ordering = ["id"]
@@ -214,7 +299,15 @@ class GuardDecision(models.Model):
         BLOCK = "block", "block"
 
     signal = models.ForeignKey(Signal, on_delete=models.CASCADE, related_name="decisions")
-    guard = models.CharField(max_length=50)
+    guard = models.CharField(max_length=100, help_text="The guard's name in its book.")
+    book_guard = models.ForeignKey(
+        BookGuard,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="decisions",
+        help_text="The configuration version that made the decision.",
+    )
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
     reason = models.TextField()
     observed_value = decimal_field(null=True, blank=True)
@@ -238,6 +331,7 @@ class SimulatedTrade(models.Model):
         PENDING = "pending", "pending entry"
         OPEN = "open", "open"
         CLOSED = "closed", "closed"
+        EXPIRED = "expired", "expired (no entry)"
 
     class ExitReason(models.TextChoices):
         STOP = "stop", "stop"

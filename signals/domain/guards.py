@@ -1,16 +1,16 @@
 """Risk guards: pure checks of a proposed signal against a snapshot of the book.
 
-Every enabled guard is evaluated on every signal (no short-circuit). Each returns
-a ``Verdict`` with the value it observed and the threshold it compared it with, so
-other thresholds can be replayed later from the stored decisions alone.
+Every guard of a book is evaluated on every signal (no short-circuit). Each returns a
+``Verdict`` with the value it observed and the threshold it compared it with, so other
+thresholds can be replayed later from the stored decisions alone. A guard never reads
+the database: the engine hands it a ``Snapshot`` it computed from its own state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 from signals.domain.params import checked_params
@@ -21,19 +21,30 @@ STOP_OUT_REASONS = frozenset({"stop", "gap"})
 
 @dataclass(frozen=True, slots=True)
 class ClosedTrade:
+    """A paper trade of the book that has closed; ``known_at`` is when its exit became
+    known (the close of its exit candle), the earliest moment a guard may react to it."""
+
     symbol: str
-    exit_time: datetime
+    known_at: datetime
     exit_reason: str
+    pnl: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What the guards may look at, as of ``now`` (the signal candle's close)."""
+    """What the guards may look at, as of ``now`` (the signal candle's close).
+
+    ``open_positions`` counts the whole book (open paper trades and approved signals
+    awaiting entry, every market); ``recent_closed`` holds the latest closed trades on
+    this signal's symbol, newest last.
+    """
 
     now: datetime
     symbol: str
     open_positions: int
+    open_by_symbol: Mapping[str, int] = field(default_factory=dict)
     recent_closed: Sequence[ClosedTrade] = ()
+    equity: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +52,8 @@ class Verdict:
     guard: str
     passed: bool
     reason: str
-    observed: Decimal | None
-    threshold: Decimal | None
+    observed: float | None
+    threshold: float | None
 
 
 class Guard(Protocol):
@@ -64,19 +75,19 @@ class MaxOpenPositions:
 
     def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict:
         observed = snapshot.open_positions
-        passed = observed < self.max_open
         return Verdict(
             guard=self.kind,
-            passed=passed,
+            passed=observed < self.max_open,
             reason=f"{observed} open position(s), limit {self.max_open}",
-            observed=Decimal(observed),
-            threshold=Decimal(self.max_open),
+            observed=float(observed),
+            threshold=float(self.max_open),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class CooldownAfterStop:
-    """Blocks new signals on a symbol for ``minutes`` after a trade on it was stopped out."""
+    """Blocks new signals on a symbol for ``minutes`` after a trade on it was stopped out,
+    counted from when the stop-out became known (its exit candle's close)."""
 
     kind: ClassVar[str] = "cooldown_after_stop"
     minutes: int = 240
@@ -87,20 +98,19 @@ class CooldownAfterStop:
 
     def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict:
         stop_outs = [
-            trade.exit_time
+            trade.known_at
             for trade in snapshot.recent_closed
             if trade.symbol == snapshot.symbol
             and trade.exit_reason in STOP_OUT_REASONS
-            and trade.exit_time <= snapshot.now
+            and trade.known_at <= snapshot.now
         ]
-        threshold = Decimal(self.minutes)
+        threshold = float(self.minutes)
         if not stop_outs:
             return Verdict(self.kind, True, "no stop-out on this symbol", None, threshold)
-        elapsed = Decimal((snapshot.now - max(stop_outs)).total_seconds()) / 60
-        passed = elapsed >= threshold
+        elapsed = (snapshot.now - max(stop_outs)).total_seconds() / 60
         return Verdict(
             guard=self.kind,
-            passed=passed,
+            passed=elapsed >= threshold,
             reason=f"last stop-out {elapsed:.0f} min ago, cooldown {self.minutes} min",
             observed=elapsed,
             threshold=threshold,

@@ -1,81 +1,63 @@
-"""Strategies: pure functions of closed candles that may propose a trade on the last one.
+"""Strategies: pure, vectorised functions of closed candles that propose trades.
 
-Each strategy is a small class with a ``kind`` name in ``STRATEGIES``. It sees only the
-bars it is given (the last ``lookback`` closed candles up to and including the signal
-candle), so live generation and replays that pass the same window get the same answer.
-Floats are used inside the indicator math; prices leave as ``Decimal``.
+A strategy computes its indicators once over a whole candle array (``scan``) and
+returns every proposal it makes, each on the close of one candle, using no value after
+that candle. It also returns its indicator state, so the next call (the live driver's
+next run, with the candles that closed since) continues exactly where this one stopped:
+a live run and a replay of the same candles compute the same values.
+
+Each strategy is a small class with a ``kind`` name in ``STRATEGIES``; its parameters
+are dataclass fields, checked by ``build_strategy``. Prices are floats in here; the
+drivers store them as ``Decimal``.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
-from markets.bars import Bar
+import numpy as np
+
+from markets.bars import CandleArrays
 from signals.domain.fills import LONG, SHORT
+from signals.domain.indicators import IndicatorState, ema, wilder_atr
 from signals.domain.params import checked_params
 
 
 @dataclass(frozen=True, slots=True)
 class Proposal:
-    """A trade a strategy proposes on the close of the last bar it saw."""
+    """A trade a strategy proposes on the close of one candle."""
 
     side: str
-    entry_price: Decimal
-    stop_loss: Decimal
-    take_profit: Decimal
+    entry_price: float
+    stop_loss: float
+    take_profit: float
     max_hold: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What one ``scan`` found: ``index`` is the candle each proposal closed on."""
+
+    index: list[int]
+    proposals: list[Proposal]
+    state: IndicatorState
 
 
 class Strategy(Protocol):
     kind: ClassVar[str]
 
-    @property
-    def lookback(self) -> int: ...
-
-    def propose(self, bars: Sequence[Bar]) -> Proposal | None: ...
-
-
-def ema(values: Sequence[float], period: int) -> list[float]:
-    """Exponential moving average seeded with the simple average of the first ``period`` values.
-
-    Element i is the EMA through value i; the first ``period - 1`` elements are NaN.
-    """
-    if len(values) < period:
-        return [float("nan")] * len(values)
-    alpha = 2.0 / (period + 1)
-    out = [float("nan")] * (period - 1)
-    current = sum(values[:period]) / period
-    out.append(current)
-    for value in values[period:]:
-        current = alpha * value + (1 - alpha) * current
-        out.append(current)
-    return out
-
-
-def atr(bars: Sequence[Bar], period: int) -> float:
-    """Wilder's average true range through the last bar (NaN with too few bars)."""
-    if len(bars) < period + 1:
-        return float("nan")
-    ranges = []
-    for previous, bar in itertools.pairwise(bars):
-        high, low, prev_close = float(bar.high), float(bar.low), float(previous.close)
-        ranges.append(max(high - low, abs(high - prev_close), abs(low - prev_close)))
-    current = sum(ranges[:period]) / period
-    for value in ranges[period:]:
-        current = (current * (period - 1) + value) / period
-    return current
+    def scan(self, candles: CandleArrays, state: IndicatorState | None) -> Scan: ...
 
 
 @dataclass(frozen=True, slots=True)
 class EmaCrossover:
     """Long when the fast EMA crosses above the slow one, short when it crosses below.
 
-    Stop and target sit ``stop_atr`` and ``target_atr`` ATRs from the close.
+    Stop and target sit ``stop_atr`` and ``target_atr`` Wilder ATRs from the close.
     """
 
     kind: ClassVar[str] = "ema_crossover"
@@ -96,38 +78,45 @@ class EmaCrossover:
         if self.stop_atr <= 0 or self.target_atr <= 0:
             raise ValueError("ema_crossover needs positive stop_atr and target_atr")
 
-    @property
-    def lookback(self) -> int:
-        # Enough history for the EMAs to forget their seed.
-        return max(self.slow * 4, self.atr_period + 2)
+    def scan(self, candles: CandleArrays, state: IndicatorState | None) -> Scan:
+        state = state or {}
+        if not len(candles):
+            return Scan(index=[], proposals=[], state=state)
+        fast, fast_state = ema(candles.close, self.fast, state.get("fast"))
+        slow, slow_state = ema(candles.close, self.slow, state.get("slow"))
+        atr, atr_state = wilder_atr(
+            candles.high, candles.low, candles.close, self.atr_period, state.get("atr")
+        )
+        difference = fast - slow
+        previous = state.get("difference")
+        before = np.concatenate(([math.nan if previous is None else previous], difference[:-1]))
+        with np.errstate(invalid="ignore"):
+            up = (before <= 0) & (difference > 0)
+            down = (before >= 0) & (difference < 0) if self.allow_short else np.zeros_like(up)
+            fired = (up | down) & (atr > 0)
+        index = np.flatnonzero(fired).tolist()
+        proposals = [
+            self._proposal(float(candles.close[i]), float(atr[i]), bool(up[i])) for i in index
+        ]
+        last = float(difference[-1]) if len(difference) else previous
+        new_state = {
+            "fast": fast_state,
+            "slow": slow_state,
+            "atr": atr_state,
+            "difference": None if last is None or math.isnan(last) else last,
+        }
+        return Scan(index=index, proposals=proposals, state=new_state)
 
-    def propose(self, bars: Sequence[Bar]) -> Proposal | None:
-        if len(bars) < max(self.slow + 1, self.atr_period + 1):
-            return None
-        closes = [float(bar.close) for bar in bars]
-        fast, slow = ema(closes, self.fast), ema(closes, self.slow)
-        before, now = fast[-2] - slow[-2], fast[-1] - slow[-1]
-        if before <= 0 < now:
-            side = LONG
-        elif before >= 0 > now and self.allow_short:
-            side = SHORT
-        else:
-            return None
-        distance = atr(bars, self.atr_period)
-        if not distance > 0:
-            return None
-        close = bars[-1].close
-        stop_move = Decimal(repr(distance * self.stop_atr))
-        target_move = Decimal(repr(distance * self.target_atr))
-        sign = 1 if side == LONG else -1
+    def _proposal(self, close: float, distance: float, long: bool) -> Proposal:
+        sign = 1 if long else -1
         return Proposal(
-            side=side,
+            side=LONG if long else SHORT,
             entry_price=close,
-            stop_loss=close - sign * stop_move,
-            take_profit=close + sign * target_move,
+            stop_loss=close - sign * distance * self.stop_atr,
+            take_profit=close + sign * distance * self.target_atr,
             max_hold=self.max_hold,
             reason=(
-                f"EMA{self.fast} crossed {'above' if side == LONG else 'below'} "
+                f"EMA{self.fast} crossed {'above' if long else 'below'} "
                 f"EMA{self.slow}; ATR{self.atr_period}={distance:.6g}"
             ),
         )

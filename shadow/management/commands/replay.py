@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
 from markets.bars import timeframe_delta
-from markets.selectors import candle_sources, candle_times
-from shadow.replay import replay_market
+from markets.selectors import candle_count, candle_sources, candles_stored, markets_stored
+from shadow.replay import ReplayRefusedError, replay_run
 from shadow.selectors import book_summary, opportunity_cost
 from signals.models import Book, GuardConfig, StrategyConfig
-from signals.services import guard_configs_default, strategy_config_default
+from signals.services import (
+    LIVE_BOOK,
+    config_problem,
+    guard_configs_default,
+    strategy_config_default,
+)
 
 
 def parse_when(value: str, option: str) -> datetime:
@@ -36,39 +37,26 @@ def parse_when(value: str, option: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@contextmanager
-def _log_level(level: int, *names: str) -> Iterator[None]:
-    # A line per signal and transition would bury the progress bar of a replay; the rows
-    # are all in the book, and -v 2 shows the lines.
-    loggers = [logging.getLogger(name) for name in names]
-    before = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(max(level, logger.level))
-    try:
-        yield
-    finally:
-        for logger, old in zip(loggers, before, strict=True):
-            logger.setLevel(old)
-
-
-def _problem(config: StrategyConfig | GuardConfig) -> str | None:
-    """Why a configuration cannot run, or ``None``."""
-    try:
-        config.clean()
-    except ValidationError as error:
-        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())
-    return None
-
-
 class Command(BaseCommand):
     help = (
-        "Replay stored candles of one market through strategies, guards, paper trading and "
-        "the shadow engine, in time order, into a book of its own."
+        "Replay stored candles of one or more markets through strategies, guards, paper "
+        "trading and the shadow engine, in one time order, into a replay book of its own."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--exchange", required=True)
-        parser.add_argument("--symbol", required=True)
+        parser.add_argument(
+            "--symbol",
+            action="append",
+            dest="symbols",
+            metavar="SYMBOL",
+            help="a market to replay; repeat for several markets in one book",
+        )
+        parser.add_argument(
+            "--all-symbols",
+            action="store_true",
+            help="every market stored for --exchange at --timeframe",
+        )
         parser.add_argument("--timeframe", required=True)
         parser.add_argument(
             "--since", help="first candle to replay (ISO); earlier ones are history"
@@ -76,13 +64,13 @@ class Command(BaseCommand):
         parser.add_argument("--until", help="last candle to replay (ISO)")
         parser.add_argument(
             "--book",
-            help="book to write into (default: 'replay EXCHANGE SYMBOL TIMEFRAME'); "
-            "an existing book of that name is replaced",
+            help="replay book to write into (default: 'replay EXCHANGE SYMBOL TIMEFRAME'); "
+            "a replay book of that name is replaced; the live book never is",
         )
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        exchange, symbol, timeframe = options["exchange"], options["symbol"], options["timeframe"]
+        exchange, timeframe = options["exchange"], options["timeframe"]
         try:
             timeframe_delta(timeframe)
         except ValueError as error:
@@ -91,51 +79,56 @@ class Command(BaseCommand):
         until = parse_when(options["until"], "--until") if options["until"] else None
         if since and until and since > until:
             raise CommandError("--since is after --until")
-        market = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
-        times = candle_times(**market, since=since, until=until)
-        if not times:
+        symbols = self._symbols(options, exchange, timeframe)
+        for symbol in symbols:
+            if not candles_stored(
+                exchange=exchange, symbol=symbol, timeframe=timeframe, since=since, until=until
+            ):
+                raise CommandError(
+                    f"no stored candles for {exchange} {symbol} {timeframe} in that range; "
+                    "load some first with load_candles, fetch_candles or generate_candles"
+                )
+        name = options["book"] or (
+            f"replay {exchange} {symbols[0]} {timeframe}"
+            if len(symbols) == 1
+            else f"replay {exchange} {timeframe} {len(symbols)} markets"
+        )
+        if name == LIVE_BOOK or Book.objects.filter(name=name, kind=Book.Kind.LIVE).exists():
             raise CommandError(
-                f"no stored candles for {exchange} {symbol} {timeframe} in that range; "
-                "load some first with load_candles, fetch_candles or generate_candles"
+                f"--book {name!r} is the live book; a replay never writes into it: name another"
             )
 
-        configs = list(StrategyConfig.objects.filter(enabled=True, **market))
-        if not configs:
-            config = strategy_config_default(**market)
-            if not config.enabled:
-                raise CommandError(f"strategy configuration {config.name!r} exists but is disabled")
-            configs = [config]
-            self.stdout.write(
-                f"No enabled strategy for this market: created {config.name!r} (default parameters)."
-            )
+        strategies = self._strategies(exchange, symbols, timeframe)
         if not GuardConfig.objects.exists():
-            guards = guard_configs_default()
+            defaults = guard_configs_default()
             self.stdout.write(
-                f"No guards configured: enabled {', '.join(g.kind for g in guards)} (default parameters)."
+                f"No guards configured: enabled {', '.join(g.name for g in defaults)} (default parameters)."
             )
-        enabled = list(GuardConfig.objects.filter(enabled=True))
-        problems = [f"strategy {c.name!r}: {e}" for c in configs if (e := _problem(c))]
-        problems += [f"guard {g.kind!r}: {e}" for g in enabled if (e := _problem(g))]
+        guards = list(GuardConfig.objects.filter(enabled=True))
+        problems = [f"strategy {c.name!r}: {e}" for c in strategies if (e := config_problem(c))]
+        problems += [f"guard {g.name!r}: {e}" for g in guards if (e := config_problem(g))]
         if problems:
             raise CommandError(
                 "fix these configurations in the admin first: " + "; ".join(problems)
             )
-        enabled_guards = [g.kind for g in enabled]
 
-        name = options["book"] or f"replay {exchange} {symbol} {timeframe}"
-        sources = candle_sources(**market)
-        with transaction.atomic():
-            replaced = Book.objects.filter(name=name).delete()[0] > 0
-            book = Book.objects.create(
-                name=name,
-                kind=Book.Kind.REPLAY,
-                description=f"{exchange} {symbol} {timeframe}, {times[0]:%Y-%m-%d %H:%M} to "
-                f"{times[-1]:%Y-%m-%d %H:%M} UTC, data: {', '.join(sources)}",
-            )
+        sources = sorted(
+            {
+                source
+                for symbol in symbols
+                for source in candle_sources(exchange=exchange, symbol=symbol, timeframe=timeframe)
+            }
+        )
+        markets = ", ".join(symbols)
+        description = (
+            f"{exchange} {markets} {timeframe}"
+            f"{f', from {since:%Y-%m-%d %H:%M}' if since else ''}"
+            f"{f', until {until:%Y-%m-%d %H:%M}' if until else ''} UTC, data: {', '.join(sources)}"
+        )
         self.stdout.write(
-            f"{'Replacing' if replaced else 'Writing'} book {name!r}: {len(times)} candles "
-            f"({times[0]:%Y-%m-%d %H:%M} to {times[-1]:%Y-%m-%d %H:%M} UTC), "
-            f"strategies: {', '.join(c.name for c in configs)}; guards: {', '.join(enabled_guards) or 'none'}; "
+            f"Writing book {name!r}: {exchange} {markets} {timeframe}; "
+            f"strategies: {', '.join(f'{c.name} v{c.version}' for c in strategies)}; "
+            f"guards: {', '.join(f'{g.name} v{g.version}' for g in guards) or 'none'}; "
             f"data: {', '.join(sources)}"
         )
         if "synthetic" in sources:
@@ -143,31 +136,51 @@ class Command(BaseCommand):
                 self.style.WARNING("These candles are SYNTHETIC (generated), not market data.")
             )
 
-        quiet = logging.WARNING if options["verbosity"] < 2 else logging.NOTSET
-        with (
-            _log_level(quiet, "signals", "shadow"),
-            tqdm(
-                total=len(times),
-                unit="candle",
-                desc="replay",
-                file=sys.stderr,
-                disable=options["no_progress"],
-                mininterval=0.5,
-            ) as bar,
-        ):
-            candles = replay_market(
-                book=book,
-                configs=configs,
-                **market,
-                since=since,
-                until=until,
-                on_candle=lambda _t: bar.update(),
-            )
+        total = sum(
+            candle_count(exchange=exchange, symbol=symbol, timeframe=timeframe, until=until)
+            for symbol in symbols
+        )
+        with tqdm(
+            total=total,
+            unit="step",
+            desc="replay: engine",
+            file=sys.stderr,
+            disable=options["no_progress"],
+            mininterval=0.5,
+        ) as bar:
 
-        self.stdout.write(self.style.SUCCESS(f"Replay done into book {name!r} (id {book.pk})."))
+            def progress(phase: str, count: int) -> None:
+                if phase == "rows to write":
+                    bar.set_description("replay: writing")
+                    bar.total = (bar.total or 0) + count
+                    bar.refresh()
+                else:
+                    bar.update(count)
+
+            try:
+                result = replay_run(
+                    name=name,
+                    description=description,
+                    strategies=strategies,
+                    guards=guards,
+                    since=since,
+                    until=until,
+                    on_progress=progress,
+                )
+            except ReplayRefusedError as error:
+                raise CommandError(str(error)) from None
+
+        book = result.book
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Replay done into book {name!r} (id {book.pk})"
+                f"{', replacing the earlier one' if result.replaced else ''}: "
+                f"{result.written.rows} rows written."
+            )
+        )
         summary, cost = book_summary(book=book), opportunity_cost(book=book)
         rows = [
-            ("candles", candles),
+            ("candles", result.candles),
             ("signals", summary.signals),
             ("approved", summary.approved),
             ("blocked", summary.blocked),
@@ -186,3 +199,35 @@ class Command(BaseCommand):
         ]
         for label, value in rows:
             self.stdout.write(f"  {label:<26} {value}")
+
+    def _symbols(self, options: dict[str, Any], exchange: str, timeframe: str) -> list[str]:
+        if options["all_symbols"]:
+            if options["symbols"]:
+                raise CommandError("give --symbol or --all-symbols, not both")
+            symbols = markets_stored(exchange=exchange, timeframe=timeframe)
+            if not symbols:
+                raise CommandError(f"no stored candles for {exchange} at {timeframe}")
+            return symbols
+        if not options["symbols"]:
+            raise CommandError("give --symbol SYMBOL (repeat it for several) or --all-symbols")
+        return list(dict.fromkeys(options["symbols"]))
+
+    def _strategies(
+        self, exchange: str, symbols: Sequence[str], timeframe: str
+    ) -> list[StrategyConfig]:
+        strategies: list[StrategyConfig] = []
+        for symbol in symbols:
+            market = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+            found = list(StrategyConfig.objects.filter(enabled=True, **market))
+            if not found:
+                config = strategy_config_default(**market)
+                if not config.enabled:
+                    raise CommandError(
+                        f"strategy configuration {config.name!r} exists but is disabled"
+                    )
+                found = [config]
+                self.stdout.write(
+                    f"No enabled strategy for {symbol}: created {config.name!r} (default parameters)."
+                )
+            strategies.extend(found)
+        return strategies
