@@ -316,7 +316,7 @@ def run(
     book = _Book(config, state)
     for flight, course in carried:
         if flight.paper:
-            book.hold(flight.symbol, course)
+            book.hold(flight.key, flight.symbol, course)
 
     signals: list[SignalRecord] = []
     transitions: list[Transition] = []
@@ -332,7 +332,7 @@ def run(
         course = candidate.course
         paper = record.state != BLOCKED
         if paper:
-            book.hold(candidate.spec.market.symbol, course)
+            book.hold(record.key, candidate.spec.market.symbol, course)
         flight = Flight(
             key=record.key,
             market=candidate.spec.market.key,
@@ -378,8 +378,9 @@ class _Book:
 
     def __init__(self, config: EngineConfig, state: EngineState) -> None:
         self.kept = config.recent_closed_kept
-        self.heap: list[tuple[float, int, str, TradeResult | None]] = []
-        self.sequence = 0
+        # Ordered by when the exit became known, then by the signal: the same order
+        # however the candles were split into runs.
+        self.heap: list[tuple[float, int, str, str, str, TradeResult | None]] = []
         self.by_symbol: Counter[str] = Counter()
         self.recent: dict[str, list[ClosedTrade]] = {
             symbol: list(trades) for symbol, trades in state.recent_closed.items()
@@ -387,16 +388,18 @@ class _Book:
         self.equity = state.equity
         self.equity_points: list[tuple[int, float]] = []
 
-    def hold(self, symbol: str, course: _Course) -> None:
+    def hold(self, key: SignalKey, symbol: str, course: _Course) -> None:
         """Count an approved trade as an open position until its exit is known."""
-        self.sequence += 1
-        heapq.heappush(self.heap, (course.known_at, self.sequence, symbol, course.result))
+        strategy, candle_time, side = key
+        heapq.heappush(
+            self.heap, (course.known_at, candle_time, strategy, side, symbol, course.result)
+        )
         self.by_symbol[symbol] += 1
 
     def release(self, until: float) -> None:
         """Let go of every position whose exit became known at or before ``until``."""
         while self.heap and self.heap[0][0] <= until:
-            known_at, _, symbol, result = heapq.heappop(self.heap)
+            known_at, _, _, _, symbol, result = heapq.heappop(self.heap)
             self.by_symbol[symbol] -= 1
             if result is None:
                 continue  # expired: it never held anything
