@@ -22,7 +22,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 ## Set everything up on SQLite, get candles, replay them, create an admin, serve on :8000.
 ## CANDLES=path loads a file instead of fetching from the exchange; SYMBOL, TIMEFRAME,
 ## SINCE and UNTIL choose the market and the window (make exports its variables).
-export CANDLES SYMBOL TIMEFRAME EXCHANGE SINCE UNTIL
+export CANDLES SYMBOL SYMBOLS TIMEFRAME EXCHANGE SINCE UNTIL DEMO_CANDLES
 run: install
 	PY="$(PY)" bin/run-demo
 
@@ -50,7 +50,15 @@ migrations-check: install
 ## Everything CI checks.
 check: lint typecheck migrations-check test
 
-bench: install
+## Replay on PostgreSQL and SQLite against backtesting.py (its own venv, var/bench-venv)
+## and a bare numpy loop, then the live path through a Celery worker; one table, minutes.
+## BENCH_SIZES=2000 BENCH_LIVE_CANDLES=100 for a quick run; BENCH_SKIP=pg,sqlite,bt,floor,live.
+bench: install services
+	test -x var/bench-venv/bin/python || $(PYTHON) -m venv var/bench-venv
+	cmp -s benchmarks/requirements.txt var/bench-venv/requirements.txt || { \
+	  var/bench-venv/bin/python -m pip install -q --upgrade pip && \
+	  var/bench-venv/bin/python -m pip install -q -r benchmarks/requirements.txt && \
+	  cp benchmarks/requirements.txt var/bench-venv/requirements.txt; }
 	$(PY) benchmarks/run.py
 
 worker: install
