@@ -22,11 +22,17 @@ from markets.selectors import candle_arrays
 from markets.timestamps import ms_from_utc
 from shadow.persistence import BookWriter, Written
 from signals.domain import engine
+from shadow.models import ShadowTrade
 from signals.models import (
     Book,
     BookGuard,
     BookState,
+    EquityPoint,
     GuardConfig,
+    GuardDecision,
+    PaperTrade,
+    Signal,
+    SignalTransition,
     StrategyConfig,
 )
 from signals.services import book_configure, engine_config_of
@@ -90,7 +96,7 @@ def replay_run(
     )
 
     with transaction.atomic():
-        replaced = Book.objects.filter(name=name, kind=Book.Kind.REPLAY).delete()[0] > 0
+        replaced = _replay_book_delete(name)
         book = Book.objects.create(name=name, kind=Book.Kind.REPLAY, description=description)
         book_configure(book=book, strategies=strategies, guards=guards)
         BookState.objects.create(book=book, state=result.state.to_json())
@@ -107,3 +113,21 @@ def replay_run(
             on_rows=lambda n: report("rows", n),
         )
     return ReplayResult(book=book, candles=result.candles, replaced=replaced, written=written)
+
+
+def _replay_book_delete(name: str) -> bool:
+    """Delete the replay book ``name`` with everything in it; whether there was one.
+
+    The leaf tables go first with one statement each, so the ORM's cascade only finds
+    the book's signals and configuration left to collect, not every row hanging off them.
+    """
+    book = Book.objects.filter(name=name, kind=Book.Kind.REPLAY).first()
+    if book is None:
+        return False
+    for model in (GuardDecision, SignalTransition):
+        model.objects.filter(signal__book=book).delete()
+    for leaf in (PaperTrade, ShadowTrade, EquityPoint):
+        leaf.objects.filter(book=book).delete()
+    Signal.objects.filter(book=book).delete()
+    book.delete()
+    return True
