@@ -21,7 +21,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import transaction
 
-from markets.bars import timeframe_delta
+from markets.bars import CandleArrays, timeframe_delta
 from markets.selectors import candle_arrays
 from markets.timestamps import ms_from_utc, utc_from_ms
 from shadow.models import ShadowTrade
@@ -69,15 +69,19 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
     """
     book = Book.objects.get(pk=book_id)
     if book.kind == Book.Kind.LIVE:
-        for change in book_follow_enabled(book=book):
+        changes, problems = book_follow_enabled(book=book)
+        for change in changes:
             logger.info("[SIGNAL-BUS] book=%s configuration: %s", book.name, change)
+        for problem in problems:
+            # An invalid configuration must not stop the others: it is left out and said.
+            logger.error("[SIGNAL-BUS] book=%s left out: %s", book.name, problem)
     config = engine_config(book=book, max_signal_age=settings.SIGNAL_MAX_AGE)
     row, _ = BookState.objects.get_or_create(book=book)
     state = engine.EngineState.from_json(row.state)
 
     # Candles of a market the book has not run yet are history only up to the oldest
     # moment a signal could still be fresh; they warm the indicators up.
-    history: dict[str, object] = {}
+    history: dict[str, CandleArrays] = {}
     missing_indicators = {s.market.key for s in config.strategies if s.name not in state.indicators}
     for key, market in config.markets().items():
         last = state.last_time.get(key)
@@ -96,7 +100,7 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
                 timeframe=market.timeframe,
                 until=utc_from_ms(last),
             )
-    state = engine.warm_up(config, state, history)  # type: ignore[arg-type]
+    state = engine.warm_up(config, state, history)
     candles = {
         key: candle_arrays(
             exchange=market.exchange,

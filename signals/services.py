@@ -172,14 +172,17 @@ def book_configure(
     )
 
 
-def book_follow_enabled(*, book: Book) -> list[str]:
+def book_follow_enabled(*, book: Book) -> tuple[list[str], list[str]]:
     """Bring the live ``book`` to the enabled configurations: freeze new ones and new
-    versions, retire what was disabled or replaced. Returns what changed, for the log."""
+    versions, retire what was disabled or replaced. Returns what changed and which
+    enabled configurations were left out as invalid, for the log."""
     changes: list[str] = []
+    problems: list[str] = []
     with transaction.atomic():
         strategies = {s.name: s for s in BookStrategy.objects.filter(book=book, active=True)}
         for config in StrategyConfig.objects.filter(enabled=True):
-            if config_problem(config):
+            if problem := config_problem(config):
+                problems.append(f"strategy {config.name!r}: {problem}")
                 continue
             held = strategies.pop(config.name, None)
             if held and held.config_version == config.version:
@@ -193,7 +196,8 @@ def book_follow_enabled(*, book: Book) -> list[str]:
             changes.append(f"strategy {gone.name} retired")
         guards = {g.name: g for g in BookGuard.objects.filter(book=book, active=True)}
         for guard in GuardConfig.objects.filter(enabled=True):
-            if config_problem(guard):
+            if problem := config_problem(guard):
+                problems.append(f"guard {guard.name!r}: {problem}")
                 continue
             held_guard = guards.pop(guard.name, None)
             if held_guard and held_guard.config_version == guard.version:
@@ -205,7 +209,7 @@ def book_follow_enabled(*, book: Book) -> list[str]:
         for gone_guard in guards.values():
             BookGuard.objects.filter(pk=gone_guard.pk).update(active=False)
             changes.append(f"guard {gone_guard.name} retired")
-    return changes
+    return changes, problems
 
 
 def engine_config(*, book: Book, max_signal_age: timedelta | None = None) -> EngineConfig:

@@ -175,3 +175,47 @@ def test_a_worker_killed_while_writing_leaves_nothing_and_the_next_run_equals_a_
 
     book_advance(book_id=book.pk, now=END)
     assert book_rows(book) == book_rows(replayed)
+
+
+@pytest.mark.django_db
+def test_an_invalid_configuration_is_left_out_and_said_while_the_others_run(
+    fresh_signals_forever, caplog
+):
+    _market_data(count=300)
+    # Saved around the form's validation, as a bad data migration or a script could.
+    StrategyConfig.objects.filter(name="ema AAA/USD").update(params={"fast": 50, "slow": 10})
+    book = book_live()
+    with caplog.at_level("ERROR", logger="shadow"):
+        book_advance(book_id=book.pk, now=END)
+    assert "left out: strategy 'ema AAA/USD'" in caplog.text
+    symbols = set(Signal.objects.filter(book=book).values_list("symbol", flat=True))
+    assert symbols == {"BBB/USD"}
+
+
+@pytest.mark.django_db
+def test_an_edited_guard_takes_effect_from_the_next_run_and_old_decisions_keep_their_version(
+    fresh_signals_forever,
+):
+    from signals.models import BookGuard, GuardDecision
+    from signals.services import guard_config_save
+
+    _market_data(count=400)
+    book = book_live()
+    book_advance(book_id=book.pk, now=END - timedelta(hours=200))
+    guard = GuardConfig.objects.get(name="max 3")
+    guard.params = {"max_open": 0}
+    guard_config_save(config=guard)
+    book_advance(book_id=book.pk, now=END)
+    versions = dict(
+        BookGuard.objects.filter(book=book, name="max 3").values_list("config_version", "active")
+    )
+    assert versions == {1: False, 2: True}
+    late = GuardDecision.objects.filter(
+        signal__book=book, guard="max 3", book_guard__config_version=2
+    )
+    early = GuardDecision.objects.filter(
+        signal__book=book, guard="max 3", book_guard__config_version=1
+    )
+    assert early.exists() and late.exists()
+    assert set(late.values_list("verdict", flat=True)) == {"block"}
+    assert early.filter(verdict="pass").exists()
