@@ -36,7 +36,9 @@ There are two paths with identical results, bit for bit: ``trade_enter`` and
 ``trade_step`` advance one trade one candle at a time (the live driver carries open
 trades between runs), and ``simulate_batch`` evaluates many trades at once over one
 market's candle arrays (replays). Both use the shared arithmetic helpers below with
-the same operation order, so their floats agree exactly.
+the same operation order, so their floats agree exactly; the kernel compares and takes
+extremes on prices multiplied by the direction (+-1), which is exact too. Prices are
+assumed finite (no NaN candles).
 """
 
 from __future__ import annotations
