@@ -43,6 +43,7 @@ BENCH_PYTHON = ROOT / "var" / "bench-venv" / "bin" / "python"
 FLOOR = ROOT / "benchmarks" / "floor.py"
 BT_STRATEGY = ROOT / "benchmarks" / "bt_strategy.py"
 PARTS = ("pg", "sqlite", "bt", "floor", "live")
+SIZE_PARTS = {"pg", "sqlite", "bt", "floor"}  # measured once per size
 DATABASES = {"pg": "PostgreSQL", "sqlite": "SQLite"}
 
 T = TypeVar("T")
@@ -60,6 +61,8 @@ class SizeResults:
 
 @dataclass
 class Progress:
+    """Numbered progress lines, and what failed."""
+
     total: int
     done: int = 0
     failures: list[str] = field(default_factory=list)
@@ -81,6 +84,13 @@ class Progress:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_number(name: str, default: str) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        sys.exit(f"{name} must be a number, not {os.environ[name]!r}")
 
 
 def trades(output: str) -> str:
@@ -105,10 +115,11 @@ def machine() -> str:
     )
 
 
-def rows_by_table(result: ReplayResult) -> str:
+def describe_rows(counts: dict[str, int | None]) -> str:
+    """``signal 92, signaltransition 238, ...`` (``-``: no such table)."""
     return ", ".join(
         f"{table.split('_', 1)[1]} {'-' if rows is None else rows}"
-        for table, rows in result.rows_by_table.items()
+        for table, rows in counts.items()
     )
 
 
@@ -141,7 +152,7 @@ def measure_size(series: Series, skip: set[str], progress: Progress, tmp: Path) 
             replay,
             lambda r: (
                 f"{r.run.seconds:.1f} s, {r.run.peak_mib:.0f} MiB, {r.rows:,} rows "
-                f"({rows_by_table(r)})"
+                f"({describe_rows(r.rows_by_table)})"
             ),
         )
     return results
@@ -177,7 +188,7 @@ def table_rows(results: SizeResults, databases: list[str]) -> list[tuple[str, ..
                 cell(bt_s, ".2f"),
                 cell(floor_s, ".3f"),
                 cell(ratio(project, bt_s), ".1f", "x"),
-                cell(ratio(project, floor_s), ".0f", "x"),
+                cell(ratio(project, floor_s), ".1f", "x"),
                 cell(replay.rows if replay else None, ",d"),
                 cell(replay.rows_per_second if replay else None, ",.0f"),
                 cell(replay.run.peak_mib if replay else None, ".0f"),
@@ -207,10 +218,6 @@ def table(all_results: list[SizeResults], skip: set[str]) -> str:
 
 def live_report(result: LiveResult) -> str:
     per_market = result.candles // len(MARKETS)
-    rows = ", ".join(
-        f"{table.split('_', 1)[1]} {'-' if n is None else n}"
-        for table, n in result.rows_by_table.items()
-    )
     return "\n".join(
         [
             "Live path: one Celery worker (solo, started as conftest.py starts it) on Redis "
@@ -224,7 +231,7 @@ def live_report(result: LiveResult) -> str:
             f"  signals      {result.signals:,} in the live book: "
             f"{result.signals_per_second:,.1f} signals/s = "
             f"{result.signals_per_second / result.noop_per_second:.3f} x the no-op task rate",
-            f"  rows         {result.rows:,} written ({rows})",
+            f"  rows         {result.rows:,} written ({describe_rows(result.rows_by_table)})",
             f"  worker peak  {result.worker_peak_mib:.0f} MiB",
         ]
     )
@@ -237,8 +244,8 @@ def main() -> None:
         sys.exit(
             f"BENCH_SKIP: unknown part(s) {', '.join(sorted(unknown))}; known: {', '.join(PARTS)}"
         )
-    live_candles = int(os.environ.get("BENCH_LIVE_CANDLES", "2000"))
-    live_timeout = float(os.environ.get("BENCH_LIVE_TIMEOUT", "3600"))
+    live_candles = int(env_number("BENCH_LIVE_CANDLES", "2000"))
+    live_timeout = env_number("BENCH_LIVE_TIMEOUT", "3600")
     if "bt" not in skip and not BENCH_PYTHON.exists():
         sys.exit(f"{BENCH_PYTHON} is missing: run `make bench`, which creates it")
 
@@ -254,7 +261,7 @@ def main() -> None:
         for series in all_series:
             print(f"  size {series.label}: {series.candles:,} candles", flush=True)
 
-        per_size = len({"floor", "bt", "pg", "sqlite"} - skip)
+        per_size = len(SIZE_PARTS - skip)
         progress = Progress(total=per_size * len(all_series) + ("live" not in skip))
         all_results = [measure_size(series, skip, progress, tmp) for series in all_series]
 
@@ -281,7 +288,7 @@ def main() -> None:
                 ),
             )
 
-    if {"floor", "bt", "pg", "sqlite"} - skip:
+    if SIZE_PARTS - skip:
         label = "real" if source.real else "SYNTHETIC"
         print(
             f"\nReplay of the same strategy on {label} candles; seconds and peak memory of "
