@@ -58,7 +58,8 @@ class CandleArrays:
         """From ``(time_ms, open, high, low, close, volume)`` rows, oldest first."""
         table = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
         return cls(
-            time=np.asarray([row[0] for row in rows], dtype=np.int64),
+            # Rounded, not truncated: a time may arrive as a float of milliseconds.
+            time=np.asarray([round(row[0]) for row in rows], dtype=np.int64),
             open=np.ascontiguousarray(table[:, 1]),
             high=np.ascontiguousarray(table[:, 2]),
             low=np.ascontiguousarray(table[:, 3]),

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet
+from psycopg.types.numeric import FloatLoader
 
 from markets.bars import Bar, CandleArrays
 from markets.models import Candle
@@ -68,18 +69,15 @@ def candle_arrays(
     """The stored candles of one market opening after ``after`` and at or before ``until``,
     oldest first, as float columns: one query, no model instances, no ``Decimal``."""
     table = Candle._meta.db_table
-    if connection.vendor == "postgresql":
-        columns = (
-            "(extract(epoch from open_time) * 1000)::bigint, open::float8, high::float8, "
-            "low::float8, close::float8, volume::float8"
-        )
-        params: list[Any] = [exchange, symbol, timeframe]
+    postgres = connection.vendor == "postgresql"
+    if postgres:
+        columns = "extract(epoch from open_time) * 1000, open, high, low, close, volume"
     else:
         # Django keeps SQLite datetimes as text in UTC; decimals come back as floats.
         columns = (
             "CAST(strftime('%%s', open_time) AS INTEGER) * 1000, open, high, low, close, volume"
         )
-        params = [exchange, symbol, timeframe]
+    params: list[Any] = [exchange, symbol, timeframe]
     where = "exchange = %s AND symbol = %s AND timeframe = %s"
     if after is not None:
         where += " AND open_time > %s"
@@ -89,6 +87,10 @@ def candle_arrays(
         params.append(connection.ops.adapt_datetimefield_value(until))
     sql = f"SELECT {columns} FROM {table} WHERE {where} ORDER BY open_time"
     with connection.cursor() as cursor:
+        if postgres:
+            # numeric straight to float in the driver's C loader: no Decimal per value,
+            # and no cast for the server to compute (measured: the casts cost more).
+            cursor.cursor.adapters.register_loader("numeric", FloatLoader)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return CandleArrays.from_rows(rows)

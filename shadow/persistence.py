@@ -129,12 +129,18 @@ class Written:
         )
 
 
-def decimal_of(value: float | None) -> Decimal | None:
-    """A float from the engine as the ``Decimal`` a 12-place column stores (``None`` for
-    missing and not-a-number values)."""
+def decimal_text(value: float | None) -> str | None:
+    """A float from the engine as the text of the ``Decimal`` a 12-place column stores
+    (``None`` for missing and not-a-number values). Bulk writes send this text as it is."""
     if value is None or not math.isfinite(value):
         return None
-    return Decimal(f"{value:.12f}")
+    return f"{value:.12f}"
+
+
+def decimal_of(value: float | None) -> Decimal | None:
+    """A float from the engine as the ``Decimal`` a 12-place column stores."""
+    text = decimal_text(value)
+    return None if text is None else Decimal(text)
 
 
 def outcome_fields(
@@ -142,33 +148,35 @@ def outcome_fields(
     trade: OpenTrade | None,
     result: TradeResult | None,
     closed_at: int | None,
+    number: Callable[[float | None], Any] = decimal_of,
 ) -> dict[str, Any]:
-    """The ``SimulatedTrade`` columns of a trade's state, as model field values."""
+    """The ``SimulatedTrade`` columns of a trade's state, as model field values (or, with
+    ``number=decimal_text``, as the text a bulk write sends)."""
     fields: dict[str, Any] = dict.fromkeys(_OUTCOME_COLUMNS)
     fields |= {"status": status, "exit_reason": ""}
     if result is not None:
         fields |= {
-            "quantity": decimal_of(result.quantity),
+            "quantity": number(result.quantity),
             "entry_time": utc_from_ms(result.entry_time),
-            "entry_price": decimal_of(result.entry_price),
+            "entry_price": number(result.entry_price),
             "exit_time": utc_from_ms(result.exit_time),
-            "exit_price": decimal_of(result.exit_price),
+            "exit_price": number(result.exit_price),
             "exit_reason": result.exit_reason,
-            "fees": decimal_of(result.fees),
-            "pnl": decimal_of(result.pnl),
-            "return_pct": decimal_of(result.return_pct),
-            "r_multiple": decimal_of(result.r_multiple),
-            "mae": decimal_of(result.mae),
-            "mfe": decimal_of(result.mfe),
+            "fees": number(result.fees),
+            "pnl": number(result.pnl),
+            "return_pct": number(result.return_pct),
+            "r_multiple": number(result.r_multiple),
+            "mae": number(result.mae),
+            "mfe": number(result.mfe),
             "closed_at": utc_from_ms(closed_at) if closed_at is not None else None,
         }
     elif trade is not None:
         fields |= {
-            "quantity": decimal_of(trade.quantity),
+            "quantity": number(trade.quantity),
             "entry_time": utc_from_ms(trade.entry_time),
-            "entry_price": decimal_of(trade.entry_price),
-            "mae": decimal_of(trade.mae),
-            "mfe": decimal_of(trade.mfe),
+            "entry_price": number(trade.entry_price),
+            "mae": number(trade.mae),
+            "mfe": number(trade.mfe),
         }
     return fields
 
@@ -254,7 +262,7 @@ class BookWriter:
         self._insert(
             EquityPoint._meta.db_table,
             _EQUITY_COLUMNS,
-            ((self.book.pk, self._when_ms(t), decimal_of(e)) for t, e in equity),
+            ((self.book.pk, self._when_ms(t), decimal_text(e)) for t, e in equity),
         )
         report(len(equity))
         written = Written(
@@ -313,9 +321,9 @@ class BookWriter:
             market.timeframe,
             utc_from_ms(record.candle_time),
             proposal.side,
-            decimal_of(proposal.entry_price),
-            decimal_of(proposal.stop_loss),
-            decimal_of(proposal.take_profit),
+            decimal_text(proposal.entry_price),
+            decimal_text(proposal.stop_loss),
+            decimal_text(proposal.take_profit),
             proposal.max_hold,
             proposal.reason,
             record.state,
@@ -347,13 +355,15 @@ class BookWriter:
             guard.pk,
             GuardDecision.Verdict.PASS if verdict.passed else GuardDecision.Verdict.BLOCK,
             verdict.reason,
-            decimal_of(verdict.observed),
-            decimal_of(verdict.threshold),
+            decimal_text(verdict.observed),
+            decimal_text(verdict.threshold),
             now,
         )
 
     def _trade_row(self, signal_id: int, trade: TradeRecord, now: datetime) -> tuple[Any, ...]:
-        fields = outcome_fields(trade.status, trade.trade, trade.result, trade.closed_at)
+        fields = outcome_fields(
+            trade.status, trade.trade, trade.result, trade.closed_at, number=decimal_text
+        )
         return (
             self.book.pk,
             signal_id,
@@ -366,6 +376,4 @@ class BookWriter:
 def _sqlite(value: Any) -> Any:
     if isinstance(value, datetime):
         return connection.ops.adapt_datetimefield_value(value)
-    if isinstance(value, Decimal):
-        return str(value)
     return value

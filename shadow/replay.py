@@ -20,9 +20,9 @@ from django.db import transaction
 
 from markets.selectors import candle_arrays
 from markets.timestamps import ms_from_utc
+from shadow.models import ShadowTrade
 from shadow.persistence import BookWriter, Written
 from signals.domain import engine
-from shadow.models import ShadowTrade
 from signals.models import (
     Book,
     BookGuard,
