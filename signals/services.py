@@ -9,13 +9,14 @@ that feed it candles and write what it returns sit at the top of the write side
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Max
 
 from signals.domain.engine import EngineConfig, GuardSpec, Market, StrategySpec
 from signals.domain.fills import FillCosts
@@ -111,6 +112,11 @@ def guard_config_save(*, config: GuardConfig) -> GuardConfig:
 
 def _bump_version(config: StrategyConfig | GuardConfig, fields: Sequence[str]) -> None:
     if config.pk is None:
+        # A configuration deleted and made again under its old name must not reuse a
+        # version a book froze with other parameters.
+        frozen = BookStrategy if isinstance(config, StrategyConfig) else BookGuard
+        used = frozen.objects.filter(name=config.name).aggregate(Max("config_version"))
+        config.version = (used["config_version__max"] or 0) + 1
         return
     before = type(config).objects.filter(pk=config.pk).values(*fields, "version").first()
     if before and any(before[f] != getattr(config, f) for f in fields):
@@ -174,41 +180,53 @@ def book_configure(
 
 def book_follow_enabled(*, book: Book) -> tuple[list[str], list[str]]:
     """Bring the live ``book`` to the enabled configurations: freeze new ones and new
-    versions, retire what was disabled or replaced. Returns what changed and which
-    enabled configurations were left out as invalid, for the log."""
+    versions, retire what was disabled or replaced, take back what was enabled again.
+    Returns what changed and which enabled configurations were left out as invalid."""
+    with transaction.atomic():
+        strategies = _follow(
+            book,
+            "strategy",
+            StrategyConfig.objects.filter(enabled=True),
+            BookStrategy,
+            lambda config: book_configure(book=book, strategies=[config], guards=[]),
+        )
+        guards = _follow(
+            book,
+            "guard",
+            GuardConfig.objects.filter(enabled=True),
+            BookGuard,
+            lambda config: book_configure(book=book, strategies=[], guards=[config]),
+        )
+    return strategies[0] + guards[0], strategies[1] + guards[1]
+
+
+def _follow(
+    book: Book,
+    label: str,
+    enabled: Iterable[Any],
+    frozen: type[BookStrategy] | type[BookGuard],
+    freeze: Callable[[Any], None],
+) -> tuple[list[str], list[str]]:
     changes: list[str] = []
     problems: list[str] = []
-    with transaction.atomic():
-        strategies = {s.name: s for s in BookStrategy.objects.filter(book=book, active=True)}
-        for config in StrategyConfig.objects.filter(enabled=True):
-            if problem := config_problem(config):
-                problems.append(f"strategy {config.name!r}: {problem}")
-                continue
-            held = strategies.pop(config.name, None)
-            if held and held.config_version == config.version:
-                continue
-            if held:
-                BookStrategy.objects.filter(pk=held.pk).update(active=False)
-            book_configure(book=book, strategies=[config], guards=[])
-            changes.append(f"strategy {config.name} v{config.version}")
-        for gone in strategies.values():
-            BookStrategy.objects.filter(pk=gone.pk).update(active=False)
-            changes.append(f"strategy {gone.name} retired")
-        guards = {g.name: g for g in BookGuard.objects.filter(book=book, active=True)}
-        for guard in GuardConfig.objects.filter(enabled=True):
-            if problem := config_problem(guard):
-                problems.append(f"guard {guard.name!r}: {problem}")
-                continue
-            held_guard = guards.pop(guard.name, None)
-            if held_guard and held_guard.config_version == guard.version:
-                continue
-            if held_guard:
-                BookGuard.objects.filter(pk=held_guard.pk).update(active=False)
-            book_configure(book=book, strategies=[], guards=[guard])
-            changes.append(f"guard {guard.name} v{guard.version}")
-        for gone_guard in guards.values():
-            BookGuard.objects.filter(pk=gone_guard.pk).update(active=False)
-            changes.append(f"guard {gone_guard.name} retired")
+    rows = frozen.objects.filter(book=book)
+    held = {row.name: row for row in rows.filter(active=True)}
+    for config in enabled:
+        if problem := config_problem(config):
+            problems.append(f"{label} {config.name!r}: {problem}")
+            continue
+        row = held.pop(config.name, None)
+        if row and row.config_version == config.version:
+            continue
+        if row:
+            rows.filter(pk=row.pk).update(active=False)
+        # A version the book ran before (disabled, then enabled again) is taken back.
+        if not rows.filter(name=config.name, config_version=config.version).update(active=True):
+            freeze(config)
+        changes.append(f"{label} {config.name} v{config.version}")
+    for gone in held.values():
+        rows.filter(pk=gone.pk).update(active=False)
+        changes.append(f"{label} {gone.name} retired")
     return changes, problems
 
 

@@ -1,6 +1,7 @@
 """The admin pages of the signal and shadow sides, as a superuser sees them."""
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from django.contrib import admin
@@ -18,7 +19,10 @@ from analytics.tests.factories import (
 from shadow.models import ShadowTrade
 from signals.models import (
     Book,
-    GenerationCursor,
+    BookGuard,
+    BookState,
+    BookStrategy,
+    EquityPoint,
     GuardConfig,
     GuardDecision,
     PaperTrade,
@@ -27,6 +31,7 @@ from signals.models import (
     SignalTransition,
     StrategyConfig,
 )
+from signals.services import book_configure, guard_config_save
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +41,8 @@ SERVICE_WRITTEN = [
     SignalTransition,
     PaperTrade,
     ShadowTrade,
-    GenerationCursor,
+    BookState,
+    EquityPoint,
 ]
 
 
@@ -49,17 +55,20 @@ def rows():
     SignalTransitionFactory(signal=blocked)
     shadow = ShadowTradeFactory(signal=blocked)
     paper = PaperTradeFactory(signal=SignalFactory(book=book, state=SignalState.CLOSED))
-    cursor = GenerationCursor.objects.create(
-        book=book,
-        strategy_config=blocked.strategy_config,
-        last_candle_time=datetime(2024, 1, 1, tzinfo=UTC),
+    guard = GuardConfig.objects.create(
+        name="max 2", kind="max_open_positions", params={"max_open": 2}
     )
-    guard = GuardConfig.objects.create(kind="max_open_positions", params={"max_open": 2})
+    book_configure(book=book, strategies=[blocked.strategy_config], guards=[guard])
+    state = BookState.objects.create(book=book, state={"last_time": {}}, revision=3)
+    equity = EquityPoint.objects.create(
+        book=book, time=datetime(2024, 1, 1, tzinfo=UTC), equity=Decimal("12.5")
+    )
     return {
         Book: book,
         StrategyConfig: blocked.strategy_config,
         GuardConfig: guard,
-        GenerationCursor: cursor,
+        BookState: state,
+        EquityPoint: equity,
         Signal: blocked,
         GuardDecision: blocked.decisions.get(),
         SignalTransition: blocked.transitions.get(),
@@ -126,6 +135,15 @@ def test_service_written_rows_cannot_be_added_or_deleted(admin_client, rows, mod
     assert admin_client.get(admin_url(model, "add")).status_code == 403
     assert admin_client.get(admin_url(model, "delete", obj.pk)).status_code == 403
     assert admin_client.post(admin_url(model, "change", obj.pk), {}).status_code == 403
+
+
+def guard_form(**overrides):
+    return {
+        "name": "cool 60",
+        "kind": "cooldown_after_stop",
+        "params": "{}",
+        "enabled": "on",
+    } | overrides
 
 
 def strategy_form(**overrides):
@@ -198,7 +216,7 @@ def test_existing_strategy_config_edit_with_bad_params_shows_a_form_error(admin_
 def test_guard_config_with_bad_params_shows_a_form_error(admin_client):
     response = admin_client.post(
         admin_url(GuardConfig, "add"),
-        {"kind": "cooldown_after_stop", "params": '{"minutes": -5}', "enabled": "on"},
+        guard_form(params='{"minutes": -5}'),
     )
 
     assert response.status_code == 200
@@ -209,11 +227,74 @@ def test_guard_config_with_bad_params_shows_a_form_error(admin_client):
 def test_guard_config_can_be_added(admin_client):
     response = admin_client.post(
         admin_url(GuardConfig, "add"),
-        {"kind": "cooldown_after_stop", "params": '{"minutes": 60}', "enabled": "on"},
+        guard_form(params='{"minutes": 60}'),
     )
 
     assert response.status_code == 302
-    assert GuardConfig.objects.get().params == {"minutes": 60}
+    guard = GuardConfig.objects.get()
+    assert (guard.name, guard.kind, guard.params, guard.version) == (
+        "cool 60",
+        "cooldown_after_stop",
+        {"minutes": 60},
+        1,
+    )
+
+
+def test_a_guard_config_needs_a_name_of_its_own(admin_client):
+    GuardConfig.objects.create(name="cool 60", kind="cooldown_after_stop")
+
+    missing = admin_client.post(admin_url(GuardConfig, "add"), guard_form(name=""))
+    taken = admin_client.post(admin_url(GuardConfig, "add"), guard_form())
+
+    assert "name" in missing.context["adminform"].form.errors
+    assert "name" in taken.context["adminform"].form.errors
+    assert GuardConfig.objects.count() == 1
+
+
+def test_two_guard_configs_of_one_kind_can_be_added(admin_client):
+    for name, limit in (("max 1", 1), ("max 3", 3)):
+        response = admin_client.post(
+            admin_url(GuardConfig, "add"),
+            guard_form(name=name, kind="max_open_positions", params=f'{{"max_open": {limit}}}'),
+        )
+        assert response.status_code == 302
+    assert sorted(GuardConfig.objects.values_list("name", "params")) == [
+        ("max 1", {"max_open": 1}),
+        ("max 3", {"max_open": 3}),
+    ]
+
+
+def test_an_admin_edit_of_the_parameters_raises_the_version(admin_client):
+    guard = GuardConfig.objects.create(name="cool 60", kind="cooldown_after_stop")
+    strategy = StrategyConfigFactory(name="ema edit")
+    url = admin_url(GuardConfig, "change", guard.pk)
+
+    admin_client.post(url, guard_form(params='{"minutes": 30}'))
+    admin_client.post(url, guard_form(params='{"minutes": 30}', enabled=""))
+    admin_client.post(
+        admin_url(StrategyConfig, "change", strategy.pk),
+        strategy_form(name="ema edit", params='{"fast": 5}'),
+    )
+
+    guard.refresh_from_db()
+    strategy.refresh_from_db()
+    assert (guard.params, guard.enabled, guard.version) == ({"minutes": 30}, False, 2)
+    assert (strategy.params, strategy.version) == ({"fast": 5}, 2)
+
+
+def test_the_book_page_shows_the_configuration_it_froze(admin_client, rows):
+    book = rows[Book]
+    guard = rows[GuardConfig]
+    guard.params = {"max_open": 7}
+    guard_config_save(config=guard)
+
+    html = admin_client.get(admin_url(Book, "change", book.pk)).content.decode()
+
+    assert BookStrategy.objects.filter(book=book).exists()
+    assert BookGuard.objects.get(book=book).params == {"max_open": 2}
+    assert "max 2" in html
+    assert "&quot;max_open&quot;: 2" in html
+    assert "&quot;max_open&quot;: 7" not in html
 
 
 def test_a_replay_book_is_deleted_with_everything_it_holds(admin_client, rows):
@@ -230,6 +311,9 @@ def test_a_replay_book_is_deleted_with_everything_it_holds(admin_client, rows):
     assert not Signal.objects.exists()
     assert not SignalTransition.objects.exists()
     assert not ShadowTrade.objects.exists()
+    for model in (BookStrategy, BookGuard, BookState, EquityPoint):
+        assert not model.objects.exists(), model
+    assert StrategyConfig.objects.exists() and GuardConfig.objects.exists()
 
 
 def test_the_live_book_cannot_be_deleted(admin_client):

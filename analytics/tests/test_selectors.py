@@ -26,7 +26,8 @@ from analytics.tests.factories import (
 )
 from markets.models import Candle
 from shadow.models import ShadowTrade
-from signals.models import GenerationCursor, PaperTrade, SignalState
+from signals.models import PaperTrade, SignalState
+from signals.services import book_configure, strategy_config_save
 
 pytestmark = pytest.mark.django_db
 
@@ -282,11 +283,14 @@ def test_data_sources_come_from_the_markets_of_the_book():
 def test_data_sources_include_strategies_run_in_the_book_before_any_signal():
     book = BookFactory()
     strategy = StrategyConfigFactory(exchange="synth", symbol="SYN/USD", timeframe="5m")
-    GenerationCursor.objects.create(
-        book=book, strategy_config=strategy, last_candle_time="2024-01-01T00:00Z"
-    )
+    book_configure(book=book, strategies=[strategy], guards=[])
     CandleFactory(
         exchange="synth", symbol="SYN/USD", timeframe="5m", source=Candle.Source.SYNTHETIC
     )
+    CandleFactory(exchange="synth", symbol="NEW/USD", timeframe="5m", source=Candle.Source.FILE)
 
+    assert data_sources(book=book) == ["synthetic"]
+    # The book ran the market it froze, whatever the configuration says now.
+    strategy.symbol = "NEW/USD"
+    strategy_config_save(config=strategy)
     assert data_sources(book=book) == ["synthetic"]

@@ -72,3 +72,13 @@ def test_every_periodic_task_names_a_registered_task():
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
         assert entry["task"] in app.tasks, entry["task"]
     assert "markets.sync_candles" in app.tasks
+
+
+def test_the_beat_advances_the_live_books_through_the_engine():
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "shadow.advance_live_books" in scheduled
+    assert "shadow.advance_book" in app.tasks, "the task each live book is advanced by"
+    gone = {"signals.generate_signals", "shadow.evaluate_shadow_outcomes"}
+    assert not scheduled & gone
+    assert not gone & set(app.tasks)

@@ -1,7 +1,6 @@
 """The two built-in guards as pure functions over a snapshot (no database)."""
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal as D
 
 import pytest
 
@@ -16,11 +15,16 @@ from signals.domain.guards import (
 from signals.domain.strategies import Proposal
 
 NOW = datetime(2024, 1, 2, tzinfo=UTC)
-PROPOSAL = Proposal("long", D(100), D(95), D(110), 24, "test")
+PROPOSAL = Proposal("long", 100.0, 95.0, 110.0, 24, "test")
 
 
 def snapshot(open_positions=0, closed=()):
     return Snapshot(now=NOW, symbol="BTC/USD", open_positions=open_positions, recent_closed=closed)
+
+
+def stop_out(minutes_before: float, symbol: str = "BTC/USD", reason: str = "stop") -> ClosedTrade:
+    """A trade on ``symbol`` whose exit became known ``minutes_before`` before ``NOW``."""
+    return ClosedTrade(symbol, NOW - timedelta(minutes=minutes_before), reason, -10.0)
 
 
 def test_max_open_positions_blocks_at_the_limit():
@@ -28,34 +32,74 @@ def test_max_open_positions_blocks_at_the_limit():
     assert guard.check(PROPOSAL, snapshot(1)).passed
     verdict = guard.check(PROPOSAL, snapshot(2))
     assert not verdict.passed
-    assert (verdict.observed, verdict.threshold) == (D(2), D(2))
+    assert (verdict.observed, verdict.threshold) == (2.0, 2.0)
+    assert isinstance(verdict.observed, float)
     assert "2 open position(s), limit 2" in verdict.reason
 
 
-def test_cooldown_blocks_after_a_recent_stop_out_on_the_same_symbol():
-    guard = CooldownAfterStop(minutes=120)
-    recent = [ClosedTrade("BTC/USD", NOW - timedelta(minutes=30), "stop")]
-    verdict = guard.check(PROPOSAL, snapshot(closed=recent))
+def test_max_open_of_zero_blocks_everything():
+    verdict = MaxOpenPositions(max_open=0).check(PROPOSAL, snapshot(0))
     assert not verdict.passed
-    assert (verdict.observed, verdict.threshold) == (D(30), D(120))
+    assert (verdict.observed, verdict.threshold) == (0.0, 0.0)
+
+
+def test_a_stop_out_known_30_minutes_before_is_30_minutes_old():
+    verdict = CooldownAfterStop(minutes=120).check(PROPOSAL, snapshot(closed=[stop_out(30)]))
+    assert not verdict.passed
+    assert (verdict.observed, verdict.threshold) == (30.0, 120.0)
+    assert verdict.reason == "last stop-out 30 min ago, cooldown 120 min"
+
+
+def test_the_cooldown_counts_from_the_latest_stop_out():
+    closed = [stop_out(100), stop_out(45), stop_out(5, reason="target")]
+    verdict = CooldownAfterStop(minutes=60).check(PROPOSAL, snapshot(closed=closed))
+    assert not verdict.passed
+    assert verdict.observed == 45.0
+
+
+def test_the_cooldown_ends_exactly_at_its_length():
+    assert CooldownAfterStop(minutes=120).check(PROPOSAL, snapshot(closed=[stop_out(120)])).passed
+    assert (
+        not CooldownAfterStop(minutes=120)
+        .check(PROPOSAL, snapshot(closed=[stop_out(119.5)]))
+        .passed
+    )
+
+
+def test_a_stop_out_known_after_now_is_ignored():
+    verdict = CooldownAfterStop(minutes=120).check(PROPOSAL, snapshot(closed=[stop_out(-10)]))
+    assert verdict.passed
+    assert (verdict.observed, verdict.reason) == (None, "no stop-out on this symbol")
+    # An earlier one still counts, from when it became known.
+    both = [stop_out(50), stop_out(-10)]
+    verdict = CooldownAfterStop(minutes=120).check(PROPOSAL, snapshot(closed=both))
+    assert not verdict.passed
+    assert verdict.observed == 50.0
 
 
 @pytest.mark.parametrize(
     "trade",
     [
-        ClosedTrade("BTC/USD", NOW - timedelta(minutes=121), "stop"),
-        ClosedTrade("BTC/USD", NOW - timedelta(minutes=10), "target"),
-        ClosedTrade("ETH/USD", NOW - timedelta(minutes=10), "stop"),
-        ClosedTrade("BTC/USD", NOW + timedelta(minutes=10), "stop"),
+        stop_out(121),
+        stop_out(10, reason="target"),
+        stop_out(10, reason="timeout"),
+        stop_out(10, symbol="ETH/USD"),
     ],
-    ids=["expired", "not-a-stop", "other-symbol", "in-the-future"],
+    ids=["over", "a-target", "a-timeout", "other-symbol"],
 )
 def test_cooldown_passes_otherwise(trade):
-    assert CooldownAfterStop(minutes=120).check(PROPOSAL, snapshot(closed=[trade])).passed
+    verdict = CooldownAfterStop(minutes=120).check(PROPOSAL, snapshot(closed=[trade]))
+    assert verdict.passed
+    assert verdict.threshold == 120.0
+
+
+def test_without_any_closed_trade_the_cooldown_passes_with_nothing_observed():
+    verdict = CooldownAfterStop(minutes=60).check(PROPOSAL, snapshot())
+    assert (verdict.passed, verdict.observed, verdict.threshold) == (True, None, 60.0)
 
 
 def test_gap_exits_count_as_stop_outs():
-    recent = [ClosedTrade("BTC/USD", NOW - timedelta(minutes=5), "gap")]
+    recent = [stop_out(5, reason="gap")]
     assert not CooldownAfterStop(minutes=60).check(PROPOSAL, snapshot(closed=recent)).passed
 
 
@@ -73,3 +117,12 @@ def test_bad_guard_configuration_is_refused():
         build_guard("drawdown", {})
     with pytest.raises(ValueError, match="max_open >= 0"):
         build_guard("max_open_positions", {"max_open": -1})
+    with pytest.raises(ValueError, match="minutes >= 0"):
+        build_guard("cooldown_after_stop", {"minutes": -1})
+    with pytest.raises(ValueError, match="must be int"):
+        build_guard("max_open_positions", {"max_open": "two"})
+
+
+def test_the_registry_builds_guards_with_their_parameters():
+    assert build_guard("max_open_positions", {"max_open": 3}) == MaxOpenPositions(max_open=3)
+    assert build_guard("cooldown_after_stop", {}) == CooldownAfterStop(minutes=240)

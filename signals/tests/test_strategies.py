@@ -1,74 +1,179 @@
-"""The EMA-crossover strategy and the strategy registry (no database)."""
+"""The EMA-crossover strategy's vectorised scan and the strategy registry (no database)."""
 
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal as D
+import json
+from itertools import pairwise
 
+import numpy as np
 import pytest
 
-from markets.bars import Bar
-from signals.domain.strategies import EmaCrossover, atr, build_strategy, ema
+from markets.bars import CandleArrays
+from signals.domain.strategies import EmaCrossover, Proposal, build_strategy
+from signals.tests.candles import walk
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
+HOUR = 3_600_000
 
 
-def series(closes: list[float]) -> list[Bar]:
-    out = []
-    previous = closes[0]
+def series(closes: list[float]) -> CandleArrays:
+    """Hourly candles opening at the previous close, one unit of wick on either side."""
+    rows, previous = [], closes[0]
     for i, close in enumerate(closes):
-        o = D(str(previous))
-        c = D(str(close))
-        out.append(Bar(T0 + timedelta(hours=i), o, max(o, c) + 1, min(o, c) - 1, c))
+        rows.append(
+            (i * HOUR, previous, max(previous, close) + 1, min(previous, close) - 1, close, 1)
+        )
         previous = close
-    return out
+    return CandleArrays.from_rows(rows)
 
 
-def test_ema_is_seeded_with_the_simple_average():
-    values = [1.0, 2.0, 3.0, 4.0]
-    out = ema(values, 3)
-    assert out[2] == pytest.approx(2.0)
-    assert out[3] == pytest.approx(0.5 * 4 + 0.5 * 2.0)
-
-
-def test_atr_of_constant_ranges():
-    assert atr(series([100.0] * 20), 14) == pytest.approx(2.0)
-
-
-def test_a_fall_then_a_rise_proposes_a_long_with_atr_stop_and_target():
-    strategy = EmaCrossover(fast=3, slow=6, atr_period=3, stop_atr=1, target_atr=2, max_hold=5)
-    closes = [100.0 - i for i in range(20)]
-    proposals = []
-    for extra in range(1, 15):
-        bars = series([*closes, *[81.0 + 3 * j for j in range(1, extra + 1)]])
-        proposals.append(strategy.propose(bars))
-    fired = [p for p in proposals if p is not None]
-    assert len(fired) == 1, "a crossover fires once, on the candle it happens"
-    long = fired[0]
-    assert long.side == "long"
-    assert long.stop_loss < long.entry_price < long.take_profit
-    assert long.take_profit - long.entry_price == pytest.approx(
-        2 * (long.entry_price - long.stop_loss)
+def random_walk(count: int, seed: int) -> CandleArrays:
+    return CandleArrays.from_rows(
+        [(i * HOUR, o, h, lo, c, 1.0) for i, (_, o, h, lo, c) in enumerate(walk(count, seed=seed))]
     )
+
+
+# Twenty candles falling by 1 (100 .. 81), then rising by 3 (84, 87, ...).
+FALL_THEN_RISE = [100.0 - i for i in range(20)] + [81.0 + 3 * j for j in range(1, 15)]
+# Twenty candles rising by 1 (100 .. 119), then falling by 3 (115, 112, ...).
+RISE_THEN_FALL = [100.0 + i for i in range(20)] + [118.0 - 3 * j for j in range(1, 15)]
+
+
+def test_a_fall_then_a_rise_proposes_one_long_on_the_crossing_candle():
+    # On a steady fall of 1 per candle an SMA-seeded EMA of period n lags (n - 1) / 2
+    # behind: EMA3 = close + 1, EMA6 = close + 2.5, so at candle 19 (close 81) they are
+    # 82 and 83.5. Candle 20 (close 84): EMA3 = (84 + 82) / 2 = 83,
+    # EMA6 = 2/7 * 84 + 5/7 * 83.5 = 83.642857: still below. Candle 21 (close 87):
+    # EMA3 = 85, EMA6 = 2/7 * 87 + 5/7 * 83.642857 = 84.602041: crossed above.
+    # True ranges: 3 on every falling candle (open o, high o + 1, low o - 2), 5 on
+    # candles 20 and 21, so ATR3 = 3, then (2 * 3 + 5) / 3 = 11/3, then
+    # (2 * 11/3 + 5) / 3 = 37/9 on the crossing candle.
+    strategy = EmaCrossover(fast=3, slow=6, atr_period=3, stop_atr=1, target_atr=2, max_hold=5)
+    scan = strategy.scan(series(FALL_THEN_RISE), None)
+
+    assert scan.index == [21]
+    (long,) = scan.proposals
+    atr = 37 / 9
+    assert long.side == "long"
+    assert long.entry_price == 87.0
+    assert long.stop_loss == pytest.approx(87 - 1 * atr, abs=1e-9)
+    assert long.take_profit == pytest.approx(87 + 2 * atr, abs=1e-9)
     assert long.max_hold == 5
+    assert long.reason == "EMA3 crossed above EMA6; ATR3=4.11111"
 
 
-def test_a_rise_then_a_fall_proposes_a_short_unless_shorts_are_off():
-    closes = [100.0 + i for i in range(20)] + [118.0 - 3 * j for j in range(1, 15)]
-    bars = series(closes)
-    strategy = EmaCrossover(fast=3, slow=6, atr_period=3)
-    sides = {p.side for n in range(21, len(bars) + 1) if (p := strategy.propose(bars[:n]))}
-    assert sides == {"short"}
+def test_a_rise_then_a_fall_proposes_one_short_with_the_stop_above():
+    # Mirror image: EMA3 = close - 1, EMA6 = close - 2.5 while rising; at candle 21
+    # (close 112) EMA3 = 114.25 < EMA6 = 114.908163. True ranges 3, then 6 and 5:
+    # ATR3 = (2 * 3 + 6) / 3 = 4, then (2 * 4 + 5) / 3 = 13/3.
+    scan = EmaCrossover(fast=3, slow=6, atr_period=3).scan(series(RISE_THEN_FALL), None)
+
+    assert scan.index == [21]
+    (short,) = scan.proposals
+    assert short.side == "short"
+    assert short.entry_price == 112.0
+    assert short.stop_loss == pytest.approx(112 + 1.5 * 13 / 3, abs=1e-9)  # 118.5
+    assert short.take_profit == pytest.approx(112 - 3.0 * 13 / 3, abs=1e-9)  # 99
+    assert short.max_hold == 24
+
+
+def test_with_shorts_off_a_downward_cross_proposes_nothing():
     longs_only = EmaCrossover(fast=3, slow=6, atr_period=3, allow_short=False)
-    assert not any(longs_only.propose(bars[:n]) for n in range(21, len(bars) + 1))
+    assert longs_only.scan(series(RISE_THEN_FALL), None).proposals == []
+    assert longs_only.scan(series(FALL_THEN_RISE), None).index == [21]
 
 
-def test_too_little_history_proposes_nothing():
-    assert EmaCrossover().propose(series([100.0] * 10)) is None
+def test_on_a_random_walk_longs_and_shorts_alternate_on_the_crossings():
+    candles = random_walk(400, seed=3)
+    scan = EmaCrossover(fast=5, slow=12, atr_period=5).scan(candles, None)
+    sides = [p.side for p in scan.proposals]
+    assert len(sides) > 5
+    assert all(a != b for a, b in pairwise(sides))
+    for i, proposal in zip(scan.index, scan.proposals, strict=True):
+        assert proposal.entry_price == candles.close[i]
+        if proposal.side == "long":
+            assert proposal.stop_loss < proposal.entry_price < proposal.take_profit
+        else:
+            assert proposal.take_profit < proposal.entry_price < proposal.stop_loss
+    assert EmaCrossover(fast=5, slow=12, atr_period=5, allow_short=False).scan(
+        candles, None
+    ).proposals == [p for p in scan.proposals if p.side == "long"]
 
 
-def test_the_proposal_depends_only_on_the_bars_given():
-    bars = series([100.0 - i for i in range(20)] + [85.0, 90.0, 95.0, 100.0])
+def test_nothing_is_proposed_before_the_slow_ema_exists():
+    assert EmaCrossover(fast=3, slow=6).scan(series(FALL_THEN_RISE[:6]), None).proposals == []
+    # Rising from the start: the fast EMA is above the slow one from the first candle
+    # both exist, so there is no crossing to report.
+    assert EmaCrossover(fast=3, slow=6).scan(series(RISE_THEN_FALL[:20]), None).proposals == []
+
+
+def test_nothing_is_proposed_before_the_atr_exists():
+    # The crossing on candle 21 comes before ATR25 exists (candle 25), and is not
+    # reported later: the fast EMA stays above.
+    strategy = EmaCrossover(fast=3, slow=6, atr_period=25)
+    assert strategy.scan(series(FALL_THEN_RISE), None).proposals == []
+
+
+def test_an_empty_scan_proposes_nothing_and_keeps_the_state():
     strategy = EmaCrossover(fast=3, slow=6, atr_period=3)
-    assert strategy.propose(bars) == strategy.propose(list(bars))
+    state = strategy.scan(series(FALL_THEN_RISE[:10]), None).state
+    empty = strategy.scan(CandleArrays.from_rows([]), state)
+    assert (empty.index, empty.proposals, empty.state) == ([], [], state)
+
+
+@pytest.mark.parametrize("k", [0, 1, 5, 11, 12, 13, 50, 137, 200, 299, 300])
+def test_a_resumed_scan_equals_one_scan_of_all_candles(k):
+    candles = random_walk(300, seed=7)
+    strategy = EmaCrossover(fast=5, slow=12, atr_period=14)
+    whole = strategy.scan(candles, None)
+
+    first = strategy.scan(candles.head(k), None)
+    # The live driver keeps the state as JSON between runs.
+    carried = json.loads(json.dumps(first.state, allow_nan=False))
+    second = strategy.scan(candles.tail(k), carried)
+
+    assert [*first.index, *(k + i for i in second.index)] == whole.index
+    assert [*first.proposals, *second.proposals] == whole.proposals  # exact floats
+    assert second.state == whole.state
+
+
+def test_a_scan_in_many_small_runs_equals_one_scan():
+    candles = random_walk(250, seed=9)
+    strategy = EmaCrossover(fast=4, slow=9, atr_period=6)
+    whole = strategy.scan(candles, None)
+    index: list[int] = []
+    proposals: list[Proposal] = []
+    state = None
+    for start in range(0, len(candles), 7):
+        scan = strategy.scan(candles.head(start + 7).tail(start), state)
+        index += [start + i for i in scan.index]
+        proposals += scan.proposals
+        state = scan.state
+    assert (index, proposals, state) == (whole.index, whole.proposals, whole.state)
+
+
+def test_a_proposal_uses_no_candle_after_its_own():
+    candles = random_walk(300, seed=11)
+    strategy = EmaCrossover(fast=5, slow=12, atr_period=5)
+    whole = strategy.scan(candles, None)
+    # The same history with every candle after candle 150 replaced by garbage.
+    cut = 150
+    rng = np.random.default_rng(0)
+
+    def garbage(column: np.ndarray) -> np.ndarray:
+        noise = rng.uniform(1, 100_000, len(column) - cut - 1)
+        return np.concatenate((column[: cut + 1], noise))
+
+    high = garbage(candles.high)
+    rewritten = CandleArrays(
+        candles.time,
+        garbage(candles.open),
+        high,
+        np.minimum(garbage(candles.low), high),
+        garbage(candles.close),
+        candles.volume,
+    )
+    other = strategy.scan(rewritten, None)
+    before = [(i, p) for i, p in zip(whole.index, whole.proposals, strict=True) if i <= cut]
+    assert before
+    assert [(i, p) for i, p in zip(other.index, other.proposals, strict=True) if i <= cut] == before
 
 
 @pytest.mark.parametrize(
@@ -78,10 +183,19 @@ def test_the_proposal_depends_only_on_the_bars_given():
         ("ema_crossover", {"fast": 30, "slow": 10}, "fast < slow"),
         ("ema_crossover", {"speed": 1}, "unknown parameter"),
         ("ema_crossover", {"fast": "12"}, "must be int"),
+        ("ema_crossover", {"fast": 5.0}, "must be int"),
+        ("ema_crossover", {"allow_short": 0}, "must be bool"),
         ("ema_crossover", {"stop_atr": -1}, "positive"),
+        ("ema_crossover", {"max_hold": 0}, "max_hold >= 1"),
         ("ema_crossover", [], "JSON object"),
     ],
 )
 def test_bad_configuration_is_refused_with_a_clear_message(kind, params, message):
     with pytest.raises(ValueError, match=message):
         build_strategy(kind, params)
+
+
+def test_the_registry_builds_the_strategy_with_its_parameters():
+    strategy = build_strategy("ema_crossover", {"fast": 5, "slow": 10, "stop_atr": 2})
+    assert strategy == EmaCrossover(fast=5, slow=10, stop_atr=2.0)
+    assert build_strategy("ema_crossover", {}) == EmaCrossover()

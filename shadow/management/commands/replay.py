@@ -26,9 +26,12 @@ from signals.services import (
 
 def parse_when(value: str, option: str) -> datetime:
     """An ISO date or date-time; naive values are UTC. ``CommandError`` naming ``option``."""
-    moment = parse_datetime(value)
+    try:
+        moment = parse_datetime(value)
+        day = parse_date(value) if moment is None and len(value) == 10 else None
+    except ValueError:  # well formed but impossible, such as 2024-13-45
+        moment = day = None
     if moment is None:
-        day = parse_date(value) if len(value) == 10 else None
         if day is None:
             raise CommandError(
                 f"{option}: {value!r} is not an ISO date or date-time (e.g. 2024-01-31 or 2024-01-31T12:00)"
