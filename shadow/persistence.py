@@ -86,7 +86,7 @@ _DECISION_COLUMNS = (
     "threshold",
     "created_at",
 )
-_OUTCOME_COLUMNS = (
+OUTCOME_COLUMNS = (
     "status",
     "quantity",
     "entry_time",
@@ -102,7 +102,7 @@ _OUTCOME_COLUMNS = (
     "mfe",
     "closed_at",
 )
-_TRADE_COLUMNS = ("book_id", "signal_id", "side", *_OUTCOME_COLUMNS, "created_at")
+_TRADE_COLUMNS = ("book_id", "signal_id", "side", *OUTCOME_COLUMNS, "created_at")
 _EQUITY_COLUMNS = ("book_id", "time", "equity")
 
 
@@ -152,7 +152,7 @@ def outcome_fields(
 ) -> dict[str, Any]:
     """The ``SimulatedTrade`` columns of a trade's state, as model field values (or, with
     ``number=decimal_text``, as the text a bulk write sends)."""
-    fields: dict[str, Any] = dict.fromkeys(_OUTCOME_COLUMNS)
+    fields: dict[str, Any] = dict.fromkeys(OUTCOME_COLUMNS)
     fields |= {"status": status, "exit_reason": ""}
     if result is not None:
         fields |= {
@@ -368,7 +368,7 @@ class BookWriter:
             self.book.pk,
             signal_id,
             trade.side,
-            *(fields[c] for c in _OUTCOME_COLUMNS),
+            *(fields[c] for c in OUTCOME_COLUMNS),
             now,
         )
 

@@ -97,61 +97,58 @@ class GuardConfig(models.Model):
             raise ValidationError({"params": str(error)}) from None
 
 
-class BookStrategy(models.Model):
-    """A strategy configuration as a book runs it: its parameters frozen at the book's
-    start (a version, never a live reference), so editing the configuration later never
+class FrozenConfig(models.Model):
+    """A configuration as a book runs it: kind and parameters frozen at the book's start
+    (a version, never a live reference), so editing the configuration later never
     changes the book."""
 
-    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="strategies")
-    config = models.ForeignKey(StrategyConfig, on_delete=models.PROTECT, related_name="+")
     config_version = models.PositiveIntegerField()
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=50)
     params = models.JSONField(default=dict, blank=True)
-    exchange = models.CharField(max_length=32)
-    symbol = models.CharField(max_length=32)
-    timeframe = models.CharField(max_length=8)
     active = models.BooleanField(
         default=True, help_text="Runs in the book (the live book retires replaced versions)."
     )
 
     class Meta:
+        abstract = True
         ordering = ["book", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.config_version}"
+
+
+class BookStrategy(FrozenConfig):
+    """A strategy configuration of a book, on its market."""
+
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="strategies")
+    config = models.ForeignKey(StrategyConfig, on_delete=models.PROTECT, related_name="+")
+    exchange = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=32)
+    timeframe = models.CharField(max_length=8)
+
+    class Meta(FrozenConfig.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["book", "name", "config_version"], name="book_strategy_unique_version"
             )
         ]
 
-    def __str__(self) -> str:
-        return f"{self.name} v{self.config_version}"
 
-
-class BookGuard(models.Model):
-    """A guard configuration as a book runs it, frozen at the book's start."""
+class BookGuard(FrozenConfig):
+    """A guard configuration of a book."""
 
     book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="guards")
     config = models.ForeignKey(
         GuardConfig, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    config_version = models.PositiveIntegerField()
-    name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=50)
-    params = models.JSONField(default=dict, blank=True)
-    active = models.BooleanField(
-        default=True, help_text="Runs in the book (the live book retires replaced versions)."
-    )
 
-    class Meta:
-        ordering = ["book", "name"]
+    class Meta(FrozenConfig.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["book", "name", "config_version"], name="book_guard_unique_version"
             )
         ]
-
-    def __str__(self) -> str:
-        return f"{self.name} v{self.config_version}"
 
 
 class BookState(models.Model):

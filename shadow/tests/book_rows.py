@@ -5,24 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from shadow.models import ShadowTrade
+from shadow.persistence import OUTCOME_COLUMNS
 from signals.models import EquityPoint, GuardDecision, PaperTrade, Signal, SignalTransition
-
-_OUTCOME = (
-    "status",
-    "quantity",
-    "entry_time",
-    "entry_price",
-    "exit_time",
-    "exit_price",
-    "exit_reason",
-    "fees",
-    "pnl",
-    "return_pct",
-    "r_multiple",
-    "mae",
-    "mfe",
-    "closed_at",
-)
 
 
 def book_rows(book) -> dict[str, Any]:
@@ -57,12 +41,14 @@ def book_rows(book) -> dict[str, Any]:
         "transitions": transitions,
         "decisions": decisions,
         "paper": {
-            key[p["signal_id"]]: tuple(p[f] for f in _OUTCOME)
-            for p in PaperTrade.objects.filter(book=book).values("signal_id", *_OUTCOME)
+            key[p["signal_id"]]: tuple(p[f] for f in OUTCOME_COLUMNS)
+            for p in PaperTrade.objects.filter(book=book).values("signal_id", *OUTCOME_COLUMNS)
         },
         "shadow": {
-            key[s["signal_id"]]: (s["group"], *(s[f] for f in _OUTCOME))
-            for s in ShadowTrade.objects.filter(book=book).values("signal_id", "group", *_OUTCOME)
+            key[s["signal_id"]]: (s["group"], *(s[f] for f in OUTCOME_COLUMNS))
+            for s in ShadowTrade.objects.filter(book=book).values(
+                "signal_id", "group", *OUTCOME_COLUMNS
+            )
         },
         "equity": list(
             EquityPoint.objects.filter(book=book)
