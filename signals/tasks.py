@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from celery import current_app, shared_task
+from django.db import transaction
 
 from signals.models import StrategyConfig
 
@@ -16,8 +19,11 @@ def sync_watched_markets() -> int:
         .distinct()
     )
     for exchange, symbol, timeframe in markets:
-        current_app.send_task(
-            "markets.sync_candles",
-            kwargs={"exchange": exchange, "symbol": symbol, "timeframe": timeframe},
+        transaction.on_commit(
+            partial(
+                current_app.send_task,
+                "markets.sync_candles",
+                kwargs={"exchange": exchange, "symbol": symbol, "timeframe": timeframe},
+            )
         )
     return len(markets)
