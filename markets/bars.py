@@ -105,3 +105,14 @@ class CandleArrays:
             self.close[start:],
             self.volume[start:],
         )
+
+    def then(self, later: "CandleArrays") -> "CandleArrays":
+        """These candles followed by ``later`` ones."""
+        return CandleArrays(
+            np.concatenate((self.time, later.time)),
+            np.concatenate((self.open, later.open)),
+            np.concatenate((self.high, later.high)),
+            np.concatenate((self.low, later.low)),
+            np.concatenate((self.close, later.close)),
+            np.concatenate((self.volume, later.volume)),
+        )

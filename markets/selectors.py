@@ -65,9 +65,11 @@ def candle_arrays(
     timeframe: str,
     after: datetime | None = None,
     until: datetime | None = None,
+    newest: int | None = None,
 ) -> CandleArrays:
-    """The stored candles of one market opening after ``after`` and at or before ``until``,
-    oldest first, as float columns: one query, no model instances, no ``Decimal``."""
+    """The stored candles of one market opening after ``after`` and at or before ``until``
+    (only the ``newest`` of them when given), oldest first, as float columns: one query,
+    no model instances, no ``Decimal``."""
     table = Candle._meta.db_table
     postgres = connection.vendor == "postgresql"
     if postgres:
@@ -86,6 +88,8 @@ def candle_arrays(
         where += " AND open_time <= %s"
         params.append(connection.ops.adapt_datetimefield_value(until))
     sql = f"SELECT {columns} FROM {table} WHERE {where} ORDER BY open_time"
+    if newest is not None:
+        sql = f"{sql} DESC LIMIT {int(newest)}"
     with connection.cursor() as cursor:
         if postgres:
             # numeric straight to float in the driver's C loader: no Decimal per value,
@@ -93,6 +97,8 @@ def candle_arrays(
             cursor.cursor.adapters.register_loader("numeric", FloatLoader)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if newest is not None:
+        rows.reverse()
     return CandleArrays.from_rows(rows)
 
 

@@ -84,33 +84,23 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
     history: dict[str, CandleArrays] = {}
     missing_indicators = {s.market.key for s in config.strategies if s.name not in state.indicators}
     for key, market in config.markets().items():
-        last = state.last_time.get(key)
-        step = timeframe_delta(market.timeframe)
-        if last is None:
-            history[key] = candle_arrays(
-                exchange=market.exchange,
-                symbol=market.symbol,
-                timeframe=market.timeframe,
-                until=now - settings.SIGNAL_MAX_AGE - 2 * step,
-            )
+        stopped = state.last_time.get(key)
+        if stopped is None:
+            step = timeframe_delta(market.timeframe)
+            history[key] = _candles(market, until=now - settings.SIGNAL_MAX_AGE - 2 * step)
         elif key in missing_indicators:
-            history[key] = candle_arrays(
-                exchange=market.exchange,
-                symbol=market.symbol,
-                timeframe=market.timeframe,
-                until=utc_from_ms(last),
-            )
+            history[key] = _candles(market, until=utc_from_ms(stopped))
     state = engine.warm_up(config, state, history)
-    candles = {
-        key: candle_arrays(
-            exchange=market.exchange,
-            symbol=market.symbol,
-            timeframe=market.timeframe,
-            after=utc_from_ms(state.last_time[key]) if key in state.last_time else None,
-            until=now - timeframe_delta(market.timeframe),
-        )
-        for key, market in config.markets().items()
-    }
+    # The candles closed since the last run, behind the ones the guards look back at.
+    candles: dict[str, CandleArrays] = {}
+    for key, market in config.markets().items():
+        closed = now - timeframe_delta(market.timeframe)
+        stopped = state.last_time.get(key)
+        if stopped is None:
+            candles[key] = _candles(market, until=closed)
+            continue
+        context = _candles(market, until=utc_from_ms(stopped), newest=config.context_candles)
+        candles[key] = context.then(_candles(market, after=utc_from_ms(stopped), until=closed))
     result = engine.run(config, state, candles, now=ms_from_utc(now))
 
     with transaction.atomic():
@@ -139,6 +129,23 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
         signals=len(result.signals),
         transitions=len(result.transitions),
         closed=carried + sum(1 for t in result.trades if t.kind == "paper" and t.result),
+    )
+
+
+def _candles(
+    market: engine.Market,
+    *,
+    after: datetime | None = None,
+    until: datetime | None = None,
+    newest: int | None = None,
+) -> CandleArrays:
+    return candle_arrays(
+        exchange=market.exchange,
+        symbol=market.symbol,
+        timeframe=market.timeframe,
+        after=after,
+        until=until,
+        newest=newest,
     )
 
 

@@ -104,6 +104,8 @@ class EngineConfig:
     costs: FillCosts
     max_signal_age_ms: int | None = None
     recent_closed_kept: int = 20
+    book_closed_kept: int = 200
+    context_candles: int = 200
 
     def markets(self) -> dict[str, Market]:
         return {spec.market.key: spec.market for spec in self.strategies}
@@ -156,7 +158,9 @@ class EngineState:
     indicators: Mapping[str, Any] = field(default_factory=dict)
     flights: tuple[Flight, ...] = ()
     recent_closed: Mapping[str, tuple[ClosedTrade, ...]] = field(default_factory=dict)
+    book_closed: tuple[ClosedTrade, ...] = ()
     equity: float = 0.0
+    equity_peak: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,7 +171,11 @@ class EngineState:
                 symbol: [[ms_from_utc(t.known_at), t.exit_reason, t.pnl] for t in trades]
                 for symbol, trades in self.recent_closed.items()
             },
+            "book_closed": [
+                [t.symbol, ms_from_utc(t.known_at), t.exit_reason, t.pnl] for t in self.book_closed
+            ],
             "equity": self.equity,
+            "equity_peak": self.equity_peak,
         }
 
     @classmethod
@@ -185,7 +193,12 @@ class EngineState:
                 )
                 for symbol, trades in data["recent_closed"].items()
             },
+            book_closed=tuple(
+                ClosedTrade(symbol, utc_from_ms(int(t)), reason, pnl)
+                for symbol, t, reason, pnl in data.get("book_closed", ())
+            ),
             equity=data["equity"],
+            equity_peak=data.get("equity_peak", max(0.0, data["equity"])),
         )
 
 
@@ -291,7 +304,10 @@ def run(
     dropped: those candles only warm the indicators up.
     """
     markets = config.markets()
-    fresh = {key: _after(candles.get(key), state.last_time.get(key)) for key in markets}
+    given = {key: candles.get(key) or CandleArrays.from_rows([]) for key in markets}
+    # Candles at or before where the state stopped are context only (guards look back).
+    start = {key: _start(given[key], state.last_time.get(key)) for key in markets}
+    fresh = {key: given[key].tail(start[key]) for key in markets}
     indicators = dict(state.indicators)
     candidates: list[_Candidate] = []
     for order, spec in enumerate(config.strategies):
@@ -324,7 +340,11 @@ def run(
     flights: list[Flight] = []
     for candidate in candidates:
         book.release(candidate.close_time)
-        record, decided = _decide(candidate, book, config)
+        market = candidate.spec.market.key
+        through = start[market] + candidate.index + 1
+        context = given[market].head(through).tail(max(0, through - config.context_candles))
+        clock = now if now is not None else candidate.close_time
+        record, decided = _decide(candidate, book, config, context, clock)
         signals.append(record)
         transitions.extend(decided)
         if candidate.course is None:
@@ -367,7 +387,9 @@ def run(
             indicators=indicators,
             flights=tuple(flights),
             recent_closed={s: tuple(t) for s, t in book.recent.items()},
+            book_closed=tuple(book.book_closed),
             equity=book.equity,
+            equity_peak=book.equity_peak,
         ),
         candles=sum(len(data) for data in fresh.values()),
     )
@@ -378,14 +400,18 @@ class _Book:
 
     def __init__(self, config: EngineConfig, state: EngineState) -> None:
         self.kept = config.recent_closed_kept
+        self.book_kept = config.book_closed_kept
         # Ordered by when the exit became known, then by the signal: the same order
         # however the candles were split into runs.
         self.heap: list[tuple[float, int, str, str, str, TradeResult | None]] = []
         self.by_symbol: Counter[str] = Counter()
+        self.by_symbol_side: Counter[tuple[str, str]] = Counter()
         self.recent: dict[str, list[ClosedTrade]] = {
             symbol: list(trades) for symbol, trades in state.recent_closed.items()
         }
+        self.book_closed: list[ClosedTrade] = list(state.book_closed)
         self.equity = state.equity
+        self.equity_peak = state.equity_peak
         self.equity_points: list[tuple[int, float]] = []
 
     def hold(self, key: SignalKey, symbol: str, course: _Course) -> None:
@@ -395,39 +421,48 @@ class _Book:
             self.heap, (course.known_at, candle_time, strategy, side, symbol, course.result)
         )
         self.by_symbol[symbol] += 1
+        self.by_symbol_side[(symbol, side)] += 1
 
     def release(self, until: float) -> None:
         """Let go of every position whose exit became known at or before ``until``."""
         while self.heap and self.heap[0][0] <= until:
-            known_at, _, _, _, symbol, result = heapq.heappop(self.heap)
+            known_at, _, _, side, symbol, result = heapq.heappop(self.heap)
             self.by_symbol[symbol] -= 1
+            self.by_symbol_side[(symbol, side)] -= 1
             if result is None:
                 continue  # expired: it never held anything
+            closed = ClosedTrade(symbol, utc_from_ms(int(known_at)), result.exit_reason, result.pnl)
             trades = self.recent.setdefault(symbol, [])
-            trades.append(
-                ClosedTrade(symbol, utc_from_ms(int(known_at)), result.exit_reason, result.pnl)
-            )
+            trades.append(closed)
             del trades[: -self.kept]
+            self.book_closed.append(closed)
+            del self.book_closed[: -self.book_kept]
             self.equity += result.pnl
+            self.equity_peak = max(self.equity_peak, self.equity)
             self.equity_points.append((int(known_at), self.equity))
 
-    def snapshot(self, symbol: str, now: int) -> Snapshot:
+    def snapshot(self, market: Market, now: int, candles: CandleArrays, clock: int) -> Snapshot:
         return Snapshot(
             now=utc_from_ms(now),
-            symbol=symbol,
+            symbol=market.symbol,
             open_positions=len(self.heap),
             open_by_symbol={s: n for s, n in self.by_symbol.items() if n},
-            recent_closed=tuple(self.recent.get(symbol, ())),
+            open_by_symbol_side={k: n for k, n in self.by_symbol_side.items() if n},
+            recent_closed=tuple(self.recent.get(market.symbol, ())),
+            book_closed=tuple(self.book_closed),
             equity=self.equity,
+            equity_peak=self.equity_peak,
+            candles=candles,
+            timeframe_ms=market.step_ms,
+            clock=utc_from_ms(clock),
         )
 
 
-def _after(data: CandleArrays | None, last_time: int | None) -> CandleArrays:
-    if data is None:
-        return CandleArrays.from_rows([])
+def _start(data: CandleArrays, last_time: int | None) -> int:
+    """Index of the first candle after ``last_time`` in ``data``."""
     if last_time is None:
-        return data
-    return data.tail(int(np.searchsorted(data.time, last_time, side="right")))
+        return 0
+    return int(np.searchsorted(data.time, last_time, side="right"))
 
 
 def _invalid_reason(
@@ -536,7 +571,11 @@ def _advance(flight: Flight, data: CandleArrays, market: Market, costs: FillCost
 
 
 def _decide(
-    candidate: _Candidate, book: _Book, config: EngineConfig
+    candidate: _Candidate,
+    book: _Book,
+    config: EngineConfig,
+    context: CandleArrays,
+    clock: int,
 ) -> tuple[SignalRecord, list[Transition]]:
     spec, proposal, at = candidate.spec, candidate.proposal, candidate.close_time
     key: SignalKey = (spec.name, candidate.candle_time, proposal.side)
@@ -552,7 +591,7 @@ def _decide(
         verdicts: tuple[tuple[str, Verdict], ...] = ()
         state = REJECTED
     else:
-        snapshot = book.snapshot(spec.market.symbol, at)
+        snapshot = book.snapshot(spec.market, at, context, clock)
         verdicts = tuple((g.name, g.guard.check(proposal, snapshot)) for g in config.guards)
         blocked_by = [name for name, verdict in verdicts if not verdict.passed]
         state = BLOCKED if blocked_by else APPROVED
@@ -706,5 +745,7 @@ def warm_up(
         indicators=indicators,
         flights=state.flights,
         recent_closed=state.recent_closed,
+        book_closed=state.book_closed,
         equity=state.equity,
+        equity_peak=state.equity_peak,
     )

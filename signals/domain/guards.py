@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
+from markets.bars import CandleArrays
 from signals.domain.params import checked_params
 from signals.domain.strategies import Proposal
 
@@ -35,16 +36,27 @@ class Snapshot:
     """What the guards may look at, as of ``now`` (the signal candle's close).
 
     ``open_positions`` counts the whole book (open paper trades and approved signals
-    awaiting entry, every market); ``recent_closed`` holds the latest closed trades on
-    this signal's symbol, newest last.
+    awaiting entry, every market), ``open_by_symbol`` and ``open_by_symbol_side`` the
+    same per symbol and per (symbol, side). ``recent_closed`` holds the latest closed
+    trades on this signal's symbol, ``book_closed`` the latest of the whole book, newest
+    last. ``equity`` is the book's realised P&L in quote currency and ``equity_peak`` its
+    highest value so far. ``candles`` are this market's latest candles up to and
+    including the signal candle (``timeframe_ms`` apart); ``clock`` is the driver's
+    moment: the wall clock in a live run, the signal candle's close in a replay.
     """
 
     now: datetime
     symbol: str
     open_positions: int
     open_by_symbol: Mapping[str, int] = field(default_factory=dict)
+    open_by_symbol_side: Mapping[tuple[str, str], int] = field(default_factory=dict)
     recent_closed: Sequence[ClosedTrade] = ()
+    book_closed: Sequence[ClosedTrade] = ()
     equity: float = 0.0
+    equity_peak: float = 0.0
+    candles: CandleArrays = field(default_factory=lambda: CandleArrays.from_rows([]))
+    timeframe_ms: int = 0
+    clock: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
