@@ -168,11 +168,14 @@ class EngineState:
             "indicators": dict(self.indicators),
             "flights": [flight.to_json() for flight in self.flights],
             "recent_closed": {
-                symbol: [[ms_from_utc(t.known_at), t.exit_reason, t.pnl] for t in trades]
+                symbol: [
+                    [ms_from_utc(t.known_at), t.exit_reason, t.pnl, t.notional] for t in trades
+                ]
                 for symbol, trades in self.recent_closed.items()
             },
             "book_closed": [
-                [t.symbol, ms_from_utc(t.known_at), t.exit_reason, t.pnl] for t in self.book_closed
+                [t.symbol, ms_from_utc(t.known_at), t.exit_reason, t.pnl, t.notional]
+                for t in self.book_closed
             ],
             "equity": self.equity,
             "equity_peak": self.equity_peak,
@@ -188,14 +191,14 @@ class EngineState:
             flights=tuple(Flight.from_json(f) for f in data["flights"]),
             recent_closed={
                 symbol: tuple(
-                    ClosedTrade(symbol, utc_from_ms(int(t)), reason, pnl)
-                    for t, reason, pnl in trades
+                    ClosedTrade(symbol, utc_from_ms(int(t)), reason, pnl, notional)
+                    for t, reason, pnl, notional in trades
                 )
                 for symbol, trades in data["recent_closed"].items()
             },
             book_closed=tuple(
-                ClosedTrade(symbol, utc_from_ms(int(t)), reason, pnl)
-                for symbol, t, reason, pnl in data.get("book_closed", ())
+                ClosedTrade(symbol, utc_from_ms(int(t)), reason, pnl, notional)
+                for symbol, t, reason, pnl, notional in data.get("book_closed", ())
             ),
             equity=data["equity"],
             equity_peak=data.get("equity_peak", max(0.0, data["equity"])),
@@ -431,7 +434,13 @@ class _Book:
             self.by_symbol_side[(symbol, side)] -= 1
             if result is None:
                 continue  # expired: it never held anything
-            closed = ClosedTrade(symbol, utc_from_ms(int(known_at)), result.exit_reason, result.pnl)
+            closed = ClosedTrade(
+                symbol,
+                utc_from_ms(int(known_at)),
+                result.exit_reason,
+                result.pnl,
+                result.quantity * result.entry_price,
+            )
             trades = self.recent.setdefault(symbol, [])
             trades.append(closed)
             del trades[: -self.kept]

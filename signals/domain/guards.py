@@ -23,12 +23,14 @@ STOP_OUT_REASONS = frozenset({"stop", "gap"})
 @dataclass(frozen=True, slots=True)
 class ClosedTrade:
     """A paper trade of the book that has closed; ``known_at`` is when its exit became
-    known (the close of its exit candle), the earliest moment a guard may react to it."""
+    known (the close of its exit candle), the earliest moment a guard may react to it.
+    ``pnl`` and ``notional`` (the entry's quote value) are in quote currency."""
 
     symbol: str
     known_at: datetime
     exit_reason: str
     pnl: float = 0.0
+    notional: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
