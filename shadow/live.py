@@ -109,10 +109,10 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
         )
         if claimed != 1:
             raise BookBusyError(f"book {book.name!r} was advanced by another worker")
-        strategies = BookStrategy.objects.filter(book=book)
+        strategies = list(BookStrategy.objects.filter(book=book))
         writer = BookWriter(
             book=book,
-            strategy_ids={s.name: s.config_id for s in strategies},
+            strategies={s.name: s for s in strategies if s.active},
             guards={g.name: g for g in BookGuard.objects.filter(book=book, active=True)},
         )
         _, ids = writer.insert_new(

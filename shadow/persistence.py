@@ -36,6 +36,7 @@ from signals.domain.fills import OpenTrade, TradeResult
 from signals.models import (
     Book,
     BookGuard,
+    BookStrategy,
     EquityPoint,
     GuardDecision,
     PaperTrade,
@@ -52,6 +53,7 @@ _SIGNAL_COLUMNS = (
     "id",
     "book_id",
     "strategy_config_id",
+    "book_strategy_id",
     "exchange",
     "symbol",
     "timeframe",
@@ -182,19 +184,19 @@ def outcome_fields(
 
 
 class BookWriter:
-    """Writes engine results into one book; ``strategy_ids`` maps a strategy name to its
-    ``StrategyConfig`` id, ``guards`` a guard name to the book's frozen ``BookGuard``."""
+    """Writes engine results into one book; ``strategies`` and ``guards`` map a name to
+    the book's frozen ``BookStrategy`` and ``BookGuard`` the engine ran."""
 
     def __init__(
         self,
         *,
         book: Book,
-        strategy_ids: Mapping[str, int],
+        strategies: Mapping[str, BookStrategy],
         guards: Mapping[str, BookGuard],
         actor: str = SYSTEM,
     ) -> None:
         self.book = book
-        self.strategy_ids = strategy_ids
+        self.strategies = strategies
         self.guards = guards
         self.actor = actor
         self.postgres = connection.vendor == "postgresql"
@@ -315,7 +317,8 @@ class BookWriter:
         return (
             pk,
             self.book.pk,
-            self.strategy_ids[record.strategy],
+            self.strategies[record.strategy].config_id,
+            self.strategies[record.strategy].pk,
             market.exchange,
             market.symbol,
             market.timeframe,

@@ -27,6 +27,7 @@ from signals.models import (
     Book,
     BookGuard,
     BookState,
+    BookStrategy,
     EquityPoint,
     GuardConfig,
     GuardDecision,
@@ -102,7 +103,7 @@ def replay_run(
         BookState.objects.create(book=book, state=result.state.to_json())
         writer = BookWriter(
             book=book,
-            strategy_ids={s.name: s.pk for s in strategies},
+            strategies={s.name: s for s in BookStrategy.objects.filter(book=book)},
             guards={g.name: g for g in BookGuard.objects.filter(book=book)},
         )
         written, _ids = writer.insert_new(

@@ -207,6 +207,14 @@ class Signal(ConcurrentTransitionMixin, models.Model):
     strategy_config = models.ForeignKey(
         StrategyConfig, on_delete=models.PROTECT, related_name="signals"
     )
+    book_strategy = models.ForeignKey(
+        "BookStrategy",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="signals",
+        help_text="The strategy configuration version that made the signal.",
+    )
     exchange = models.CharField(max_length=32)
     symbol = models.CharField(max_length=32)
     timeframe = models.CharField(max_length=8)
