@@ -93,7 +93,7 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
     state = engine.warm_up(config, state, history)
     # The candles closed since the last run, behind the ones the guards look back at.
     candles: dict[str, CandleArrays] = {}
-    for key, market in config.markets().items():
+    for key, market in engine.markets_of(config, state).items():
         closed = now - timeframe_delta(market.timeframe)
         stopped = state.last_time.get(key)
         if stopped is None:

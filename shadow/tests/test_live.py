@@ -219,3 +219,25 @@ def test_an_edited_guard_takes_effect_from_the_next_run_and_old_decisions_keep_t
     assert early.exists() and late.exists()
     assert set(late.values_list("verdict", flat=True)) == {"block"}
     assert early.filter(verdict="pass").exists()
+
+
+@pytest.mark.django_db
+def test_a_strategy_disabled_with_a_trade_open_lets_the_trade_finish(fresh_signals_forever):
+    from signals.models import PaperTrade
+
+    _market_data(count=400)
+    book = book_live()
+    # Run until a paper trade is open, then disable its strategy.
+    for hours in range(150, 400, 5):
+        book_advance(book_id=book.pk, now=END - timedelta(hours=400 - hours))
+        open_trade = (
+            PaperTrade.objects.filter(book=book, status="open").select_related("signal").first()
+        )
+        if open_trade:
+            break
+    assert open_trade is not None
+    StrategyConfig.objects.filter(pk=open_trade.signal.strategy_config_id).update(enabled=False)
+    book_advance(book_id=book.pk, now=END)
+    open_trade.refresh_from_db()
+    assert open_trade.status == "closed"
+    assert Signal.objects.get(pk=open_trade.signal_id).state == "closed"

@@ -76,6 +76,11 @@ class Market:
     def step_ms(self) -> int:
         return int(timeframe_delta(self.timeframe).total_seconds() * 1000)
 
+    @classmethod
+    def from_key(cls, key: str) -> Market:
+        exchange, symbol, timeframe = key.split(" ")
+        return cls(exchange, symbol, timeframe)
+
 
 @dataclass(frozen=True, slots=True)
 class StrategySpec:
@@ -306,7 +311,7 @@ def run(
     passes ``None``. Proposals on candles opening before ``signals_from`` (ms) are
     dropped: those candles only warm the indicators up.
     """
-    markets = config.markets()
+    markets = markets_of(config, state)
     given = {key: candles.get(key) or CandleArrays.from_rows([]) for key in markets}
     # Candles at or before where the state stopped are context only (guards look back).
     start = {key: _start(given[key], state.last_time.get(key)) for key in markets}
@@ -723,6 +728,16 @@ def _carry(flight: Flight, course: _Course) -> Flight:
 
 def _iso(ms: int) -> str:
     return utc_from_ms(ms).isoformat()
+
+
+def markets_of(config: EngineConfig, state: EngineState) -> dict[str, Market]:
+    """Every market a run needs candles of: those the strategies trade, and those where
+    trades are still in flight (a strategy retired from a live book leaves its open
+    trades to finish)."""
+    markets = config.markets()
+    for flight in state.flights:
+        markets.setdefault(flight.market, Market.from_key(flight.market))
+    return markets
 
 
 def warm_up(
