@@ -165,6 +165,10 @@ FILL_FEE_RATE = _decimal("FILL_FEE_RATE", "0.0026")
 FILL_NOTIONAL = _decimal("FILL_NOTIONAL", "1000")
 if FILL_NOTIONAL == 0:
     raise ImproperlyConfigured("FILL_NOTIONAL must be positive.")
+# Paper balance per quote currency: an approved signal it cannot pay fails.
+PAPER_BALANCE = _decimal("PAPER_BALANCE", "10000")
+if PAPER_BALANCE <= 0:
+    raise ImproperlyConfigured("PAPER_BALANCE must be positive.")
 # A live signal whose candle closed longer ago than this is stale and rejected.
 SIGNAL_MAX_AGE = timedelta(minutes=env.int("SIGNAL_MAX_AGE_MINUTES", default=180))
 

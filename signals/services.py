@@ -261,6 +261,7 @@ def engine_config_of(
             for g in sorted(guards, key=lambda g: g.name)
         ),
         costs=fill_costs(),
+        starting_balance=float(settings.PAPER_BALANCE),
         max_signal_age_ms=(
             int(max_signal_age.total_seconds() * 1000) if max_signal_age is not None else None
         ),

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ BLOCKED = "blocked"
 REJECTED = "rejected"
 EXECUTED = "executed"
 EXPIRED = "expired"
+FAILED = "failed"
 CLOSED = "closed"
 
 # Status of a paper or shadow trade.
@@ -102,7 +103,10 @@ class GuardSpec:
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     """A book's frozen configuration. ``max_signal_age_ms``: a signal whose candle closed
-    longer than that before the run's ``now`` is rejected as stale (live only)."""
+    longer than that before the run's ``now`` is rejected as stale (live only).
+    ``starting_balance``: the paper balance in each quote currency; an approved signal
+    whose notional exceeds the free balance (starting balance plus realised P&L minus
+    what open positions hold) fails; ``None`` means no limit."""
 
     strategies: tuple[StrategySpec, ...]
     guards: tuple[GuardSpec, ...]
@@ -111,6 +115,7 @@ class EngineConfig:
     recent_closed_kept: int = 20
     book_closed_kept: int = 200
     context_candles: int = 200
+    starting_balance: float | None = None
 
     def markets(self) -> dict[str, Market]:
         return {spec.market.key: spec.market for spec in self.strategies}
@@ -119,8 +124,9 @@ class EngineConfig:
 @dataclass(frozen=True, slots=True)
 class Flight:
     """A decided signal whose trade has not finished: awaiting entry (``trade is None``)
-    or open. ``paper``: the signal was approved, so this is its paper trade (and its
-    shadow); otherwise the shadow trade of a blocked signal."""
+    or open. ``paper``: the signal was approved and executed on paper, so this is its
+    paper trade (and its shadow); otherwise only its shadow trade: ``blocked`` tells a
+    blocked signal (the measured group) from an approved one that could not be paid."""
 
     key: SignalKey
     market: str
@@ -128,6 +134,7 @@ class Flight:
     paper: bool
     plan: TradePlan
     trade: OpenTrade | None = None
+    blocked: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -135,6 +142,7 @@ class Flight:
             "market": self.market,
             "symbol": self.symbol,
             "paper": self.paper,
+            "blocked": self.blocked,
             "plan": [self.plan.side, self.plan.stop, self.plan.target, self.plan.max_hold],
             "trade": self.trade.to_json() if self.trade else None,
         }
@@ -150,6 +158,7 @@ class Flight:
             paper=data["paper"],
             plan=TradePlan(side=side, stop=stop, target=target, max_hold=max_hold),
             trade=OpenTrade.from_json(data["trade"]) if data["trade"] else None,
+            blocked=data.get("blocked", not data["paper"]),
         )
 
 
@@ -166,6 +175,7 @@ class EngineState:
     book_closed: tuple[ClosedTrade, ...] = ()
     equity: float = 0.0
     equity_peak: float = 0.0
+    realised_by_quote: Mapping[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -184,6 +194,7 @@ class EngineState:
             ],
             "equity": self.equity,
             "equity_peak": self.equity_peak,
+            "realised_by_quote": dict(self.realised_by_quote),
         }
 
     @classmethod
@@ -207,6 +218,7 @@ class EngineState:
             ),
             equity=data["equity"],
             equity_peak=data.get("equity_peak", max(0.0, data["equity"])),
+            realised_by_quote=data.get("realised_by_quote", {}),
         )
 
 
@@ -358,16 +370,34 @@ def run(
         if candidate.course is None:
             continue  # rejected: never reached the guards, no trade
         course = candidate.course
-        paper = record.state != BLOCKED
+        blocked = record.state == BLOCKED
+        symbol = candidate.spec.market.symbol
+        paper = not blocked
+        if paper and not book.affords(symbol):
+            # Approved, but the quote currency's free paper balance cannot pay the entry.
+            paper = False
+            record = replace(record, state=FAILED)
+            signals[-1] = record
+            transitions.append(
+                Transition(
+                    record.key,
+                    "fail",
+                    APPROVED,
+                    FAILED,
+                    record.decided_at,
+                    {"reason": book.shortfall(symbol)},
+                )
+            )
         if paper:
-            book.hold(record.key, candidate.spec.market.symbol, course)
+            book.hold(record.key, symbol, course)
         flight = Flight(
             key=record.key,
             market=candidate.spec.market.key,
-            symbol=candidate.spec.market.symbol,
+            symbol=symbol,
             paper=paper,
             plan=_plan(candidate.proposal),
             trade=None,
+            blocked=blocked,
         )
         transitions.extend(_course_transitions(flight, course, pending_before=True))
         trades.extend(_trade_records(flight, course))
@@ -398,6 +428,7 @@ def run(
             book_closed=tuple(book.book_closed),
             equity=book.equity,
             equity_peak=book.equity_peak,
+            realised_by_quote=dict(book.realised),
         ),
         candles=sum(len(data) for data in fresh.values()),
     )
@@ -421,6 +452,26 @@ class _Book:
         self.equity = state.equity
         self.equity_peak = state.equity_peak
         self.equity_points: list[tuple[int, float]] = []
+        self.starting_balance = config.starting_balance
+        self.notional = config.costs.notional
+        self.realised: defaultdict[str, float] = defaultdict(float, state.realised_by_quote)
+        self.reserved: defaultdict[str, float] = defaultdict(float)
+
+    def affords(self, symbol: str) -> bool:
+        """Whether the free paper balance of ``symbol``'s quote currency pays an entry."""
+        return self._free(quote_of(symbol)) >= self.notional
+
+    def shortfall(self, symbol: str) -> str:
+        quote = quote_of(symbol)
+        return (
+            f"insufficient paper balance: {self._free(quote):.2f} {quote} free, "
+            f"{self.notional:.2f} {quote} needed"
+        )
+
+    def _free(self, quote: str) -> float:
+        if self.starting_balance is None:
+            return float("inf")
+        return self.starting_balance + self.realised[quote] - self.reserved[quote]
 
     def hold(self, key: SignalKey, symbol: str, course: _Course) -> None:
         """Count an approved trade as an open position until its exit is known."""
@@ -430,6 +481,7 @@ class _Book:
         )
         self.by_symbol[symbol] += 1
         self.by_symbol_side[(symbol, side)] += 1
+        self.reserved[quote_of(symbol)] += self.notional
 
     def release(self, until: float) -> None:
         """Let go of every position whose exit became known at or before ``until``."""
@@ -437,6 +489,7 @@ class _Book:
             known_at, _, _, side, symbol, result = heapq.heappop(self.heap)
             self.by_symbol[symbol] -= 1
             self.by_symbol_side[(symbol, side)] -= 1
+            self.reserved[quote_of(symbol)] -= self.notional
             if result is None:
                 continue  # expired: it never held anything
             closed = ClosedTrade(
@@ -452,6 +505,7 @@ class _Book:
             self.book_closed.append(closed)
             del self.book_closed[: -self.book_kept]
             self.equity += result.pnl
+            self.realised[quote_of(symbol)] += result.pnl
             self.equity_peak = max(self.equity_peak, self.equity)
             self.equity_points.append((int(known_at), self.equity))
 
@@ -703,7 +757,7 @@ def _trade_records(flight: Flight, course: _Course) -> list[TradeRecord]:
             key=flight.key,
             kind=kind,
             side=flight.plan.side,
-            blocked=not flight.paper,
+            blocked=flight.blocked,
             status=course.status,
             trade=course.trade,
             result=course.result,
@@ -723,11 +777,17 @@ def _carry(flight: Flight, course: _Course) -> Flight:
         paper=flight.paper,
         plan=flight.plan,
         trade=course.trade,
+        blocked=flight.blocked,
     )
 
 
 def _iso(ms: int) -> str:
     return utc_from_ms(ms).isoformat()
+
+
+def quote_of(symbol: str) -> str:
+    """The quote currency of a ccxt symbol: ``BTC/USD`` and ``BTC/USD:USD`` → ``USD``."""
+    return symbol.split("/", 1)[-1].split(":", 1)[0]
 
 
 def markets_of(config: EngineConfig, state: EngineState) -> dict[str, Market]:
@@ -772,4 +832,5 @@ def warm_up(
         book_closed=state.book_closed,
         equity=state.equity,
         equity_peak=state.equity_peak,
+        realised_by_quote=state.realised_by_quote,
     )

@@ -247,3 +247,45 @@ def test_transitions_carry_the_simulated_time_of_each_step(split):
             result.entry_time,
             result.exit_time + HOUR,
         ]
+
+
+def test_an_approved_signal_the_paper_balance_cannot_pay_fails():
+    cfg = replace(config(symbols=("AAA",), guards=()), starting_balance=1500.0)
+    result = engine.run(cfg, engine.EngineState(), {"x AAA 1h": walk(1500, 11)})
+    failed = [s for s in result.signals if s.state == "failed"]
+    taken = [s for s in result.signals if s.state in ("closed", "executed", "approved")]
+    assert failed and taken
+    fails = {t.key: t for t in result.transitions if t.name == "fail"}
+    assert set(fails) == {s.key for s in failed}
+    assert "1000.00 AAA needed" in next(iter(fails.values())).payload["reason"]
+    # A failed signal has no paper trade but keeps its shadow, in the control group.
+    kinds = defaultdict(set)
+    for trade in result.trades:
+        kinds[trade.key].add((trade.kind, trade.blocked))
+    assert all(kinds[s.key] == {("shadow", False)} for s in failed)
+    # With 1,500 and 1,000 a trade, one position at a time: a failure always coincides
+    # with an open position, or with realised losses below 1,000 of free balance.
+    paper = {t.key: t for t in result.trades if t.kind == "paper"}
+    for signal in failed:
+        open_then = [
+            k
+            for k, t in paper.items()
+            if k[1] < signal.candle_time and (t.closed_at or 1e18) > signal.decided_at
+        ]
+        realised = sum(
+            t.result.pnl for t in paper.values() if t.result and t.closed_at <= signal.decided_at
+        )
+        assert open_then or 1500.0 + realised < 1000.0
+
+
+def test_the_paper_balance_carries_across_runs():
+    cfg = replace(config(guards=()), starting_balance=1500.0)
+    data = markets(800)
+    whole = engine.run(cfg, engine.EngineState(), data)
+    assert any(s.state == "failed" for s in whole.signals)
+    state, runs = engine.EngineState(), []
+    for stop in (100, 101, 350, 600, 800):
+        result = engine.run(cfg, state, {k: a.head(stop) for k, a in data.items()})
+        runs.append(result)
+        state = engine.EngineState.from_json(json.loads(json.dumps(result.state.to_json())))
+    assert outcome(runs) == outcome([whole])
