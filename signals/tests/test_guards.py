@@ -1,10 +1,14 @@
-"""The two built-in guards as pure functions over a snapshot (no database)."""
+"""The guard registry, and the first two guards, as pure functions over a snapshot (no
+database). Each other kind has its own ``test_guard_<kind>.py``."""
 
+import operator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from markets.bars import CandleArrays
 from signals.domain.guards import (
+    GUARDS,
     ClosedTrade,
     CooldownAfterStop,
     MaxOpenPositions,
@@ -12,7 +16,10 @@ from signals.domain.guards import (
     build_guard,
     evaluate_guards,
 )
+from signals.domain.params import default_params
 from signals.domain.strategies import Proposal
+
+BLOCKS = {">=": operator.ge, ">": operator.gt, "<": operator.lt}
 
 NOW = datetime(2024, 1, 2, tzinfo=UTC)
 PROPOSAL = Proposal("long", 100.0, 95.0, 110.0, 24, "test")
@@ -126,3 +133,62 @@ def test_bad_guard_configuration_is_refused():
 def test_the_registry_builds_guards_with_their_parameters():
     assert build_guard("max_open_positions", {"max_open": 3}) == MaxOpenPositions(max_open=3)
     assert build_guard("cooldown_after_stop", {}) == CooldownAfterStop(minutes=240)
+
+
+@pytest.mark.parametrize("kind", sorted(GUARDS))
+def test_every_guard_builds_with_no_parameters_and_with_its_defaults(kind):
+    cls = GUARDS[kind]
+    assert cls.kind == kind
+    assert cls.__module__ == f"signals.domain.guards.{kind}"
+    assert build_guard(kind, {}) == cls()
+    assert build_guard(kind, default_params(cls)) == cls()
+
+
+@pytest.mark.parametrize("kind", sorted(GUARDS))
+def test_every_guard_says_how_it_reads_and_what_it_blocks(kind):
+    cls = GUARDS[kind]
+    assert cls.unit in {"positions", "minutes", "stop-outs", "quote", "%", "ratio", "timeframes"}
+    assert cls.blocks_when in BLOCKS
+    assert cls.__doc__ and cls.__doc__.startswith("Blocks")
+
+
+def busy_snapshot(hours_since_close: float) -> Snapshot:
+    """A book in the middle of a day: positions open, trades closed, candles in."""
+    now = NOW + timedelta(hours=12)
+    closed = tuple(
+        ClosedTrade("BTC/USD", now - timedelta(hours=hours_since_close + i), reason, pnl, 1000.0)
+        for i, (reason, pnl) in enumerate([("stop", -30.0), ("target", 50.0), ("gap", -80.0)])
+    )
+    step = 3_600_000
+    start = int(now.timestamp() * 1000) - 30 * step
+    candles = CandleArrays.from_rows(
+        [(start + i * step, 100.0, 104.0, 97.0, 100.0 + i % 3, 400.0) for i in range(30)]
+    )
+    return Snapshot(
+        now=now,
+        symbol="BTC/USD",
+        open_positions=2,
+        open_by_symbol={"BTC/USD": 1, "ETH/USD": 1},
+        open_by_symbol_side={("BTC/USD", "long"): 1, ("ETH/USD", "short"): 1},
+        recent_closed=closed,
+        book_closed=closed,
+        equity=-60.0,
+        equity_peak=20.0,
+        candles=candles,
+        timeframe_ms=step,
+        clock=now + timedelta(hours=hours_since_close),
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(GUARDS))
+@pytest.mark.parametrize("hours_since_close", [0.5, 3.0, 30.0])
+def test_every_verdict_agrees_with_what_its_guard_says_it_blocks(kind, hours_since_close):
+    guard = GUARDS[kind]()
+    verdict = guard.check(PROPOSAL, busy_snapshot(hours_since_close))
+    assert verdict.guard == kind
+    assert verdict.threshold is not None
+    if verdict.observed is None:
+        assert verdict.passed
+    else:
+        assert isinstance(verdict.observed, float)
+        assert verdict.passed is not BLOCKS[guard.blocks_when](verdict.observed, verdict.threshold)

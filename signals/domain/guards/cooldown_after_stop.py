@@ -1,0 +1,43 @@
+"""Cooldown on a symbol after a stop-out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from signals.domain.guards.base import STOP_OUT_REASONS, Snapshot, Verdict
+from signals.domain.strategies import Proposal
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownAfterStop:
+    """Blocks new signals on a symbol for ``minutes`` after a trade on it was stopped out,
+    counted from when the stop-out became known (its exit candle's close). Once exactly
+    ``minutes`` have elapsed it passes."""
+
+    kind: ClassVar[str] = "cooldown_after_stop"
+    unit: ClassVar[str] = "minutes"
+    blocks_when: ClassVar[str] = "<"
+    minutes: int = 240
+
+    def __post_init__(self) -> None:
+        if self.minutes < 0:
+            raise ValueError("cooldown_after_stop needs minutes >= 0")
+
+    def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict:
+        stop_outs = [
+            trade.known_at
+            for trade in snapshot.symbol_closed()
+            if trade.exit_reason in STOP_OUT_REASONS
+        ]
+        threshold = float(self.minutes)
+        if not stop_outs:
+            return Verdict(self.kind, True, "no stop-out on this symbol", None, threshold)
+        elapsed = (snapshot.now - max(stop_outs)).total_seconds() / 60
+        return Verdict(
+            guard=self.kind,
+            passed=elapsed >= threshold,
+            reason=f"last stop-out {elapsed:.0f} min ago, cooldown {self.minutes} min",
+            observed=elapsed,
+            threshold=threshold,
+        )

@@ -1,0 +1,34 @@
+"""Max open positions on the signal's symbol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from signals.domain.guards.base import Snapshot, Verdict
+from signals.domain.strategies import Proposal
+
+
+@dataclass(frozen=True, slots=True)
+class MaxOpenPerSymbol:
+    """Blocks when the book already holds ``max_open`` positions (open or awaiting entry,
+    either side) on the signal's symbol. At the limit it blocks."""
+
+    kind: ClassVar[str] = "max_open_per_symbol"
+    unit: ClassVar[str] = "positions"
+    blocks_when: ClassVar[str] = ">="
+    max_open: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_open < 0:
+            raise ValueError("max_open_per_symbol needs max_open >= 0")
+
+    def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict:
+        observed = snapshot.open_by_symbol.get(snapshot.symbol, 0)
+        return Verdict(
+            guard=self.kind,
+            passed=observed < self.max_open,
+            reason=(f"{observed} open position(s) on {snapshot.symbol}, limit {self.max_open}"),
+            observed=float(observed),
+            threshold=float(self.max_open),
+        )
