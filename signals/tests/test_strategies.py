@@ -1,13 +1,24 @@
-"""The EMA-crossover strategy's vectorised scan and the strategy registry (no database)."""
+"""The EMA-crossover strategy's vectorised scan, the strategy registry, and the checks
+every strategy's own test file (``test_strategy_<kind>.py``) runs on it (no database)."""
 
 import json
+from collections.abc import Sequence
 from itertools import pairwise
 
 import numpy as np
 import pytest
 
 from markets.bars import CandleArrays
-from signals.domain.strategies import EmaCrossover, Proposal, build_strategy
+from signals.domain.params import default_params
+from signals.domain.strategies import (
+    STRATEGIES,
+    EmaCrossover,
+    Proposal,
+    Scan,
+    Strategy,
+    build_strategy,
+    validate_strategy_config,
+)
 from signals.tests.candles import walk
 
 HOUR = 3_600_000
@@ -28,6 +39,57 @@ def random_walk(count: int, seed: int) -> CandleArrays:
     return CandleArrays.from_rows(
         [(i * HOUR, o, h, lo, c, 1.0) for i, (_, o, h, lo, c) in enumerate(walk(count, seed=seed))]
     )
+
+
+def scan_in_pieces(strategy: Strategy, candles: CandleArrays, cuts: Sequence[int]) -> Scan:
+    """One scan per stretch of candles between ``cuts``, each resuming from the state the
+    previous one left, passed through JSON as the live driver stores it; the proposals'
+    indexes counted from the first candle, like one scan's."""
+    index: list[int] = []
+    proposals: list[Proposal] = []
+    state = None
+    for start, end in pairwise([0, *cuts, len(candles)]):
+        scan = strategy.scan(candles.head(end).tail(start), state)
+        index += [start + i for i in scan.index]
+        proposals += scan.proposals
+        state = json.loads(json.dumps(scan.state, allow_nan=False))
+    return Scan(index=index, proposals=proposals, state=state or {})
+
+
+def assert_resumes_exactly(strategy: Strategy, candles: CandleArrays, cuts: Sequence[int]) -> None:
+    """Split at each of ``cuts`` in turn, then into runs of 7 candles: the same proposals
+    (exact floats) on the same candles and the same final state as one scan."""
+    whole = strategy.scan(candles, None)
+    assert {p.side for p in whole.proposals} == {"long", "short"}
+    for cut in cuts:
+        assert scan_in_pieces(strategy, candles, [cut]) == whole, f"split at {cut}"
+    assert scan_in_pieces(strategy, candles, range(7, len(candles), 7)) == whole
+
+
+def assert_ignores_the_future(strategy: Strategy, candles: CandleArrays, cut: int) -> None:
+    """Every candle after ``cut`` replaced by garbage: the proposals up to ``cut`` stay."""
+    rng = np.random.default_rng(0)
+
+    def garbage(column: np.ndarray) -> np.ndarray:
+        noise = rng.uniform(1, 100_000, len(column) - cut - 1)
+        return np.concatenate((column[: cut + 1], noise))
+
+    high = garbage(candles.high)
+    rewritten = CandleArrays(
+        candles.time,
+        garbage(candles.open),
+        high,
+        np.minimum(garbage(candles.low), high),
+        garbage(candles.close),
+        candles.volume,
+    )
+
+    def until_cut(scan: Scan) -> list[tuple[int, Proposal]]:
+        return [(i, p) for i, p in zip(scan.index, scan.proposals, strict=True) if i <= cut]
+
+    before = until_cut(strategy.scan(candles, None))
+    assert before
+    assert until_cut(strategy.scan(rewritten, None)) == before
 
 
 # Twenty candles falling by 1 (100 .. 81), then rising by 3 (84, 87, ...).
@@ -199,3 +261,64 @@ def test_the_registry_builds_the_strategy_with_its_parameters():
     strategy = build_strategy("ema_crossover", {"fast": 5, "slow": 10, "stop_atr": 2})
     assert strategy == EmaCrossover(fast=5, slow=10, stop_atr=2.0)
     assert build_strategy("ema_crossover", {}) == EmaCrossover()
+
+
+def test_the_shared_checks_hold_for_the_ema_crossover():
+    strategy = EmaCrossover(fast=5, slow=12, atr_period=14)
+    candles = random_walk(300, seed=7)
+    assert_resumes_exactly(strategy, candles, [0, 1, 11, 12, 13, 14, 15, 150, 299, 300])
+    assert_ignores_the_future(strategy, candles, 150)
+
+
+# --- every registered strategy ---------------------------------------------------------
+
+
+def test_an_unknown_kind_is_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match="known: ") as refused:
+        build_strategy("nope", {})
+    assert all(kind in str(refused.value) for kind in STRATEGIES)
+
+
+@pytest.mark.parametrize("kind", sorted(STRATEGIES))
+def test_every_kind_builds_from_its_name_with_or_without_its_defaults(kind):
+    cls = STRATEGIES[kind]
+    assert cls.kind == kind
+    assert build_strategy(kind, {}) == cls()
+    assert build_strategy(kind, default_params(cls)) == cls()
+    validate_strategy_config(kind, {})
+
+
+@pytest.mark.parametrize("kind", sorted(STRATEGIES))
+def test_every_kind_refuses_an_unknown_parameter_and_a_wrong_type(kind):
+    with pytest.raises(ValueError, match="unknown parameter"):
+        build_strategy(kind, {"speed": 1})
+    with pytest.raises(ValueError, match="parameter max_hold must be int"):
+        build_strategy(kind, {"max_hold": "24"})
+
+
+@pytest.mark.parametrize("kind", sorted(STRATEGIES))
+def test_every_kind_with_its_defaults_proposes_both_sides_and_resumes_exactly(kind):
+    # With its defaults, on a long random walk: a new strategy is checked from its first
+    # line in STRATEGIES, before its own tests exist.
+    strategy = STRATEGIES[kind]()
+    candles = random_walk(2000, seed=5)
+    whole = strategy.scan(candles, None)
+    for i, proposal in zip(whole.index, whole.proposals, strict=True):
+        assert proposal.entry_price == candles.close[i]
+        if proposal.side == "long":
+            assert proposal.stop_loss < proposal.entry_price < proposal.take_profit
+        else:
+            assert proposal.take_profit < proposal.entry_price < proposal.stop_loss
+        assert proposal.max_hold == strategy.max_hold
+        assert proposal.reason
+    assert_resumes_exactly(strategy, candles, [0, 1, 14, 15, 20, 21, 26, 33, 34, 35, 1000, 2000])
+    assert_ignores_the_future(strategy, candles, 1000)
+
+
+@pytest.mark.parametrize("kind", sorted(STRATEGIES))
+def test_every_kind_keeps_its_state_over_an_empty_scan(kind):
+    strategy = STRATEGIES[kind]()
+    state = strategy.scan(random_walk(50, seed=2), None).state
+    assert json.loads(json.dumps(state, allow_nan=False)) == state
+    empty = strategy.scan(CandleArrays.from_rows([]), state)
+    assert (empty.index, empty.proposals, empty.state) == ([], [], state)

@@ -1,63 +1,25 @@
-"""Strategies: pure, vectorised functions of closed candles that propose trades.
-
-A strategy computes its indicators once over a whole candle array (``scan``) and
-returns every proposal it makes, each on the close of one candle, using no value after
-that candle. It also returns its indicator state, so the next call (the live driver's
-next run, with the candles that closed since) continues exactly where this one stopped:
-a live run and a replay of the same candles compute the same values.
-
-Each strategy is a small class with a ``kind`` name in ``STRATEGIES``; its parameters
-are dataclass fields, checked by ``build_strategy``. Prices are floats in here; the
-drivers store them as ``Decimal``.
-"""
+"""The EMA crossover: follow the trend when a fast EMA crosses a slow one."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar
 
 import numpy as np
 
 from markets.bars import CandleArrays
-from signals.domain.fills import LONG, SHORT
 from signals.domain.indicators import IndicatorState, ema, wilder_atr
-from signals.domain.params import checked_params
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    """A trade a strategy proposes on the close of one candle."""
-
-    side: str
-    entry_price: float
-    stop_loss: float
-    take_profit: float
-    max_hold: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Scan:
-    """What one ``scan`` found: ``index`` is the candle each proposal closed on."""
-
-    index: list[int]
-    proposals: list[Proposal]
-    state: IndicatorState
-
-
-class Strategy(Protocol):
-    kind: ClassVar[str]
-
-    def scan(self, candles: CandleArrays, state: IndicatorState | None) -> Scan: ...
+from signals.domain.strategies.base import Proposal, Scan, atr_proposal
 
 
 @dataclass(frozen=True, slots=True)
 class EmaCrossover:
-    """Long when the fast EMA crosses above the slow one, short when it crosses below.
+    """Long when the fast EMA crosses above the slow one (fast - slow was <= 0 on the
+    previous candle and is > 0 on this one), short when it crosses below.
 
-    Stop and target sit ``stop_atr`` and ``target_atr`` Wilder ATRs from the close.
+    Entry at the close; stop and target sit ``stop_atr`` and ``target_atr`` Wilder ATRs
+    from it. Nothing is proposed before both EMAs and the ATR exist.
     """
 
     kind: ClassVar[str] = "ema_crossover"
@@ -108,34 +70,15 @@ class EmaCrossover:
         return Scan(index=index, proposals=proposals, state=new_state)
 
     def _proposal(self, close: float, distance: float, long: bool) -> Proposal:
-        sign = 1 if long else -1
-        return Proposal(
-            side=LONG if long else SHORT,
-            entry_price=close,
-            stop_loss=close - sign * distance * self.stop_atr,
-            take_profit=close + sign * distance * self.target_atr,
+        return atr_proposal(
+            long=long,
+            close=close,
+            atr=distance,
+            stop_atr=self.stop_atr,
+            target_atr=self.target_atr,
             max_hold=self.max_hold,
             reason=(
                 f"EMA{self.fast} crossed {'above' if long else 'below'} "
                 f"EMA{self.slow}; ATR{self.atr_period}={distance:.6g}"
             ),
         )
-
-
-STRATEGIES: Mapping[str, type[EmaCrossover]] = {EmaCrossover.kind: EmaCrossover}
-
-
-def build_strategy(kind: str, params: Mapping[str, Any]) -> Strategy:
-    """The strategy ``kind`` with ``params``; ``ValueError`` naming what is wrong otherwise."""
-    try:
-        cls = STRATEGIES[kind]
-    except KeyError:
-        raise ValueError(
-            f"unknown strategy kind {kind!r}; known: {', '.join(sorted(STRATEGIES))}"
-        ) from None
-    return cls(**checked_params(cls, params))
-
-
-def validate_strategy_config(kind: str, params: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` if ``kind`` and ``params`` do not make a strategy."""
-    build_strategy(kind, params)
