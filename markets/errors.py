@@ -1,12 +1,14 @@
 """The errors the markets app raises; callers catch these, never ccxt's own classes.
 
 Only ``markets`` imports ccxt, so every exchange failure leaves this app wrapped in
-one of the classes below with the original ccxt exception as ``__cause__``.
+one of the classes below with the original ccxt exception as ``__cause__``. Messages
+never contain API credentials (``markets.redaction``).
 """
 
 
 class MarketDataError(Exception):
-    """Base class: something about market data went wrong; the message says what."""
+    """Base class of everything the markets app raises (market data and orders); the
+    message says what went wrong."""
 
 
 class CandleFileError(MarketDataError):
@@ -29,3 +31,24 @@ class ExchangeUnavailableError(MarketDataError):
 class ExchangeDataError(MarketDataError):
     """The exchange answered, but not with candles: an HTML page, an empty body, or an
     empty result where closed candles must exist. Usually transient (maintenance pages)."""
+
+
+class OrderError(MarketDataError):
+    """Base class of order placement failures that are not a plain rejection (a rejected
+    order is a result, not an error). Carries the client order id and the symbol."""
+
+    def __init__(self, message: str, *, client_order_id: str, symbol: str) -> None:
+        super().__init__(message)
+        self.client_order_id = client_order_id
+        self.symbol = symbol
+
+
+class OrderStateUnknownError(OrderError):
+    """A placement failed in a way that may or may not have reached the exchange, and the
+    lookup by client order id failed too. Do NOT place it again: look it up later
+    (``OrderGateway.lookup`` or ``reconcile``) with the same client order id."""
+
+
+class OrderNotPlacedError(OrderError):
+    """Every send failed and the lookup by client order id confirmed each time that the
+    exchange has no such order: nothing was placed. Safe to try again later."""

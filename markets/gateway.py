@@ -38,6 +38,7 @@ from markets.errors import (
     ExchangeUnavailableError,
     UnknownExchangeError,
 )
+from markets.redaction import redact, register_secrets, scrub_exception
 from markets.timestamps import ms_from_utc, utc_from_ms
 
 logger = logging.getLogger("markets")
@@ -65,9 +66,11 @@ OnPage = Callable[[int, int], None]
 def build_exchange(exchange_id: str, *, timeout_ms: int | None = None) -> Any:
     """A real ccxt exchange object for ``exchange_id`` with rate limiting on.
 
-    The timeout comes from ``EXCHANGE_TIMEOUT_MS`` unless given; API credentials are
+    The timeout comes from ``EXCHANGE_TIMEOUT_MS`` unless given; API credentials come
+    from the environment only (``EXCHANGE_API_KEY``/``EXCHANGE_API_SECRET``), are
     attached only when set and only to the configured ``EXCHANGE_ID`` (Kraken keys are
-    never sent to another exchange). Raises ``UnknownExchangeError`` for an id ccxt
+    never sent to another exchange), and are registered for redaction so no log line or
+    error message shows them. Raises ``UnknownExchangeError`` for an id ccxt
     does not know. Tests replace this function to hand in an exchange fed offline.
     """
     check_exchange_id(exchange_id)
@@ -80,6 +83,7 @@ def build_exchange(exchange_id: str, *, timeout_ms: int | None = None) -> Any:
             config["apiKey"] = settings.EXCHANGE_API_KEY
         if settings.EXCHANGE_API_SECRET:
             config["secret"] = settings.EXCHANGE_API_SECRET
+        register_secrets(settings.EXCHANGE_API_KEY, settings.EXCHANGE_API_SECRET)
     return getattr(ccxt, exchange_id)(config)
 
 
@@ -245,43 +249,77 @@ class ExchangeGateway:
         raise ExchangeDataError(message)
 
     def _call(self, what: str, function: Callable[..., T], *args: Any) -> T:
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential(multiplier=self.backoff_seconds, max=self.max_backoff_seconds),
-            retry=retry_if_exception_type(RETRYABLE_ERRORS),
+        return call_with_retries(
+            self.exchange_id,
+            what,
+            function,
+            *args,
+            max_attempts=self.max_attempts,
+            backoff_seconds=self.backoff_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
             sleep=self.sleep,
-            before_sleep=self._log_retry(what),
         )
-        try:
-            return retrying(function, *args)
-        except RetryError as exc:
-            last = exc.last_attempt.exception()
-            message = (
-                f"{self.exchange_id}: {what} failed {self.max_attempts} time(s), "
-                f"giving up: {_describe(last)}"
-            )
-            logger.error("%s", message)
-            raise ExchangeUnavailableError(message) from last
-        except ccxt.BaseError as exc:
-            message = f"{self.exchange_id}: {what} was refused: {_describe(exc)}"
-            logger.error("%s", message)
-            raise ExchangeRequestError(message) from exc
 
-    def _log_retry(self, what: str) -> Callable[[RetryCallState], None]:
-        def log(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0.0
-            logger.warning(
-                "%s: %s failed (%s); attempt %d of %d in %.1f s",
-                self.exchange_id,
-                what,
-                _describe(error),
-                state.attempt_number + 1,
-                self.max_attempts,
-                wait,
-            )
 
-        return log
+def call_with_retries(
+    exchange_id: str,
+    what: str,
+    function: Callable[..., T],
+    *args: Any,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
+    max_backoff_seconds: float = DEFAULT_MAX_BACKOFF_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    **kwargs: Any,
+) -> T:
+    """``function(*args, **kwargs)``, tried up to ``max_attempts`` times with exponential
+    backoff while it fails with a transient ccxt error (``RETRYABLE_ERRORS``).
+
+    For reads only (market data, order lookups, balances): never for an order placement,
+    which must not be sent twice blindly (see ``markets.orders``). Raises
+    ``ExchangeUnavailableError`` when the transient errors outlast the attempts and
+    ``ExchangeRequestError`` at once for any other ccxt error; messages are redacted and
+    the ccxt error is the ``__cause__``.
+    """
+    retrying = Retrying(
+        stop=stop_after_attempt(max_attempts),
+        wait=wait_exponential(multiplier=backoff_seconds, max=max_backoff_seconds),
+        retry=retry_if_exception_type(RETRYABLE_ERRORS),
+        sleep=sleep,
+        before_sleep=_log_retry(exchange_id, what, max_attempts),
+    )
+    try:
+        return retrying(function, *args, **kwargs)
+    except RetryError as exc:
+        last = exc.last_attempt.exception()
+        scrub_exception(last)
+        message = (
+            f"{exchange_id}: {what} failed {max_attempts} time(s), giving up: {_describe(last)}"
+        )
+        logger.error("%s", message)
+        raise ExchangeUnavailableError(message) from last
+    except ccxt.BaseError as exc:
+        scrub_exception(exc)
+        message = f"{exchange_id}: {what} was refused: {_describe(exc)}"
+        logger.error("%s", message)
+        raise ExchangeRequestError(message) from exc
+
+
+def _log_retry(exchange_id: str, what: str, max_attempts: int) -> Callable[[RetryCallState], None]:
+    def log(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        logger.warning(
+            "%s: %s failed (%s); attempt %d of %d in %.1f s",
+            exchange_id,
+            what,
+            _describe(error),
+            state.attempt_number + 1,
+            max_attempts,
+            wait,
+        )
+
+    return log
 
 
 def _raw(row: list[Any], where: str) -> RawCandle:
@@ -313,9 +351,10 @@ def _shown(body: object) -> str:
 
 
 def _describe(error: BaseException | None) -> str:
+    """``ClassName: message``, on one line, shortened, with credentials masked."""
     if error is None:
         return "unknown error"
-    text = " ".join(str(error).split())
+    text = " ".join(redact(str(error)).split())
     if len(text) > _SHOWN_ERROR:
         text = text[:_SHOWN_ERROR] + "..."
     return f"{type(error).__name__}: {text}"

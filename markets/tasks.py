@@ -6,22 +6,19 @@ from typing import Any
 from celery import shared_task
 from django.utils import timezone
 
-from markets.errors import ExchangeDataError, ExchangeUnavailableError
 from markets.services import candles_sync_latest
 
-# Only transient trouble is worth another try; a refused request (bad symbol or key)
-# would fail the same way every time.
-RETRIED_ERRORS = (ExchangeUnavailableError, ExchangeDataError)
+# Retries live in ONE layer. The gateway already retries every transient exchange error
+# (network, timeout, 5xx, rate limit) a bounded number of times with exponential backoff
+# (``markets.gateway.DEFAULT_MAX_ATTEMPTS``) before it raises ``ExchangeUnavailableError``.
+# A Celery ``autoretry_for`` on top used to multiply that budget: 6 task runs x 5 gateway
+# attempts = 30 requests to an exchange that is already failing. So this task does not
+# retry: the failure is recorded and the next beat tick (``signals.sync_watched_markets``,
+# every minute) syncs the market again from its newest stored candle, losing nothing.
+# A refused request (bad symbol or key) would fail the same way every time anyway.
 
 
-@shared_task(
-    name="markets.sync_candles",
-    autoretry_for=RETRIED_ERRORS,
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=5,
-)
+@shared_task(name="markets.sync_candles")
 def sync_candles(
     exchange: str, symbol: str, timeframe: str, lookback_minutes: int | None = None
 ) -> dict[str, Any]:

@@ -7,10 +7,11 @@ did not plan for fails the test.
 
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, parse_qsl, urlparse
 
 import ccxt
 import requests
@@ -162,3 +163,207 @@ def kraken_fed(
 def kraken_row(time_s: int, o: str, h: str, low: str, c: str, volume: str = "1.5") -> list[Any]:
     """One Kraken OHLC row; vwap is the close and the trade count fixed (unused by ccxt)."""
     return [time_s, o, h, low, c, c, volume, 7]
+
+
+# -- private endpoints (orders, balances) ---------------------------------------------------
+
+# Fake credentials: the Kraken secret must be base64 (ccxt decodes it to sign); both carry
+# characters that URL encoding changes, so redaction of the encoded forms is exercised too.
+FAKE_API_KEY = "FAKE-api-KEY+for/tests=0123456789abcdef"
+FAKE_KRAKEN_SECRET = "ZmFrZS1rcmFrZW4tc2VjcmV0LWZvci10ZXN0cy0+Pz8/Pj4+Pz8/Pz4+Pg=="
+FAKE_BINANCE_SECRET = "FAKE-binance-SECRET+for/tests=fedcba9876543210"
+
+
+def _spot(
+    id_: str,
+    symbol: str,
+    base_id: str,
+    quote_id: str,
+    *,
+    taker: float,
+    maker: float,
+    amount_step: float = 1e-8,
+    price_step: float = 0.01,
+    **extra: Any,
+) -> dict[str, Any]:
+    base, quote = symbol.split("/")
+    return {
+        "id": id_,
+        "symbol": symbol,
+        "base": base,
+        "quote": quote,
+        "baseId": base_id,
+        "quoteId": quote_id,
+        "type": "spot",
+        "spot": True,
+        "margin": False,
+        "swap": False,
+        "future": False,
+        "option": False,
+        "contract": False,
+        "linear": None,
+        "inverse": None,
+        "settle": None,
+        "settleId": None,
+        "contractSize": None,
+        "active": True,
+        "precision": {"amount": amount_step, "price": price_step},
+        "limits": {"amount": {"min": None, "max": None}, "cost": {"min": None, "max": None}},
+        "taker": taker,
+        "maker": maker,
+        "percentage": True,
+        "tierBased": False,
+        **extra,
+    }
+
+
+# Written for these tests: ids, altnames and fees as Kraken publishes them for these pairs.
+KRAKEN_ORDER_MARKETS = [
+    _spot(
+        "XXBTZUSD",
+        "BTC/USD",
+        "XXBT",
+        "ZUSD",
+        taker=0.0026,
+        maker=0.0016,
+        price_step=0.1,
+        altname="XBTUSD",
+        wsId="XBT/USD",
+    ),
+    _spot(
+        "XBTUSDT",
+        "BTC/USDT",
+        "XXBT",
+        "USDT",
+        taker=0.0026,
+        maker=0.0016,
+        price_step=0.1,
+        altname="XBTUSDT",
+        wsId="XBT/USDT",
+    ),
+    _spot(
+        "LTCUSDT",
+        "LTC/USDT",
+        "XLTC",
+        "USDT",
+        taker=0.0026,
+        maker=0.0016,
+        altname="LTCUSDT",
+        wsId="LTC/USDT",
+    ),
+]
+_BINANCE_ORDER_TYPES = [
+    "LIMIT",
+    "LIMIT_MAKER",
+    "MARKET",
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+]
+# Binance's ccxt class checks the order type against ``info.orderTypes`` of the market.
+BINANCE_MARKETS = [
+    _spot(
+        f"{base}USDT",
+        f"{base}/USDT",
+        base,
+        "USDT",
+        taker=0.001,
+        maker=0.001,
+        amount_step=step,
+        info={"symbol": f"{base}USDT", "orderTypes": _BINANCE_ORDER_TYPES},
+    )
+    for base, step in (("BTC", 1e-5), ("ETH", 1e-4), ("LTC", 1e-3), ("SOL", 1e-3))
+]
+
+
+def request_params(request: requests.PreparedRequest) -> dict[str, str]:
+    """The parameters of a request: the form body of a POST, else the query string."""
+    body = request.body
+    if body:
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        return dict(parse_qsl(text, keep_blank_values=True))
+    return dict(parse_qsl(urlparse(request.url or "").query, keep_blank_values=True))
+
+
+def request_path(request: requests.PreparedRequest) -> str:
+    return urlparse(request.url or "").path
+
+
+class Router:
+    """A responder serving each ``(METHOD, path)`` from its own queue of replies, in order;
+    a request to a route not planned (or planned replies used up) fails the test."""
+
+    def __init__(self, routes: Mapping[tuple[str, str], Sequence[Reply] | Reply]) -> None:
+        self.routes = {
+            key: deque([value] if isinstance(value, Reply) else value)
+            for key, value in routes.items()
+        }
+
+    def __call__(self, request: requests.PreparedRequest) -> Reply:
+        key = (request.method or "GET", request_path(request))
+        queue = self.routes.get(key)
+        if not queue:
+            raise AssertionError(f"unplanned request {key[0]} {request.url}")
+        return queue.popleft()
+
+    def unused(self) -> dict[tuple[str, str], int]:
+        """Routes with replies left over (a test may assert this is empty)."""
+        return {key: len(queue) for key, queue in self.routes.items() if queue}
+
+
+def exchange_fed(
+    exchange_id: str,
+    replies: Sequence[Reply] | Responder,
+    *,
+    markets: list[dict[str, Any]],
+    api_key: str | None = FAKE_API_KEY,
+    secret: str | None = None,
+) -> tuple[Any, RecordedAdapter]:
+    """A real ccxt exchange of ``exchange_id`` with fake credentials and its markets set,
+    answering from ``replies``; rate limiting off."""
+    config: dict[str, Any] = {"enableRateLimit": False, "timeout": 10_000}
+    if api_key is not None:
+        config["apiKey"] = api_key
+    if secret is not None:
+        config["secret"] = secret
+    exchange = getattr(ccxt, exchange_id)(config)
+    exchange.set_markets(markets)
+    adapter = RecordedAdapter(replies)
+    exchange.session.mount("https://", adapter)
+    exchange.session.mount("http://", adapter)
+    return exchange, adapter
+
+
+def kraken_private_fed(
+    replies: Sequence[Reply] | Responder, *, markets: list[dict[str, Any]] | None = None
+) -> tuple[Any, RecordedAdapter]:
+    """A real ``ccxt.kraken`` with fake credentials, for private endpoints.
+
+    Kraken names pairs by their altname in order descriptions (``XBTUSD``); ccxt's own
+    ``fetch_markets`` indexes the markets by altname, so the same index is set here."""
+    markets = markets if markets is not None else KRAKEN_ORDER_MARKETS
+    exchange, adapter = exchange_fed("kraken", replies, markets=markets, secret=FAKE_KRAKEN_SECRET)
+    exchange.options["marketsByAltname"] = {
+        market["altname"]: exchange.markets[market["symbol"]]
+        for market in markets
+        if market.get("altname")
+    }
+    return exchange, adapter
+
+
+def binance_fed(
+    replies: Sequence[Reply] | Responder, *, markets: list[dict[str, Any]] | None = None
+) -> tuple[Any, RecordedAdapter]:
+    """A real ``ccxt.binance`` with fake credentials and spot markets set."""
+    return exchange_fed(
+        "binance",
+        replies,
+        markets=markets if markets is not None else BINANCE_MARKETS,
+        secret=FAKE_BINANCE_SECRET,
+    )
+
+
+def binance_error(code: int, msg: str, *, status: int = 400) -> Reply:
+    """Binance reports API errors with an HTTP 4xx and ``{"code": ..., "msg": ...}``."""
+    return json_reply({"code": code, "msg": msg}, status=status, reason="Bad Request")

@@ -4,10 +4,18 @@ import pytest
 import time_machine
 
 from config.celery import app
-from markets.errors import ExchangeDataError, ExchangeUnavailableError
+from markets.errors import ExchangeUnavailableError
+from markets.gateway import DEFAULT_MAX_ATTEMPTS, ExchangeGateway
 from markets.models import Candle
 from markets.tasks import sync_candles
-from markets.tests.recorded_http import KrakenOHLC, kraken_fed, kraken_row
+from markets.tests.recorded_http import (
+    READ_TIMEOUT,
+    SERVICE_UNAVAILABLE,
+    TOO_MANY_REQUESTS,
+    KrakenOHLC,
+    kraken_fed,
+    kraken_row,
+)
 from markets.tests.test_gateway import since_param
 
 NOW = datetime(2024, 1, 1, 12, 30, 20, tzinfo=UTC)
@@ -24,13 +32,44 @@ def adapter(monkeypatch):
     return adapter
 
 
-def test_task_is_registered_by_name_with_retries_for_transient_errors_only():
+def test_task_is_registered_by_name_and_leaves_retries_to_the_gateway():
     task = app.tasks["markets.sync_candles"]
 
     assert task.name == "markets.sync_candles"
-    assert set(task.autoretry_for) == {ExchangeUnavailableError, ExchangeDataError}
-    assert task.retry_backoff is True
-    assert task.max_retries == 5
+    # One retry layer: the gateway's bounded backoff. No Celery autoretry on top of it.
+    assert not getattr(task, "autoretry_for", ())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("run", ["called-directly", "applied"])
+@pytest.mark.parametrize(
+    "failure", [SERVICE_UNAVAILABLE, READ_TIMEOUT, TOO_MANY_REQUESTS], ids=["503", "timeout", "429"]
+)
+def test_a_failing_sync_sends_at_most_the_gateways_attempts(monkeypatch, run, failure):
+    """Celery autoretry around the gateway's own retries used to make 6 x 5 = 30 requests to
+    an exchange that is down; now a failing sync costs the gateway's budget and no more.
+    ``apply()`` runs the task eagerly, where Celery would also run any retries in place."""
+    exchange, adapter = kraken_fed([failure] * (DEFAULT_MAX_ATTEMPTS * 10))
+    sleeps: list[float] = []
+
+    def for_exchange(cls, exchange_id, *, timeout_ms=None, **options):
+        return cls(exchange, sleep=sleeps.append, backoff_seconds=0)
+
+    monkeypatch.setattr(ExchangeGateway, "for_exchange", classmethod(for_exchange))
+
+    with time_machine.travel(NOW, tick=False):
+        if run == "called-directly":
+            with pytest.raises(ExchangeUnavailableError):
+                sync_candles("kraken", "BTC/USD", "1m", lookback_minutes=30)
+        else:
+            outcome = sync_candles.apply(
+                args=("kraken", "BTC/USD", "1m"), kwargs={"lookback_minutes": 30}
+            )
+            assert outcome.failed()
+            assert isinstance(outcome.result, ExchangeUnavailableError)
+
+    assert len(adapter.requests) == DEFAULT_MAX_ATTEMPTS
+    assert len(sleeps) == DEFAULT_MAX_ATTEMPTS - 1
 
 
 @pytest.mark.django_db
