@@ -1,6 +1,9 @@
-"""Dashboard pages: read one book (``?book=<id>``, else the newest book with signals)."""
+"""Dashboard pages: read one book (``?book=<id>``, else the newest book with signals),
+and one signal with every decision it was given."""
 
 from dataclasses import asdict
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -15,6 +18,7 @@ from analytics.selectors import (
     default_book,
     guard_effectiveness,
     opportunity_cost,
+    signal_detail,
     signal_state_counts,
 )
 from markets.models import Candle
@@ -85,4 +89,112 @@ def guards_json(request: HttpRequest) -> JsonResponse:
             "synthetic": Candle.Source.SYNTHETIC in sources,
             "guards": [asdict(effect) for effect in guard_effectiveness(book=book)],
         }
+    )
+
+
+# How a guard's comparison reads: it blocks when observed <op> threshold.
+BLOCKS_WHEN = {">=": "blocks if ≥", ">": "blocks if >", "<": "blocks if <", "<=": "blocks if ≤"}
+
+
+def measure(value: Decimal | None, unit: str, currency: str) -> str:
+    """A guard's observed value or threshold as a trader reads it: quote money and % with
+    two decimals, ratios as "x : 1", counts (positions, minutes, ...) whole when whole."""
+    if value is None:
+        return "\N{EN DASH}"
+    if unit == "quote":
+        return f"{_fixed(value, 2)} {currency}".rstrip()
+    if unit == "%":
+        return f"{_fixed(value, 2)}%"
+    if unit == "ratio":
+        return f"{_fixed(value, 2)} : 1"
+    number = _fixed(value, 0 if value == value.to_integral_value() else 2)
+    if not unit:
+        return number
+    if value == 1 and unit.endswith("s"):
+        unit = unit[:-1]
+    return f"{number} {unit}"
+
+
+def _fixed(value: Decimal, places: int) -> str:
+    # Half up, as the template's floatformat rounds the other numbers of the page.
+    rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"{rounded:,.{places}f}"
+
+
+def price_places(price: Decimal) -> str:
+    """A ``floatformat`` argument that shows ``price`` to six significant digits (at least
+    two decimals), grouped: 30,163.73 and 0.000123457 alike."""
+    places = max(2, 5 - price.adjusted()) if price else 2
+    return f"{places}g"
+
+
+def payload_summary(payload: dict[str, Any]) -> str:
+    """A transition's payload on one line: "exit price 30,148.65 · exit reason target"."""
+    return " · ".join(
+        f"{key.replace('_', ' ')} {_payload_value(value)}" for key, value in payload.items()
+    )
+
+
+def _payload_value(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        number = Decimal(str(value))
+        return f"{number:,.{max(2, 5 - number.adjusted()) if number else 2}f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_payload_value(item) for item in value) if value else "none"
+    if isinstance(value, str):
+        try:
+            return f"{datetime.fromisoformat(value):%Y-%m-%d %H:%M}"
+        except ValueError:
+            return value
+    return str(value)
+
+
+@login_required
+def signal_page(request: HttpRequest, signal_id: int) -> HttpResponse:
+    """One signal, readable: the strategy version that made it, every guard's verdict
+    with observed value against threshold, its transitions in market and wall-clock
+    time, and its paper and shadow trades."""
+    detail = signal_detail(signal_id=signal_id)
+    if detail is None:
+        raise Http404("No such signal.")
+    currency = detail.quote_currency
+    shadow = detail.shadow_trade
+    # What blocking this signal was worth: minus what its shadow trade made.
+    block_impact = -shadow.pnl if shadow is not None and shadow.pnl is not None else None
+    decisions = [
+        {
+            "line": line,
+            "observed": measure(line.observed_value, line.unit, currency),
+            "threshold": measure(line.threshold, line.unit, currency),
+            "rule": BLOCKS_WHEN.get(line.blocks_when, line.blocks_when),
+        }
+        for line in detail.decisions
+    ]
+    transitions = [
+        {"transition": transition, "payload": payload_summary(transition.payload)}
+        for transition in detail.transitions
+    ]
+    trades = [
+        (label, trade)
+        for label, trade in (("Paper", detail.paper_trade), ("Shadow", detail.shadow_trade))
+        if trade is not None
+    ]
+    return render(
+        request,
+        "analytics/signal.html",
+        {
+            "detail": detail,
+            "signal": detail.signal,
+            "book": detail.signal.book,
+            "currency": currency,
+            "price_places": price_places(detail.signal.entry_price),
+            "decisions": decisions,
+            "block_impact": block_impact,
+            "transitions": transitions,
+            "trades": trades,
+        },
     )

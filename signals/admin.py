@@ -12,6 +12,7 @@ from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin  # type: ignore[import-untyped]
 
 from signals.domain.guards import GUARDS
 from signals.domain.params import default_params
@@ -131,8 +132,31 @@ class BookAdmin(admin.ModelAdmin):
         return deleted, counts, set(), protected
 
 
+class ConfigHistoryAdmin(SimpleHistoryAdmin):
+    """A configuration's admin with its history: each save (and each revert to an old
+    row) goes through the service that raises the version, and the history page lists
+    who saved which version when, with the fields that changed."""
+
+    history_list_display = ["version"]
+
+    def save_config(self, config: Any) -> None:
+        raise NotImplementedError
+
+    def save_model(
+        self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool
+    ) -> None:
+        obj._history_user = request.user
+        if change:
+            # A revert form carries the old row's version, a form opened before someone
+            # else saved a stale one; the service raises the version it is given.
+            current = type(obj).objects.filter(pk=obj.pk).values_list("version", flat=True)
+            if current:
+                obj.version = current[0]
+        self.save_config(obj)
+
+
 @admin.register(StrategyConfig)
-class StrategyConfigAdmin(admin.ModelAdmin):
+class StrategyConfigAdmin(ConfigHistoryAdmin):
     form = StrategyConfigForm
     list_display = (
         "name",
@@ -148,23 +172,19 @@ class StrategyConfigAdmin(admin.ModelAdmin):
     search_fields = ("name", "symbol")
     readonly_fields = ("version",)
 
-    def save_model(
-        self, request: HttpRequest, obj: StrategyConfig, form: forms.ModelForm, change: bool
-    ) -> None:
-        strategy_config_save(config=obj)
+    def save_config(self, config: StrategyConfig) -> None:
+        strategy_config_save(config=config)
 
 
 @admin.register(GuardConfig)
-class GuardConfigAdmin(admin.ModelAdmin):
+class GuardConfigAdmin(ConfigHistoryAdmin):
     form = GuardConfigForm
     list_display = ("name", "kind", "enabled", "params", "version", "updated_at")
     list_filter = ("enabled", "kind")
     readonly_fields = ("version",)
 
-    def save_model(
-        self, request: HttpRequest, obj: GuardConfig, form: forms.ModelForm, change: bool
-    ) -> None:
-        guard_config_save(config=obj)
+    def save_config(self, config: GuardConfig) -> None:
+        guard_config_save(config=config)
 
 
 @admin.register(BookState)
@@ -180,10 +200,28 @@ class EquityPointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("book",)
 
 
+def config_history_link(config_id: int | None, version: int, model: str) -> str:
+    """``v<version>``, linked to the configuration's history while the configuration exists."""
+    if config_id is None:
+        return f"v{version}"
+    url = reverse(f"admin:signals_{model}_history", args=[config_id])
+    return format_html('<a href="{}">v{}</a>', url, version)
+
+
 class GuardDecisionInline(ReadOnlyTabularInline):
     model = GuardDecision
-    fields = ("guard", "book_guard", "verdict", "observed_value", "threshold", "reason")
+    fields = ("guard", "guard_version", "verdict", "observed_value", "threshold", "reason")
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GuardDecision]:
+        return super().get_queryset(request).select_related("book_guard")
+
+    @admin.display(description="configuration version")
+    def guard_version(self, obj: GuardDecision) -> str:
+        if obj.book_guard is None:
+            return "-"
+        frozen = obj.book_guard
+        return config_history_link(frozen.config_id, frozen.config_version, "guardconfig")
 
 
 class SignalTransitionInline(ReadOnlyTabularInline):
@@ -219,8 +257,10 @@ class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "candle_time"
     # The state is an FSM-protected field: it changes only through the transitions.
     readonly_fields = (
+        "decisions_page_link",
         "book",
         "strategy_config",
+        "strategy_version",
         "state",
         "exchange",
         "symbol",
@@ -238,6 +278,27 @@ class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     fields = readonly_fields
     inlines = (GuardDecisionInline, SignalTransitionInline, PaperTradeInline)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Signal]:
+        return super().get_queryset(request).select_related("book_strategy")
+
+    @admin.display(description="decisions page")
+    def decisions_page_link(self, obj: Signal) -> str:
+        # By URL name: the signal side never imports analytics.
+        try:
+            url = reverse("analytics:signal", args=[obj.pk])
+        except NoReverseMatch:
+            return "-"
+        return format_html(
+            '<a href="{}">every guard\'s verdict, the versions and the transitions</a>', url
+        )
+
+    @admin.display(description="strategy configuration version")
+    def strategy_version(self, obj: Signal) -> str:
+        if obj.book_strategy is None:
+            return "-"
+        frozen = obj.book_strategy
+        return config_history_link(frozen.config_id, frozen.config_version, "strategyconfig")
 
     @admin.display(description="shadow trade")
     def shadow_trade_link(self, obj: Signal) -> str:

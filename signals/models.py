@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from simple_history.models import HistoricalRecords  # type: ignore[import-untyped]
 
 from markets.models import decimal_field
 
@@ -47,6 +48,9 @@ class StrategyConfig(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Who changed what and when, one row per save with the version it left; the row's
+    # own time stands for ``updated_at``.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["name"]
@@ -81,6 +85,7 @@ class GuardConfig(models.Model):
         default=1, editable=False, help_text="Raised by every change of the parameters."
     )
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["name"]

@@ -119,8 +119,12 @@ def _bump_version(config: StrategyConfig | GuardConfig, fields: Sequence[str]) -
         config.version = (used["config_version__max"] or 0) + 1
         return
     before = type(config).objects.filter(pk=config.pk).values(*fields, "version").first()
-    if before and any(before[f] != getattr(config, f) for f in fields):
-        config.version = before["version"] + 1
+    if before is None:
+        return
+    # Counted from the stored row, never from this object's copy: a stale object or a
+    # history revert carries an old number and must not move the version backwards.
+    changed = any(before[f] != getattr(config, f) for f in fields)
+    config.version = before["version"] + 1 if changed else before["version"]
 
 
 def strategy_config_default(*, exchange: str, symbol: str, timeframe: str) -> StrategyConfig:

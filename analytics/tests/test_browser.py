@@ -83,3 +83,36 @@ def test_a_trader_logs_in_and_reads_the_guard_page(replayed, live_server, browse
 
     page.goto(f"{live_server.url}/admin/signals/signal/")
     assert page.locator("#result_list tbody tr").count() > 0
+
+
+@pytest.fixture
+def blocked_signal(replayed):
+    """(id, decisions, transitions) of a blocked signal, read before the browser starts:
+    Playwright's loop then runs in this thread and Django refuses queries from it."""
+    from signals.models import Signal, SignalState
+
+    signal = Signal.objects.filter(state=SignalState.BLOCKED).first() or Signal.objects.first()
+    return signal.pk, signal.decisions.count(), signal.transitions.count()
+
+
+def test_the_signal_page_fits_a_laptop_screen(blocked_signal, live_server, browser_page):
+    signal_id, decisions_count, transitions_count = blocked_signal
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    url = f"{live_server.url}/signals/{signal_id}/"
+    page.goto(url)
+    assert "/admin/login/" in page.url, "the page is behind the login"
+    page.fill("#id_username", "trader")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(url)
+
+    assert page.locator("h1").inner_text().startswith(f"Signal #{signal_id}")
+    decisions = page.locator("table.decisions")
+    assert decisions.is_visible()
+    assert decisions.locator("tbody tr").count() == decisions_count
+    assert page.locator("table.transitions tbody tr").count() == transitions_count
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    for table in ("decisions", "transitions", "trades"):
+        wrap = page.locator(f"table.{table}").locator("xpath=..")
+        assert wrap.evaluate("e => e.scrollWidth <= e.clientWidth"), f"{table} scrolls sideways"

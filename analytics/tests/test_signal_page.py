@@ -1,0 +1,232 @@
+"""The signal page: every decision of one signal, readable, with the versions that made it."""
+
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from analytics.selectors import quote_currency, signal_detail
+from analytics.tests.factories import (
+    GuardDecisionFactory,
+    SignalFactory,
+    SignalTransitionFactory,
+)
+from analytics.views import measure, payload_summary
+from signals.models import Book, BookGuard, GuardConfig, GuardDecision, Signal, SignalState
+
+pytestmark = pytest.mark.django_db
+
+# Session, user, the signal with its book, strategy version and trades, its decisions,
+# its transitions: whatever their number.
+PAGE_QUERIES = 5
+
+
+def signal_url(signal_id):
+    return reverse("analytics:signal", args=[signal_id])
+
+
+def replay():
+    call_command(
+        "replay",
+        "--exchange",
+        "testex",
+        "--symbol",
+        "BTC/USD",
+        "--timeframe",
+        "1h",
+        "--no-progress",
+        stdout=StringIO(),
+    )
+    return Book.objects.get(name="replay testex BTC/USD 1h")
+
+
+@pytest.fixture
+def book():
+    """A replay of 400 synthetic hours: closed paper trades and a cooldown block."""
+    from signals.tests.candles import store_walk
+
+    store_walk(400, seed=5)
+    return replay()
+
+
+@pytest.fixture
+def blocked(book):
+    return book.signals.filter(state=SignalState.BLOCKED).first()
+
+
+def test_anonymous_visitor_is_sent_to_the_admin_login(client, blocked):
+    response = client.get(signal_url(blocked.pk))
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("admin:login"))
+
+
+def test_it_shows_every_guard_verdict_with_units_and_versions(trader_client, blocked):
+    response = trader_client.get(signal_url(blocked.pk))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    decisions = list(blocked.decisions.select_related("book_guard"))
+    assert {d.guard for d in decisions} == {"cooldown_after_stop", "max_open_positions"}
+    for decision in decisions:
+        assert f'<th scope="row">{decision.guard}</th>' in html
+        assert f"v{decision.book_guard.config_version}" in html
+        assert decision.reason in html
+    cooldown = next(d for d in decisions if d.guard == "cooldown_after_stop")
+    assert cooldown.verdict == GuardDecision.Verdict.BLOCK
+    assert f"{cooldown.observed_value:.0f} minutes" in html
+    assert "240 minutes" in html
+    assert "0 positions" in html
+    assert "1 position<" in html
+    assert "blocks if ≥" in html
+    assert "ema_crossover testex BTC/USD 1h</dd>" in html
+    assert f"v{blocked.book_strategy.config_version}" in html
+
+
+def test_it_shows_both_times_of_every_transition(trader_client, blocked):
+    html = trader_client.get(signal_url(blocked.pk)).content.decode()
+
+    transitions = list(blocked.transitions.all())
+    assert [t.name for t in transitions] == ["generate", "block"]
+    for transition in transitions:
+        assert f"{transition.simulated_at:%Y-%m-%d %H:%M}" in html
+        assert f"{transition.created_at:%Y-%m-%d %H:%M:%S}" in html
+    assert "Market time (UTC)" in html
+    assert "Written at (wall clock, UTC)" in html
+    assert "blocked by cooldown_after_stop" in html
+
+
+def test_a_blocked_signal_shows_what_its_shadow_trade_made(trader_client, blocked):
+    shadow = blocked.shadow_trade
+    html = trader_client.get(signal_url(blocked.pk)).content.decode()
+
+    assert f"{shadow.pnl:.2f} USD" in html
+    assert f"{shadow.r_multiple:.2f}" in html
+    word = "saved" if shadow.pnl < 0 else "cost"
+    assert f"{word} {abs(shadow.pnl):.2f} USD" in html
+
+
+def test_a_closed_signal_shows_its_paper_and_shadow_trades(trader_client, book):
+    closed = book.signals.filter(state=SignalState.CLOSED).select_related("paper_trade").first()
+    paper = closed.paper_trade
+
+    html = trader_client.get(signal_url(closed.pk)).content.decode()
+
+    assert '<th scope="col" class="num">Paper</th>' in html
+    assert '<th scope="col" class="num">Shadow</th>' in html
+    assert f"{paper.pnl:.2f} USD" in html
+    assert f"{paper.exit_time:%Y-%m-%d %H:%M}" in html
+    assert paper.get_exit_reason_display() in html
+    assert "verdict-pass" in html
+    assert "verdict-block" not in html
+
+
+def test_a_missing_signal_is_not_found(trader_client, book):
+    missing = (Signal.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
+
+    assert trader_client.get(signal_url(missing)).status_code == 404
+
+
+def test_its_queries_do_not_grow_with_decisions_or_transitions(
+    trader_client, blocked, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(PAGE_QUERIES):
+        assert trader_client.get(signal_url(blocked.pk)).status_code == 200
+
+    busy = SignalFactory(state=SignalState.BLOCKED)
+    for n in range(12):
+        GuardDecisionFactory(
+            signal=busy,
+            guard=f"guard {n:02}",
+            book_guard=BookGuard.objects.create(
+                book=busy.book, name=f"guard {n:02}", kind="max_drawdown", config_version=n + 1
+            ),
+        )
+        SignalTransitionFactory(signal=busy)
+    with django_assert_max_num_queries(PAGE_QUERIES):
+        html = trader_client.get(signal_url(busy.pk)).content.decode()
+    assert html.count("verdict-pass") == 12
+    assert "v12" in html
+
+
+def test_a_book_frozen_before_an_edit_still_shows_the_old_version(admin_client, blocked):
+    guard = GuardConfig.objects.get(name="cooldown_after_stop")
+    response = admin_client.post(
+        reverse("admin:signals_guardconfig_change", args=[guard.pk]),
+        {"name": guard.name, "kind": guard.kind, "params": '{"minutes": 60}', "enabled": "on"},
+    )
+    assert response.status_code == 302
+    guard.refresh_from_db()
+    assert guard.version == 2
+
+    html = admin_client.get(signal_url(blocked.pk)).content.decode()
+
+    history = reverse("admin:signals_guardconfig_history", args=[guard.pk])
+    assert f'<a href="{history}"' in html
+    assert ">v1</a>" in html
+    assert ">v2</a>" not in html
+
+
+def test_the_admin_signal_page_links_here_and_shows_guard_versions(admin_client, blocked):
+    html = admin_client.get(
+        reverse("admin:signals_signal_change", args=[blocked.pk])
+    ).content.decode()
+
+    assert f'href="{signal_url(blocked.pk)}"' in html
+    guard = GuardConfig.objects.get(name="cooldown_after_stop")
+    assert reverse("admin:signals_guardconfig_history", args=[guard.pk]) in html
+    assert ">v1</a>" in html
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        ("1234.5", "quote", "1,234.50 USD"),
+        ("-12.345", "quote", "-12.35 USD"),
+        ("3.14159", "%", "3.14%"),
+        ("2", "positions", "2 positions"),
+        ("1", "positions", "1 position"),
+        ("90.000", "minutes", "90 minutes"),
+        ("12.5", "minutes", "12.50 minutes"),
+        ("1.5", "ratio", "1.50 : 1"),
+        ("3", "stop-outs", "3 stop-outs"),
+        ("1.5", "timeframes", "1.50 timeframes"),
+        ("0E-12", "positions", "0 positions"),
+        ("7", "", "7"),
+    ],
+)
+def test_measures_read_with_their_unit(value, unit, text):
+    assert measure(Decimal(value), unit, "USD") == text
+
+
+def test_a_missing_measure_is_a_dash():
+    assert measure(None, "%", "USD") == "\N{EN DASH}"
+
+
+@pytest.mark.parametrize(
+    ("symbol", "currency"),
+    [("BTC/USD", "USD"), ("BTC/USD:USD", "USD"), ("ETH/USDT:USDT", "USDT"), ("XBTUSD", "")],
+)
+def test_quote_currency_of_a_symbol(symbol, currency):
+    assert quote_currency(symbol) == currency
+
+
+def test_payload_summary_reads_in_one_line():
+    summary = payload_summary(
+        {
+            "exit_time": "2024-01-03T18:00:00+00:00",
+            "exit_reason": "target",
+            "exit_price": 28504.74221142736,
+            "blocked_by": [],
+        }
+    )
+
+    assert summary == (
+        "exit time 2024-01-03 18:00 · exit reason target · exit price 28,504.74 · blocked by none"
+    )
+
+
+def test_signal_detail_of_a_missing_signal_is_none():
+    assert signal_detail(signal_id=123456) is None
