@@ -144,10 +144,10 @@ EXCHANGE_TIMEOUT_MS = env.int("EXCHANGE_TIMEOUT_MS", default=10_000)
 TRADING_MODE = env.str("TRADING_MODE", default="paper")
 if TRADING_MODE not in {"paper", "live"}:
     raise ImproperlyConfigured(f"TRADING_MODE must be 'paper' or 'live', not {TRADING_MODE!r}.")
-if TRADING_MODE == "live":
+if TRADING_MODE == "live" and not (EXCHANGE_API_KEY and EXCHANGE_API_SECRET):
     raise ImproperlyConfigured(
-        "TRADING_MODE=live is not available yet: this version only paper-trades. "
-        "Unset TRADING_MODE or set it to 'paper'."
+        "TRADING_MODE=live places real orders and needs EXCHANGE_API_KEY and "
+        "EXCHANGE_API_SECRET in the environment; unset TRADING_MODE to paper-trade."
     )
 
 

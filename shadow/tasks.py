@@ -6,6 +6,7 @@ from functools import partial
 from typing import Any
 
 from celery import current_app, shared_task
+from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
@@ -40,5 +41,11 @@ def advance_live_books() -> list[int]:
     max_retries=5,
 )
 def advance_book(book_id: int) -> dict[str, Any]:
-    """Run the candles closed since the book's last run through the engine."""
-    return book_advance(book_id=book_id, now=timezone.now()).as_dict()
+    """Run the candles closed since the book's last run through the engine; in
+    ``TRADING_MODE=live``, then hand the book to the execution task."""
+    progress = book_advance(book_id=book_id, now=timezone.now()).as_dict()
+    if settings.TRADING_MODE == "live":
+        transaction.on_commit(
+            partial(current_app.send_task, "signals.execute_book", kwargs={"book_id": book_id})
+        )
+    return progress

@@ -23,6 +23,7 @@ from signals.models import (
     BookState,
     BookStrategy,
     EquityPoint,
+    ExchangeOrder,
     GuardConfig,
     GuardDecision,
     PaperTrade,
@@ -61,7 +62,7 @@ class StrategyConfigForm(forms.ModelForm):
 
     class Meta:
         model = StrategyConfig
-        fields = ["name", "kind", "params", "exchange", "symbol", "timeframe", "enabled"]
+        fields = ["name", "kind", "params", "exchange", "symbol", "timeframe", "enabled", "live"]
         help_texts = {"params": _kind_help(dict(STRATEGIES))}
 
 
@@ -350,3 +351,24 @@ class PaperTradeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     list_filter = ("status", "exit_reason", "side", "book")
     list_select_related = ("signal",)
+
+
+@admin.register(ExchangeOrder)
+class ExchangeOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "book",
+        "signal",
+        "purpose",
+        "side",
+        "amount",
+        "symbol",
+        "status",
+        "filled",
+        "average_price",
+        "fee_cost",
+        "fee_currency",
+    )
+    list_filter = ("status", "purpose", "book", "exchange")
+    list_select_related = ("book", "signal")
+    search_fields = ("client_order_id", "exchange_order_id")

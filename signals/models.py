@@ -43,6 +43,11 @@ class StrategyConfig(models.Model):
     symbol = models.CharField(max_length=32)
     timeframe = models.CharField(max_length=8)
     enabled = models.BooleanField(default=True)
+    live = models.BooleanField(
+        default=False,
+        help_text="Place real orders for this strategy's approved signals when the "
+        "process runs with TRADING_MODE=live; otherwise it paper-trades.",
+    )
     version = models.PositiveIntegerField(
         default=1, editable=False, help_text="Raised by every change of the parameters."
     )
@@ -131,6 +136,7 @@ class BookStrategy(FrozenConfig):
     exchange = models.CharField(max_length=32)
     symbol = models.CharField(max_length=32)
     timeframe = models.CharField(max_length=8)
+    live = models.BooleanField(default=False)
 
     class Meta(FrozenConfig.Meta):
         constraints = [
@@ -382,3 +388,53 @@ class PaperTrade(SimulatedTrade):
 
     def __str__(self) -> str:
         return f"paper #{self.pk} {self.side} ({self.status})"
+
+
+class ExchangeOrder(models.Model):
+    """A real order placed for a signal of a live-flagged strategy in ``TRADING_MODE=live``.
+
+    The row is written, with its client order id, before the order is sent, so a worker
+    that dies mid-send finds it again: the order is then looked up by that id and never
+    sent twice blindly. The signal's state keeps following the fill model; this row is
+    what the exchange did.
+    """
+
+    class Purpose(models.TextChoices):
+        ENTRY = "entry", "entry"
+        EXIT = "exit", "exit"
+
+    class Status(models.TextChoices):
+        NEW = "new", "recorded, not confirmed by the exchange"
+        OPEN = "open", "open"
+        CLOSED = "closed", "filled"
+        CANCELED = "canceled", "canceled"
+        REJECTED = "rejected", "rejected"
+        UNKNOWN = "unknown", "unknown: the exchange could not be asked"
+
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="orders")
+    signal = models.ForeignKey(Signal, on_delete=models.CASCADE, related_name="orders")
+    purpose = models.CharField(max_length=8, choices=Purpose.choices)
+    exchange = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, help_text="buy or sell")
+    amount = decimal_field(help_text="Base currency.")
+    client_order_id = models.CharField(max_length=64, unique=True)
+    exchange_order_id = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
+    filled = decimal_field(null=True, blank=True)
+    average_price = decimal_field(null=True, blank=True)
+    fee_cost = decimal_field(null=True, blank=True)
+    fee_currency = models.CharField(max_length=16, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["signal", "purpose"], name="order_one_per_purpose")
+        ]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.side} {self.amount} {self.symbol} ({self.status})"

@@ -97,8 +97,9 @@ def config_problem(config: StrategyConfig | GuardConfig) -> str | None:
 
 def strategy_config_save(*, config: StrategyConfig) -> StrategyConfig:
     """Save ``config``, raising its version when what it computes changed (kind,
-    parameters or market), so books that froze the old version are told apart."""
-    _bump_version(config, ("kind", "params", "exchange", "symbol", "timeframe"))
+    parameters, market or whether it places real orders), so books that froze the old
+    version are told apart."""
+    _bump_version(config, ("kind", "params", "exchange", "symbol", "timeframe", "live"))
     config.save()
     return config
 
@@ -166,6 +167,7 @@ def book_configure(
             exchange=config.exchange,
             symbol=config.symbol,
             timeframe=config.timeframe,
+            live=config.live,
         )
         for config in strategies
     )

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from celery import current_app, shared_task
+from celery.signals import worker_ready
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from markets.orders import OrderGateway
+from signals.execution import book_execute, orders_settle
 from signals.models import StrategyConfig
 
 
@@ -27,3 +33,29 @@ def sync_watched_markets() -> int:
             )
         )
     return len(markets)
+
+
+@shared_task(name="signals.execute_book", time_limit=120, soft_time_limit=100)
+def execute_book(book_id: int) -> dict[str, Any]:
+    """Place the real orders a live book's live-flagged signals need (TRADING_MODE=live)."""
+    if settings.TRADING_MODE != "live":
+        return {"skipped": "paper mode"}
+    gateway = OrderGateway.for_exchange(settings.EXCHANGE_ID)
+    return book_execute(book_id=book_id, gateway=gateway, now=timezone.now()).as_dict()
+
+
+@shared_task(name="signals.settle_orders", time_limit=120, soft_time_limit=100)
+def settle_orders() -> dict[str, Any]:
+    """Look up every unsettled real order by its client order id and record its fate."""
+    if settings.TRADING_MODE != "live":
+        return {"skipped": "paper mode"}
+    gateway = OrderGateway.for_exchange(settings.EXCHANGE_ID)
+    return orders_settle(gateway=gateway, now=timezone.now()).as_dict()
+
+
+@worker_ready.connect
+def _settle_orders_on_start(sender: Any = None, **kwargs: Any) -> None:
+    # A worker that died mid-send left orders it does not know the fate of: before it
+    # takes new work, ask the exchange about them (never send them again blindly).
+    if settings.TRADING_MODE == "live":
+        current_app.send_task("signals.settle_orders")

@@ -36,7 +36,10 @@ def test_it_refuses_to_start_without_a_secret_key_outside_debug():
     ("env", "message"),
     [
         ({"TRADING_MODE": "yolo"}, "TRADING_MODE must be 'paper' or 'live'"),
-        ({"TRADING_MODE": "live"}, "TRADING_MODE=live is not available yet"),
+        (
+            {"TRADING_MODE": "live", "EXCHANGE_API_KEY": "", "EXCHANGE_API_SECRET": ""},
+            "TRADING_MODE=live places real orders and needs EXCHANGE_API_KEY",
+        ),
         ({"FILL_FEE_RATE": "abc"}, "FILL_FEE_RATE must be a decimal number, not 'abc'"),
         ({"FILL_SLIPPAGE_BPS": "-1"}, "FILL_SLIPPAGE_BPS must be a finite number >= 0"),
         ({"FILL_NOTIONAL": "0"}, "FILL_NOTIONAL must be positive"),
@@ -46,6 +49,16 @@ def test_bad_values_get_a_clear_error(env, message):
     result = load_settings(DEBUG="true", **env)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_live_mode_starts_with_keys_from_the_environment():
+    result = load_settings(
+        DEBUG="true",
+        TRADING_MODE="live",
+        EXCHANGE_API_KEY="fake-key-for-the-test",
+        EXCHANGE_API_SECRET="fake-secret-for-the-test",
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_production_settings_pass_the_deploy_checks(tmp_path):
