@@ -85,6 +85,8 @@ class BookStrategyInline(ReadOnlyTabularInline):
         "exchange",
         "symbol",
         "timeframe",
+        "fee_rate",
+        "live",
         "active",
     )
     readonly_fields = fields

@@ -137,6 +137,14 @@ class BookStrategy(FrozenConfig):
     symbol = models.CharField(max_length=32)
     timeframe = models.CharField(max_length=8)
     live = models.BooleanField(default=False)
+    fee_rate = models.DecimalField(
+        max_digits=10,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Fee per side the book pays on this market: the exchange's taker fee as "
+        "ccxt knows it, else FILL_FEE_RATE (frozen at the book's start).",
+    )
 
     class Meta(FrozenConfig.Meta):
         constraints = [

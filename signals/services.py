@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
+from markets.fees import exchange_taker_fee
 from signals.domain.engine import EngineConfig, GuardSpec, Market, StrategySpec
 from signals.domain.fills import FillCosts
 from signals.domain.guards import build_guard
@@ -39,14 +41,22 @@ SYSTEM = "system"
 DEFAULT_GUARDS = ("max_open_positions", "cooldown_after_stop")
 
 
-def fill_costs() -> FillCosts:
-    """The configured slippage, fee rate and notional of the fill model (as floats: the
-    engine's numeric code runs on floats; outcomes are stored back as ``Decimal``)."""
+def fill_costs(*, fee_rate: Decimal | None = None) -> FillCosts:
+    """The configured slippage and notional of the fill model, with ``fee_rate`` (default
+    the configured one), as floats: the engine's numeric code runs on floats; outcomes
+    are stored back as ``Decimal``."""
     return FillCosts(
         slippage_bps=float(settings.FILL_SLIPPAGE_BPS),
-        fee_rate=float(settings.FILL_FEE_RATE),
+        fee_rate=float(settings.FILL_FEE_RATE if fee_rate is None else fee_rate),
         notional=float(settings.FILL_NOTIONAL),
     )
+
+
+def market_fee_rate(*, exchange: str) -> Decimal:
+    """The fee per side on ``exchange``: its taker fee as ccxt knows it, else the
+    configured ``FILL_FEE_RATE`` (synthetic data, files, exchanges ccxt lacks)."""
+    known = exchange_taker_fee(exchange)
+    return known if known is not None else settings.FILL_FEE_RATE
 
 
 def book_live() -> Book:
@@ -168,6 +178,7 @@ def book_configure(
             symbol=config.symbol,
             timeframe=config.timeframe,
             live=config.live,
+            fee_rate=market_fee_rate(exchange=config.exchange),
         )
         for config in strategies
     )
@@ -237,12 +248,22 @@ def _follow(
 
 
 def engine_config(*, book: Book, max_signal_age: timedelta | None = None) -> EngineConfig:
-    """The engine configuration of ``book``: its active frozen strategies and guards."""
+    """The engine configuration of ``book``: its active frozen strategies and guards (and
+    the fees of every market it ever traded, so trades of a retired strategy finish on
+    their market's terms)."""
+    frozen = list(BookStrategy.objects.filter(book=book).order_by("config_version"))
     return engine_config_of(
-        strategies=BookStrategy.objects.filter(book=book, active=True),
+        strategies=[s for s in frozen if s.active],
         guards=BookGuard.objects.filter(book=book, active=True),
         max_signal_age=max_signal_age,
+        fees_from=frozen,
     )
+
+
+def _fee_rate(strategy: StrategyConfig | BookStrategy) -> Decimal:
+    # A book uses the rate it froze; a configuration not frozen yet, today's.
+    frozen = getattr(strategy, "fee_rate", None)
+    return frozen if frozen is not None else market_fee_rate(exchange=strategy.exchange)
 
 
 def engine_config_of(
@@ -250,9 +271,11 @@ def engine_config_of(
     strategies: Iterable[StrategyConfig | BookStrategy],
     guards: Iterable[GuardConfig | BookGuard],
     max_signal_age: timedelta | None = None,
+    fees_from: Iterable[StrategyConfig | BookStrategy] | None = None,
 ) -> EngineConfig:
     """An engine configuration of these strategies and guards, each ordered by name (the
     order in which the engine decides signals of one candle and lists verdicts)."""
+    strategies = list(strategies)
     return EngineConfig(
         strategies=tuple(
             StrategySpec(
@@ -267,6 +290,10 @@ def engine_config_of(
             for g in sorted(guards, key=lambda g: g.name)
         ),
         costs=fill_costs(),
+        market_costs={
+            Market(s.exchange, s.symbol, s.timeframe).key: fill_costs(fee_rate=_fee_rate(s))
+            for s in (fees_from if fees_from is not None else strategies)
+        },
         starting_balance=float(settings.PAPER_BALANCE),
         max_signal_age_ms=(
             int(max_signal_age.total_seconds() * 1000) if max_signal_age is not None else None

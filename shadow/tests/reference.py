@@ -58,6 +58,7 @@ class RefSignal:
     target: float
     verdicts: dict[str, tuple[bool, float | None]] = field(default_factory=dict)
     trade: Trade | None = None
+    failed: bool = False  # approved, but the paper balance could not pay it
 
     @property
     def blocked(self) -> bool:
@@ -77,6 +78,7 @@ class Params:
     slippage_bps: float = 5.0
     fee_rate: float = 0.0026
     notional: float = 1000.0
+    starting_balance: float = 10000.0
 
 
 class _Indicators:
@@ -220,6 +222,16 @@ def reference_run(markets: dict[str, list[Candle]], step: timedelta, p: Params) 
                 signal.verdicts["cooldown_after_stop"] = (elapsed >= p.cooldown_minutes, elapsed)
             else:
                 signal.verdicts["cooldown_after_stop"] = (True, None)
+            if not signal.blocked:
+                # One quote currency here: the balance is the start plus the realised P&L
+                # of closed paper trades, less the notional each open one holds.
+                realised = sum(
+                    t.pnl
+                    for t in trades
+                    if t.paper and t.status == "closed" and t.known_at <= close
+                )
+                free = p.starting_balance + realised - p.notional * open_positions
+                signal.failed = free < p.notional
             signal.trade = Trade(
                 symbol,
                 side,
@@ -227,7 +239,7 @@ def reference_run(markets: dict[str, list[Candle]], step: timedelta, p: Params) 
                 signal.target,
                 p.max_hold,
                 candle.time,
-                paper=not signal.blocked,
+                paper=not signal.blocked and not signal.failed,
             )
             trades.append(signal.trade)
             signals.append(signal)

@@ -104,6 +104,7 @@ class GuardSpec:
 class EngineConfig:
     """A book's frozen configuration. ``max_signal_age_ms``: a signal whose candle closed
     longer than that before the run's ``now`` is rejected as stale (live only).
+    ``market_costs``: fill costs of markets whose fee differs from ``costs``.
     ``starting_balance``: the paper balance in each quote currency; an approved signal
     whose notional exceeds the free balance (starting balance plus realised P&L minus
     what open positions hold) fails; ``None`` means no limit."""
@@ -116,9 +117,14 @@ class EngineConfig:
     book_closed_kept: int = 200
     context_candles: int = 200
     starting_balance: float | None = None
+    market_costs: Mapping[str, FillCosts] = field(default_factory=dict)
 
     def markets(self) -> dict[str, Market]:
         return {spec.market.key: spec.market for spec in self.strategies}
+
+    def costs_of(self, market_key: str) -> FillCosts:
+        """The fill costs on a market (its fee rate may differ from the book's default)."""
+        return self.market_costs.get(market_key, self.costs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,10 +349,15 @@ def run(
             candidate.invalid = _invalid_reason(proposal, candidate.close_time, now, config)
             candidates.append(candidate)
     candidates.sort(key=lambda c: (c.close_time, c.order))
-    _evaluate_courses(candidates, fresh, config.costs)
+    _evaluate_courses(candidates, fresh, config)
 
     carried = [
-        (flight, _advance(flight, fresh[flight.market], markets[flight.market], config.costs))
+        (
+            flight,
+            _advance(
+                flight, fresh[flight.market], markets[flight.market], config.costs_of(flight.market)
+            ),
+        )
         for flight in state.flights
     ]
     book = _Book(config, state)
@@ -564,7 +575,7 @@ def _plan(proposal: Proposal) -> TradePlan:
 
 
 def _evaluate_courses(
-    candidates: Sequence[_Candidate], fresh: Mapping[str, CandleArrays], costs: FillCosts
+    candidates: Sequence[_Candidate], fresh: Mapping[str, CandleArrays], config: EngineConfig
 ) -> None:
     """Every valid candidate's trade over this run's candles, by the kernel, per market."""
     by_market: dict[str, list[_Candidate]] = {}
@@ -582,7 +593,7 @@ def _evaluate_courses(
             np.array([p.stop for p in plans], dtype=np.float64),
             np.array([p.target for p in plans], dtype=np.float64),
             np.array([p.max_hold for p in plans], dtype=np.int64),
-            costs,
+            config.costs_of(market_key),
         )
         for position, (candidate, plan) in enumerate(zip(group, plans, strict=True)):
             entry = candidate.index + 1
