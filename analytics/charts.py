@@ -82,3 +82,49 @@ def horizontal_bar_chart(
         label_x=label_width - 8,
         bars=bars,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LineChart:
+    """A line over time: ``points`` is the SVG polyline, ``zero_y`` the zero line (or
+    ``None`` when zero is outside the range), with the first and last labels."""
+
+    width: int
+    height: int
+    points: str
+    zero_y: float | None
+    low: float
+    high: float
+    first_label: str
+    last_label: str
+    last_value: float
+
+
+def line_chart(
+    values: Sequence[tuple[str, float]], *, width: int = 640, height: int = 160, pad: int = 8
+) -> LineChart | None:
+    """A polyline through ``(label, value)`` pairs spread evenly over the width, scaled
+    to the values' range (zero always included, so a loss reads as one); ``None`` for
+    fewer than two points."""
+    if len(values) < 2:
+        return None
+    numbers = [value for _, value in values]
+    low, high = min([0.0, *numbers]), max([0.0, *numbers])
+    span = (high - low) or 1.0
+
+    def y_of(value: float) -> float:
+        return pad + (high - value) / span * (height - 2 * pad)
+
+    step = (width - 2 * pad) / (len(values) - 1)
+    points = " ".join(f"{pad + i * step:.1f},{y_of(v):.1f}" for i, v in enumerate(numbers))
+    return LineChart(
+        width=width,
+        height=height,
+        points=points,
+        zero_y=y_of(0.0) if low <= 0 <= high else None,
+        low=low,
+        high=high,
+        first_label=values[0][0],
+        last_label=values[-1][0],
+        last_value=numbers[-1],
+    )

@@ -12,8 +12,10 @@ from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, Quer
 from django.db.models.functions import Coalesce
 
 from analytics.confidence import MeanInterval, mean_interval
+from analytics.equity import EquityCurve, PaperPosition, equity_curve
 from markets.bars import timeframe_delta
-from markets.selectors import candle_sources
+from markets.selectors import candle_arrays, candle_sources
+from markets.timestamps import ms_from_utc, utc_from_ms
 from shadow.models import ShadowTrade
 from shadow.selectors import (
     BookSummary,
@@ -24,6 +26,7 @@ from shadow.selectors import (
 from signals.domain.guards import GUARDS
 from signals.models import (
     Book,
+    BookState,
     BookStrategy,
     GuardDecision,
     PaperTrade,
@@ -377,3 +380,60 @@ def _decision_line(decision: GuardDecision) -> DecisionLine:
         blocks_when=getattr(guard_class, "blocks_when", ""),
         reason=decision.reason,
     )
+
+
+def book_equity_curve(*, book: Book) -> EquityCurve:
+    """``book``'s equity at every candle close from its first paper entry to the last
+    candle it processed, marked to market (``analytics.equity``)."""
+    trades = list(
+        PaperTrade.objects.filter(book=book, entry_time__isnull=False)
+        .order_by()
+        .values_list(
+            "signal__exchange",
+            "signal__symbol",
+            "signal__timeframe",
+            "side",
+            "quantity",
+            "entry_price",
+            "entry_time",
+            "exit_time",
+            "pnl",
+            "status",
+        )
+    )
+    if not trades:
+        return equity_curve({}, [], step_ms={})
+    state = BookState.objects.filter(book=book).values_list("state", flat=True).first() or {}
+    last_times = state.get("last_time", {})
+    positions = []
+    markets: dict[str, tuple[str, str, str]] = {}
+    for exchange, symbol, timeframe, side, qty, price, entry, exit_, pnl, status in trades:
+        if entry is None or qty is None or price is None:
+            continue  # filtered out above; the columns are nullable for pending trades
+        key = f"{exchange} {symbol} {timeframe}"
+        markets[key] = (exchange, symbol, timeframe)
+        closed = status == PaperTrade.Status.CLOSED
+        positions.append(
+            PaperPosition(
+                market=key,
+                direction=1 if side == "long" else -1,
+                quantity=float(qty),
+                entry_price=float(price),
+                entry_time=ms_from_utc(entry),
+                exit_time=ms_from_utc(exit_) if closed and exit_ else None,
+                pnl=float(pnl) if closed and pnl is not None else 0.0,
+            )
+        )
+    first_entry = min(p.entry_time for p in positions)
+    candles = {}
+    for key, (exchange, symbol, timeframe) in markets.items():
+        last = last_times.get(key)
+        candles[key] = candle_arrays(
+            exchange=exchange,
+            symbol=symbol,
+            timeframe=timeframe,
+            after=utc_from_ms(first_entry - 1),
+            until=utc_from_ms(last) if last is not None else None,
+        )
+    steps = {key: int(timeframe_delta(m[2]).total_seconds() * 1000) for key, m in markets.items()}
+    return equity_curve(candles, positions, step_ms=steps)

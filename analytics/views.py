@@ -10,8 +10,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
-from analytics.charts import horizontal_bar_chart
+from analytics.charts import horizontal_bar_chart, line_chart
 from analytics.selectors import (
+    book_equity_curve,
     book_summary,
     books,
     data_sources,
@@ -22,6 +23,7 @@ from analytics.selectors import (
     signal_state_counts,
 )
 from markets.models import Candle
+from markets.timestamps import utc_from_ms
 from signals.models import Book
 
 
@@ -51,10 +53,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = _book_context(request)
     book = context["book"]
     if book is not None:
+        curve = book_equity_curve(book=book).sampled(300)
         context |= {
             "summary": book_summary(book=book),
             "state_counts": signal_state_counts(book=book),
             "opportunity": opportunity_cost(book=book),
+            "equity": line_chart(
+                [
+                    (f"{utc_from_ms(int(t)):%Y-%m-%d %H:%M}", float(v))
+                    for t, v in zip(curve.time, curve.equity, strict=True)
+                ]
+            ),
         }
     return render(request, "analytics/dashboard.html", context)
 
