@@ -75,6 +75,12 @@ def test_a_trader_logs_in_and_reads_the_guard_page(replayed, live_server, browse
     assert "synthetic data" in body
     assert page.locator("table tbody tr", has_text="cooldown_after_stop").count() >= 1
     assert page.locator("svg rect").count() >= 1, "the net-impact chart is drawn"
+    # The verdicts are in view on a laptop screen, not cut off to the right.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    for wrap in page.locator(".table-wrap").all():
+        assert wrap.evaluate("e => e.scrollWidth <= e.clientWidth"), "a guard table scrolls"
+    assert page.locator("td .verdict").first.is_visible()
 
     page.get_by_role("link", name="Dashboard", exact=True).click()
     page.wait_for_url(f"{live_server.url}/?book=*")
