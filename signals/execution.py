@@ -211,3 +211,32 @@ def _update(order: ExchangeOrder, **fields: object) -> ExchangeOrder:
         setattr(order, name, value)
     order.save(update_fields=[*fields, "updated_at"])
     return order
+
+
+def positions_reconcile(*, gateway: OrderGateway) -> dict[str, object]:
+    """Compare the orders and positions the book's real orders account for with the
+    exchange (at worker start): orders believed open that closed since are recorded;
+    each base currency's net filled amount is set beside the account's balance, and a
+    difference is logged (holdings from outside this system show up there too)."""
+    orders = ExchangeOrder.objects.filter(exchange=gateway.exchange_id)
+    open_orders = {o.client_order_id: o for o in orders.filter(status=ExchangeOrder.Status.OPEN)}
+    positions: dict[str, Decimal] = {}
+    for order in orders.filter(filled__gt=0):
+        base = order.symbol.split("/", 1)[0]
+        signed = order.filled if order.side == "buy" else -(order.filled or Decimal(0))
+        positions[base] = positions.get(base, Decimal(0)) + (signed or Decimal(0))
+    report = gateway.reconcile(
+        [(cid, order.symbol) for cid, order in open_orders.items()], local_positions=positions
+    )
+    for result in report.closed_since:
+        if result.client_order_id in open_orders:
+            _apply(open_orders[result.client_order_id], result)
+    for difference in report.positions:
+        logger.warning(
+            "[EXECUTION] %s: the orders here account for %s %s, the account holds %s",
+            gateway.exchange_id,
+            difference.local,
+            difference.currency,
+            difference.exchange,
+        )
+    return report.as_dict()

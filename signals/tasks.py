@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from markets.orders import OrderGateway
-from signals.execution import book_execute, orders_settle
+from signals.execution import book_execute, orders_settle, positions_reconcile
 from signals.models import StrategyConfig
 
 
@@ -46,11 +46,13 @@ def execute_book(book_id: int) -> dict[str, Any]:
 
 @shared_task(name="signals.settle_orders", time_limit=120, soft_time_limit=100)
 def settle_orders() -> dict[str, Any]:
-    """Look up every unsettled real order by its client order id and record its fate."""
+    """Look up every unsettled real order by its client order id and record its fate,
+    then compare the open orders and positions with the exchange."""
     if settings.TRADING_MODE != "live":
         return {"skipped": "paper mode"}
     gateway = OrderGateway.for_exchange(settings.EXCHANGE_ID)
-    return orders_settle(gateway=gateway, now=timezone.now()).as_dict()
+    settled = orders_settle(gateway=gateway, now=timezone.now()).as_dict()
+    return {"orders": settled, "reconciled": positions_reconcile(gateway=gateway)}
 
 
 @worker_ready.connect

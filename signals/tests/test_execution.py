@@ -22,7 +22,7 @@ from markets.tests.recorded_http import (
     request_path,
 )
 from shadow.live import book_advance
-from signals.execution import book_execute, orders_settle
+from signals.execution import book_execute, orders_settle, positions_reconcile
 from signals.models import ExchangeOrder, Signal, StrategyConfig
 from signals.services import book_live, guard_configs_default
 from signals.tasks import execute_book
@@ -36,9 +36,16 @@ LOOKUP = ("GET", "/api/v3/order")
 class Binance:
     """Answers order requests like Binance spot: every market order fills at once."""
 
-    def __init__(self, *, refuse: bool = False, known: dict[str, dict] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        refuse: bool = False,
+        known: dict[str, dict] | None = None,
+        balances: dict[str, Decimal] | None = None,
+    ) -> None:
         self.refuse = refuse
         self.known = known or {}
+        self.balances = balances or {}
 
     def __call__(self, request) -> Reply:
         key = (request.method, request_path(request))
@@ -51,6 +58,22 @@ class Binance:
             order = _filled(params["newClientOrderId"], params["side"], params["quantity"])
             self.known[order["clientOrderId"]] = order
             return json_reply(order)
+        if key == ("GET", "/api/v3/openOrders"):
+            return json_reply([])
+        if key == ("GET", "/api/v3/account"):
+            return json_reply(
+                {
+                    "makerCommission": 10,
+                    "takerCommission": 10,
+                    "canTrade": True,
+                    "updateTime": 1_700_000_000_000,
+                    "accountType": "SPOT",
+                    "balances": [
+                        {"asset": asset, "free": str(amount), "locked": "0.00000000"}
+                        for asset, amount in self.balances.items()
+                    ],
+                }
+            )
         if key == LOOKUP:
             found = self.known.get(params["origClientOrderId"])
             if found is None:
@@ -228,3 +251,22 @@ def test_in_paper_mode_the_execution_task_places_nothing(live_book, settings):
     settings.TRADING_MODE = "paper"
     assert execute_book(book.pk) == {"skipped": "paper mode"}
     assert not ExchangeOrder.objects.exists()
+
+
+def test_at_worker_start_positions_are_compared_with_the_account(live_book, caplog):
+    book, now = live_book
+    venue = Binance()
+    orders_gateway, _ = gateway(venue)
+    book_execute(book_id=book.pk, gateway=orders_gateway, now=now)
+    net = Decimal(0)
+    for order in ExchangeOrder.objects.filter(filled__gt=0):
+        net += order.filled if order.side == "buy" else -order.filled
+
+    venue.balances = {"BTC": net, "USDT": Decimal(5000)}
+    assert positions_reconcile(gateway=orders_gateway)["positions"] == []
+
+    venue.balances = {"BTC": net + Decimal("0.5")}
+    with caplog.at_level("WARNING", logger="signals"):
+        report = positions_reconcile(gateway=orders_gateway)
+    assert [p["currency"] for p in report["positions"]] == ["BTC"]
+    assert "the account holds" in caplog.text
