@@ -527,8 +527,9 @@ class _Book:
             open_positions=len(self.heap),
             open_by_symbol={s: n for s, n in self.by_symbol.items() if n},
             open_by_symbol_side={k: n for k, n in self.by_symbol_side.items() if n},
-            recent_closed=tuple(self.recent.get(market.symbol, ())),
-            book_closed=tuple(self.book_closed),
+            # Read-only views of the book's lists: a guard runs before the book moves on.
+            recent_closed=self.recent.get(market.symbol, ()),
+            book_closed=self.book_closed,
             equity=self.equity,
             equity_peak=self.equity_peak,
             candles=candles,

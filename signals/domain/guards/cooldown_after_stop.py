@@ -25,15 +25,21 @@ class CooldownAfterStop:
             raise ValueError("cooldown_after_stop needs minutes >= 0")
 
     def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict:
-        stop_outs = [
-            trade.known_at
-            for trade in snapshot.symbol_closed()
-            if trade.exit_reason in STOP_OUT_REASONS
-        ]
+        # Newest last: the first stop-out from the end is the latest one.
+        last_stop_out = next(
+            (
+                trade.known_at
+                for trade in reversed(snapshot.recent_closed)
+                if trade.exit_reason in STOP_OUT_REASONS
+                and trade.symbol == snapshot.symbol
+                and trade.known_at <= snapshot.now
+            ),
+            None,
+        )
         threshold = float(self.minutes)
-        if not stop_outs:
+        if last_stop_out is None:
             return Verdict(self.kind, True, "no stop-out on this symbol", None, threshold)
-        elapsed = (snapshot.now - max(stop_outs)).total_seconds() / 60
+        elapsed = (snapshot.now - last_stop_out).total_seconds() / 60
         return Verdict(
             guard=self.kind,
             passed=elapsed >= threshold,
