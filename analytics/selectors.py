@@ -16,6 +16,7 @@ from analytics.equity import EquityCurve, PaperPosition, equity_curve
 from markets.bars import timeframe_delta
 from markets.selectors import candle_arrays, candle_sources
 from markets.timestamps import ms_from_utc, utc_from_ms
+from shadow.ablation import ablation_guards
 from shadow.models import ShadowTrade
 from shadow.selectors import (
     BookSummary,
@@ -437,3 +438,40 @@ def book_equity_curve(*, book: Book) -> EquityCurve:
         )
     steps = {key: int(timeframe_delta(m[2]).total_seconds() * 1000) for key, m in markets.items()}
     return equity_curve(candles, positions, step_ms=steps)
+
+
+@dataclass(frozen=True, slots=True)
+class AblationRow:
+    """One guard of a book: its first-order net impact (minus the shadow P&L of what it
+    blocked) beside its path-dependent value (the book's paper P&L minus that of the
+    same history replayed without the guard). Positive = the guard saved money."""
+
+    guard: str
+    first_order: Decimal | None
+    path_dependent: Decimal | None
+    leg: Book | None
+    leg_paper_pnl: Decimal | None
+
+
+def ablation_report(*, book: Book) -> list[AblationRow]:
+    """Every guard of ``book`` with its ablation leg's result (``None`` where that leg
+    has not run)."""
+    first_order = {
+        effect.guard: effect.outcome.net_impact for effect in guard_effectiveness(book=book)
+    }
+    base_pnl = book_summary(book=book).paper_pnl
+    legs = {leg.without_guard: leg for leg in Book.objects.filter(ablation_of=book)}
+    rows = []
+    for guard in ablation_guards(book=book):
+        leg = legs.get(guard)
+        leg_pnl = book_summary(book=leg).paper_pnl if leg is not None else None
+        rows.append(
+            AblationRow(
+                guard=guard,
+                first_order=first_order.get(guard),
+                path_dependent=base_pnl - leg_pnl if leg_pnl is not None else None,
+                leg=leg,
+                leg_paper_pnl=leg_pnl,
+            )
+        )
+    return rows

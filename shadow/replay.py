@@ -19,7 +19,7 @@ from datetime import datetime
 from django.db import transaction
 
 from markets.selectors import candle_arrays
-from markets.timestamps import ms_from_utc
+from markets.timestamps import ms_from_utc, utc_from_ms
 from shadow.models import ShadowTrade
 from shadow.persistence import BookWriter, Written
 from signals.domain import engine
@@ -59,11 +59,13 @@ def replay_run(
     *,
     name: str,
     description: str,
-    strategies: Sequence[StrategyConfig],
-    guards: Sequence[GuardConfig],
+    strategies: Sequence[StrategyConfig | BookStrategy],
+    guards: Sequence[GuardConfig | BookGuard],
     since: datetime | None = None,
     until: datetime | None = None,
     on_progress: Progress | None = None,
+    ablation_of: Book | None = None,
+    without_guard: str = "",
 ) -> ReplayResult:
     """Replay the stored candles of every market ``strategies`` trade into the replay
     book ``name`` (replacing a replay book of that name), up to ``until``. Candles before
@@ -98,7 +100,16 @@ def replay_run(
 
     with transaction.atomic():
         replaced = _replay_book_delete(name)
-        book = Book.objects.create(name=name, kind=Book.Kind.REPLAY, description=description)
+        last_candle = max(result.state.last_time.values(), default=None)
+        book = Book.objects.create(
+            name=name,
+            kind=Book.Kind.REPLAY,
+            description=description,
+            since=since,
+            until=utc_from_ms(last_candle) if last_candle is not None else until,
+            ablation_of=ablation_of,
+            without_guard=without_guard,
+        )
         book_configure(book=book, strategies=strategies, guards=guards)
         BookState.objects.create(book=book, state=result.state.to_json())
         writer = BookWriter(

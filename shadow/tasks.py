@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
+from shadow.ablation import ablation_leg_run
 from shadow.live import BookBusyError, book_advance
 from signals.models import Book
 from signals.services import book_live
@@ -49,3 +50,10 @@ def advance_book(book_id: int) -> dict[str, Any]:
             partial(current_app.send_task, "signals.execute_book", kwargs={"book_id": book_id})
         )
     return progress
+
+
+@shared_task(name="shadow.ablation_leg", time_limit=1800, soft_time_limit=1770)
+def ablation_leg(book_id: int, guard: str) -> dict[str, Any]:
+    """Replay a book's period without one of its guards, into the leg's own book."""
+    result = ablation_leg_run(book_id=book_id, guard=guard)
+    return {"book_id": result.book.pk, "candles": result.candles, "rows": result.written.rows}

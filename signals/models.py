@@ -24,6 +24,19 @@ class Book(models.Model):
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     description = models.TextField(blank=True)
+    since = models.DateTimeField(
+        null=True, blank=True, help_text="A replay's first signal candle (earlier: history)."
+    )
+    until = models.DateTimeField(null=True, blank=True, help_text="A replay's last candle.")
+    ablation_of = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="ablation_legs",
+        help_text="The book this one replays with one guard removed.",
+    )
+    without_guard = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -162,37 +162,51 @@ def guard_configs_default() -> list[GuardConfig]:
 
 
 def book_configure(
-    *, book: Book, strategies: Sequence[StrategyConfig], guards: Sequence[GuardConfig]
+    *,
+    book: Book,
+    strategies: Sequence[StrategyConfig | BookStrategy],
+    guards: Sequence[GuardConfig | BookGuard],
 ) -> None:
-    """Freeze the current version of each configuration into ``book``: the book runs
+    """Freeze each configuration into ``book``: its current version, or, given another
+    book's frozen rows (an ablation leg), the very versions that book ran. The book runs
     these copies, whatever happens to the configurations afterwards."""
     BookStrategy.objects.bulk_create(
         BookStrategy(
             book=book,
-            config=config,
-            config_version=config.version,
-            name=config.name,
-            kind=config.kind,
-            params=config.params,
-            exchange=config.exchange,
-            symbol=config.symbol,
-            timeframe=config.timeframe,
-            live=config.live,
-            fee_rate=market_fee_rate(exchange=config.exchange),
+            config_id=s.config_id if isinstance(s, BookStrategy) else s.pk,
+            config_version=_version(s),
+            name=s.name,
+            kind=s.kind,
+            params=s.params,
+            exchange=s.exchange,
+            symbol=s.symbol,
+            timeframe=s.timeframe,
+            live=s.live,
+            fee_rate=_fee_rate(s),
         )
-        for config in strategies
+        for s in strategies
     )
     BookGuard.objects.bulk_create(
         BookGuard(
             book=book,
-            config=config,
-            config_version=config.version,
-            name=config.name,
-            kind=config.kind,
-            params=config.params,
+            config_id=_config_id(g),
+            config_version=_version(g),
+            name=g.name,
+            kind=g.kind,
+            params=g.params,
         )
-        for config in guards
+        for g in guards
     )
+
+
+def _config_id(config: GuardConfig | BookGuard) -> int | None:
+    return config.config_id if isinstance(config, BookGuard) else config.pk
+
+
+def _version(config: StrategyConfig | GuardConfig | BookStrategy | BookGuard) -> int:
+    if isinstance(config, BookStrategy | BookGuard):
+        return config.config_version
+    return config.version
 
 
 def book_follow_enabled(*, book: Book) -> tuple[list[str], list[str]]:
