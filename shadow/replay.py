@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from markets.selectors import candle_arrays
 from markets.timestamps import ms_from_utc, utc_from_ms
@@ -99,6 +99,11 @@ def replay_run(
     )
 
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # A replay book can always be written again: not waiting for its commit to
+            # reach the disk is safe (a crash may lose the book, never corrupt it).
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         replaced = _replay_book_delete(name)
         last_candle = max(result.state.last_time.values(), default=None)
         book = Book.objects.create(

@@ -39,6 +39,7 @@ from signals.domain.fills import (
     trade_step,
 )
 from signals.domain.guards import ClosedTrade, Guard, Snapshot, Verdict
+from signals.domain.guards.base import BOOK_CLOSED_KEPT, CONTEXT_CANDLES, RECENT_CLOSED_KEPT
 from signals.domain.strategies import Proposal, Strategy
 
 NEVER = math.inf
@@ -113,9 +114,9 @@ class EngineConfig:
     guards: tuple[GuardSpec, ...]
     costs: FillCosts
     max_signal_age_ms: int | None = None
-    recent_closed_kept: int = 20
-    book_closed_kept: int = 200
-    context_candles: int = 200
+    recent_closed_kept: int = RECENT_CLOSED_KEPT
+    book_closed_kept: int = BOOK_CLOSED_KEPT
+    context_candles: int = CONTEXT_CANDLES
     starting_balance: float | None = None
     market_costs: Mapping[str, FillCosts] = field(default_factory=dict)
 

@@ -78,8 +78,8 @@ def test_trades_without_notional_are_not_judged():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"lookback_trades": 0}, "lookback_trades between 1 and 20"),
-        ({"lookback_trades": 21}, "lookback_trades between 1 and 20"),
+        ({"lookback_trades": 0}, "lookback_trades between 1 and 200"),
+        ({"lookback_trades": 201}, "lookback_trades between 1 and 200"),
         ({"min_trades": 0}, "min_trades between 1 and lookback_trades"),
         ({"lookback_trades": 3, "min_trades": 4}, "min_trades between 1 and lookback_trades"),
         ({"min_profit_pct": float("nan")}, "finite min_profit_pct"),

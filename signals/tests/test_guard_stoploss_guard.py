@@ -83,7 +83,7 @@ def test_without_stop_outs_it_observes_zero():
     [
         ({"scope": "market"}, "scope 'symbol' or 'book'"),
         ({"stop_outs": 0}, "stop_outs between 1 and 200"),
-        ({"stop_outs": 21, "scope": "symbol"}, "stop_outs between 1 and 20"),
+        ({"stop_outs": 201, "scope": "symbol"}, "stop_outs between 1 and 200"),
         ({"lookback_minutes": 0}, "lookback_minutes > 0"),
         ({"scope": 1}, "parameter scope must be str"),
     ],

@@ -59,7 +59,10 @@ def candles(shared_dir) -> CandleArrays:
         rows = [row for _, row in zip(range(ROWS), csv.DictReader(lines), strict=False)]
     return CandleArrays.from_rows(
         [
-            [float(row[name]) for name in ("timestamp_ms", "open", "high", "low", "close", "volume")]
+            [
+                float(row[name])
+                for name in ("timestamp_ms", "open", "high", "low", "close", "volume")
+            ]
             for row in rows
         ]
     )
@@ -117,6 +120,10 @@ def ms(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()) * 1000
 
 
+def iso(moment_ms: int) -> str:
+    return datetime.fromtimestamp(moment_ms // 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def day(moment_ms: int):
     return datetime.fromtimestamp(moment_ms // 1000, tz=UTC).date()
 
@@ -154,7 +161,7 @@ def check_every_signal(
     on something it observed."""
     for d in decisions:
         value = expected(d)
-        when = datetime.fromtimestamp(d.at // 1000, tz=UTC).isoformat()
+        when = f"signal on {iso(d.at)}"
         verdict = d.verdict
         assert verdict.threshold == threshold, when
         if value is None:
@@ -246,7 +253,9 @@ def test_cooldown_after_stop(candles):
     assert guard.blocks_when == "<"
 
     def minutes_since_stop_out(d: Decision) -> float | None:
-        stops = [c.known_at for c in closed_by(decisions, d.at) if c.result.exit_reason in STOP_OUTS]
+        stops = [
+            c.known_at for c in closed_by(decisions, d.at) if c.result.exit_reason in STOP_OUTS
+        ]
         return (d.at - max(stops)) / MINUTE if stops else None
 
     check_every_signal(
@@ -270,7 +279,9 @@ def test_cooldown_after_close(candles):
         closes = [c.known_at for c in closed_by(decisions, d.at)]
         return (d.at - max(closes)) / MINUTE if closes else None
 
-    check_every_signal(decisions, guard, 120.0, minutes_since_close, lambda observed: observed < 120)
+    check_every_signal(
+        decisions, guard, 120.0, minutes_since_close, lambda observed: observed < 120
+    )
     # By hand: signal on 2017-07-05 01:00: the last close, the short of 2017-07-04 11:00
     # timing out, known 2017-07-04 23:00 → exactly 120 minutes, not < 120 → pass. Signal on
     # 2017-07-05 14:00: that short of 01:00 timed out, known 13:00 → 60 < 120 → block.
@@ -284,8 +295,7 @@ def stop_outs_within(decisions: list[Decision], now: int, lookback_minutes: int)
     """Paper trades stopped out (stop or gap) whose exit became known in (now - lookback, now]."""
     since = now - lookback_minutes * MINUTE
     return sum(
-        c.result.exit_reason in STOP_OUTS and c.known_at > since
-        for c in closed_by(decisions, now)
+        c.result.exit_reason in STOP_OUTS and c.known_at > since for c in closed_by(decisions, now)
     )
 
 
@@ -331,27 +341,19 @@ def test_stoploss_guard_on_the_symbol(candles):
     assert at(decisions, "2017-07-04 12:00").verdict.passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "production bug: the engine keeps only the latest recent_closed_kept=20 closed "
-        "trades per symbol (engine.py _Book.release, `del trades[: -self.kept]`), and "
-        "StoplossGuard(scope='symbol') counts stop-outs among those only, while it accepts "
-        "any lookback_minutes (stoploss_guard.py __post_init__ bounds stop_outs, not the "
-        "lookback): with more than 20 trades closed within the lookback it undercounts. "
-        "Signal on 2017-07-09 08:00 with stop_outs=10, lookback 30 days: 23 trades closed, "
-        "10 of them stop-outs, the first two stop-outs (known 2017-07-03 13:00 and 14:00) "
-        "dropped from the 20 kept; observed 8, passed; expected 10, blocked."
-    ),
-)
 def test_stoploss_guard_on_the_symbol_counts_every_stop_out_in_a_long_lookback(candles):
     guard = StoplossGuard(stop_outs=10, lookback_minutes=43200, scope="symbol")
     decisions = run_alone(candles, guard)
-    observed = [(d.at, d.verdict.observed, d.verdict.passed) for d in decisions]
+    # By hand: signal on 2017-07-09 08:00: 23 trades closed since 2017-07-02, all within
+    # 30 days; 10 were stopped out (known 2017-07-03 13:00 and 14:00, 07-04 16:00, 07-05
+    # 05:00 and 18:00, 07-06 10:00, 07-07 07:00, 07-08 07:00, 13:00 and 20:00) → 10 >= 10
+    # → block. (When the engine kept only the latest 20 closed trades of a symbol, it
+    # left out the first two stop-outs, observed 8 and passed: now it keeps 200.)
+    observed = [(iso(d.at), d.verdict.observed, d.verdict.passed) for d in decisions]
     expected = []
     for d in decisions:
         count = stop_outs_within(decisions, d.at, 43200)
-        expected.append((d.at, float(count), count < 10))
+        expected.append((iso(d.at), float(count), count < 10))
     assert observed == expected
 
 
@@ -451,19 +453,9 @@ def test_min_reward_risk(candles):
     assert not at(decisions, "2017-07-16 14:00").verdict.passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "production bug: MinRewardRisk compares the float ratio with min_ratio exactly "
-        "(min_reward_risk.py `passed=observed >= threshold`), so a proposal built at "
-        "exactly the minimum (atr_proposal: target 3.0 and stop 1.5 ATRs from the close) "
-        "is blocked when rounding puts it a hair below: long on 2017-07-04 12:00, entry "
-        "2614.93, stop 2582.279533188771, target 2680.230933622457 observes "
-        "1.999999999999986 < 2.0 and is blocked (9 of 39 EMA signals are); 'at the "
-        "minimum it passes' expects a pass."
-    ),
-)
 def test_min_reward_risk_passes_a_strategy_built_at_the_minimum(candles):
     decisions = run_alone(candles, MinRewardRisk(min_ratio=2.0))
-    blocked = [(d.at, d.verdict.observed) for d in decisions if not d.verdict.passed]
+    # By hand: long on 2017-07-04 12:00, ATR 21.767: stop 1.5 ATRs and target 3 ATRs from
+    # the close 2614.93 → reward-to-risk 2 >= 2 → pass.
+    blocked = [(iso(d.at), d.verdict.observed) for d in decisions if not d.verdict.passed]
     assert blocked == []

@@ -23,7 +23,7 @@ STOP_OUT_REASONS = frozenset({"stop", "gap"})
 
 # What the engine keeps for a snapshot by default (``EngineConfig``): a parameter that
 # would need more can never be observed, so it is refused when the guard is built.
-RECENT_CLOSED_KEPT = 20
+RECENT_CLOSED_KEPT = 200
 BOOK_CLOSED_KEPT = 200
 CONTEXT_CANDLES = 200
 

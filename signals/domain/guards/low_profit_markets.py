@@ -28,7 +28,7 @@ class LowProfitMarkets:
     min_profit_pct: float = 0.0
 
     def __post_init__(self) -> None:
-        # The snapshot keeps the latest 20 trades of a symbol.
+        # The snapshot keeps the latest RECENT_CLOSED_KEPT (200) trades of a symbol.
         if not 1 <= self.lookback_trades <= RECENT_CLOSED_KEPT:
             raise ValueError(
                 f"low_profit_markets needs lookback_trades between 1 and {RECENT_CLOSED_KEPT}"

@@ -9,6 +9,8 @@ from typing import ClassVar
 from signals.domain.guards.base import Snapshot, Verdict
 from signals.domain.strategies import Proposal
 
+_RATIO_TOLERANCE = 1e-9
+
 
 @dataclass(frozen=True, slots=True)
 class MinRewardRisk:
@@ -35,7 +37,8 @@ class MinRewardRisk:
         observed = reward / risk
         return Verdict(
             guard=self.kind,
-            passed=observed >= threshold,
+            # Prices placed at exact ATR multiples come back a few ulps off their ratio.
+            passed=observed >= threshold * (1 - _RATIO_TOLERANCE),
             reason=(
                 f"reward-to-risk {observed:.2f} (reward {reward:.2f}, risk {risk:.2f} "
                 f"per unit), minimum {threshold:.2f}"

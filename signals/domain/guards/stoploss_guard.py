@@ -35,7 +35,7 @@ class StoplossGuard:
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
             raise ValueError(f"stoploss_guard needs scope 'symbol' or 'book', not {self.scope!r}")
-        # The snapshot keeps the latest 20 trades of a symbol and 200 of the book: a
+        # The snapshot keeps the latest 200 trades of a symbol and 200 of the book: a
         # larger count could never be seen.
         kept = RECENT_CLOSED_KEPT if self.scope == "symbol" else BOOK_CLOSED_KEPT
         if not 1 <= self.stop_outs <= kept:
