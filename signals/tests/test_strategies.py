@@ -322,3 +322,11 @@ def test_every_kind_keeps_its_state_over_an_empty_scan(kind):
     assert json.loads(json.dumps(state, allow_nan=False)) == state
     empty = strategy.scan(CandleArrays.from_rows([]), state)
     assert (empty.index, empty.proposals, empty.state) == ([], [], state)
+
+
+def test_ema_crossover_refuses_a_stop_or_target_that_is_not_a_finite_number():
+    from signals.domain.strategies import build_strategy
+
+    for params in ({"stop_atr": float("nan")}, {"target_atr": float("inf")}):
+        with pytest.raises(ValueError, match="positive, finite stop_atr and target_atr"):
+            build_strategy("ema_crossover", params)

@@ -10,7 +10,7 @@ import numpy as np
 
 from markets.bars import CandleArrays
 from signals.domain.indicators import IndicatorState, ema, wilder_atr
-from signals.domain.strategies.base import Proposal, Scan, atr_proposal
+from signals.domain.strategies.base import Proposal, Scan, atr_proposal, positive
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +37,8 @@ class EmaCrossover:
             raise ValueError("ema_crossover needs 1 < fast < slow")
         if self.atr_period < 1 or self.max_hold < 1:
             raise ValueError("ema_crossover needs atr_period >= 1 and max_hold >= 1")
-        if self.stop_atr <= 0 or self.target_atr <= 0:
-            raise ValueError("ema_crossover needs positive stop_atr and target_atr")
+        if not (positive(self.stop_atr) and positive(self.target_atr)):
+            raise ValueError("ema_crossover needs positive, finite stop_atr and target_atr")
 
     def scan(self, candles: CandleArrays, state: IndicatorState | None) -> Scan:
         state = state or {}
