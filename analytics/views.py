@@ -31,7 +31,8 @@ def _selected_book(request: HttpRequest) -> Book | None:
     raw = request.GET.get("book", "").strip()
     if not raw:
         return default_book()
-    if not raw.isdigit():
+    # isdigit() alone takes "²" for a digit, which int() then refuses.
+    if not (raw.isascii() and raw.isdigit()):
         raise Http404("No such book.")
     return get_object_or_404(Book, pk=int(raw))
 
@@ -84,10 +85,20 @@ def guards(request: HttpRequest) -> HttpResponse:
     return render(request, "analytics/guards.html", context)
 
 
-@login_required
+def _json_error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
 def guards_json(request: HttpRequest) -> JsonResponse:
-    """The guard effectiveness of one book as JSON; money as decimal strings."""
-    book = _selected_book(request)
+    """The guard effectiveness of one book as JSON; money as decimal strings. Errors are
+    JSON too: 401 for an anonymous client (no redirect to a login page), 404 for a book
+    that does not exist."""
+    if not request.user.is_authenticated:
+        return _json_error(401, "authentication required: log in first")
+    try:
+        book = _selected_book(request)
+    except Http404:
+        return _json_error(404, f"no book with id {request.GET.get('book', '')!r}")
     if book is None:
         return JsonResponse({"book": None, "synthetic": False, "guards": []})
     sources = data_sources(book=book)

@@ -27,9 +27,8 @@ def book():
     return book
 
 
-@pytest.mark.parametrize("url", [URL, JSON_URL])
-def test_anonymous_visitor_is_sent_to_the_admin_login(client, url):
-    response = client.get(url)
+def test_anonymous_visitor_is_sent_to_the_admin_login(client):
+    response = client.get(URL)
 
     assert response.status_code == 302
     assert response.url.startswith(reverse("admin:login"))
@@ -110,3 +109,20 @@ def test_json_has_money_as_decimal_strings(trader_client, book):
 
 def test_json_without_books(trader_client):
     assert trader_client.get(JSON_URL).json() == {"book": None, "synthetic": False, "guards": []}
+
+
+def test_json_answers_errors_as_json(trader_client, book):
+    from django.test import Client
+
+    anonymous = Client().get(JSON_URL)
+    assert anonymous.status_code == 401
+    assert anonymous["Content-Type"] == "application/json"
+    assert "authentication required" in anonymous.json()["error"]
+    for bad in ("999999", "²", "abc"):
+        missing = trader_client.get(JSON_URL, {"book": bad})
+        assert missing.status_code == 404
+        assert missing.json()["error"].startswith("no book with id")
+
+
+def test_a_book_id_that_is_not_a_number_is_not_found(trader_client):
+    assert trader_client.get(URL, {"book": "²"}).status_code == 404
