@@ -475,3 +475,16 @@ def ablation_report(*, book: Book) -> list[AblationRow]:
             )
         )
     return rows
+
+
+def book_quote_currency(*, book: Book) -> str:
+    """The quote currency ``book`` trades in (``USD`` for BTC/USD), or ``quote`` when its
+    markets mix several."""
+    symbols = BookStrategy.objects.filter(book=book).values_list("symbol", flat=True).distinct()
+    currencies = {quote_currency(symbol) for symbol in symbols}
+    if not currencies:
+        currencies = {
+            quote_currency(symbol)
+            for symbol in Signal.objects.filter(book=book).values_list("symbol", flat=True)[:1]
+        }
+    return currencies.pop() if len(currencies) == 1 else "quote"

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from analytics.charts import horizontal_bar_chart, line_chart
 from analytics.selectors import (
     book_equity_curve,
+    book_quote_currency,
     book_summary,
     books,
     data_sources,
@@ -45,6 +46,7 @@ def _book_context(request: HttpRequest) -> dict[str, Any]:
         "books": books(),
         "data_sources": sources,
         "synthetic": Candle.Source.SYNTHETIC in sources,
+        "currency": book_quote_currency(book=book) if book is not None else "",
     }
 
 
@@ -55,10 +57,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     book = context["book"]
     if book is not None:
         curve = book_equity_curve(book=book).sampled(300)
+        opportunity = opportunity_cost(book=book)
         context |= {
             "summary": book_summary(book=book),
             "state_counts": signal_state_counts(book=book),
-            "opportunity": opportunity_cost(book=book),
+            "opportunity": opportunity,
+            # One sign for the whole product: positive = the guards saved money.
+            "net_impact": -opportunity.total_pnl,
             "equity": line_chart(
                 [
                     (f"{utc_from_ms(int(t)):%Y-%m-%d %H:%M}", float(v))

@@ -85,7 +85,7 @@ def test_a_trader_logs_in_and_reads_the_guard_page(replayed, live_server, browse
     page.get_by_role("link", name="Dashboard", exact=True).click()
     page.wait_for_url(f"{live_server.url}/?book=*")
     assert page.locator("h1").inner_text() == "Dashboard"
-    assert "Blocked opportunity cost" in page.locator("body").inner_text()
+    assert "net impact" in page.locator("body").inner_text()
 
     page.goto(f"{live_server.url}/admin/signals/signal/")
     assert page.locator("#result_list tbody tr").count() > 0
