@@ -11,7 +11,7 @@ MINUS = "\N{MINUS SIGN}"
 
 @register.filter
 def money(value: Decimal | float | None, currency: str = "") -> str:
-    """``1,234.50 USD``, ``−98.89 USD`` (a real minus sign), ``–`` for nothing."""
+    """``1,234.50 USD``; a loss with a real minus sign (U+2212); an en dash for nothing."""
     if value is None:
         return "\N{EN DASH}"
     amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
