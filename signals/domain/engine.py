@@ -323,12 +323,14 @@ def run(
     now: int | None = None,
     signals_from: int | None = None,
 ) -> EngineResult:
-    """Run the candles of each market (by market key; candles at or before the state's
-    last processed candle are skipped) through the book and return what happened.
+    """Run the candles of each market (by market key) through the book and return what
+    happened. Candles at or before the state's last processed candle are not run again:
+    they are the context guards look back at (the live driver passes the latest few).
 
-    ``now`` (ms) is the driver's moment, used only to reject stale signals; a replay
-    passes ``None``. Proposals on candles opening before ``signals_from`` (ms) are
-    dropped: those candles only warm the indicators up.
+    ``now`` (ms) is the driver's moment: it rejects stale signals and is the guards'
+    clock; a replay passes ``None`` (each candle's close is then the moment). Proposals
+    on candles opening before ``signals_from`` (ms) are dropped: those candles only warm
+    the indicators up.
     """
     markets = markets_of(config, state)
     given = {key: candles.get(key) or CandleArrays.from_rows([]) for key in markets}
