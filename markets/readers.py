@@ -6,7 +6,11 @@ Two layouts:
 - CSV with a header naming a time column and ``open,high,low,close,volume`` (any case,
   any order, other columns ignored). The time is epoch milliseconds (seconds are
   accepted when the number is clearly seconds, i.e. before the year 5138 as seconds)
-  or an ISO date/date-time read as UTC when it carries no zone.
+  or an ISO date/date-time read as UTC when it carries no zone. A ``timestamp_ms``
+  column is never converted: seconds there are rejected by cleaning ("looks like
+  seconds, not milliseconds"), as are times before 2009 or from 2100 on.
+
+``iter_candle_file`` reads a CSV line by line (memory does not grow with the file).
 
 Structural problems (bad JSON, missing columns, a value that is not a number or a date,
 a row of the wrong length) raise ``CandleFileError`` naming the line or JSON index.
@@ -18,6 +22,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,7 @@ TIME_COLUMNS = (
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 # Epoch seconds stay below this until the year 5138; epoch ms pass it in early 1973.
 _SECONDS_BELOW = 100_000_000_000
+_SNIFF_CHARS = 4096
 _EPOCH_NUMBER = re.compile(r"^[+-]?\d+(\.\d*)?$")
 
 
@@ -47,15 +53,28 @@ def read_candle_file(path: Path) -> list[RawCandle]:
 
     Raises ``CandleFileError`` for a missing/unreadable file or malformed content.
     """
+    return list(iter_candle_file(path))
+
+
+def iter_candle_file(path: Path) -> Iterator[RawCandle]:
+    """The rows of a JSON or CSV candle file one by one, in file order.
+
+    A CSV file is read line by line, so memory does not grow with the file; a JSON file
+    is parsed whole. Raises ``CandleFileError`` (possibly after yielding some rows) for a
+    missing/unreadable file or malformed content.
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            head = handle.read(_SNIFF_CHARS)
+            if path.suffix.lower() == ".json" or head.lstrip()[:1] in ("[", "{"):
+                yield from read_ohlcv_json(head + handle.read(), name=str(path))
+                return
+            handle.seek(0)
+            yield from _csv_rows(handle, str(path))
     except FileNotFoundError:
         raise CandleFileError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CandleFileError(f"{path}: cannot read the file ({exc})") from exc
-    if path.suffix.lower() == ".json" or text.lstrip()[:1] in ("[", "{"):
-        return read_ohlcv_json(text, name=str(path))
-    return read_ohlcv_csv(text, name=str(path))
 
 
 def read_ohlcv_json(text: str, *, name: str = "<json>") -> list[RawCandle]:
@@ -89,7 +108,11 @@ def read_ohlcv_json(text: str, *, name: str = "<json>") -> list[RawCandle]:
 
 def read_ohlcv_csv(text: str, *, name: str = "<csv>") -> list[RawCandle]:
     """Rows of a headed OHLCV CSV; ``where`` is ``line N`` (1-based file line)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    return list(_csv_rows(io.StringIO(text, newline=""), name))
+
+
+def _csv_rows(lines: Iterable[str], name: str) -> Iterator[RawCandle]:
+    reader = csv.reader(lines)
     try:
         header = next(reader)
     except StopIteration:
@@ -98,7 +121,6 @@ def read_ohlcv_csv(text: str, *, name: str = "<csv>") -> list[RawCandle]:
         raise CandleFileError(f"{name}: line 1: {exc}") from None
     time_index, time_column, value_indexes = _columns(header, name)
 
-    rows = []
     try:
         for record in reader:
             where = f"line {reader.line_num}"
@@ -114,10 +136,9 @@ def read_ohlcv_csv(text: str, *, name: str = "<csv>") -> list[RawCandle]:
                 _csv_value(record[index], field, name, where)
                 for field, index in zip(VALUE_COLUMNS, value_indexes, strict=True)
             )
-            rows.append(RawCandle(time_ms, open_, high, low, close, volume, where=where))
+            yield RawCandle(time_ms, open_, high, low, close, volume, where=where)
     except csv.Error as exc:
         raise CandleFileError(f"{name}: line {reader.line_num}: {exc}") from None
-    return rows
 
 
 def _columns(header: list[str], name: str) -> tuple[int, str, list[int]]:

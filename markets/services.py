@@ -5,10 +5,11 @@ source, and loading the same data twice changes nothing.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Context, Decimal
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,12 @@ from django.db import transaction
 from django.db.models import DecimalField, Max, QuerySet
 
 from markets.bars import Bar
-from markets.cleaning import CleanedCandles, Gap, Rejection, clean_candles
+from markets.cleaning import CleanedCandles, Conflict, Gap, RawCandle, Rejection, clean_candles
 from markets.errors import CandleFileError, MarketDataError
 from markets.gateway import ExchangeGateway, OnPage
 from markets.identifiers import check_exchange_name, check_symbol, check_timeframe
 from markets.models import Candle
-from markets.readers import read_candle_file
+from markets.readers import iter_candle_file
 from markets.synthetic import DEFAULT_START_PRICE, synthetic_bars
 from markets.timestamps import floor_to_grid
 
@@ -61,8 +62,13 @@ class CandleLoadSummary:
 
     @property
     def merged(self) -> int:
-        """Duplicate timestamps merged into one candle (the last seen kept)."""
+        """Identical duplicate rows merged into one candle."""
         return self.cleaned.merged
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        """Timestamps given different values by different rows (none of those rows loaded)."""
+        return self.cleaned.conflicts
 
     @property
     def gaps(self) -> list[Gap]:
@@ -97,6 +103,7 @@ class CandleLoadSummary:
             "updated": self.updated,
             "rejected": len(self.rejections),
             "merged": self.merged,
+            "conflicts": len(self.conflicts),
             "gaps": len(self.gaps),
             "missing": self.cleaned.missing,
             "dropped_open": self.dropped_open,
@@ -115,34 +122,22 @@ def candles_upsert(
     by_time = {bar.open_time: bar for bar in bars}
     if not by_time:
         return 0, 0
-    candles = [
-        Candle(
-            exchange=exchange,
-            symbol=symbol,
-            timeframe=timeframe,
-            open_time=bar.open_time,
-            open=_stored(bar.open, "open"),
-            high=_stored(bar.high, "high"),
-            low=_stored(bar.low, "low"),
-            close=_stored(bar.close, "close"),
-            volume=_stored(bar.volume, "volume"),
-            source=source,
-        )
-        for bar in by_time.values()
-    ]
     with transaction.atomic():
         existing = set(
             _market(exchange, symbol, timeframe)
             .filter(open_time__gte=min(by_time), open_time__lte=max(by_time))
             .values_list("open_time", flat=True)
         )
-        Candle.objects.bulk_create(
-            candles,
-            batch_size=_BATCH_SIZE,
-            update_conflicts=True,
-            unique_fields=UNIQUE_FIELDS,
-            update_fields=UPDATE_FIELDS,
-        )
+        # Model instances are built one batch at a time: a list of them all is what made
+        # large loads take gigabytes.
+        pending = iter(by_time.values())
+        while batch := list(islice(pending, _BATCH_SIZE)):
+            Candle.objects.bulk_create(
+                [_candle(exchange, symbol, timeframe, bar, source) for bar in batch],
+                update_conflicts=True,
+                unique_fields=UNIQUE_FIELDS,
+                update_fields=UPDATE_FIELDS,
+            )
     updated = sum(1 for open_time in by_time if open_time in existing)
     return len(by_time) - updated, updated
 
@@ -153,16 +148,20 @@ def candles_load_file(
     """Read a JSON/CSV candle file, clean it and upsert the good candles with source=file.
 
     Raises ``CandleFileError`` when the file is missing, malformed (the message names the
-    line) or holds no rows; bad rows inside a readable file are rejected and reported.
+    line) or holds no rows; bad rows inside a readable file (including implausible
+    timestamps) are rejected and reported. Rows repeating a timestamp with identical
+    values are merged; rows giving one timestamp different values are a conflict: none
+    of them is stored and ``summary.conflicts`` names every row and its values.
     """
     check_exchange_name(exchange)
     check_symbol(symbol)
     step = check_timeframe(timeframe)
-    rows = read_candle_file(Path(path))
-    if not rows:
-        raise CandleFileError(f"{path}: the file holds no candle rows")
+    rows = _Counted(iter_candle_file(Path(path)))
+    # Rows stream from the file into cleaning: only the accepted bars are held in memory.
     cleaned = clean_candles(rows, timeframe=step, now=now)
-    summary = _store(exchange, symbol, timeframe, Candle.Source.FILE, len(rows), cleaned)
+    if not rows.count:
+        raise CandleFileError(f"{path}: the file holds no candle rows")
+    summary = _store(exchange, symbol, timeframe, Candle.Source.FILE, rows.count, cleaned)
     logger.info("loaded %s from %s: %s", _market_label(summary), path, summary.as_dict())
     return summary
 
@@ -280,6 +279,34 @@ def _store(
         updated=updated,
         cleaned=cleaned,
     )
+
+
+def _candle(exchange: str, symbol: str, timeframe: str, bar: Bar, source: str) -> Candle:
+    return Candle(
+        exchange=exchange,
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time=bar.open_time,
+        open=_stored(bar.open, "open"),
+        high=_stored(bar.high, "high"),
+        low=_stored(bar.low, "low"),
+        close=_stored(bar.close, "close"),
+        volume=_stored(bar.volume, "volume"),
+        source=source,
+    )
+
+
+class _Counted(Iterator[RawCandle]):
+    """Passes the rows through, counting them."""
+
+    def __init__(self, rows: Iterator[RawCandle]) -> None:
+        self._rows = rows
+        self.count = 0
+
+    def __next__(self) -> RawCandle:
+        row = next(self._rows)
+        self.count += 1
+        return row
 
 
 def _market(exchange: str, symbol: str, timeframe: str) -> QuerySet[Candle]:

@@ -21,18 +21,26 @@ def parse_utc(text: str) -> datetime:
     """An aware UTC datetime from ISO 8601 text (``2024-01-31``, ``2024-01-31T10:00``,
     ``2024-01-31 10:00:00.000000``, with or without ``Z``/offset; no zone means UTC).
 
-    Raises ``ValueError`` with the offending text otherwise.
+    Raises ``ValueError`` with the offending text otherwise, including for impossible
+    dates such as ``2024-13-45`` and for a date at the end of the calendar whose offset
+    pushes it out of range in UTC.
     """
     cleaned = text.strip()
     try:
         moment = datetime.fromisoformat(cleaned)
-    except ValueError:
+    except ValueError as exc:
+        # "month must be in 1..12" says more than "not an ISO date"; "Invalid isoformat" does not.
+        detail = "" if "isoformat" in str(exc) else f"{exc}; "
         raise ValueError(
-            f"{text!r} is not an ISO date or date-time (e.g. 2024-01-31 or 2024-01-31T10:00:00Z)"
+            f"{text!r} is not an ISO date or date-time "
+            f"({detail}e.g. 2024-01-31 or 2024-01-31T10:00:00Z)"
         ) from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range once converted to UTC") from None
 
 
 def floor_to_grid(moment: datetime, step: timedelta) -> datetime:

@@ -7,7 +7,8 @@ SHOWN_GAPS = 20
 
 
 def summary_lines(summary: CandleLoadSummary, *, origin: str) -> list[str]:
-    """Human-readable lines: loaded, rejected (each reason), merged, open candle, gaps."""
+    """Human-readable lines: loaded, rejected (each reason), conflicts, merged, open candle,
+    gaps."""
     market = f"{summary.exchange} {summary.symbol} {summary.timeframe}"
     if summary.first and summary.last:
         span = f", {summary.first:%Y-%m-%d %H:%M} to {summary.last:%Y-%m-%d %H:%M} UTC"
@@ -21,7 +22,17 @@ def summary_lines(summary: CandleLoadSummary, *, origin: str) -> list[str]:
     lines += [f"  {rejection}" for rejection in summary.rejections[:SHOWN_REJECTIONS]]
     if len(summary.rejections) > SHOWN_REJECTIONS:
         lines.append(f"  ... and {len(summary.rejections) - SHOWN_REJECTIONS} more")
-    lines.append(f"Merged {summary.merged} duplicate timestamp(s) (the last row seen kept).")
+    if summary.conflicts:
+        lines.append(
+            f"Conflicts: {len(summary.conflicts)} timestamp(s) given different values by "
+            "different rows (none of those rows loaded):"
+        )
+        lines += [f"  {conflict}" for conflict in summary.conflicts[:SHOWN_REJECTIONS]]
+        if len(summary.conflicts) > SHOWN_REJECTIONS:
+            lines.append(f"  ... and {len(summary.conflicts) - SHOWN_REJECTIONS} more")
+    else:
+        lines.append("Conflicts: none.")
+    lines.append(f"Merged {summary.merged} duplicate timestamp(s) (identical rows stored once).")
     if summary.dropped_open:
         lines.append("Left out the last candle: it was still open.")
     if summary.gaps:

@@ -50,13 +50,77 @@ def test_unsorted_rows_come_out_in_time_order_and_are_flagged():
     assert result.reordered
 
 
-def test_duplicate_timestamp_keeps_the_row_seen_last_and_counts_a_merge():
-    rows = [row(0, c="101"), row(1), row(0, c="102"), row(0, c="103")]
+def test_identical_duplicate_rows_are_stored_once_and_counted_as_merges():
+    rows = [row(0, c="101"), row(1), row(0, c="101.0"), row(0, c="101")]
 
     result = clean_candles(rows, timeframe=MINUTE, now=LATER)
 
-    assert [bar.close for bar in result.bars] == [Decimal(103), Decimal(105)]
+    assert [bar.close for bar in result.bars] == [Decimal(101), Decimal(105)]
     assert result.merged == 2
+    assert result.conflicts == []
+
+
+def test_duplicate_timestamp_with_different_values_is_a_conflict_and_neither_row_is_kept():
+    rows = [
+        row(0, c="101", where="line 2"),
+        row(1, where="line 3"),
+        row(0, c="102", where="line 4"),
+    ]
+
+    result = clean_candles(rows, timeframe=MINUTE, now=LATER)
+
+    assert [bar.open_time for bar in result.bars] == [T0 + MINUTE]
+    assert result.merged == 0
+    assert result.rejections == []
+    [conflict] = result.conflicts
+    assert [where for where, _ in conflict.rows] == ["line 2", "line 4"]
+    assert str(conflict) == (
+        "2024-01-01 12:00: line 2 (open 100, high 110, low 90, close 101, volume 2) vs "
+        "line 4 (open 100, high 110, low 90, close 102, volume 2)"
+    )
+
+
+def test_conflicts_are_logged(caplog):
+    rows = [row(0, c="101", where="line 2"), row(0, c="102", where="line 3")]
+
+    with caplog.at_level(logging.WARNING, logger="markets"):
+        clean_candles(rows, timeframe=MINUTE, now=LATER)
+
+    assert "1 conflicting duplicate candle timestamps" in caplog.text
+    assert "line 2 (open 100" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("time_ms", "reason"),
+    [
+        (T0_MS // 1000, f"timestamp {T0_MS // 1000} looks like seconds, not milliseconds"),
+        (T0_MS * 1000, f"timestamp {T0_MS * 1000} is out of range (16 digits;"),
+        (10**30, "is out of range (31 digits;"),
+        (-T0_MS, "is out of range (1916-01-01 12:00; expected epoch milliseconds from 2009"),
+        (0, "timestamp 0 is out of range"),
+        (946_684_800_000, "is out of range (12 digits;"),  # 2000-01-01
+        (4_102_444_800_000, "is out of range (2100-01-01 00:00;"),
+    ],
+)
+def test_implausible_timestamps_are_rejected_per_row(time_ms, reason):
+    bad = RawCandle(time_ms, "1", "1", "1", "1", "1", where="line 3")
+
+    result = clean_candles([row(0), bad, row(1)], timeframe=MINUTE, now=LATER)
+
+    assert len(result.bars) == 2
+    [rejection] = result.rejections
+    assert rejection.where == "line 3"
+    assert reason in rejection.reason
+
+
+def test_timestamps_at_the_edges_of_the_plausible_range_are_kept():
+    early = RawCandle(1_230_768_000_000, "1", "1", "1", "1", "1")  # 2009-01-01
+    late = RawCandle(4_102_444_800_000 - 60_000, "1", "1", "1", "1", "1")  # 2099-12-31 23:59
+
+    result = clean_candles([early, late], timeframe=MINUTE, now=datetime(2100, 1, 2, tzinfo=UTC))
+
+    assert len(result.bars) == 2
+    assert result.rejections == []
 
 
 def test_still_open_last_candle_is_dropped():

@@ -123,6 +123,15 @@ def test_it_rejects_an_unknown_exchange_id():
         (["--since", "last tuesday"], "--since: 'last tuesday' is not an ISO date"),
         (["--since", "2024-01-01", "--until", "soon"], "--until: 'soon' is not an ISO date"),
         (
+            ["--since", "2024-13-45"],
+            r"--since: '2024-13-45' is not an ISO date or date-time \(month must be in 1\.\.12",
+        ),
+        (
+            ["--since", "2024-01-01", "--until", "2024-02-30"],
+            r"--until: '2024-02-30' is not an ISO date or date-time \(day is out of range",
+        ),
+        (["--since", "0001-01-01T00:00+05:00"], "--since: .* is out of range once converted"),
+        (
             ["--since", "2024-01-02", "--until", "2024-01-01"],
             "--since 2024-01-02 00:00 must be before",
         ),

@@ -61,6 +61,11 @@ def test_it_refuses_to_overwrite_real_candles(tmp_path):
     [
         (["--count", "0"], "--count must be at least 1"),
         (["--count", "5", "--end", "soon"], "--end: 'soon' is not an ISO date"),
+        (
+            ["--count", "5", "--end", "2024-13-45"],
+            r"--end: '2024-13-45' is not an ISO date or date-time \(month must be in 1\.\.12",
+        ),
+        (["--count", "5", "--end", "9999-12-31T23:00-05:00"], "--end: .* is out of range"),
         (["--count", "5", "--start-price", "-3"], "--start-price must be a positive number"),
         (["--count", "5", "--start-price", "abc"], "--start-price 'abc' is not a number"),
     ],

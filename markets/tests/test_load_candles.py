@@ -62,7 +62,7 @@ def test_it_loads_the_good_rows_and_names_each_bad_one(tmp_path):
         f"{minute(1)},NaN,2,1,2,1\n"
         f"{minute(2)},1,2,1,2,1\n"
         f"{minute(3)},5,4,6,5,1\n"
-        f"{minute(2)},1,2,1,1.5,1\n"
+        f"{minute(2)},1,2,1,2.0,1\n"
         f"{minute(6)},0,2,1,2,1\n"
         f"{minute(7)},1,2,1,2,1\n"
     )
@@ -74,12 +74,13 @@ def test_it_loads_the_good_rows_and_names_each_bad_one(tmp_path):
     assert "  line 3: open is NaN" in output
     assert "  line 5: high 4 is below low 6" in output
     assert "  line 7: open 0 is not positive" in output
+    assert "Conflicts: none." in output
     assert "Merged 1 duplicate timestamp(s)" in output
     assert "Gaps: 2 (5 missing candle(s)):" in output
     assert "2024-01-01 12:01 to 2024-01-01 12:01 (1 missing)" in output
     assert "2024-01-01 12:03 to 2024-01-01 12:06 (4 missing)" in output
     assert Candle.objects.get(open_time=datetime(2024, 1, 1, 12, 2, tzinfo=UTC)).close == Decimal(
-        "1.5"
+        "2"
     )
 
 
@@ -176,3 +177,71 @@ def test_it_loads_a_real_coinbase_normalized_csv():
 
     assert "Loaded 1770 candles" in output
     assert "2019-03-20 00:00 to 2019-03-31 00:00 (12 missing)" in output
+
+
+def test_it_reports_a_conflicting_duplicate_and_stores_the_other_rows(tmp_path):
+    path = tmp_path / "conflict.csv"
+    path.write_text(
+        "timestamp_ms,open,high,low,close,volume\n"
+        f"{minute(0)},1,2,1,2,1\n"
+        f"{minute(1)},1,2,1,2,1\n"
+        f"{minute(1)},1,2,1,1.5,1\n"
+        f"{minute(2)},1,2,1,2,1\n"
+    )
+
+    output = load(path)
+
+    assert "Loaded 2 candles" in output
+    assert (
+        "Conflicts: 1 timestamp(s) given different values by different rows "
+        "(none of those rows loaded):"
+    ) in output
+    assert (
+        "  2024-01-01 12:01: line 3 (open 1, high 2, low 1, close 2, volume 1) vs "
+        "line 4 (open 1, high 2, low 1, close 1.5, volume 1)"
+    ) in output
+    stored = Candle.objects.order_by("open_time").values_list("open_time", flat=True)
+    assert list(stored) == [
+        datetime(2024, 1, 1, 12, tzinfo=UTC),
+        datetime(2024, 1, 1, 12, 2, tzinfo=UTC),
+    ]
+
+
+def test_it_fails_when_the_only_rows_conflict(tmp_path):
+    path = tmp_path / "conflict.csv"
+    path.write_text(
+        f"timestamp_ms,open,high,low,close,volume\n{minute(0)},1,2,1,2,1\n{minute(0)},1,2,1,1.5,1\n"
+    )
+
+    with pytest.raises(CommandError, match="nothing loaded"):
+        load(path)
+    assert Candle.objects.count() == 0
+
+
+def test_it_rejects_second_and_overlong_timestamps_per_row(tmp_path):
+    path = tmp_path / "units.csv"
+    path.write_text(
+        "timestamp_ms,open,high,low,close,volume\n"
+        f"{minute(0)},1,2,1,2,1\n"
+        f"{minute(1) // 1000},1,2,1,2,1\n"
+        f"{minute(2) * 1000},1,2,1,2,1\n"
+        f"{minute(3)},1,2,1,2,1\n"
+    )
+
+    output = load(path)
+
+    assert "Loaded 2 candles" in output
+    assert "Rejected 2 row(s):" in output
+    assert "  line 3: timestamp 1704110460 looks like seconds, not milliseconds" in output
+    assert "  line 4: timestamp 1704110520000000 is out of range (16 digits;" in output
+    assert Candle.objects.filter(open_time__year__lt=2009).count() == 0
+    assert Candle.objects.count() == 2
+
+
+def test_a_json_file_with_second_timestamps_is_rejected_row_by_row_not_stored_as_1970(tmp_path):
+    path = tmp_path / "seconds.json"
+    path.write_text(f"[[{minute(0) // 1000}, 1, 2, 1, 2, 1], [{minute(1) // 1000}, 1, 2, 1, 2, 1]]")
+
+    with pytest.raises(CommandError, match="nothing loaded"):
+        load(path)
+    assert Candle.objects.count() == 0

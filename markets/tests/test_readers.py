@@ -5,7 +5,7 @@ import pytest
 
 from markets.cleaning import clean_candles
 from markets.errors import CandleFileError
-from markets.readers import read_candle_file
+from markets.readers import iter_candle_file, read_candle_file
 from markets.tests.shared_data import shared_path
 
 T0_MS = 1_704_110_400_000  # 2024-01-01 12:00 UTC
@@ -232,3 +232,35 @@ def test_real_bittrex_json_reports_its_known_gaps():
     assert result.missing == 40
     assert max(gap.missing for gap in result.gaps) == 33
     assert result.rejections == []
+
+
+def test_iter_candle_file_streams_a_csv_row_by_row(tmp_path):
+    path = tmp_path / "late_error.csv"
+    path.write_text(
+        "timestamp_ms,open,high,low,close,volume\n"
+        "1704110400000,1,2,1,2,1\n"
+        "1704110460000,1,2,1,2,1\n"
+        "1704110520000,1,2\n"
+    )
+
+    rows = iter_candle_file(path)
+
+    assert next(rows).where == "line 2"
+    assert next(rows).where == "line 3"
+    with pytest.raises(CandleFileError, match="line 4: expected 6 fields like the header, got 3"):
+        next(rows)
+
+
+def test_a_csv_with_a_byte_order_mark_and_a_json_without_the_suffix_are_read(tmp_path):
+    csv_path = tmp_path / "bom.csv"
+    csv_path.write_bytes(
+        b"\xef\xbb\xbftimestamp_ms,open,high,low,close,volume\r\n1704110400000,1,2,1,2,1\r\n"
+    )
+    json_path = tmp_path / "candles.txt"
+    json_path.write_text("  [[1704110400000, 1, 2, 1, 2, 1]]")
+
+    [from_csv] = read_candle_file(csv_path)
+    [from_json] = read_candle_file(json_path)
+
+    assert from_csv.time_ms == from_json.time_ms == 1_704_110_400_000
+    assert (from_csv.where, from_json.where) == ("line 2", "index 0")

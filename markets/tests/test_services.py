@@ -225,7 +225,7 @@ def test_load_file_reports_rejections_merges_and_gaps(tmp_path):
         "timestamp,open,high,low,close,volume\n"
         f"{T0_S * 1000},1,2,1,2,1\n"
         f"{(T0_S + 60) * 1000},1,2,1,2,1\n"
-        f"{(T0_S + 60) * 1000},1,2,1,1.5,1\n"
+        f"{(T0_S + 60) * 1000},1,2,1,2.0,1\n"
         f"{(T0_S + 120) * 1000},1,0.5,1,1,1\n"
         f"{(T0_S + 240) * 1000},1,2,1,2,1\n"
     )
@@ -236,7 +236,8 @@ def test_load_file_reports_rejections_merges_and_gaps(tmp_path):
     assert [str(r) for r in summary.rejections] == ["line 5: high 0.5 is below low 1"]
     assert [(g.start, g.missing) for g in summary.gaps] == [(T0 + 2 * MINUTE, 2)]
     assert {c.source for c in stored()} == {"file"}
-    assert stored()[1].close == Decimal("1.5")
+    assert stored()[1].close == Decimal("2")
+    assert summary.conflicts == []
     assert summary.as_dict()["rejected"] == 1
 
 
@@ -337,3 +338,15 @@ def test_ccxt_static_kraken_fixture_stores_its_closed_candles_and_reports_the_ga
     ]
     [gap] = summary.gaps
     assert (gap.start, gap.missing) == (datetime(2024, 1, 30, 20, 0, tzinfo=UTC), 43)
+
+
+def test_upsert_writes_more_bars_than_one_batch():
+    bars = [
+        Bar(T0 + i * MINUTE, Decimal(1), Decimal(2), Decimal(1), Decimal(2), Decimal(i))
+        for i in range(2 * 1000 + 5)
+    ]
+
+    assert candles_upsert(**MARKET, bars=bars, source="file") == (2005, 0)
+    assert candles_upsert(**MARKET, bars=bars[-10:], source="file") == (0, 10)
+    assert len(stored()) == 2005
+    assert stored()[-1].volume == Decimal(2004)

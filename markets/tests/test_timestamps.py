@@ -36,6 +36,20 @@ def test_parse_utc_rejects_other_text_with_an_example():
         parse_utc("yesterday")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2024-13-45", r"'2024-13-45' is not an ISO date or date-time \(month must be in 1\.\.12"),
+        ("2024-02-30", r"is not an ISO date or date-time \(day is out of range for month"),
+        ("9999-12-31T23:59-05:00", "is out of range once converted to UTC"),
+        ("0001-01-01T00:00+05:00", "is out of range once converted to UTC"),
+    ],
+)
+def test_parse_utc_rejects_impossible_dates_with_a_value_error(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_utc(text)
+
+
 def test_grid_helpers():
     moment = datetime(2024, 1, 1, 10, 37, 12, tzinfo=UTC)
 
