@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "simple_history",
+    "axes",
     "markets",
     "signals",
     "shadow",
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -62,6 +64,8 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a lockout into its response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -98,6 +102,41 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# django-axes first: it refuses a locked-out username+IP before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Login lockout (django-axes) ------------------------------------------------------
+# After AXES_FAILURE_LIMIT failed logins for one username from one client IP, that pair
+# is refused (HTTP 429) until AXES_COOLOFF_MINUTES after its last failure.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_MINUTES = env.int("AXES_COOLOFF_MINUTES", default=15)
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured("AXES_FAILURE_LIMIT and AXES_COOLOFF_MINUTES must be positive.")
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The client IP is REMOTE_ADDR unless TRUSTED_PROXY_COUNT reverse proxies stand in front
+# of Django, each appending to X-Forwarded-For: then it is the entry the outermost proxy
+# wrote (the TRUSTED_PROXY_COUNT-th from the right); whatever a client puts to its left
+# is ignored. With no trusted proxy X-Forwarded-For is never read, so it cannot be forged.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+if TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+    # python-ipware counts the proxies listed in the header, the client's own entry not
+    # included: the proxy next to Django is only in REMOTE_ADDR.
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT - 1
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+    AXES_IPWARE_PROXY_COUNT = None
+AXES_IPWARE_PROXY_ORDER = "left-most"
+# Clients may prepend addresses of their own; take the trusted position, not an exact count.
+IPWARE_STRICT = False
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -121,6 +160,15 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# Every page and the admin load scripts, styles and images from this site only. The one
+# inline script allowed, by its hash, is django-celery-beat's crontab help on the periodic
+# task form (config/tests/test_error_pages_and_csp.py fails when an upgrade changes it).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; "
+    "script-src 'self' 'sha256-QE3U2xYF7B4J2ro1/9oxiKhaWCGW39gB7ocQ/xlD0bE='; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
+)
+
 LOGIN_URL = "admin:login"
 LOGIN_REDIRECT_URL = "/"
 
@@ -128,6 +176,8 @@ LOGIN_REDIRECT_URL = "/"
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Load balancers and deploy gates probe the health check over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
@@ -199,6 +249,10 @@ CELERY_BEAT_SCHEDULE = {
     "advance-live-books": {"task": "shadow.advance_live_books", "schedule": 60.0},
     "monitor-pipeline": {"task": "analytics.monitor_pipeline", "schedule": 300.0},
 }
+
+# --- Health check (/healthz) -------------------------------------------------------
+# Celery beat counts as late when no periodic task ran for longer than this.
+HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=600)
 
 # --- Logging: plain lines with the seed's tags kept in the messages ----------------
 LOGGING = {

@@ -1,0 +1,115 @@
+"""``/healthz``: a JSON deploy gate, open without login, that names no secret.
+
+``down`` (HTTP 503) when the database or the broker cannot be reached; ``degraded``
+(HTTP 200) when celery beat is late or live signals are stuck; else ``ok``.
+"""
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Max
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from kombu import Connection
+
+OK = "ok"
+DEGRADED = "degraded"
+DOWN = "down"
+
+Check = dict[str, Any]
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def check_database() -> Check:
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        # The class name only: a driver's message can carry the connection string.
+        return {"status": "error", "error": type(exc).__name__}
+    return {"status": OK, "latency_ms": _elapsed_ms(started)}
+
+
+def broker_location(url: str) -> str:
+    """``scheme://host:port`` of a broker URL: no user, password, path or query."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "unparseable"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def check_broker() -> Check:
+    url = settings.CELERY_BROKER_URL
+    result: Check = {"url": broker_location(url)}
+    started = time.perf_counter()
+    try:
+        with Connection(url, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+    except Exception as exc:
+        return {**result, "status": "error", "error": type(exc).__name__}
+    return {**result, "status": OK, "latency_ms": _elapsed_ms(started)}
+
+
+def check_beat(*, now: Any) -> Check:
+    """How long ago celery beat last ran a periodic task: ``late`` past
+    ``HEALTH_BEAT_MAX_AGE_SECONDS``, ``unknown`` when it never ran one."""
+    from django_celery_beat.models import PeriodicTask
+
+    max_age = settings.HEALTH_BEAT_MAX_AGE_SECONDS
+    last = PeriodicTask.objects.aggregate(last=Max("last_run_at"))["last"]
+    if last is None:
+        return {"status": "unknown", "max_age_seconds": max_age}
+    age = max((now - last).total_seconds(), 0.0)
+    return {
+        "status": OK if age <= max_age else "late",
+        "last_run_at": last.isoformat(),
+        "age_seconds": round(age, 1),
+        "max_age_seconds": max_age,
+    }
+
+
+def check_stuck_signals(*, now: Any) -> Check:
+    """Signals of the live books past their state's deadline (``analytics.selectors``)."""
+    from analytics.selectors import _stuck, live_books
+
+    count = sum(_stuck(book=book, now=now).count() for book in live_books())
+    return {"status": OK if count == 0 else "stuck", "count": count}
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    now = timezone.now()
+    checks: dict[str, Check] = {"database": check_database(), "broker": check_broker()}
+    if checks["database"]["status"] == OK:
+        for name, check in (("beat", check_beat), ("stuck_signals", check_stuck_signals)):
+            try:
+                checks[name] = check(now=now)
+            except Exception as exc:
+                checks[name] = {"status": "error", "error": type(exc).__name__}
+    else:
+        checks["beat"] = {"status": "skipped"}
+        checks["stuck_signals"] = {"status": "skipped"}
+
+    if checks["database"]["status"] != OK or checks["broker"]["status"] != OK:
+        status = DOWN
+    elif checks["beat"]["status"] not in {OK, "unknown"} or checks["stuck_signals"]["status"] != OK:
+        status = DEGRADED
+    else:
+        status = OK
+    return JsonResponse({"status": status, "checks": checks}, status=503 if status == DOWN else 200)
