@@ -514,3 +514,19 @@ def test_a_replacing_replay_that_fails_keeps_the_earlier_book(monkeypatch):
 
     assert Book.objects.get() == earlier
     assert book_rows(earlier) == rows
+
+
+def test_a_date_pushed_out_of_the_calendar_by_its_offset_gets_a_clear_error():
+    with pytest.raises(CommandError, match=r"--since: .* out of range once converted to UTC"):
+        call_command(
+            "replay",
+            "--exchange",
+            "testex",
+            "--symbol",
+            "BTC/USD",
+            "--timeframe",
+            "1h",
+            "--since",
+            "0001-01-01T00:00+05:00",
+            stdout=StringIO(),
+        )

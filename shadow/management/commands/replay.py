@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
 from markets.bars import timeframe_delta
 from markets.selectors import candle_count, candle_sources, candles_stored, markets_stored
+from markets.timestamps import parse_utc
 from shadow.replay import ReplayRefusedError, replay_run
 from shadow.selectors import book_summary, opportunity_cost
 from signals.models import Book, GuardConfig, StrategyConfig
@@ -27,17 +27,9 @@ from signals.services import (
 def parse_when(value: str, option: str) -> datetime:
     """An ISO date or date-time; naive values are UTC. ``CommandError`` naming ``option``."""
     try:
-        moment = parse_datetime(value)
-        day = parse_date(value) if moment is None and len(value) == 10 else None
-    except ValueError:  # well formed but impossible, such as 2024-13-45
-        moment = day = None
-    if moment is None:
-        if day is None:
-            raise CommandError(
-                f"{option}: {value!r} is not an ISO date or date-time (e.g. 2024-01-31 or 2024-01-31T12:00)"
-            )
-        moment = datetime(day.year, day.month, day.day)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_utc(value)
+    except ValueError as error:
+        raise CommandError(f"{option}: {error}") from None
 
 
 class Command(BaseCommand):
