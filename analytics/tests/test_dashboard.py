@@ -43,7 +43,7 @@ def test_it_shows_the_numbers_of_the_default_book(trader_client, book):
     assert "Reading book <strong>btc replay</strong>" in html
     # One sign everywhere: the blocked trades lost 7.50, so the guards' net impact is +7.50.
     assert response.context["net_impact"] == Decimal("7.5")
-    assert "+7.50<span class=\"unit\"> USD</span>" in html
+    assert '+7.50<span class="unit"> USD</span>' in html
     assert "Guards&#x27; net impact" in html or "Guards' net impact" in html
     assert response.context["summary"].blocked == 3
     assert response.context["summary"].rejected == 1
