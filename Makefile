@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt co
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/app
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test lint typecheck format migrations-check check bench worker beat services clean
+.PHONY: install run test lint typecheck format migrations-check check bench worker beat services static web clean
 
 install: $(STAMP)
 
@@ -60,6 +60,13 @@ bench: install services
 	  var/bench-venv/bin/python -m pip install -q -r benchmarks/requirements.txt && \
 	  cp benchmarks/requirements.txt var/bench-venv/requirements.txt; }
 	$(PY) benchmarks/run.py
+
+## Production: collect the static files (needed once per deploy with DEBUG off), serve.
+static: install
+	$(PY) manage.py collectstatic --noinput
+
+web: static
+	$(VENV)/bin/gunicorn config.wsgi -b $${BIND:-127.0.0.1:8000} -w $${WORKERS:-2}
 
 worker: install
 	$(VENV)/bin/celery -A config worker -l info -Q default,market_data,signals,shadow,analytics
