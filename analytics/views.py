@@ -112,9 +112,29 @@ def guards_json(request: HttpRequest) -> JsonResponse:
             "book": {"id": book.pk, "name": book.name, "kind": book.kind},
             "data_sources": sources,
             "synthetic": Candle.Source.SYNTHETIC in sources,
-            "guards": [asdict(effect) for effect in guard_effectiveness(book=book)],
+            "currency": book_quote_currency(book=book),
+            "guards": [_rounded(asdict(effect)) for effect in guard_effectiveness(book=book)],
         }
     )
+
+
+# Totals in money to the cent; per-trade means and their interval to a hundredth of one.
+_CENT, _PER_TRADE = Decimal("0.01"), Decimal("0.0001")
+_TOTALS = {"shadow_pnl", "net_impact"}
+
+
+def _rounded(data: Any) -> Any:
+    """``data`` with every ``Decimal`` rounded for a reader (not 28 digits)."""
+    if isinstance(data, dict):
+        return {
+            key: (
+                value.quantize(_CENT if key in _TOTALS else _PER_TRADE, rounding=ROUND_HALF_UP)
+                if isinstance(value, Decimal)
+                else _rounded(value)
+            )
+            for key, value in data.items()
+        }
+    return data
 
 
 # How a guard's comparison reads: it blocks when observed <op> threshold.

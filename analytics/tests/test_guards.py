@@ -105,6 +105,10 @@ def test_json_has_money_as_decimal_strings(trader_client, book):
     assert max_open["outcome"]["win_rate"] == 0
     assert float(max_open["outcome"]["net_impact"]) == 50
     assert float(max_open["outcome"]["ci_low"]) == pytest.approx(8.0368, abs=1e-4)
+    # Money to the cent, per-trade figures to four places: never 28 digits.
+    assert max_open["outcome"]["net_impact"] == "50.00"
+    assert len(max_open["outcome"]["ci_low"].split(".")[1]) == 4
+    assert data["currency"] == "USD"
 
 
 def test_json_without_books(trader_client):
