@@ -2,12 +2,11 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -65,23 +64,6 @@ class CandleArrays:
             low=np.ascontiguousarray(table[:, 3]),
             close=np.ascontiguousarray(table[:, 4]),
             volume=np.ascontiguousarray(table[:, 5]),
-        )
-
-    @classmethod
-    def from_bars(cls, bars: Sequence[Bar]) -> "CandleArrays":
-        """From pure ``Bar`` values (Decimal prices), oldest first."""
-        return cls.from_rows(
-            [
-                (
-                    (bar.open_time - _EPOCH) // timedelta(milliseconds=1),
-                    float(bar.open),
-                    float(bar.high),
-                    float(bar.low),
-                    float(bar.close),
-                    float(bar.volume),
-                )
-                for bar in bars
-            ]
         )
 
     def head(self, count: int) -> "CandleArrays":

@@ -32,8 +32,9 @@ def ablation_leg_run(*, book_id: int, guard: str) -> ReplayResult:
     the leg's own replay book (replacing an earlier run of the same leg)."""
     book = Book.objects.get(pk=book_id)
     strategies = list(BookStrategy.objects.filter(book=book, active=True))
-    guards = list(BookGuard.objects.filter(book=book, active=True).exclude(name=guard))
-    if len(guards) == BookGuard.objects.filter(book=book, active=True).count():
+    every = list(BookGuard.objects.filter(book=book, active=True))
+    guards = [g for g in every if g.name != guard]
+    if len(guards) == len(every):
         raise ValueError(f"book {book.name!r} has no guard named {guard!r}")
     return replay_run(
         name=ablation_leg_name(book, guard),
