@@ -1,1 +1,99 @@
-"""Analytics is read-only: it owns no tables."""
+"""What the read side records for itself: periodic task heartbeats, recovery runs of
+stuck signals, stored reports and threshold recommendations of the learning engine."""
+
+from django.conf import settings
+from django.db import models
+
+
+class TaskHeartbeat(models.Model):
+    """The last start, success and failure of one Celery task name (periodic tasks above
+    all), written by signal handlers on the worker."""
+
+    task = models.CharField(max_length=200, unique=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, help_text="Exception class and message, redacted.")
+    last_duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["task"]
+
+    def __str__(self) -> str:
+        return self.task
+
+
+class RecoveryRun(models.Model):
+    """One run of the stuck-signal recovery task: what it found and what it re-queued."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor = models.CharField(max_length=100, help_text="beat, a user name, or a command.")
+    stuck_found = models.PositiveIntegerField(default=0)
+    actions = models.JSONField(
+        default=list, blank=True, help_text="[{signal, book, state, action}, ...]"
+    )
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"recovery {self.created_at:%Y-%m-%d %H:%M} ({self.stuck_found} stuck)"
+
+
+class Report(models.Model):
+    """A stored report of one book over one period, in every format it was rendered in."""
+
+    book = models.ForeignKey("signals.Book", on_delete=models.CASCADE, related_name="reports")
+    period = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=100, help_text="daily task, command, or a user.")
+    summary = models.JSONField(default=dict, blank=True, help_text="The report's figures.")
+    html = models.TextField(blank=True)
+    csv = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.book} {self.period} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ThresholdRecommendation(models.Model):
+    """The learning engine's proposal for one guard configuration's numeric threshold,
+    from the observed values of past decisions. Nothing changes until someone applies it;
+    applying saves a new configuration version (who and when are kept here and in the
+    configuration's history)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open"
+        APPLIED = "applied", "applied"
+        DISMISSED = "dismissed", "dismissed"
+        SUPERSEDED = "superseded", "superseded"
+
+    book = models.ForeignKey("signals.Book", on_delete=models.CASCADE, related_name="+")
+    guard_config = models.ForeignKey(
+        "signals.GuardConfig", on_delete=models.CASCADE, related_name="recommendations"
+    )
+    param = models.CharField(max_length=50)
+    current_value = models.DecimalField(max_digits=24, decimal_places=8)
+    recommended_value = models.DecimalField(max_digits=24, decimal_places=8)
+    current_net_impact = models.DecimalField(max_digits=24, decimal_places=8)
+    recommended_net_impact = models.DecimalField(max_digits=24, decimal_places=8)
+    samples = models.PositiveIntegerField()
+    curve = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    applied_version = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.guard_config} {self.param}: {self.current_value} → {self.recommended_value}"

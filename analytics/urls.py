@@ -1,11 +1,20 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from analytics import views
+from analytics import api, views
+from analytics.pages import nav_pages
 
 app_name = "analytics"
 urlpatterns = [
+    # Pages not yet moved onto analytics.pages keep their own views (they win over the
+    # placeholders below until their page module replaces them).
     path("", views.dashboard, name="dashboard"),
     path("guards/", views.guards, name="guard-effectiveness"),
     path("guards.json", views.guards_json, name="guard-effectiveness-json"),
     path("signals/<int:signal_id>/", views.signal_page, name="signal"),
+    path("api/v1/", api.api_index, name="api-index"),
+    path("api/v1/<slug:name>/", api.api, name="api-page"),
+    re_path(r"^api/(?P<rest>.*)$", api.api_not_found, name="api-not-found"),
+]
+urlpatterns += [
+    path(page.path, api.html, {"name": page.name}, name=page.name) for page in nav_pages()
 ]

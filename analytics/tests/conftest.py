@@ -12,3 +12,70 @@ def trader(django_user_model):
 def trader_client(client, trader):
     client.force_login(trader)
     return client
+
+
+@pytest.fixture
+def browser_session(live_server, django_user_model):
+    """A logged-in superuser in headless Chromium (``analytics.tests.browser``).
+
+    Queries from the test body are allowed while Playwright's loop runs in this thread
+    (``DJANGO_ALLOW_ASYNC_UNSAFE``), so a test can check a page against the database."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    from analytics.tests.browser import CHROMIUM, PASSWORD, BrowserSession, launch, log_in
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    django_user_model.objects.create_superuser("browser", "b@example.org", PASSWORD)
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = launch(playwright)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                session = BrowserSession(page=page, base_url=live_server.url)
+                page.on(
+                    "console",
+                    lambda msg: (
+                        session.console_errors.append(msg.text) if msg.type == "error" else None
+                    ),
+                )
+                page.on("pageerror", lambda exc: session.console_errors.append(str(exc)))
+                log_in(page, live_server.url, "browser")
+                yield session
+            finally:
+                browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def replayed_book(db):
+    """A replay book over 600 generated hourly candles of testex BTC/USD (seed 11): a few
+    dozen signals, approved and blocked, with paper and shadow trades."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from signals.models import Book
+    from signals.tests.candles import store_walk
+
+    store_walk(600, seed=11)
+    call_command(
+        "replay",
+        "--exchange",
+        "testex",
+        "--symbol",
+        "BTC/USD",
+        "--timeframe",
+        "1h",
+        "--no-progress",
+        stdout=StringIO(),
+    )
+    return Book.objects.get(kind=Book.Kind.REPLAY)

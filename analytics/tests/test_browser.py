@@ -82,8 +82,8 @@ def test_a_trader_logs_in_and_reads_the_guard_page(replayed, live_server, browse
         assert wrap.evaluate("e => e.scrollWidth <= e.clientWidth"), "a guard table scrolls"
     assert page.locator("td .verdict").first.is_visible()
 
-    page.get_by_role("link", name="Dashboard", exact=True).click()
-    page.wait_for_url(f"{live_server.url}/?book=*")
+    page.get_by_role("link", name="Summary", exact=True).click()
+    page.wait_for_url(lambda url: url.split("?")[0] == f"{live_server.url}/")
     assert page.locator("h1").inner_text() == "Dashboard"
     assert "net impact" in page.locator("body").inner_text()
 

@@ -1,0 +1,189 @@
+"""The two views every page has: HTML behind the login, and its JSON twin under the
+versioned read-only API (``/api/v1/<page>/``).
+
+The twin answers every error as JSON with a proper status: 401 for an anonymous client
+(no redirect to a login page), 404 for an unknown page or book, 400 for a filter it
+cannot read, 405 for anything but GET and HEAD.
+"""
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_safe
+
+from analytics.filters import (
+    OUTCOMES,
+    PERIOD_LABELS,
+    PERIODS,
+    BadFilterError,
+    Filters,
+    NoSuchBookError,
+    parse_filters,
+)
+from analytics.numbers import json_clean
+from analytics.pages import PAGES, Page, load_pages, nav_pages
+
+API_VERSION = 1
+
+
+def book_meta(filters: Filters) -> dict[str, Any] | None:
+    """The book a page reads, as both the page and its twin show it."""
+    from analytics.selectors import book_quote_currency, data_sources
+    from markets.models import Candle
+
+    book = filters.book
+    if book is None:
+        return None
+    sources = data_sources(book=book)
+    return {
+        "id": book.pk,
+        "name": book.name,
+        "kind": book.kind,
+        "currency": book_quote_currency(book=book),
+        "data_sources": sources,
+        "synthetic": Candle.Source.SYNTHETIC in sources,
+        "clock": filters.clock,
+    }
+
+
+def page_payload(page: Page, filters: Filters) -> dict[str, Any]:
+    """Everything a page shows, as plain data: the JSON twin's body."""
+    meta = book_meta(filters)
+    data = page.build(filters) if (filters.book is not None or not page.needs_book) else None
+    return json_clean(
+        {
+            "api_version": API_VERSION,
+            "page": page.name,
+            "title": page.title,
+            "book": meta,
+            "filters": filters.as_json(),
+            "period_label": filters.period_label,
+            "data": data,
+        }
+    )
+
+
+def _page(name: str) -> Page:
+    load_pages()
+    page = PAGES.get(name)
+    if page is None:
+        raise Http404("No such page.")
+    return page
+
+
+@login_required
+@require_safe
+def html(request: HttpRequest, name: str) -> HttpResponse:
+    from analytics.selectors import books
+
+    page = _page(name)
+    context: dict[str, Any] = {
+        "page": page,
+        "books": books(),
+        "api_url": _api_url(request, page),
+        "period_choices": [(key, PERIOD_LABELS[key]) for key in PERIODS],
+        "outcome_choices": OUTCOMES,
+    }
+    try:
+        filters = parse_filters(request.GET, default_period=page.default_period)
+    except NoSuchBookError:
+        raise Http404("No such book.") from None
+    except BadFilterError as error:
+        context |= {"filter_error": error, "payload": None, "data": None, "filters": None}
+        return render(request, page.template, context, status=400)
+    payload = page_payload(page, filters)
+    book = filters.book
+    context |= {
+        "filters": filters,
+        "payload": payload,
+        "data": payload["data"],
+        "meta": payload["book"],
+        "book": book,
+        "currency": payload["book"]["currency"] if payload["book"] else "",
+        "synthetic": bool(payload["book"] and payload["book"]["synthetic"]),
+        "data_sources": payload["book"]["data_sources"] if payload["book"] else [],
+    }
+    return render(request, page.template, context)
+
+
+def _api_url(request: HttpRequest, page: Page) -> str:
+    url = reverse("analytics:api-page", args=[page.name])
+    query = request.GET.urlencode()
+    return f"{url}?{query}" if query else url
+
+
+def _json_error(status: int, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def api(request: HttpRequest, name: str) -> JsonResponse:
+    """The JSON twin of page ``name``."""
+    if not request.user.is_authenticated:
+        return _json_error(401, "authentication required: log in first")
+    if request.method not in ("GET", "HEAD"):
+        return _json_error(405, "read-only API: use GET")
+    load_pages()
+    page = PAGES.get(name)
+    if page is None:
+        return _json_error(404, f"no page {name!r}", pages=sorted(PAGES))
+    try:
+        filters = parse_filters(request.GET, default_period=page.default_period)
+    except NoSuchBookError as error:
+        return _json_error(404, str(error))
+    except BadFilterError as error:
+        return _json_error(400, str(error), parameter=error.name)
+    return JsonResponse(page_payload(page, filters), encoder=DjangoJSONEncoder)
+
+
+def api_index(request: HttpRequest) -> JsonResponse:
+    """What the API offers: one URL per page, and the filters they take."""
+    if not request.user.is_authenticated:
+        return _json_error(401, "authentication required: log in first")
+    if request.method not in ("GET", "HEAD"):
+        return _json_error(405, "read-only API: use GET")
+    return JsonResponse(
+        {
+            "api_version": API_VERSION,
+            "pages": {
+                page.name: reverse("analytics:api-page", args=[page.name]) for page in nav_pages()
+            },
+            "filters": [
+                "book",
+                "period",
+                "since",
+                "until",
+                "strategy",
+                "symbol",
+                "side",
+                "outcome",
+                "compare",
+                "page",
+            ],
+        }
+    )
+
+
+def api_not_found(request: HttpRequest, rest: str) -> JsonResponse:
+    if not request.user.is_authenticated:
+        return _json_error(401, "authentication required: log in first")
+    return _json_error(404, f"no API endpoint {request.path!r}")
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    """Context processor: the pages for the top bar, carrying the chosen book along."""
+    book = request.GET.get("book", "")
+    suffix = f"?book={book}" if book.isascii() and book.isdigit() else ""
+    return {
+        "nav_pages": [
+            {
+                "name": page.name,
+                "title": page.title,
+                "url": reverse(f"analytics:{page.name}") + suffix,
+            }
+            for page in nav_pages()
+        ]
+    }

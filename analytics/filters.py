@@ -1,0 +1,187 @@
+"""The query string every page and its JSON twin share, read and checked once.
+
+``?book=<id>`` (default: the newest book with signals), ``period`` (``1d``, ``7d``,
+``30d``, ``90d``, ``all``; default ``all``) or ``since``/``until`` (``YYYY-MM-DD``, UTC,
+``until`` inclusive), ``strategy`` (a strategy configuration's name in the book),
+``symbol``, ``side`` (``long``/``short``), ``outcome`` (``win``/``loss``/``open``),
+``compare`` (a second book's id) and ``page`` (a page number for long lists).
+
+Periods end at the book's clock: the open time of the last candle it has a signal on,
+so a replay of 2019 reads "last 7 days" as its own last week (for the live book that is
+about now). A period counts signals by their candle time and money by when the trade
+closed (its exit time).
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import Max
+from django.http import QueryDict
+
+from signals.models import Book, Signal
+
+PERIODS: dict[str, timedelta | None] = {
+    "1d": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "all": None,
+}
+PERIOD_LABELS = {
+    "1d": "last day",
+    "7d": "last 7 days",
+    "30d": "last 30 days",
+    "90d": "last 90 days",
+    "all": "all time",
+    "custom": "chosen dates",
+}
+SIDES = ("long", "short")
+OUTCOMES = ("win", "loss", "open")
+
+
+class BadFilterError(ValueError):
+    """A query-string value the pages cannot use; the message says which and why."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+
+
+class NoSuchBookError(LookupError):
+    """``?book=`` names no book."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a page shows: one book, a time window, and optional narrowing."""
+
+    book: Book | None
+    period: str = "all"
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+    strategy: str = ""
+    symbol: str = ""
+    side: str = ""
+    outcome: str = ""
+    compare: Book | None = None
+    page: int = 1
+    clock: datetime | None = None
+    raw: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The filters as the JSON twin echoes them."""
+        return {
+            "book": self.book.pk if self.book is not None else None,
+            "period": self.period,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "strategy": self.strategy or None,
+            "symbol": self.symbol or None,
+            "side": self.side or None,
+            "outcome": self.outcome or None,
+            "compare": self.compare.pk if self.compare is not None else None,
+            "page": self.page,
+        }
+
+    @property
+    def period_label(self) -> str:
+        return PERIOD_LABELS.get(self.period, self.period)
+
+    def query(self, **changes: str) -> str:
+        """This query string with ``changes`` applied (empty values dropped), for links."""
+        values = {**self.raw, **changes}
+        return "&".join(f"{key}={value}" for key, value in values.items() if value)
+
+
+def _book(raw: str, name: str) -> Book:
+    # isdigit() alone takes "²" for a digit, which int() then refuses.
+    if not (raw.isascii() and raw.isdigit()):
+        raise NoSuchBookError(f"no book with id {raw!r}")
+    book = Book.objects.filter(pk=int(raw)).first()
+    if book is None:
+        raise NoSuchBookError(f"no book with id {raw!r}")
+    return book
+
+
+def default_book() -> Book | None:
+    """The most recently created book that has signals, else the newest book, or ``None``."""
+    from django.db.models import Exists, OuterRef
+
+    with_signals = Book.objects.filter(Exists(Signal.objects.filter(book=OuterRef("pk"))))
+    return (
+        with_signals.order_by("-created_at", "-id").first()
+        or Book.objects.order_by("-created_at", "-id").first()
+    )
+
+
+def book_clock(book: Book) -> datetime | None:
+    """The open time of the last candle ``book`` has a signal on (``None`` without signals)."""
+    return Signal.objects.filter(book=book).aggregate(last=Max("candle_time"))["last"]
+
+
+def _day(raw: str, name: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadFilterError(name, f"{raw!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_filters(params: QueryDict | dict[str, str], *, default_period: str = "all") -> Filters:
+    """The filters in ``params``; raises ``NoSuchBookError`` or ``BadFilterError`` with a clear message."""
+    raw = {key: str(params.get(key, "")).strip() for key in params}
+    book_raw = raw.get("book", "")
+    book = _book(book_raw, "book") if book_raw else default_book()
+    compare_raw = raw.get("compare", "")
+    compare = _book(compare_raw, "compare") if compare_raw else None
+
+    period = raw.get("period") or default_period
+    since_raw, until_raw = raw.get("since", ""), raw.get("until", "")
+    clock = book_clock(book) if book is not None else None
+    since = until = None
+    if since_raw or until_raw:
+        period = "custom"
+        if since_raw:
+            since = datetime.combine(_day(since_raw, "since"), time(), tzinfo=UTC)
+        if until_raw:
+            until = datetime.combine(_day(until_raw, "until"), time(), tzinfo=UTC) + timedelta(
+                days=1
+            )
+        if since and until and since >= until:
+            raise BadFilterError("since", "must be on or before until")
+    elif period not in PERIODS:
+        raise BadFilterError("period", f"{period!r} is not one of {', '.join(PERIODS)}")
+    else:
+        span = PERIODS[period]
+        if span is not None and clock is not None:
+            # The window ends after the clock's candle and reaches ``span`` back.
+            until = clock + timedelta(microseconds=1)
+            since = until - span
+
+    side = raw.get("side", "")
+    if side and side not in SIDES:
+        raise BadFilterError("side", f"{side!r} is not one of {', '.join(SIDES)}")
+    outcome = raw.get("outcome", "")
+    if outcome and outcome not in OUTCOMES:
+        raise BadFilterError("outcome", f"{outcome!r} is not one of {', '.join(OUTCOMES)}")
+    page_raw = raw.get("page", "") or "1"
+    if not (page_raw.isascii() and page_raw.isdigit()) or int(page_raw) < 1:
+        raise BadFilterError("page", f"{page_raw!r} is not a page number (1, 2, ...)")
+    for name in ("strategy", "symbol"):
+        if len(raw.get(name, "")) > 100:
+            raise BadFilterError(name, "longer than 100 characters")
+    return Filters(
+        book=book,
+        period=period,
+        since=since,
+        until=until,
+        strategy=raw.get("strategy", ""),
+        symbol=raw.get("symbol", ""),
+        side=side,
+        outcome=outcome,
+        compare=compare,
+        page=int(page_raw),
+        clock=clock,
+        raw={key: value for key, value in raw.items() if key != "page" and value},
+    )
