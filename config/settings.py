@@ -237,6 +237,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 570
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Task modules outside the apps' ``tasks.py`` (autodiscovery reads only those).
+CELERY_IMPORTS = ["analytics.recovery", "analytics.reports", "analytics.learning"]
 CELERY_TASK_ROUTES = {
     "markets.*": {"queue": "market_data"},
     "signals.*": {"queue": "signals"},

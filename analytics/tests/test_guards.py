@@ -59,7 +59,7 @@ def test_it_draws_the_net_impact_chart_inline(trader_client, book):
     assert "<svg" in html
     assert html.count('class="bar-pos"') == 1
     assert html.count('class="bar-neg"') == 1
-    assert "<script src=\"http" not in html, "scripts come from our own static files"
+    assert '<script src="http' not in html, "scripts come from our own static files"
     assert "http://" not in html
     assert "https://" not in html
 

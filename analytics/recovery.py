@@ -1,0 +1,1 @@
+"""Stuck-signal recovery (task analytics.recover_stuck_signals): being built."""

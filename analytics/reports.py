@@ -1,0 +1,1 @@
+"""Reports of a book over a period (task analytics.daily_report): being built."""
