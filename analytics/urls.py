@@ -1,6 +1,13 @@
 from django.urls import path, re_path
 
-from analytics import actions, api, views
+from analytics import (
+    ablation_views,
+    api,
+    learning_views,
+    recovery_views,
+    report_views,
+    views,
+)
 from analytics.pages import nav_pages
 
 app_name = "analytics"
@@ -11,10 +18,12 @@ urlpatterns = [
     path("guards/", views.guards, name="guard-effectiveness"),
     path("guards.json", views.guards_json, name="guard-effectiveness-json"),
     path("signals/<int:signal_id>/", views.signal_page, name="signal"),
-    path("guards/ablate/", actions.start_ablation, name="start-ablation"),
-    path("learning/<int:pk>/apply/", actions.apply_recommendation, name="apply-recommendation"),
-    path("reports/<int:report_id>.<str:fmt>", actions.report_download, name="report-download"),
-    path("health/recover/", actions.run_recovery, name="run-recovery"),
+    path("guards/ablate/", ablation_views.start_ablation, name="start-ablation"),
+    path(
+        "learning/<int:pk>/apply/", learning_views.apply_recommendation, name="apply-recommendation"
+    ),
+    path("reports/<int:report_id>.<str:fmt>", report_views.report_download, name="report-download"),
+    path("health/recover/", recovery_views.run_recovery, name="run-recovery"),
     path("api/v1/", api.api_index, name="api-index"),
     path("api/v1/<slug:name>/", api.api, name="api-page"),
     re_path(r"^api/(?P<rest>.*)$", api.api_not_found, name="api-not-found"),
