@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "signals",
     "shadow",
     "analytics",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -244,6 +245,7 @@ CELERY_TASK_ROUTES = {
     "signals.*": {"queue": "signals"},
     "shadow.*": {"queue": "shadow"},
     "analytics.*": {"queue": "analytics"},
+    "alerts.*": {"queue": "analytics"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Installed into django-celery-beat's tables when beat starts; editable in the admin.
@@ -251,7 +253,18 @@ CELERY_BEAT_SCHEDULE = {
     "sync-candles": {"task": "signals.sync_watched_markets", "schedule": 60.0},
     "advance-live-books": {"task": "shadow.advance_live_books", "schedule": 60.0},
     "monitor-pipeline": {"task": "analytics.monitor_pipeline", "schedule": 300.0},
+    "evaluate-alerts": {"task": "alerts.evaluate", "schedule": 60.0},
 }
+# --- Alerts (channels are configured in the admin) ---------------------------------
+# Email alerts go through Django's mail settings: EMAIL_URL like
+# smtp+tls://user:password@smtp.example.org:587 (the console backend when unset).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="signal-pipeline@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# One alert per kind and subject within this window; repeats are counted, not sent.
+ALERT_MIN_INTERVAL_SECONDS = env.int("ALERT_MIN_INTERVAL_SECONDS", default=900)
+# Market-data task failures in a row (each after the gateway's retries) before an alert.
+ALERT_EXCHANGE_ERROR_STREAK = env.int("ALERT_EXCHANGE_ERROR_STREAK", default=3)
 
 # --- Health check (/healthz) -------------------------------------------------------
 # Celery beat counts as late when no periodic task ran for longer than this.
