@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Context, Decimal
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 from django.db.models import DecimalField, Max, QuerySet
@@ -47,13 +47,14 @@ class CandleLoadSummary:
     source: str
     rows: int
     created: int
-    updated: int
+    unchanged: int
+    restated: int
     cleaned: CleanedCandles
 
     @property
     def loaded(self) -> int:
-        """Candles written (new plus updated)."""
-        return self.created + self.updated
+        """Candles now stored as given (new plus already stored with the same values)."""
+        return self.created + self.unchanged
 
     @property
     def rejections(self) -> list[Rejection]:
@@ -100,7 +101,8 @@ class CandleLoadSummary:
             "rows": self.rows,
             "loaded": self.loaded,
             "created": self.created,
-            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "restated": self.restated,
             "rejected": len(self.rejections),
             "merged": self.merged,
             "conflicts": len(self.conflicts),
@@ -112,34 +114,80 @@ class CandleLoadSummary:
         }
 
 
+class Upserted(NamedTuple):
+    """What ``candles_upsert`` did: candles stored new; candles already stored with the
+    same values; and restated candles (already stored with other values), which are
+    kept as first stored, not overwritten, and logged."""
+
+    created: int
+    unchanged: int
+    restated: int
+
+
 def candles_upsert(
     *, exchange: str, symbol: str, timeframe: str, bars: Sequence[Bar], source: str
-) -> tuple[int, int]:
-    """Insert or update ``bars`` on (exchange, symbol, timeframe, open time) in one
-    transaction; returns ``(created, updated)``. Of two bars with one open time the last wins."""
+) -> Upserted:
+    """Store ``bars`` on (exchange, symbol, timeframe, open time) in one transaction.
+
+    A candle already stored is never overwritten: history that signals were computed on
+    does not change under them. One that comes again with other values (an exchange
+    restating a closed candle, a file disagreeing with the exchange) is counted as
+    restated and logged with both versions. Of two bars with one open time in ``bars``
+    the last wins."""
     if source not in Candle.Source.values:
         raise ValueError(f"source must be one of {', '.join(Candle.Source.values)}")
     by_time = {bar.open_time: bar for bar in bars}
     if not by_time:
-        return 0, 0
+        return Upserted(0, 0, 0)
+    restated: list[tuple[datetime, tuple[Decimal, ...], tuple[Decimal, ...]]] = []
+    unchanged = 0
     with transaction.atomic():
-        existing = set(
+        stored_rows = (
             _market(exchange, symbol, timeframe)
             .filter(open_time__gte=min(by_time), open_time__lte=max(by_time))
-            .values_list("open_time", flat=True)
+            .values_list("open_time", "open", "high", "low", "close", "volume")
+            .iterator(chunk_size=_BATCH_SIZE)
         )
+        existing = {row[0]: tuple(row[1:]) for row in stored_rows}
+        for open_time, old in existing.items():
+            bar = by_time.get(open_time)
+            if bar is None:
+                continue
+            new = tuple(
+                _stored(getattr(bar, name), name)
+                for name in ("open", "high", "low", "close", "volume")
+            )
+            if new == old:
+                unchanged += 1
+            else:
+                restated.append((open_time, old, new))
         # Model instances are built one batch at a time: a list of them all is what made
         # large loads take gigabytes.
-        pending = iter(by_time.values())
+        pending = (bar for open_time, bar in by_time.items() if open_time not in existing)
+        created = 0
         while batch := list(islice(pending, _BATCH_SIZE)):
             Candle.objects.bulk_create(
                 [_candle(exchange, symbol, timeframe, bar, source) for bar in batch],
-                update_conflicts=True,
-                unique_fields=UNIQUE_FIELDS,
-                update_fields=UPDATE_FIELDS,
+                ignore_conflicts=True,
             )
-    updated = sum(1 for open_time in by_time if open_time in existing)
-    return len(by_time) - updated, updated
+            created += len(batch)
+    if restated:
+        shown = "; ".join(
+            f"{open_time:%Y-%m-%d %H:%M} stored o/h/l/c/v {'/'.join(map(str, old))}, "
+            f"now {'/'.join(map(str, new))}"
+            for open_time, old, new in restated[:5]
+        )
+        logger.warning(
+            "[CANDLES] %d restated candle(s) of %s %s %s kept as first stored, not "
+            "overwritten: %s%s",
+            len(restated),
+            exchange,
+            symbol,
+            timeframe,
+            shown,
+            " ..." if len(restated) > 5 else "",
+        )
+    return Upserted(created, unchanged, len(restated))
 
 
 def candles_load_file(
@@ -266,7 +314,7 @@ def candles_generate_synthetic(
 def _store(
     exchange: str, symbol: str, timeframe: str, source: str, rows: int, cleaned: CleanedCandles
 ) -> CandleLoadSummary:
-    created, updated = candles_upsert(
+    created, unchanged, restated = candles_upsert(
         exchange=exchange, symbol=symbol, timeframe=timeframe, bars=cleaned.bars, source=source
     )
     return CandleLoadSummary(
@@ -276,7 +324,8 @@ def _store(
         source=source,
         rows=rows,
         created=created,
-        updated=updated,
+        unchanged=unchanged,
+        restated=restated,
         cleaned=cleaned,
     )
 

@@ -15,9 +15,14 @@ def summary_lines(summary: CandleLoadSummary, *, origin: str) -> list[str]:
     else:
         span = ""
     lines = [
-        f"Loaded {summary.loaded} candles ({summary.created} new, {summary.updated} updated) "
-        f"into {market} from {origin}{span}."
+        f"Loaded {summary.loaded} candles ({summary.created} new, {summary.unchanged} already "
+        f"stored) into {market} from {origin}{span}."
     ]
+    if summary.restated:
+        lines.append(
+            f"Restated: {summary.restated} candle(s) already stored with other values were "
+            "kept as first stored, not overwritten (the log lists them)."
+        )
     lines.append(f"Rejected {len(summary.rejections)} row(s){':' if summary.rejections else '.'}")
     lines += [f"  {rejection}" for rejection in summary.rejections[:SHOWN_REJECTIONS]]
     if len(summary.rejections) > SHOWN_REJECTIONS:

@@ -52,7 +52,8 @@ def test_it_fetches_and_stores_closed_candles_with_progress(fed, capsys):
     output = fetch("--since", "2024-01-01T12:00:00Z")
 
     assert (
-        "Loaded 30 candles (30 new, 0 updated) into kraken BTC/USD 1m from the kraken API" in output
+        "Loaded 30 candles (30 new, 0 already stored) into kraken BTC/USD 1m from the kraken API"
+        in output
     )
     assert "Left out the last candle: it was still open." in output
     rows = Candle.objects.filter(exchange="kraken", symbol="BTC/USD", timeframe="1m")

@@ -21,7 +21,7 @@ def test_it_generates_synthetic_candles_and_says_so(caplog):
     output = generate("--count", "48", "--seed", "7", "--end", "2024-03-01T10:30:00Z")
 
     assert "SYNTHETIC data: 48 generated candles (seed 7), not market data." in output
-    assert "Loaded 48 candles (48 new, 0 updated)" in output
+    assert "Loaded 48 candles (48 new, 0 already stored)" in output
     rows = Candle.objects.filter(exchange="synthetic", symbol="BTC/USD", timeframe="1h")
     assert rows.count() == 48
     assert set(rows.values_list("source", flat=True)) == {"synthetic"}
@@ -35,7 +35,7 @@ def test_it_is_deterministic_for_a_seed():
 
     output = generate("--count", "10", "--seed", "3", "--end", "2024-03-01")
 
-    assert "(0 new, 10 updated)" in output
+    assert "(0 new, 10 already stored)" in output
     assert list(Candle.objects.order_by("open_time").values_list("close", flat=True)) == first
 
 

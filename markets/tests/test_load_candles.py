@@ -32,7 +32,7 @@ def test_it_loads_a_ccxt_json_file(tmp_path):
 
     output = load(path)
 
-    assert "Loaded 2 candles (2 new, 0 updated) into bitstamp BTC/USD 1m" in output
+    assert "Loaded 2 candles (2 new, 0 already stored) into bitstamp BTC/USD 1m" in output
     assert "Rejected 0 row(s)." in output
     assert "Merged 0 duplicate" in output
     assert "Gaps: none." in output
@@ -91,7 +91,7 @@ def test_it_loads_the_same_file_twice_without_duplicates(tmp_path):
 
     output = load(path)
 
-    assert "Loaded 1 candles (0 new, 1 updated)" in output
+    assert "Loaded 1 candles (0 new, 1 already stored)" in output
     assert Candle.objects.count() == 1
 
 
@@ -162,7 +162,7 @@ def test_it_loads_a_real_bittrex_file_and_reports_its_gaps():
 
     output = load(path, "--exchange", "bittrex", "--symbol", "ADA/BTC", "--timeframe", "5m")
 
-    assert "Loaded 5720 candles (5720 new, 0 updated) into bittrex ADA/BTC 5m" in output
+    assert "Loaded 5720 candles (5720 new, 0 already stored) into bittrex ADA/BTC 5m" in output
     assert "2018-01-10 04:55 to 2018-01-30 04:50 UTC" in output
     assert "Rejected 0 row(s)." in output
     assert "(40 missing candle(s))" in output

@@ -47,16 +47,18 @@ def fed_gateway(replies, **options) -> tuple[ExchangeGateway, object]:
     return ExchangeGateway(exchange, sleep=lambda seconds: None, **options), adapter
 
 
-def test_upsert_creates_then_updates_on_the_unique_key_without_duplicates():
+def test_upsert_creates_once_and_never_overwrites_a_restated_candle(caplog):
     created = candles_upsert(**MARKET, bars=[bar(0), bar(1)], source="file")
+    caplog.set_level("WARNING", logger="markets")
     again = candles_upsert(**MARKET, bars=[bar(1, close="99"), bar(2)], source="exchange")
 
-    assert created == (2, 0)
-    assert again == (1, 1)
+    assert created == (2, 0, 0)
+    assert again == (1, 0, 1)
+    assert "1 restated candle(s) of kraken BTC/USD 1m kept as first stored" in caplog.text
     rows = stored()
     assert [(c.open_time, c.close, c.source) for c in rows] == [
         (T0, Decimal(105), "file"),
-        (T0 + MINUTE, Decimal(99), "exchange"),
+        (T0 + MINUTE, Decimal(105), "file"),
         (T0 + 2 * MINUTE, Decimal(105), "exchange"),
     ]
 
@@ -69,7 +71,7 @@ def test_upsert_keeps_other_markets_apart():
 
 
 def test_upsert_of_two_bars_with_one_open_time_keeps_the_last():
-    assert candles_upsert(**MARKET, bars=[bar(0, "101"), bar(0, "102")], source="file") == (1, 0)
+    assert candles_upsert(**MARKET, bars=[bar(0, "101"), bar(0, "102")], source="file") == (1, 0, 0)
 
     assert [c.close for c in stored()] == [Decimal(102)]
 
@@ -152,8 +154,8 @@ def test_sync_twice_changes_nothing_the_second_time():
         **MARKET, since=T0, now=now, gateway=fed_gateway(KrakenOHLC("XXBTZUSD", rows))[0]
     )
 
-    assert (first.created, first.updated) == (5, 0)
-    assert (second.created, second.updated) == (0, 5)
+    assert (first.created, first.unchanged) == (5, 0)
+    assert (second.created, second.unchanged, second.restated) == (0, 5, 0)
     assert len(stored()) == 5
 
 
@@ -193,7 +195,7 @@ def test_sync_latest_continues_after_the_newest_stored_candle():
 
     # ccxt asks Kraken for one candle before ``since`` (its since is exclusive).
     assert since_param(adapter.requests[0]) == T0_S + 60
-    assert (summary.created, summary.updated) == (4, 0)
+    assert (summary.created, summary.unchanged) == (4, 0)
     assert len(stored()) == 6
 
 
@@ -259,7 +261,7 @@ def test_generate_synthetic_is_repeatable_and_replaces_its_own_candles():
 
     again = candles_generate_synthetic(**MARKET, count=20, end=end, seed=3)
 
-    assert (again.created, again.updated) == (0, 20)
+    assert (again.created, again.unchanged, again.restated) == (0, 20, 0)
     assert [(c.open_time, c.close) for c in stored()] == before
 
 
@@ -346,7 +348,7 @@ def test_upsert_writes_more_bars_than_one_batch():
         for i in range(2 * 1000 + 5)
     ]
 
-    assert candles_upsert(**MARKET, bars=bars, source="file") == (2005, 0)
-    assert candles_upsert(**MARKET, bars=bars[-10:], source="file") == (0, 10)
+    assert candles_upsert(**MARKET, bars=bars, source="file") == (2005, 0, 0)
+    assert candles_upsert(**MARKET, bars=bars[-10:], source="file") == (0, 10, 0)
     assert len(stored()) == 2005
     assert stored()[-1].volume == Decimal(2004)
