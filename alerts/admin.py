@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from alerts.models import Alert, AlertChannel
+from alerts.models import Alert, AlertChannel, TaskDelivery
 from alerts.services import deliver
 
 
@@ -48,6 +48,20 @@ class AlertAdmin(admin.ModelAdmin):
     def sent(self, alert: Alert) -> str:
         parts = [f"{d['channel']} {'✓' if d['ok'] else '✗'}" for d in alert.deliveries]
         return ", ".join(parts) or "no channel"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(TaskDelivery)
+class TaskDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("task", "task_id", "deliveries", "quarantined_at", "first_at", "last_at")
+    list_filter = ("task",)
+    search_fields = ("task", "task_id", "arguments")
+    readonly_fields = [field.name for field in TaskDelivery._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -84,3 +84,25 @@ class WatchState(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TaskDelivery(models.Model):
+    """How many times the broker delivered one task message. A row lives while its task
+    runs; one whose process died (SIGKILL, out of memory, a crash) stays and counts up at
+    each redelivery, and past ``TASK_MAX_DELIVERIES`` the message is quarantined: not run
+    again, kept here and alerted on (``config.task_base``)."""
+
+    task_id = models.CharField(max_length=255, unique=True)
+    task = models.CharField(max_length=200)
+    arguments = models.TextField(blank=True)
+    deliveries = models.PositiveIntegerField(default=0)
+    first_at = models.DateTimeField(auto_now_add=True)
+    last_at = models.DateTimeField(auto_now=True)
+    quarantined_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_at"]
+        verbose_name_plural = "task deliveries (quarantine)"
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.task_id} ({self.deliveries} deliveries)"

@@ -238,6 +238,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 570
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# A task whose worker process dies is redelivered (acks_late, reject_on_worker_lost);
+# past this many deliveries it is quarantined instead (config/task_base.py).
+TASK_MAX_DELIVERIES = env.int("TASK_MAX_DELIVERIES", default=3)
+# An unacknowledged message (its whole worker was killed) comes back after this long.
+# Longer than the longest task (CELERY_TASK_TIME_LIMIT), or a slow task would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+}
 # Task modules outside the apps' ``tasks.py`` (autodiscovery reads only those).
 CELERY_IMPORTS = ["analytics.recovery", "analytics.reports", "analytics.learning"]
 CELERY_TASK_ROUTES = {

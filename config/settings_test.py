@@ -21,3 +21,5 @@ STORAGES = {
 # Static files come from the app folders; no collectstatic output is needed.
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+# The fault suite's poison task (config/tests/poison.py) exists only on test workers.
+CELERY_IMPORTS = [*CELERY_IMPORTS, "config.tests.poison"]  # noqa: F405

@@ -1,0 +1,92 @@
+"""The base class of every task: poison messages are quarantined.
+
+Tasks are acknowledged late and rejected back to the queue when their worker process
+dies (``acks_late`` + ``task_reject_on_worker_lost``), so a task killed by a crash or a
+SIGKILL runs again. A task that kills its process *every* time would loop forever; so
+each delivery is counted in the database (``alerts.TaskDelivery``) before the task runs,
+and past ``TASK_MAX_DELIVERIES`` (default 3) the message is not run again: it is dropped
+from the queue, kept in the table (Admin → Alerts → Task deliveries) with its arguments,
+logged and alerted on. The row of a task whose process survived (success or an ordinary
+exception, which Celery handles) is deleted, so the table holds only the unfinished.
+"""
+
+import logging
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Reject
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+logger = logging.getLogger("config.tasks")
+
+
+class PipelineTask(Task):
+    def _counted(self) -> bool:
+        request = self.request
+        return bool(request.id) and not request.is_eager and not request.called_directly
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._counted():
+            deliveries = self._count_delivery(args, kwargs)
+            limit = getattr(settings, "TASK_MAX_DELIVERIES", 3)
+            if deliveries > limit:
+                self._quarantine(deliveries, limit)
+                raise Reject(f"quarantined after {deliveries - 1} deliveries", requeue=False)
+        return super().__call__(*args, **kwargs)
+
+    def _count_delivery(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+        from alerts.models import TaskDelivery
+
+        task_id = str(self.request.id)
+        with transaction.atomic():
+            row, created = TaskDelivery.objects.select_for_update().get_or_create(
+                task_id=task_id,
+                defaults={
+                    "task": self.name,
+                    "arguments": repr({"args": args, "kwargs": kwargs})[:2000],
+                    "deliveries": 1,
+                },
+            )
+            if not created:
+                TaskDelivery.objects.filter(pk=row.pk).update(
+                    deliveries=F("deliveries") + 1, last_at=timezone.now()
+                )
+                row.refresh_from_db(fields=["deliveries"])
+        return row.deliveries
+
+    def _quarantine(self, deliveries: int, limit: int) -> None:
+        from alerts.models import TaskDelivery
+        from alerts.services import raise_alert
+
+        task_id = str(self.request.id)
+        TaskDelivery.objects.filter(task_id=task_id).update(quarantined_at=timezone.now())
+        message = (
+            f"[QUARANTINE] task {self.name} id={task_id} killed its worker process "
+            f"{deliveries - 1} times (limit {limit}); not run again. It is kept in "
+            "Admin → Alerts → Task deliveries."
+        )
+        logger.critical(message)
+        try:
+            raise_alert(
+                "task_quarantined",
+                self.name,
+                title=f"Task {self.name} quarantined",
+                message=message,
+                severity="critical",
+            )
+        except Exception:
+            logger.exception("[QUARANTINE] the alert could not be raised")
+
+    def after_return(self, status: str, retval: Any, task_id: str, *args: Any, **kw: Any) -> None:
+        # The process survived this run (success, failure or retry): forget the count.
+        if task_id and not self.request.is_eager:
+            from alerts.models import TaskDelivery
+
+            try:
+                TaskDelivery.objects.filter(task_id=task_id, quarantined_at__isnull=True).delete()
+            except Exception:
+                logger.exception("could not clear the delivery count of %s", task_id)
+        super().after_return(status, retval, task_id, *args, **kw)
