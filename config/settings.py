@@ -274,6 +274,21 @@ ALERT_MIN_INTERVAL_SECONDS = env.int("ALERT_MIN_INTERVAL_SECONDS", default=900)
 # Market-data task failures in a row (each after the gateway's retries) before an alert.
 ALERT_EXCHANGE_ERROR_STREAK = env.int("ALERT_EXCHANGE_ERROR_STREAK", default=3)
 
+# --- Guard verdicts -------------------------------------------------------------------
+# Below this many closed shadow trades a guard's verdict is "inconclusive".
+GUARD_VERDICT_MIN_SAMPLES = env.int("GUARD_VERDICT_MIN_SAMPLES", default=5)
+
+# --- Cache (pending ablation legs, ...): Redis shared by every web and worker process
+# when CACHE_URL is set (production); this process's memory otherwise (make run).
+CACHE_URL = env.str("CACHE_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 # --- Health check (/healthz) -------------------------------------------------------
 # Celery beat counts as late when no periodic task ran for longer than this.
 HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=600)
