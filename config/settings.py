@@ -243,8 +243,11 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 TASK_MAX_DELIVERIES = env.int("TASK_MAX_DELIVERIES", default=3)
 # An unacknowledged message (its whole worker was killed) comes back after this long.
 # Longer than the longest task (CELERY_TASK_TIME_LIMIT), or a slow task would run twice.
+# Workers look for such messages every interval x throttle seconds (kombu: 10 x 10).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
 }
 # Task modules outside the apps' ``tasks.py`` (autodiscovery reads only those).
 CELERY_IMPORTS = ["analytics.recovery", "analytics.reports", "analytics.learning"]

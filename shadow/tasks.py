@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import current_app, shared_task
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from shadow.ablation import ablation_leg_run
@@ -36,7 +36,8 @@ def advance_live_books() -> list[int]:
     name="shadow.advance_book",
     time_limit=ADVANCE_TIME_LIMIT,
     soft_time_limit=ADVANCE_TIME_LIMIT - 30,
-    autoretry_for=(OperationalError, BookBusyError),
+    # A dropped database connection (a PostgreSQL restart) or a lost race: try again.
+    autoretry_for=(OperationalError, InterfaceError, BookBusyError),
     retry_backoff=5,
     retry_backoff_max=60,
     max_retries=5,
