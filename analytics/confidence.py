@@ -10,6 +10,9 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
+# The guard page's intervals: 95 %, Student t (docs/adr/0012-guard-interval-student-t.md).
+CONFIDENCE = 0.95
+
 # Past this many degrees of freedom the series gets long and the expansion is exact to
 # better than 1e-7, far below what a money interval needs.
 _EXPANSION_FROM_DF = 200
@@ -84,7 +87,7 @@ class MeanInterval:
 
 
 def mean_interval(
-    count: int, total: Decimal, total_of_squares: Decimal, confidence: float = 0.95
+    count: int, total: Decimal, total_of_squares: Decimal, confidence: float = CONFIDENCE
 ) -> MeanInterval:
     """The mean of a sample given its size, sum and sum of squares, with a t interval."""
     if count == 0:

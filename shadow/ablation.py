@@ -10,6 +10,9 @@ the book it ablates), so legs run in parallel, one Celery task each.
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import partial
+
 from shadow.replay import ReplayResult, replay_run
 from signals.models import Book, BookGuard, BookStrategy
 
@@ -46,3 +49,59 @@ def ablation_leg_run(*, book_id: int, guard: str) -> ReplayResult:
         ablation_of=book,
         without_guard=guard,
     )
+
+
+class AblationRefusedError(ValueError):
+    """This book cannot be ablated; the message says why."""
+
+
+# How long the page shows a requested ablation as pending: a leg's task time limit.
+PENDING_FOR_SECONDS = 1800
+
+
+def _requested_key(book_id: int) -> str:
+    return f"ablation-requested:{book_id}"
+
+
+def ablation_refusal(*, book: Book) -> str | None:
+    """Why ``book`` cannot be ablated, or ``None`` when it can."""
+    if book.kind == Book.Kind.LIVE:
+        return (
+            "The live book cannot be ablated: an ablation replays a finished history. "
+            "Replay the same period into a replay book (python manage.py replay) and ablate that."
+        )
+    if book.ablation_of_id is not None:
+        return f"{book.name!r} is itself a leg of an ablation: ablate the book it was made from."
+    if not ablation_guards(book=book):
+        return f"{book.name!r} ran no guard: there is nothing to remove."
+    return None
+
+
+def ablation_start(*, book: Book) -> list[str]:
+    """Start one ``shadow.ablation_leg`` task per guard of ``book`` (after the current
+    transaction commits) and remember when, so the guard page shows the legs as pending
+    until they are written. Raises ``AblationRefusedError`` for a book that cannot be
+    ablated. Returns the guards removed, one leg each."""
+    from django.core.cache import cache
+    from django.db import transaction
+    from django.utils import timezone
+
+    from shadow.tasks import ablation_leg
+
+    refusal = ablation_refusal(book=book)
+    if refusal is not None:
+        raise AblationRefusedError(refusal)
+    guards = ablation_guards(book=book)
+    cache.set(_requested_key(book.pk), timezone.now(), timeout=PENDING_FOR_SECONDS)
+    for guard in guards:
+        transaction.on_commit(partial(ablation_leg.delay, book.pk, guard))
+    return guards
+
+
+def ablation_requested_at(*, book: Book) -> datetime | None:
+    """When an ablation of ``book`` was last requested from the page (within the last
+    ``PENDING_FOR_SECONDS``), else ``None``."""
+    from django.core.cache import cache
+
+    requested: datetime | None = cache.get(_requested_key(book.pk))
+    return requested

@@ -1,23 +1,136 @@
-"""Guards (placeholder until its page is built)."""
+"""Guard effectiveness: per guard configuration of the book, what it blocked (every block
+and the blocks no other guard made), what the shadow trades of those signals made, the
+net impact (minus that shadow P&L: positive = the guard saved money), a 95 % interval of
+the mean net impact per trade and a verdict; and, when the book was ablated, each guard's
+path-dependent value beside its first-order net impact."""
 
 from typing import Any
 
+from analytics.charts import chart_spec
+from analytics.confidence import CONFIDENCE
 from analytics.filters import Filters
+from analytics.numbers import cents, fine, rate
 from analytics.pages import Page, register
+from analytics.selectors import (
+    AblationRow,
+    GuardEffectiveness,
+    ShadowOutcome,
+    ablation_report,
+    guard_effectiveness,
+    verdict_min_samples,
+)
+from shadow.ablation import ablation_refusal
+from signals.models import Book
+
+CONVENTION = (
+    "Net impact is minus the shadow P&L of the signals a guard blocked: positive means "
+    "blocking them saved money, negative means it cost money."
+)
+
+
+def _outcome(outcome: ShadowOutcome) -> dict[str, Any]:
+    return {
+        "evaluated": outcome.evaluated,
+        "wins": outcome.wins,
+        "win_rate": rate(outcome.win_rate),
+        "shadow_pnl": cents(outcome.shadow_pnl),
+        "net_impact": cents(outcome.net_impact),
+        "mean_net_impact": fine(outcome.mean_net_impact),
+        "ci_low": fine(outcome.ci_low),
+        "ci_high": fine(outcome.ci_high),
+        "verdict": outcome.verdict,
+        "too_few_samples": outcome.too_few_samples,
+    }
+
+
+def _guard(effect: GuardEffectiveness) -> dict[str, Any]:
+    return {
+        "name": effect.guard,
+        "kind": effect.kind,
+        "version": effect.version,
+        "label": f"{effect.guard} v{effect.version}" if effect.version else effect.guard,
+        "blocked": effect.blocked,
+        "sole_blocked": effect.sole_blocked,
+        "any": _outcome(effect.outcome),
+        "sole": _outcome(effect.sole_outcome),
+    }
+
+
+def _ablation_row(row: AblationRow) -> dict[str, Any]:
+    return {
+        "guard": row.guard,
+        "first_order": cents(row.first_order),
+        "path_dependent": cents(row.path_dependent),
+        "leg": {"id": row.leg.pk, "name": row.leg.name} if row.leg is not None else None,
+        "leg_paper_pnl": cents(row.leg_paper_pnl),
+        "status": row.status,
+    }
+
+
+def _ablation(book: Book, filters: Filters, effects: list[GuardEffectiveness]) -> dict[str, Any]:
+    refusal = ablation_refusal(book=book)
+    unfiltered = not (filters.since or filters.until or filters.strategy or filters.symbol)
+    rows = ablation_report(book=book, effects=effects if unfiltered else None)
+    return {
+        "can_ablate": refusal is None,
+        "refusal": refusal,
+        "rows": [_ablation_row(row) for row in rows]
+        if any(r.status != "not run" for r in rows)
+        else [],
+        "legs": len(rows),
+        "pending": sum(row.status == "pending" for row in rows),
+        "done": sum(row.status == "done" for row in rows),
+    }
 
 
 def build(filters: Filters) -> dict[str, Any]:
-    return {}
+    book = filters.book
+    assert book is not None
+    effects = guard_effectiveness(
+        book=book,
+        since=filters.since,
+        until=filters.until,
+        strategy=filters.strategy,
+        symbol=filters.symbol,
+    )
+    guards = [_guard(effect) for effect in effects]
+    labels = [guard["label"] for guard in guards]
+    return {
+        "convention": CONVENTION,
+        "confidence": CONFIDENCE,
+        "interval": "Student t",
+        "min_samples": verdict_min_samples(),
+        "guards": guards,
+        "chart": chart_spec(
+            "barh",
+            labels,
+            [
+                {
+                    "name": "Net impact, every block",
+                    "values": [guard["any"]["net_impact"] for guard in guards],
+                    "tone": "signed",
+                },
+                {
+                    "name": "Net impact, blocked alone",
+                    "values": [guard["sole"]["net_impact"] for guard in guards],
+                    "tone": "muted",
+                },
+            ],
+            y_label="net impact",
+        ),
+        "ablation": _ablation(book, filters, effects),
+    }
 
 
 PAGE = register(
     Page(
         name="guards",
-        title="Guards",
+        title="Guard effectiveness",
         template="analytics/pages/guards.html",
         build=build,
         path="guards/",
         order=30,
         default_period="all",
+        filters=("period", "strategy", "symbol"),
     )
 )

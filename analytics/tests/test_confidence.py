@@ -55,3 +55,35 @@ def test_mean_interval_needs_two_samples_for_bounds():
 def test_mean_interval_of_identical_values_has_zero_width():
     interval = mean_interval(3, Decimal(-6), Decimal(12))
     assert interval.low == interval.high == Decimal(-2)
+
+
+@pytest.mark.parametrize("count", [10, 30, 100])
+def test_the_interval_covers_the_true_mean_of_trade_like_outcomes_about_95_percent(count):
+    """Outcomes like a stop/target trade (-1 R with 60 %, +2 R with 40 %: mean +0.2,
+    skewed and two-valued): over 2,000 seeded samples the 95 % interval holds the true
+    mean between 92 % and 98 % of the time (the guard page's verdict rests on this)."""
+    import numpy as np
+
+    rng = np.random.default_rng(12)
+    samples = np.where(rng.random((2000, count)) < 0.6, -1.0, 2.0)
+    covered = 0
+    for sample in samples:
+        values = [Decimal(repr(float(v))) for v in sample]
+        interval = mean_interval(count, sum(values), sum(v * v for v in values))
+        if interval.low is not None and interval.low <= Decimal("0.2") <= interval.high:
+            covered += 1
+    assert 0.92 <= covered / len(samples) <= 0.98
+
+
+def test_at_five_normal_samples_the_interval_still_covers_95_percent():
+    """The verdict's minimum sample: the t interval keeps its coverage there (a percentile
+    bootstrap of 2,000 resamples covers only about 84 % at five samples: ADR 0012)."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    covered = 0
+    for sample in rng.normal(3.0, 10.0, (2000, 5)):
+        values = [Decimal(repr(float(v))) for v in sample]
+        interval = mean_interval(5, sum(values), sum(v * v for v in values))
+        covered += interval.low <= 3 <= interval.high
+    assert 0.93 <= covered / 2000 <= 0.97

@@ -1,132 +1,193 @@
-"""The guard effectiveness page and its JSON variant."""
+"""Guard effectiveness figures against a plain reference: iterate the decisions and the
+shadow trades in Python, sum, and compare to the cent; and the verdict rule."""
+
+import math
+import statistics
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
-from django.urls import reverse
 
-from analytics.tests.factories import BookFactory, CandleFactory, decided_signal
-from markets.models import Candle
+from analytics.confidence import MeanInterval, t_critical
+from analytics.selectors import (
+    COSTS_MONEY,
+    INCONCLUSIVE,
+    SAVES_MONEY,
+    _verdict,
+    guard_effectiveness,
+)
+from analytics.tests.factories import BookFactory, decided_signal
+from shadow.models import ShadowTrade
+from signals.models import GuardDecision, Signal
 
 pytestmark = pytest.mark.django_db
 
-URL = reverse("analytics:guard-effectiveness")
-JSON_URL = reverse("analytics:guard-effectiveness-json")
+MAX_OPEN = "max_open_positions"
+COOLDOWN = "cooldown_after_stop"
 
 
-@pytest.fixture
-def book():
-    """max_open_positions blocks five losers (saves money); cooldown blocks two winners."""
-    book = BookFactory(name="guards replay")
-    for pnl in ("-10", "-12", "-8", "-11", "-9"):
-        decided_signal(
-            book, blocked_by=["max_open_positions"], passed_by=["cooldown_after_stop"], pnl=pnl
+def reference(book, *, since=None, until=None, strategy="", symbol=""):
+    """Per (guard, configuration): blocks counted by candle time, P&L of the closed shadow
+    trades counted by exit time, for every block and for the blocks made alone."""
+    blockers = defaultdict(list)
+    for decision in GuardDecision.objects.filter(signal__book=book, verdict="block"):
+        blockers[decision.signal_id].append((decision.guard, decision.book_guard_id))
+    signals = {s.pk: s for s in Signal.objects.filter(book=book).select_related("book_strategy")}
+    shadows = {t.signal_id: t for t in ShadowTrade.objects.filter(book=book)}
+    result = defaultdict(lambda: {"blocked": 0, "sole": 0, "pnls": [], "sole_pnls": []})
+    for signal_id, keys in blockers.items():
+        signal = signals[signal_id]
+        if strategy and getattr(signal.book_strategy, "name", None) != strategy:
+            continue
+        if symbol and signal.symbol != symbol:
+            continue
+        counted = (since is None or signal.candle_time >= since) and (
+            until is None or signal.candle_time < until
         )
-    for pnl in ("4", "6"):
-        decided_signal(
-            book, blocked_by=["cooldown_after_stop"], passed_by=["max_open_positions"], pnl=pnl
+        trade = shadows.get(signal_id)
+        closed = (
+            trade is not None
+            and trade.status == ShadowTrade.Status.CLOSED
+            and trade.pnl is not None
+            and (since is None or trade.exit_time >= since)
+            and (until is None or trade.exit_time < until)
         )
-    return book
+        for key in keys:
+            row = result[key]
+            row["blocked"] += counted
+            row["sole"] += counted and len(keys) == 1
+            if closed:
+                row["pnls"].append(trade.pnl)
+                if len(keys) == 1:
+                    row["sole_pnls"].append(trade.pnl)
+    return result
 
 
-def test_anonymous_visitor_is_sent_to_the_admin_login(client):
-    response = client.get(URL)
-
-    assert response.status_code == 302
-    assert response.url.startswith(reverse("admin:login"))
-
-
-def test_it_shows_each_guard_with_its_numbers_and_verdict(trader_client, book):
-    response = trader_client.get(URL, {"book": book.pk})
-
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert "Reading book <strong>guards replay</strong>" in html
-    effects = {effect.guard: effect for effect in response.context["effects"]}
-    assert effects["max_open_positions"].blocked == 5
-    assert effects["max_open_positions"].outcome.verdict == "saves money"
-    assert effects["cooldown_after_stop"].outcome.too_few_samples
-    # Net impact of max_open_positions: 50; CI of the mean 10 +- 1.96.
-    assert "50.00" in html
-    assert "[8.04, 11.96]" in html
-    assert "-10.00" in html
-    assert "saves money" in html
-    assert "inconclusive" in html
-    assert "fewer than 5 closed shadow trades" in html
+def assert_outcome_matches(outcome, pnls):
+    assert outcome.evaluated == len(pnls)
+    assert outcome.wins == sum(pnl > 0 for pnl in pnls)
+    assert round(outcome.net_impact, 2) == round(-sum(pnls, Decimal(0)), 2)
+    assert round(outcome.shadow_pnl, 2) == round(sum(pnls, Decimal(0)), 2)
+    if len(pnls) >= 2:
+        impacts = [-float(pnl) for pnl in pnls]
+        mean = statistics.fmean(impacts)
+        half = t_critical(len(impacts) - 1) * statistics.stdev(impacts) / math.sqrt(len(impacts))
+        assert float(outcome.ci_low) == pytest.approx(mean - half, abs=1e-6)
+        assert float(outcome.ci_high) == pytest.approx(mean + half, abs=1e-6)
 
 
-def test_it_draws_the_net_impact_chart_inline(trader_client, book):
-    html = trader_client.get(URL).content.decode()
-
-    assert "<svg" in html
-    assert html.count('class="bar-pos"') == 1
-    assert html.count('class="bar-neg"') == 1
-    assert '<script src="http' not in html, "scripts come from our own static files"
-    assert "http://" not in html
-    assert "https://" not in html
-
-
-def test_an_unknown_book_is_not_found(trader_client, book):
-    assert trader_client.get(URL, {"book": book.pk + 1000}).status_code == 404
-    assert trader_client.get(JSON_URL, {"book": "x"}).status_code == 404
+def check_against_reference(book, **filters):
+    expected = reference(book, **filters)
+    effects = guard_effectiveness(book=book, **filters)
+    blocked_any = {(e.guard, e.book_guard_id) for e in effects if e.blocked or e.outcome.evaluated}
+    assert blocked_any == {key for key, row in expected.items() if row["blocked"] or row["pnls"]}
+    for effect in effects:
+        row = expected[(effect.guard, effect.book_guard_id)]
+        assert effect.blocked == row["blocked"], effect.guard
+        assert effect.sole_blocked == row["sole"], effect.guard
+        assert_outcome_matches(effect.outcome, row["pnls"])
+        assert_outcome_matches(effect.sole_outcome, row["sole_pnls"])
+    return effects
 
 
-def test_synthetic_candles_get_a_badge(trader_client, book):
-    CandleFactory(source=Candle.Source.SYNTHETIC)
+def test_it_matches_the_reference_on_a_real_replay(replayed_book):
+    effects = check_against_reference(replayed_book)
 
-    assert "synthetic data" in trader_client.get(URL).content.decode()
+    assert sum(effect.blocked for effect in effects) > 0, "the replay blocked something"
+    # Every configuration of the book is listed, with its kind and version.
+    assert all(effect.kind and effect.version for effect in effects)
 
 
-def test_a_book_without_decisions_says_so(trader_client):
+def test_it_matches_the_reference_with_every_filter(replayed_book):
+    clock = Signal.objects.filter(book=replayed_book).latest("candle_time").candle_time
+    since, until = clock - timedelta(days=7), clock + timedelta(microseconds=1)
+    check_against_reference(replayed_book, since=since, until=until)
+    check_against_reference(replayed_book, symbol="BTC/USD")
+    check_against_reference(replayed_book, symbol="ETH/USD")
+    name = Signal.objects.filter(book=replayed_book).values_list("book_strategy__name", flat=True)[
+        0
+    ]
+    check_against_reference(replayed_book, strategy=name)
+
+
+def test_sole_blocks_sum_to_the_signals_blocked_by_exactly_one_guard(replayed_book):
+    effects = guard_effectiveness(book=replayed_book)
+    counts = defaultdict(int)
+    for signal_id in GuardDecision.objects.filter(
+        signal__book=replayed_book, verdict="block"
+    ).values_list("signal_id", flat=True):
+        counts[signal_id] += 1
+
+    assert sum(e.sole_blocked for e in effects) == sum(1 for n in counts.values() if n == 1)
+    assert sum(e.blocked for e in effects) == sum(counts.values())
+
+
+def test_a_signal_blocked_by_two_guards_is_sole_for_neither():
     book = BookFactory()
-    decided_signal(book, pnl="1", group="control")
+    decided_signal(book, blocked_by=[MAX_OPEN, COOLDOWN], pnl="6")
+    decided_signal(book, blocked_by=[MAX_OPEN], passed_by=[COOLDOWN], pnl="-4")
 
-    html = trader_client.get(URL, {"book": book.pk}).content.decode()
+    effects = {effect.guard: effect for effect in guard_effectiveness(book=book)}
 
-    assert "No guard decisions in this book yet" in html
-
-
-def test_without_books_it_tells_how_to_replay(trader_client):
-    html = trader_client.get(URL).content.decode()
-
-    assert "python manage.py replay" in html
+    assert (effects[MAX_OPEN].blocked, effects[MAX_OPEN].sole_blocked) == (2, 1)
+    assert (effects[COOLDOWN].blocked, effects[COOLDOWN].sole_blocked) == (1, 0)
+    assert effects[MAX_OPEN].sole_outcome.net_impact == Decimal(4)
+    assert effects[COOLDOWN].sole_outcome.evaluated == 0
 
 
-def test_json_has_money_as_decimal_strings(trader_client, book):
-    response = trader_client.get(JSON_URL, {"book": book.pk})
+def test_open_shadow_trades_count_as_blocks_but_carry_no_money():
+    book = BookFactory()
+    decided_signal(book, blocked_by=[MAX_OPEN], status=ShadowTrade.Status.OPEN)
+    decided_signal(book, blocked_by=[MAX_OPEN], pnl="-3")
 
-    assert response.status_code == 200
-    data = response.json()
-    assert data["book"] == {"id": book.pk, "name": "guards replay", "kind": "replay"}
-    assert data["synthetic"] is False
-    by_guard = {row["guard"]: row for row in data["guards"]}
-    max_open = by_guard["max_open_positions"]
-    assert max_open["blocked"] == 5
-    assert max_open["outcome"]["verdict"] == "saves money"
-    assert max_open["outcome"]["evaluated"] == 5
-    assert max_open["outcome"]["win_rate"] == 0
-    assert float(max_open["outcome"]["net_impact"]) == 50
-    assert float(max_open["outcome"]["ci_low"]) == pytest.approx(8.0368, abs=1e-4)
-    # Money to the cent, per-trade figures to four places: never 28 digits.
-    assert max_open["outcome"]["net_impact"] == "50.00"
-    assert len(max_open["outcome"]["ci_low"].split(".")[1]) == 4
-    assert data["currency"] == "USD"
+    (effect,) = guard_effectiveness(book=book)
+
+    assert effect.blocked == 2
+    assert effect.outcome.evaluated == 1
+    assert effect.outcome.net_impact == Decimal(3)
 
 
-def test_json_without_books(trader_client):
-    assert trader_client.get(JSON_URL).json() == {"book": None, "synthetic": False, "guards": []}
+def interval(count, low, high):
+    return MeanInterval(count=count, mean=(low + high) / 2, low=low, high=high)
 
 
-def test_json_answers_errors_as_json(trader_client, book):
-    from django.test import Client
+@pytest.mark.parametrize(
+    ("low", "high", "verdict"),
+    [
+        (Decimal("0.0001"), Decimal(5), SAVES_MONEY),
+        (Decimal(0), Decimal(5), INCONCLUSIVE),  # touching zero is not clear of it
+        (Decimal(-5), Decimal("-0.0001"), COSTS_MONEY),
+        (Decimal(-5), Decimal(0), INCONCLUSIVE),
+        (Decimal(-1), Decimal(1), INCONCLUSIVE),
+    ],
+)
+def test_the_verdict_needs_the_interval_clear_of_zero(low, high, verdict):
+    assert _verdict(interval(5, low, high), 5) == verdict
 
-    anonymous = Client().get(JSON_URL)
-    assert anonymous.status_code == 401
-    assert anonymous["Content-Type"] == "application/json"
-    assert "authentication required" in anonymous.json()["error"]
-    for bad in ("999999", "²", "abc"):
-        missing = trader_client.get(JSON_URL, {"book": bad})
-        assert missing.status_code == 404
-        assert missing.json()["error"].startswith("no book with id")
+
+def test_the_verdict_needs_the_minimum_number_of_samples():
+    clear = (Decimal(1), Decimal(2))
+    assert _verdict(interval(5, *clear), 5) == SAVES_MONEY
+    assert _verdict(interval(4, *clear), 5) == INCONCLUSIVE
+    assert _verdict(MeanInterval(count=9, mean=Decimal(1), low=None, high=None), 5) == INCONCLUSIVE
 
 
-def test_a_book_id_that_is_not_a_number_is_not_found(trader_client):
-    assert trader_client.get(URL, {"book": "²"}).status_code == 404
+def test_the_minimum_comes_from_the_settings(settings):
+    book = BookFactory()
+    for pnl in ("-10", "-11", "-9"):
+        decided_signal(book, blocked_by=[MAX_OPEN], pnl=pnl)
+
+    (default,) = guard_effectiveness(book=book)
+    assert default.outcome.ci_low > 0
+    assert default.outcome.verdict == INCONCLUSIVE
+    assert default.outcome.too_few_samples
+
+    settings.GUARD_VERDICT_MIN_SAMPLES = 3
+    (lowered,) = guard_effectiveness(book=book)
+    assert lowered.outcome.verdict == SAVES_MONEY
+    assert not lowered.outcome.too_few_samples
+
+    settings.GUARD_VERDICT_MIN_SAMPLES = 4
+    (raised,) = guard_effectiveness(book=book)
+    assert raised.outcome.verdict == INCONCLUSIVE

@@ -1,0 +1,159 @@
+"""The guard effectiveness page (/guards/) and its JSON twin (/api/v1/guards/)."""
+
+import json
+
+import pytest
+from django.core.serializers.json import DjangoJSONEncoder
+from django.urls import reverse
+
+from analytics.templatetags.trader import signed_money
+from analytics.tests.factories import BookFactory, decided_signal
+from shadow.models import ShadowTrade
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("analytics:guards")
+API = reverse("analytics:api-page", args=["guards"])
+MAX_OPEN = "max_open_positions"
+COOLDOWN = "cooldown_after_stop"
+
+
+@pytest.fixture
+def book():
+    """max_open_positions blocks five losers (saves money); cooldown blocks two winners."""
+    book = BookFactory(name="guards replay")
+    for pnl in ("-10", "-12", "-8", "-11", "-9"):
+        decided_signal(book, blocked_by=[MAX_OPEN], passed_by=[COOLDOWN], pnl=pnl)
+    for pnl in ("4", "6"):
+        decided_signal(book, blocked_by=[COOLDOWN], passed_by=[MAX_OPEN], pnl=pnl)
+    return book
+
+
+def test_it_shows_each_guard_with_its_verdict_and_interval(trader_client, book):
+    response = trader_client.get(URL, {"book": book.pk})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    guards = {guard["name"]: guard for guard in response.context["data"]["guards"]}
+    assert guards[MAX_OPEN]["any"]["verdict"] == "saves money"
+    assert guards[COOLDOWN]["any"]["too_few_samples"]
+    # Net impacts 10, 12, 8, 11, 9: mean 10, 95 % t interval 10 +- 1.963.
+    assert "+50.00 USD" in html
+    assert "[+8.04, +11.96]" in html
+    assert "\N{MINUS SIGN}10.00 USD" in html  # cooldown's net impact: it cost money
+    assert "saves money" in html and "inconclusive" in html
+    assert "fewer than 5 closed shadow trades" in html
+    assert "positive means blocking them saved money" in html
+    assert 'data-chart="guard-net-impact"' in html
+    assert 'style="' not in html
+
+
+def test_the_twin_returns_what_the_page_shows(trader_client, replayed_book):
+    page = trader_client.get(URL, {"book": replayed_book.pk})
+    twin = trader_client.get(API, {"book": replayed_book.pk}).json()
+
+    assert twin["data"] == json.loads(json.dumps(page.context["data"], cls=DjangoJSONEncoder))
+    html = page.content.decode()
+    currency = twin["book"]["currency"]
+    for guard in twin["data"]["guards"]:
+        assert signed_money(guard["any"]["net_impact"], currency) in html
+        assert signed_money(guard["sole"]["net_impact"], currency) in html
+        assert guard["any"]["verdict"] in html
+    chart = twin["data"]["chart"]
+    assert chart["kind"] == "barh"
+    assert chart["series"][0]["tone"] == "signed"
+    assert chart["series"][0]["values"] == [
+        float(guard["any"]["net_impact"]) for guard in twin["data"]["guards"]
+    ]
+
+
+def test_money_is_rounded_for_readers(trader_client, book):
+    guards = {
+        g["name"]: g for g in trader_client.get(API, {"book": book.pk}).json()["data"]["guards"]
+    }
+
+    outcome = guards[MAX_OPEN]["any"]
+    assert outcome["net_impact"] == "50.00"
+    assert outcome["ci_low"] == "8.0368"
+    assert outcome["win_rate"] == 0
+
+
+def test_the_same_page_twice_gives_the_same_interval(trader_client, replayed_book):
+    first = trader_client.get(API, {"book": replayed_book.pk}).json()["data"]["guards"]
+    second = trader_client.get(API, {"book": replayed_book.pk}).json()["data"]["guards"]
+
+    assert [(g["any"]["ci_low"], g["any"]["ci_high"]) for g in first] == [
+        (g["any"]["ci_low"], g["any"]["ci_high"]) for g in second
+    ]
+
+
+def test_filters_narrow_the_figures(trader_client, replayed_book):
+    def blocked(**params):
+        data = trader_client.get(API, {"book": replayed_book.pk, **params}).json()["data"]
+        return sum(guard["blocked"] for guard in data["guards"])
+
+    everything = blocked()
+    assert everything > 0
+    assert 0 < blocked(period="7d") < everything
+    assert blocked(symbol="BTC/USD") == everything
+    assert blocked(symbol="ETH/USD") == 0
+    assert blocked(strategy="no such strategy") == 0
+
+
+def test_the_page_form_offers_period_strategy_and_symbol(trader_client, book):
+    html = trader_client.get(URL, {"book": book.pk}).content.decode()
+
+    assert 'name="period"' in html and 'name="strategy"' in html and 'name="symbol"' in html
+    assert 'name="side"' not in html
+
+
+def grow(book, n):
+    for i in range(n):
+        decided_signal(
+            book,
+            blocked_by=[MAX_OPEN] if i % 3 else [MAX_OPEN, COOLDOWN],
+            passed_by=[] if i % 3 == 0 else [COOLDOWN],
+            pnl=str(i - 5),
+            status=ShadowTrade.Status.CLOSED if i % 4 else ShadowTrade.Status.OPEN,
+        )
+
+
+def test_the_page_issues_a_fixed_number_of_queries(
+    trader_client, django_assert_num_queries, settings
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    book = BookFactory()
+    grow(book, 3)
+    with CaptureQueriesContext(connection) as small:
+        assert trader_client.get(URL, {"book": book.pk}).status_code == 200
+    grow(book, 30)
+    with django_assert_num_queries(len(small)):
+        assert trader_client.get(URL, {"book": book.pk}).status_code == 200
+    assert len(small) <= 20
+
+
+def test_a_book_without_decisions_says_so(trader_client):
+    book = BookFactory()
+    decided_signal(book, pnl="1", group="control")
+
+    html = trader_client.get(URL, {"book": book.pk}).content.decode()
+
+    assert "No guard decisions in this book yet" in html
+
+
+def test_without_books_it_tells_how_to_replay(trader_client):
+    assert "python manage.py replay" in trader_client.get(URL).content.decode()
+
+
+def test_the_old_json_address_redirects_to_the_twin_keeping_the_query(trader_client, book):
+    response = trader_client.get("/guards.json", {"book": book.pk})
+
+    assert response.status_code == 301
+    assert response["Location"] == f"/api/v1/guards/?book={book.pk}"
+
+
+def test_an_unknown_book_is_not_found(trader_client, book):
+    assert trader_client.get(URL, {"book": book.pk + 1000}).status_code == 404
+    assert trader_client.get(API, {"book": "x"}).status_code == 404
