@@ -1,13 +1,280 @@
-"""Summary (placeholder until its page is built)."""
+"""Executive summary, the home page: for the last day, the last 7 days and the last 30
+days of the book (ending at its clock, ``analytics.filters``): the P&L and win rate of the
+closed paper trades (by exit time), the signals (by candle time), the blocked opportunity
+cost and the guards' net impact, the best and worst guard and strategy configuration,
+the pipeline's health and an equity sparkline.
 
+The page ignores the period filter: it always shows the three windows side by side.
+Sign convention: the **blocked opportunity cost** is the shadow P&L of the closed shadow
+trades of blocked signals (negative = the blocks avoided a loss); the guards' **net
+impact** is minus that (positive = the guards saved money).
+
+A fixed number of queries whatever the number of signals: one aggregate with conditional
+sums per table (signals, paper trades, blocked shadow trades), one grouped by guard, one
+grouped by strategy configuration, the equity curve's reads and the health checks.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from analytics.filters import Filters
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from analytics.charts import chart_spec
+from analytics.filters import PERIOD_LABELS, PERIODS, Filters
+from analytics.numbers import cents, rate
 from analytics.pages import Page, register
+from analytics.selectors import book_equity_curve
+from markets.timestamps import utc_from_ms
+from shadow.models import ShadowTrade
+from signals.models import GuardDecision, PaperTrade, Signal
+
+WINDOWS = ("1d", "7d", "30d")
+SPARKLINE_POINTS = 120
+ZERO = Decimal(0)
+
+CONVENTION = (
+    "P&L is that of the closed paper trades, after fees, counted on the day a trade "
+    "closed. Blocked opportunity cost is what the blocked signals' shadow trades made "
+    "(positive: blocking gave up a profit, bad; negative: it avoided a loss, good); the "
+    "guards' net impact is its opposite, positive = the guards saved money. Green is "
+    "good for you, red is bad."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    key: str
+    label: str
+    since: datetime | None
+    until: datetime | None  # exclusive
+
+    def q(self, field: str) -> Q:
+        where = Q()
+        if self.since is not None:
+            where &= Q(**{f"{field}__gte": self.since})
+        if self.until is not None:
+            where &= Q(**{f"{field}__lt": self.until})
+        return where
+
+
+def windows(clock: datetime | None) -> list[Window]:
+    """The three windows, each ending just after the clock's candle (as ``parse_filters``
+    computes a period), or unbounded when the book has no clock yet."""
+    found = []
+    for key in WINDOWS:
+        span = PERIODS[key]
+        assert span is not None
+        until = clock + timedelta(microseconds=1) if clock is not None else None
+        found.append(Window(key, PERIOD_LABELS[key], until - span if until else None, until))
+    return found
+
+
+def _widest(spans: list[Window], field: str) -> Q:
+    """``field`` inside the widest window (every window ends at the same instant)."""
+    return spans[-1].q(field)
+
+
+def _money(value: Decimal | float | None) -> Decimal:
+    return Decimal(str(value)) if value is not None else ZERO
+
+
+def period_figures(filters: Filters, spans: list[Window]) -> list[dict[str, Any]]:
+    """Per window: paper P&L, trades, wins and win rate; signals; blocked opportunity cost
+    and net impact; the best and worst guard and strategy configuration."""
+    book = filters.book
+    signals = Signal.objects.filter(_widest(spans, "candle_time"), book=book).aggregate(
+        **{f"signals_{w.key}": Count("id", filter=w.q("candle_time")) for w in spans}
+    )
+    closed = PaperTrade.objects.filter(
+        _widest(spans, "exit_time"),
+        book=book,
+        status=PaperTrade.Status.CLOSED,
+        pnl__isnull=False,
+    )
+    paper = closed.aggregate(
+        **{f"pnl_{w.key}": Sum("pnl", filter=w.q("exit_time")) for w in spans},
+        **{f"trades_{w.key}": Count("id", filter=w.q("exit_time")) for w in spans},
+        **{f"wins_{w.key}": Count("id", filter=w.q("exit_time") & Q(pnl__gt=0)) for w in spans},
+    )
+    blocked = ShadowTrade.objects.filter(
+        _widest(spans, "exit_time"),
+        book=book,
+        group=ShadowTrade.Group.BLOCKED,
+        status=ShadowTrade.Status.CLOSED,
+        pnl__isnull=False,
+    )
+    shadow = blocked.aggregate(
+        **{f"pnl_{w.key}": Sum("pnl", filter=w.q("exit_time")) for w in spans},
+        **{f"closed_{w.key}": Count("id", filter=w.q("exit_time")) for w in spans},
+    )
+    # Per guard: the shadow P&L of every signal it blocked (a signal two guards blocked
+    # counts for both, as the guard page's "any" attribution).
+    trade = "signal__shadow_trade__"
+    guards = (
+        GuardDecision.objects.filter(
+            _widest(spans, f"{trade}exit_time"),
+            signal__book=book,
+            verdict=GuardDecision.Verdict.BLOCK,
+            **{
+                f"{trade}group": ShadowTrade.Group.BLOCKED,
+                f"{trade}status": ShadowTrade.Status.CLOSED,
+                f"{trade}pnl__isnull": False,
+            },
+        )
+        .values("guard")
+        .order_by("guard")
+        .annotate(
+            **{f"pnl_{w.key}": Sum(f"{trade}pnl", filter=w.q(f"{trade}exit_time")) for w in spans},
+            **{f"n_{w.key}": Count("id", filter=w.q(f"{trade}exit_time")) for w in spans},
+        )
+    )
+    guard_rows = list(guards)
+    strategies = (
+        closed.annotate(
+            strategy=Coalesce("signal__book_strategy__name", "signal__strategy_config__name")
+        )
+        .values("strategy")
+        .order_by("strategy")
+        .annotate(
+            **{f"pnl_{w.key}": Sum("pnl", filter=w.q("exit_time")) for w in spans},
+            **{f"n_{w.key}": Count("id", filter=w.q("exit_time")) for w in spans},
+        )
+    )
+    strategy_rows = list(strategies)
+
+    figures = []
+    for w in spans:
+        trades = paper[f"trades_{w.key}"]
+        opportunity = _money(shadow[f"pnl_{w.key}"])
+        impacts = [
+            (row["guard"], -_money(row[f"pnl_{w.key}"]), row[f"n_{w.key}"])
+            for row in guard_rows
+            if row[f"n_{w.key}"]
+        ]
+        results = [
+            (row["strategy"] or "unnamed", _money(row[f"pnl_{w.key}"]), row[f"n_{w.key}"])
+            for row in strategy_rows
+            if row[f"n_{w.key}"]
+        ]
+        figures.append(
+            {
+                "period": w.key,
+                "label": w.label,
+                "since": w.since,
+                "until": w.until,
+                "pnl": cents(_money(paper[f"pnl_{w.key}"])),
+                "trades": trades,
+                "wins": paper[f"wins_{w.key}"],
+                "win_rate": rate(paper[f"wins_{w.key}"] / trades if trades else None),
+                "signals": signals[f"signals_{w.key}"],
+                "shadow_closed": shadow[f"closed_{w.key}"],
+                "opportunity_cost": cents(opportunity),
+                "net_impact": cents(-opportunity),
+                **_best_and_worst("guard", impacts, "net_impact"),
+                **_best_and_worst("strategy", results, "pnl"),
+            }
+        )
+    return figures
+
+
+def _best_and_worst(
+    kind: str, rows: list[tuple[str, Decimal, int]], money: str
+) -> dict[str, dict[str, Any] | None]:
+    """The highest and the lowest row by money (ties: by name); no "worst" when there is
+    only one candidate (it would be the best too)."""
+    if not rows:
+        return {f"best_{kind}": None, f"worst_{kind}": None}
+    ordered = sorted(rows, key=lambda row: (-row[1], row[0]))
+
+    def item(row: tuple[str, Decimal, int]) -> dict[str, Any]:
+        return {"name": row[0], money: cents(row[1]), "trades": row[2]}
+
+    return {
+        f"best_{kind}": item(ordered[0]),
+        f"worst_{kind}": item(ordered[-1]) if len(ordered) > 1 else None,
+    }
+
+
+def health() -> dict[str, Any]:
+    """The pipeline's status by the ``/healthz`` rule (``config.health``): down when the
+    database or the broker cannot be reached, degraded when celery beat is late or live
+    signals are stuck, else ok."""
+    from config.health import (
+        DEGRADED,
+        DOWN,
+        OK,
+        check_beat,
+        check_broker,
+        check_database,
+        check_stuck_signals,
+    )
+
+    now = timezone.now()
+    checks: dict[str, dict[str, Any]] = {"database": check_database(), "broker": check_broker()}
+    if checks["database"]["status"] == OK:
+        for name, check in (("beat", check_beat), ("stuck_signals", check_stuck_signals)):
+            try:
+                checks[name] = check(now=now)
+            except Exception as exc:
+                checks[name] = {"status": "error", "error": type(exc).__name__}
+    else:
+        checks["beat"] = {"status": "skipped"}
+        checks["stuck_signals"] = {"status": "skipped"}
+    if checks["database"]["status"] != OK or checks["broker"]["status"] != OK:
+        status = DOWN
+    elif checks["beat"]["status"] not in {OK, "unknown"} or checks["stuck_signals"]["status"] != OK:
+        status = DEGRADED
+    else:
+        status = OK
+    return {
+        "status": status,
+        "checks": {name: check["status"] for name, check in checks.items()},
+        "stuck_signals": checks["stuck_signals"].get("count"),
+    }
+
+
+def sparkline(filters: Filters) -> dict[str, Any] | None:
+    """The book's paper equity, marked to market, at most ``SPARKLINE_POINTS`` points."""
+    assert filters.book is not None
+    curve = book_equity_curve(book=filters.book).sampled(SPARKLINE_POINTS)
+    if len(curve) < 2:
+        return None
+    values = [cents(float(v)) for v in curve.equity]
+    last = values[-1] or ZERO
+    return {
+        "first": utc_from_ms(int(curve.time[0])),
+        "last": utc_from_ms(int(curve.time[-1])),
+        "equity": last,
+        "low": min(v for v in values if v is not None),
+        "high": max(v for v in values if v is not None),
+        "chart": chart_spec(
+            "line",
+            [f"{utc_from_ms(int(t)):%Y-%m-%d %H:%M}" for t in curve.time],
+            [
+                {
+                    "name": "Equity",
+                    "values": values,
+                    "tone": "good" if last >= 0 else "bad",
+                    "fill": True,
+                }
+            ],
+        ),
+    }
 
 
 def build(filters: Filters) -> dict[str, Any]:
-    return {}
+    spans = windows(filters.clock)
+    return {
+        "convention": CONVENTION,
+        "clock": filters.clock,
+        "periods": period_figures(filters, spans),
+        "health": health(),
+        "equity": sparkline(filters),
+    }
 
 
 PAGE = register(

@@ -60,37 +60,6 @@ def replayed(django_user_model):
     django_user_model.objects.create_superuser("trader", "t@example.org", PASSWORD)
 
 
-def test_a_trader_logs_in_and_reads_the_guard_page(replayed, live_server, browser_page):
-    page = browser_page
-    page.goto(f"{live_server.url}/guards/")
-    assert "/admin/login/" in page.url, "the page is behind the login"
-    page.fill("#id_username", "trader")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}/guards/")
-
-    assert page.locator("h1").inner_text() == "Guard effectiveness"
-    body = page.locator("body").inner_text()
-    assert "replay testex BTC/USD 1h" in body
-    assert "synthetic data" in body
-    assert page.locator("table tbody tr", has_text="cooldown_after_stop").count() >= 1
-    assert page.locator("svg rect").count() >= 1, "the net-impact chart is drawn"
-    # The verdicts are in view on a laptop screen, not cut off to the right.
-    page.set_viewport_size({"width": 1280, "height": 800})
-    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
-    for wrap in page.locator(".table-wrap").all():
-        assert wrap.evaluate("e => e.scrollWidth <= e.clientWidth"), "a guard table scrolls"
-    assert page.locator("td .verdict").first.is_visible()
-
-    page.get_by_role("link", name="Summary", exact=True).click()
-    page.wait_for_url(lambda url: url.split("?")[0] == f"{live_server.url}/")
-    assert page.locator("h1").inner_text() == "Dashboard"
-    assert "net impact" in page.locator("body").inner_text()
-
-    page.goto(f"{live_server.url}/admin/signals/signal/")
-    assert page.locator("#result_list tbody tr").count() > 0
-
-
 @pytest.fixture
 def blocked_signal(replayed):
     """(id, decisions, transitions) of a blocked signal, read before the browser starts:

@@ -1,0 +1,379 @@
+"""The performance / P&L page (/performance/) and its JSON twin: the figures against a
+plain reference from the PaperTrade rows, periods and filters, the charts, the compare
+view and a fixed number of queries; and the marked-to-market equity curve behind it."""
+
+import math
+import re
+import statistics
+from datetime import timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from analytics.equity import EquityCurve, PaperPosition, equity_curve
+from analytics.filters import book_clock
+from analytics.numbers import cents
+from analytics.tests.factories import BookFactory, PaperTradeFactory, SignalFactory
+from markets.bars import CandleArrays
+from signals.models import Book, PaperTrade, SignalState
+from signals.tests.factories import START
+
+URL = reverse("analytics:performance")
+API = reverse("analytics:api-page", args=["performance"])
+HOUR = 3_600_000
+
+
+def api(client, **params):
+    response = client.get(API, params)
+    assert response.status_code == 200, response.content
+    return response.json()["data"]
+
+
+def closed_trades(book, since=None, until=None, strategy="", symbol=""):
+    """The closed paper trades a figure counts, in exit order, read one by one."""
+    rows = []
+    for trade in PaperTrade.objects.filter(book=book).select_related("signal__book_strategy"):
+        if trade.status != PaperTrade.Status.CLOSED or trade.pnl is None:
+            continue
+        if since is not None and trade.exit_time < since:
+            continue
+        if until is not None and trade.exit_time >= until:
+            continue
+        if strategy and (
+            trade.signal.book_strategy is None or trade.signal.book_strategy.name != strategy
+        ):
+            continue
+        if symbol and trade.signal.symbol != symbol:
+            continue
+        rows.append(trade)
+    rows.sort(key=lambda t: (t.exit_time, t.pk))
+    return rows
+
+
+def reference(trades):
+    """Every figure with a plain loop (the definitions in analytics.metrics)."""
+    pnl = [t.pnl for t in trades]
+    total = sum(pnl, Decimal(0))
+    wins = [p for p in pnl if p > 0]
+    losses = [p for p in pnl if p < 0]
+    equity, peak, worst = Decimal(0), Decimal(0), Decimal(0)
+    for value in pnl:
+        equity += value
+        peak = max(peak, equity)
+        worst = max(worst, peak - equity)
+    by_day: dict = {}
+    for t in trades:
+        by_day[t.exit_time.date()] = by_day.get(t.exit_time.date(), 0.0) + float(t.pnl)
+    sharpe = None
+    if by_day:
+        first, last = min(by_day), max(by_day)
+        days = [by_day.get(first + timedelta(days=i), 0.0) for i in range((last - first).days + 1)]
+        if len(days) >= 2 and statistics.stdev(days) > 0:
+            sharpe = statistics.mean(days) / statistics.stdev(days) * math.sqrt(365)
+    gross_loss = -sum(losses, Decimal(0))
+    return {
+        "total_pnl": cents(total),
+        "trades": len(pnl),
+        "wins": len(wins),
+        "win_rate": round(len(wins) / len(pnl), 4) if pnl else None,
+        "profit_factor": round(float(sum(wins, Decimal(0)) / gross_loss), 4) if losses else None,
+        "expectancy": (total / len(pnl)).quantize(Decimal("0.0001")) if pnl else None,
+        "max_drawdown": cents(worst),
+        "sharpe": round(sharpe, 4) if sharpe is not None else None,
+    }
+
+
+def check_figures(figures, expected):
+    assert Decimal(figures["total_pnl"]) == expected["total_pnl"]
+    assert figures["trades"] == expected["trades"]
+    assert figures["wins"] == expected["wins"]
+    assert figures["win_rate"] == expected["win_rate"]
+    assert figures["profit_factor"] == pytest.approx(expected["profit_factor"], abs=1e-4)
+    if expected["expectancy"] is None:
+        assert figures["expectancy"] is None
+    else:
+        assert Decimal(figures["expectancy"]) == expected["expectancy"]
+    assert Decimal(figures["max_drawdown"]) == expected["max_drawdown"]
+    if expected["sharpe"] is None:
+        assert figures["sharpe"] is None
+    else:
+        assert figures["sharpe"] == pytest.approx(expected["sharpe"], abs=1e-3)
+
+
+def shown(html):
+    """{figure: data-value} of the figure cards on the page."""
+    cards = html.split('id="figures"', 1)[1].split("</section>", 1)[0]
+    return dict(re.findall(r'data-figure="(\w+)" data-value="([^"]*)"', cards))
+
+
+# --- Against the replayed book ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_figures_equal_the_plain_reference_and_the_page_shows_the_twin(
+    trader_client, replayed_book
+):
+    trades = closed_trades(replayed_book)
+    expected = reference(trades)
+    assert expected["trades"] >= 5 and expected["max_drawdown"] > 0, "a fixture worth testing"
+    data = api(trader_client, book=replayed_book.pk)
+    check_figures(data["figures"], expected)
+
+    html = trader_client.get(URL, {"book": replayed_book.pk}).content.decode()
+    on_page = shown(html)
+    for key, value in data["figures"].items():
+        if key in on_page:
+            assert on_page[key] == ("" if value is None else str(value)), key
+    assert set(on_page) >= {
+        "total_pnl",
+        "trades",
+        "win_rate",
+        "profit_factor",
+        "expectancy",
+        "max_drawdown",
+        "sharpe",
+    }
+    from analytics.templatetags.trader import money, signed_money
+
+    assert signed_money(Decimal(data["figures"]["total_pnl"]), "USD") in html
+    assert money(Decimal(data["figures"]["max_drawdown"]), "USD") in html
+    for chart in ("perf-equity", "perf-daily", "perf-drawdown"):
+        assert f'id="{chart}"' in html
+
+
+@pytest.mark.django_db
+def test_the_charts_reconcile_with_the_figures(trader_client, replayed_book):
+    from analytics.selectors import book_equity_curve
+
+    data = api(trader_client, book=replayed_book.pk)
+    figures = data["figures"]
+    daily = data["daily_chart"]["series"][0]
+    assert daily["tone"] == "signed"
+    assert daily["values"] == [float(v) for v in data["daily_pnl"]]
+    # Each day is rounded to the cent on its own: the days add up to the total within that.
+    days_total = sum(Decimal(v) for v in data["daily_pnl"])
+    assert abs(days_total - Decimal(figures["total_pnl"])) <= Decimal("0.005") * (
+        len(daily["values"]) + 1
+    )
+    exact = {}
+    for trade in closed_trades(replayed_book):
+        exact[trade.exit_time.date().isoformat()] = (
+            exact.get(trade.exit_time.date().isoformat(), 0) + trade.pnl
+        )
+    for day, value in zip(data["days"], data["daily_pnl"], strict=True):
+        assert Decimal(value) == cents(exact.get(day, Decimal(0))), day
+    drawdown = data["drawdown_chart"]["series"][0]["values"]
+    assert max(drawdown) <= 0
+    assert -min(drawdown) == pytest.approx(float(figures["max_drawdown"]), abs=0.01)
+    curve = book_equity_curve(book=replayed_book)
+    assert data["equity"]["chart"]["series"][0]["values"][-1] == float(
+        cents(float(curve.equity[-1]))
+    )
+
+
+@pytest.mark.django_db
+def test_a_trade_outside_the_7_day_window_is_not_in_it(trader_client, replayed_book):
+    until = book_clock(replayed_book) + timedelta(microseconds=1)
+    since = until - timedelta(days=7)
+    inside = closed_trades(replayed_book, since, until)
+    everything = closed_trades(replayed_book)
+    assert 0 < len(inside) < len(everything), "some trades closed before the last 7 days"
+    data = api(trader_client, book=replayed_book.pk, period="7d")
+    check_figures(data["figures"], reference(inside))
+    assert all(day >= since.date().isoformat() for day in data["days"])
+
+
+@pytest.mark.django_db
+def test_the_strategy_and_symbol_filters_narrow_the_trades(trader_client, replayed_book):
+    strategy = (
+        PaperTrade.objects.filter(book=replayed_book)
+        .values_list("signal__book_strategy__name", flat=True)
+        .first()
+    )
+    data = api(trader_client, book=replayed_book.pk, strategy=strategy)
+    check_figures(data["figures"], reference(closed_trades(replayed_book, strategy=strategy)))
+    none = api(trader_client, book=replayed_book.pk, symbol="ETH/USD")
+    assert none["figures"]["trades"] == 0 and none["daily_chart"] is None
+    assert none["drawdown_chart"] is None
+    page = trader_client.get(URL, {"book": replayed_book.pk, "symbol": "ETH/USD"})
+    assert "No paper trade closed in this period" in page.content.decode()
+
+
+# --- Compare ----------------------------------------------------------------------------
+
+
+def hand_book(name, pnls, **fields):
+    """A book with closed paper trades of these P&Ls, one a day from START."""
+    book = BookFactory(name=name, **fields)
+    for day, pnl in enumerate(pnls):
+        signal = SignalFactory(
+            book=book, state=SignalState.CLOSED, candle_time=START + timedelta(days=day)
+        )
+        PaperTradeFactory(
+            signal=signal, pnl=Decimal(pnl), exit_time=START + timedelta(days=day, hours=3)
+        )
+    return book
+
+
+@pytest.mark.django_db
+def test_the_compare_view_shows_both_books_and_the_difference(trader_client):
+    a = hand_book("with guard", ["10", "-4", "6.5"])
+    b = hand_book(
+        "without guard", ["10", "-30", "6.5", "2"], ablation_of=a, without_guard="cooldown"
+    )
+
+    data = api(trader_client, book=a.pk, compare=b.pk)
+    check_figures(data["figures"], reference(closed_trades(a)))
+    compare = data["compare"]
+    assert compare["book"]["name"] == "without guard"
+    check_figures(compare["figures"], reference(closed_trades(b)))
+    rows = {row["key"]: row for row in compare["rows"]}
+    assert Decimal(rows["total_pnl"]["a"]) == Decimal("12.50")
+    assert Decimal(rows["total_pnl"]["b"]) == Decimal("-11.50")
+    assert Decimal(rows["total_pnl"]["difference"]) == Decimal("24.00")
+    assert rows["total_pnl"]["better"] == "a"
+    assert rows["trades"]["difference"] == -1
+    # A smaller drawdown is the better one: A's 4.00 against B's 30.00.
+    assert Decimal(rows["max_drawdown"]["difference"]) == Decimal("-26.00")
+    assert rows["max_drawdown"]["better"] == "a"
+    chart = compare["chart"]
+    assert [s["name"] for s in chart["series"]] == ["A: with guard", "B: without guard"]
+    assert chart["labels"] == ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
+    assert chart["series"][0]["values"] == [10.0, 6.0, 12.5, 12.5]  # carried forward
+    assert chart["series"][1]["values"] == [10.0, -20.0, -13.5, -11.5]
+
+    html = trader_client.get(URL, {"book": a.pk, "compare": b.pk}).content.decode()
+    assert 'id="compare-table"' in html and 'id="perf-compare-chart"' in html
+    assert '<span class="book-key key-a">A</span> with guard' in html
+    assert '<span class="book-key key-b">B</span> without guard' in html
+    row = html.split('<tr data-figure="total_pnl">', 1)[1].split("</tr>", 1)[0]
+    assert "+12.50 USD" in row and "\N{MINUS SIGN}11.50 USD" in row and "+24.00 USD" in row
+    assert 'class="num diff pos"' in row
+
+
+@pytest.mark.django_db
+def test_an_ablation_leg_is_offered_for_comparison(trader_client):
+    a = hand_book("base", ["1"])
+    leg = hand_book("base without cooldown", ["2"], ablation_of=a, without_guard="cooldown")
+    data = api(trader_client, book=a.pk)
+    assert data["compare"] is None
+    assert [(s["id"], s["why"]) for s in data["suggested_compare"]] == [
+        (leg.pk, "the same history without the guard cooldown")
+    ]
+    html = trader_client.get(URL, {"book": a.pk}).content.decode()
+    assert f"compare={leg.pk}" in html
+    back = api(trader_client, book=leg.pk)["suggested_compare"]
+    assert [s["id"] for s in back] == [a.pk]
+
+
+@pytest.mark.django_db
+def test_an_unknown_compare_book_is_not_found(trader_client):
+    a = hand_book("base", ["1"])
+    assert trader_client.get(API, {"book": a.pk, "compare": "999999"}).status_code == 404
+    assert trader_client.get(URL, {"book": a.pk, "compare": "x"}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_query_count_does_not_grow_with_the_trades(
+    trader_client, replayed_book, django_assert_max_num_queries
+):
+    other = hand_book("other", ["1", "2"])
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            response = trader_client.get(URL, {"book": replayed_book.pk, "compare": other.pk})
+            assert response.status_code == 200
+        return len(queries)
+
+    before = count()
+    clock = book_clock(replayed_book)
+    for hours in range(1, 25):
+        signal = SignalFactory(
+            book=replayed_book, state=SignalState.CLOSED, candle_time=clock - timedelta(hours=hours)
+        )
+        PaperTradeFactory(signal=signal, pnl=Decimal(hours), exit_time=signal.candle_time)
+    for day in range(10):
+        signal = SignalFactory(book=other, state=SignalState.CLOSED)
+        PaperTradeFactory(signal=signal, pnl=Decimal(day), exit_time=START + timedelta(days=day))
+    assert count() == before
+    with django_assert_max_num_queries(before):
+        trader_client.get(API, {"book": replayed_book.pk, "compare": other.pk})
+
+
+@pytest.mark.django_db
+def test_anonymous_visitors_are_refused(client):
+    assert client.get(URL).status_code == 302
+    assert client.get(API).status_code == 401
+
+
+# --- The marked-to-market equity curve (analytics.equity) -------------------------------
+
+
+def candles(closes, start=0):
+    closes = np.asarray(closes, dtype=float)
+    times = start + np.arange(len(closes), dtype=np.int64) * HOUR
+    return CandleArrays(times, closes, closes + 1, closes - 1, closes, np.ones(len(closes)))
+
+
+def plain(candles_by_market, positions, step):
+    """Equity at each close, one close at a time."""
+    closes = sorted({int(t) + step for c in candles_by_market.values() for t in c.time})
+    out = []
+    for close in closes:
+        total = 0.0
+        for p in positions:
+            market = candles_by_market[p.market]
+            seen = [i for i, t in enumerate(market.time) if int(t) + step <= close]
+            if not seen:
+                continue
+            last = seen[-1]
+            if p.exit_time is not None and p.exit_time + step <= close:
+                total += p.pnl
+            elif p.entry_time + step <= close:
+                total += p.direction * (market.close[last] - p.entry_price) * p.quantity
+        out.append(total)
+    return closes, out
+
+
+def test_the_equity_curve_of_two_markets_equals_the_plain_loop():
+    a = candles([100, 102, 104, 103, 101, 99, 100, 105])
+    b = candles([50, 49, 48, 50, 51], start=2 * HOUR)
+    positions = [
+        PaperPosition("a", 1, 2.0, 101.0, entry_time=1 * HOUR, exit_time=4 * HOUR, pnl=-0.5),
+        PaperPosition("b", -1, 10.0, 49.5, entry_time=3 * HOUR, exit_time=None),
+        PaperPosition("a", -1, 1.0, 100.0, entry_time=5 * HOUR, exit_time=7 * HOUR, pnl=-5.2),
+    ]
+    curve = equity_curve({"a": a, "b": b}, positions, step_ms={"a": HOUR, "b": HOUR})
+    times, expected = plain({"a": a, "b": b}, positions, HOUR)
+    assert curve.time.tolist() == times
+    assert curve.equity.tolist() == pytest.approx(expected, abs=1e-9)
+    # By hand, at the close of a's third candle: the long of 2 from 101 is worth 2 * (104 - 101).
+    assert curve.equity[2] == pytest.approx(2 * (104 - 101))
+
+
+def test_sampling_keeps_the_last_point():
+    curve = EquityCurve(np.arange(1000, dtype=np.int64), np.arange(1000, dtype=float))
+    sampled = curve.sampled(10)
+    assert len(sampled) == 10
+    assert sampled.equity[-1] == 999.0
+
+
+def test_no_candles_no_curve():
+    assert len(equity_curve({}, [], step_ms={})) == 0
+
+
+@pytest.mark.django_db
+def test_a_book_without_trades_has_no_figures_to_divide(trader_client):
+    book = BookFactory(name="quiet")
+    SignalFactory(book=book)
+    data = api(trader_client, book=book.pk)
+    figures = data["figures"]
+    assert figures["trades"] == 0 and Decimal(figures["total_pnl"]) == 0
+    for key in ("win_rate", "profit_factor", "expectancy", "sharpe"):
+        assert figures[key] is None
+    assert data["equity"] is None and data["daily_chart"] is None
+    assert Book.objects.count() == 1
