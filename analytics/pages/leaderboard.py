@@ -1,13 +1,112 @@
-"""Leaderboard (placeholder until its page is built)."""
+"""Strategy leaderboard: per strategy configuration (version) of the book, its signals,
+approval rate and the statistics of its closed paper trades ("guarded": what was
+traded), beside the same statistics "unguarded": those paper trades plus the closed
+shadow trades of its blocked signals (what it would have done with no guards).
 
+Approval rate = signals that passed every guard (approved, executed, failed, expired or
+closed) / signals the guards decided (those plus the blocked ones); rejected signals
+(bad prices, stale candle) never reached the guards and count in neither.
+
+Two queries whatever the number of signals: the strategies with their counts and exact
+P&L sums (``leaderboard_strategies``), and every closed trade's strategy, P&L and exit
+time in one UNION ALL (``leaderboard_trades``), from which ``analytics.metrics`` computes
+the rest per strategy with numpy.
+"""
+
+from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
+from analytics.breakdowns import leaderboard_strategies, leaderboard_trades, stats_by_strategy
 from analytics.filters import Filters
+from analytics.metrics import TradeStats, trade_stats
+from analytics.numbers import cents, fine, rate
 from analytics.pages import Page, register
+
+CONVENTION = (
+    "Guarded: the closed paper trades, what the strategy really traded. Unguarded: those "
+    "plus the shadow trades of its blocked signals, what it would have done with no "
+    "guards. Guards' effect = guarded P&L minus unguarded P&L: positive = the guards "
+    "saved this strategy money."
+)
+
+EMPTY = trade_stats([], [])
+
+
+def _figures(stats: TradeStats, total: Decimal) -> dict[str, Any]:
+    """A strategy's trade statistics as the page shows them; ``total`` is the exact
+    decimal sum from the database (the float statistics are rounded from numpy)."""
+    trades = stats.trades
+    return {
+        "trades": trades,
+        "wins": stats.wins,
+        "win_rate": rate(stats.win_rate),
+        "total_pnl": cents(total),
+        "average_pnl": fine(total / trades) if trades else None,
+        "expectancy": fine(stats.expectancy),
+        "profit_factor": rate(stats.profit_factor, 2),
+        "max_drawdown": cents(stats.max_drawdown),
+        "sharpe": rate(stats.sharpe, 2),
+    }
 
 
 def build(filters: Filters) -> dict[str, Any]:
-    return {}
+    strategies = list(leaderboard_strategies(filters))
+    columns = leaderboard_trades(filters)
+    guarded = stats_by_strategy(columns, ~columns.shadow)
+    unguarded = stats_by_strategy(columns, np.ones(columns.shadow.size, dtype=bool))
+    rows = []
+    for strategy in strategies:
+        paper_pnl = strategy["paper_pnl"] if strategy["paper_pnl"] is not None else Decimal(0)
+        shadow_pnl = strategy["shadow_pnl"] if strategy["shadow_pnl"] is not None else Decimal(0)
+        decided = strategy["passed"] + strategy["blocked"]
+        rows.append(
+            {
+                "id": strategy["id"],
+                "name": strategy["name"],
+                "kind": strategy["kind"],
+                "version": strategy["config_version"],
+                "market": " ".join(
+                    (strategy["exchange"], strategy["symbol"], strategy["timeframe"])
+                ),
+                "signals": strategy["signal_count"],
+                "approved": strategy["passed"],
+                "blocked": strategy["blocked"],
+                "rejected": strategy["rejected"],
+                "decided": decided,
+                "approval_rate": rate(strategy["passed"] / decided if decided else None),
+                "guarded": _figures(guarded.get(strategy["id"], EMPTY), paper_pnl),
+                "unguarded": _figures(unguarded.get(strategy["id"], EMPTY), paper_pnl + shadow_pnl),
+                "guards_effect": cents(-shadow_pnl),
+                "blocked_closed": strategy["shadow_closed"],
+            }
+        )
+    rows.sort(key=lambda row: (-(row["guarded"]["total_pnl"] or 0), row["name"], row["version"]))
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    known = np.isin(columns.strategy, [row["id"] for row in rows])
+    paper_total = sum((s["paper_pnl"] or Decimal(0) for s in strategies), Decimal(0))
+    shadow_total = sum((s["shadow_pnl"] or Decimal(0) for s in strategies), Decimal(0))
+    passed = sum(s["passed"] for s in strategies)
+    decided = passed + sum(s["blocked"] for s in strategies)
+    book_row = {
+        "signals": sum(s["signal_count"] for s in strategies),
+        "approved": passed,
+        "decided": decided,
+        "approval_rate": rate(passed / decided if decided else None),
+        "guarded": _figures(
+            trade_stats(
+                columns.pnl[known & ~columns.shadow], columns.exit_ms[known & ~columns.shadow]
+            ),
+            paper_total,
+        ),
+        "unguarded": _figures(
+            trade_stats(columns.pnl[known], columns.exit_ms[known]), paper_total + shadow_total
+        ),
+        "guards_effect": cents(-shadow_total),
+    }
+    return {"convention": CONVENTION, "strategies": rows, "book": book_row}
 
 
 PAGE = register(
@@ -19,5 +118,6 @@ PAGE = register(
         path="leaderboard/",
         order=40,
         default_period="all",
+        filters=("period", "symbol"),
     )
 )
