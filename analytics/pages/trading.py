@@ -1,13 +1,33 @@
-"""Trading (placeholder until its page is built)."""
+"""Trading: the book's active paper trades and the history of its closed ones, with
+totals for the filtered set (computed in the database) and pages of 50 rows."""
 
 from typing import Any
 
+from analytics import trades as trade_queries
 from analytics.filters import Filters
 from analytics.pages import Page, register
 
 
 def build(filters: Filters) -> dict[str, Any]:
-    return {}
+    """Totals (one query) and one page of trades (one query), whatever the book's size."""
+    trades = trade_queries.paper_trades(filters)
+    totals = trade_queries.trade_totals(trades)
+    size = trade_queries.PAGE_SIZE
+    last = max(1, -(-totals["count"] // size))
+    number = filters.page
+    return {
+        "totals": totals,
+        "trades": trade_queries.trade_page(trades, number),
+        "pages": {
+            "number": number,
+            "last": last,
+            "size": size,
+            "first_row": (number - 1) * size + 1,
+            "previous": filters.query(page=str(number - 1)) if number > 1 else None,
+            "next": filters.query(page=str(number + 1)) if number < last else None,
+            "last_query": filters.query(page=str(last)),
+        },
+    }
 
 
 PAGE = register(
@@ -19,5 +39,6 @@ PAGE = register(
         path="trading/",
         order=60,
         default_period="all",
+        filters=("period", "strategy", "symbol", "side", "outcome"),
     )
 )

@@ -1,0 +1,301 @@
+"""Shadow fidelity: does the shadow engine price a trade as the book actually traded it?
+
+Every approved signal has a control-group shadow trade, evaluated by the same fill model
+on the same candles as its paper trade, so the two must agree exactly in paper mode: a
+difference is a bug. When the signal was traded for real (its entry order filled, see
+``signals.execution``), the executed trade is the live one: entry and exit at the
+orders' average fill prices, P&L from the filled amount and the fees the exchange
+charged (a fee in the base currency converted at its fill price); its exit reason and
+time are the paper trade's, because the exit order is placed when the paper trade
+closes. There, differences are live slippage and fees.
+
+Everything is computed in the database: one query for the aggregate, one for the list
+of disagreements. Differences are **executed minus shadow** (paper or live minus
+shadow): a positive P&L difference means the executed trade did better than the shadow
+engine said.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    Avg,
+    BooleanField,
+    Case,
+    Count,
+    DateTimeField,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Abs, Coalesce, Left, Round, StrIndex
+from django.urls import reverse
+
+from analytics.filters import Filters
+from analytics.numbers import cents, fine
+from analytics.selectors import quote_currency
+from analytics.trades import EXIT_REASON_WORDS, significant, window
+from shadow.models import ShadowTrade
+from signals.models import ExchangeOrder, SimulatedTrade
+
+CENT = Decimal("0.01")
+LIST_LIMIT = 100
+
+_MONEY: DecimalField[Any, Any] = DecimalField(max_digits=30, decimal_places=12)
+_CLOSED = SimulatedTrade.Status.CLOSED
+
+
+def _order(purpose: str, column: str) -> Subquery:
+    """A column of ``purpose``'s filled order for the shadow trade's signal."""
+    orders = ExchangeOrder.objects.filter(
+        signal=OuterRef("signal"), purpose=purpose, filled__gt=0
+    ).annotate(
+        # A fee charged in the base currency (BTC of BTC/USD) is worth fee x fill price.
+        fee_quote=Case(
+            When(
+                fee_currency=Left("symbol", StrIndex("symbol", Value("/")) - 1),
+                then=Coalesce("fee_cost", Value(Decimal(0))) * F("average_price"),
+            ),
+            default=Coalesce("fee_cost", Value(Decimal(0))),
+            output_field=_MONEY,
+        )
+    )
+    return Subquery(orders.values(column)[:1])
+
+
+def fidelity_pairs(filters: Filters) -> QuerySet[ShadowTrade]:
+    """The control-group shadow trades of the book whose signal has a paper trade, each
+    annotated with its executed trade (live when the entry order filled, else paper),
+    the differences, and whether the pair agrees. Period: by the signal's candle time."""
+    pairs = ShadowTrade.objects.filter(
+        book=filters.book,
+        group=ShadowTrade.Group.CONTROL,
+        signal__paper_trade__isnull=False,
+    )
+    if filters.since is not None:
+        pairs = pairs.filter(signal__candle_time__gte=filters.since)
+    if filters.until is not None:
+        pairs = pairs.filter(signal__candle_time__lt=filters.until)
+    pairs = window(pairs, filters)
+    entry, exit_ = ExchangeOrder.Purpose.ENTRY, ExchangeOrder.Purpose.EXIT
+    paper = "signal__paper_trade__"
+    direction = Case(When(side="long", then=Value(1)), default=Value(-1))
+    pairs = pairs.annotate(
+        live=Exists(
+            ExchangeOrder.objects.filter(signal=OuterRef("signal"), purpose=entry, filled__gt=0)
+        ),
+        live_entry=_order(entry, "average_price"),
+        live_entry_fee=_order(entry, "fee_quote"),
+        live_exit=_order(exit_, "average_price"),
+        live_exit_fee=_order(exit_, "fee_quote"),
+        live_quantity=_order(exit_, "filled"),
+    )
+    live_closed = Q(live=True, live_exit__isnull=False)
+    pairs = pairs.annotate(
+        executed_entry=Case(
+            When(live=True, then=F("live_entry")),
+            default=F(f"{paper}entry_price"),
+            output_field=_MONEY,
+        ),
+        executed_exit=Case(
+            When(live=True, then=F("live_exit")),
+            default=F(f"{paper}exit_price"),
+            output_field=_MONEY,
+        ),
+        executed_pnl=Case(
+            When(
+                live_closed,
+                then=direction * (F("live_exit") - F("live_entry")) * F("live_quantity")
+                - Coalesce("live_entry_fee", Value(Decimal(0)))
+                - Coalesce("live_exit_fee", Value(Decimal(0))),
+            ),
+            When(live=True, then=Value(None)),
+            default=F(f"{paper}pnl"),
+            output_field=_MONEY,
+        ),
+        executed_exit_time=Case(
+            When(live=True, live_exit__isnull=True, then=Value(None)),
+            default=F(f"{paper}exit_time"),
+            output_field=DateTimeField(),
+        ),
+        executed_reason=Case(
+            When(live=True, live_exit__isnull=True, then=Value("")),
+            default=F(f"{paper}exit_reason"),
+        ),
+        executed_closed=ExpressionWrapper(
+            live_closed | Q(live=False, **{f"{paper}status": _CLOSED}),
+            output_field=BooleanField(),
+        ),
+    )
+    pairs = pairs.annotate(
+        entry_difference=F("executed_entry") - F("entry_price"),
+        exit_difference=F("executed_exit") - F("exit_price"),
+        pnl_difference=F("executed_pnl") - F("pnl"),
+    )
+    pairs = pairs.annotate(
+        abs_entry_difference=Abs("entry_difference"),
+        abs_exit_difference=Abs("exit_difference"),
+        abs_pnl_difference=Abs("pnl_difference"),
+        compared=ExpressionWrapper(
+            Q(status=_CLOSED) | Q(executed_closed=True), output_field=BooleanField()
+        ),
+        reason_agrees=ExpressionWrapper(
+            Q(exit_reason=F("executed_reason")), output_field=BooleanField()
+        ),
+        time_agrees=Case(
+            When(exit_time=F("executed_exit_time"), then=Value(True)),
+            When(exit_time__isnull=True, executed_exit_time__isnull=True, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+    )
+    return pairs
+
+
+def _with_verdicts(pairs: QuerySet[ShadowTrade]) -> QuerySet[ShadowTrade]:
+    pairs = pairs.annotate(
+        pnl_cents=Round("pnl", 2), executed_pnl_cents=Round("executed_pnl", 2)
+    ).annotate(
+        pnl_off=Case(
+            When(pnl_difference__isnull=True, then=Value(True)),
+            When(abs_pnl_difference__gt=CENT, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+        same_cent=ExpressionWrapper(
+            Q(pnl_cents=F("executed_pnl_cents")), output_field=BooleanField()
+        ),
+    )
+    return pairs.annotate(
+        disagrees=ExpressionWrapper(
+            Q(compared=True) & (Q(reason_agrees=False) | Q(time_agrees=False) | Q(pnl_off=True)),
+            output_field=BooleanField(),
+        ),
+        exact=ExpressionWrapper(
+            Q(compared=True, reason_agrees=True, time_agrees=True, same_cent=True),
+            output_field=BooleanField(),
+        ),
+    )
+
+
+def fidelity_summary(pairs: QuerySet[ShadowTrade]) -> dict[str, Any]:
+    """Pairs, compared, exact matches, disagreements and the mean and max absolute
+    differences of the compared pairs, in one query."""
+    pairs = _with_verdicts(pairs)
+    compared = Q(compared=True)
+    row = pairs.aggregate(
+        n_pairs=Count("id"),
+        n_live=Count("id", filter=Q(live=True)),
+        n_compared=Count("id", filter=compared),
+        n_exact=Count("id", filter=Q(exact=True)),
+        n_disagreements=Count("id", filter=Q(disagrees=True)),
+        n_reason_differs=Count("id", filter=compared & Q(reason_agrees=False)),
+        n_time_differs=Count("id", filter=compared & Q(time_agrees=False)),
+        n_pnl_differs=Count("id", filter=compared & Q(pnl_off=True)),
+        n_mean_entry=Avg("abs_entry_difference", filter=compared),
+        n_max_entry=Max("abs_entry_difference", filter=compared),
+        n_mean_exit=Avg("abs_exit_difference", filter=compared),
+        n_max_exit=Max("abs_exit_difference", filter=compared),
+        n_mean_pnl=Avg("abs_pnl_difference", filter=compared),
+        n_max_pnl=Max("abs_pnl_difference", filter=compared),
+    )
+    return {
+        "pairs": row["n_pairs"],
+        "live": row["n_live"],
+        "paper": row["n_pairs"] - row["n_live"],
+        "compared": row["n_compared"],
+        "not_compared": row["n_pairs"] - row["n_compared"],
+        "exact": row["n_exact"],
+        "disagreements": row["n_disagreements"],
+        "reason_differs": row["n_reason_differs"],
+        "time_differs": row["n_time_differs"],
+        "pnl_differs": row["n_pnl_differs"],
+        "entry_difference": {"mean": fine(row["n_mean_entry"]), "max": fine(row["n_max_entry"])},
+        "exit_difference": {"mean": fine(row["n_mean_exit"]), "max": fine(row["n_max_exit"])},
+        "pnl_difference": {"mean": fine(row["n_mean_pnl"]), "max": fine(row["n_max_pnl"])},
+    }
+
+
+_LIST_COLUMNS = (
+    "signal_id",
+    "signal__symbol",
+    "signal__candle_time",
+    "signal__book_strategy__name",
+    "signal__book_strategy__config_version",
+    "side",
+    "live",
+    "entry_price",
+    "executed_entry",
+    "entry_difference",
+    "exit_price",
+    "executed_exit",
+    "exit_difference",
+    "pnl",
+    "executed_pnl",
+    "pnl_difference",
+    "exit_reason",
+    "executed_reason",
+    "exit_time",
+    "executed_exit_time",
+    "reason_agrees",
+    "time_agrees",
+    "pnl_off",
+)
+
+
+def disagreements(pairs: QuerySet[ShadowTrade], limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
+    """The first ``limit`` disagreeing pairs by signal candle time, in one query."""
+    rows = (
+        _with_verdicts(pairs)
+        .filter(Q(disagrees=True))
+        .order_by("signal__candle_time", "id")
+        .values(*_LIST_COLUMNS)[:limit]
+    )
+    return [_disagreement(row) for row in rows]
+
+
+def _disagreement(row: dict[str, Any]) -> dict[str, Any]:
+    name = row["signal__book_strategy__name"]
+    what = []
+    if not row["reason_agrees"]:
+        what.append("exit reason")
+    if not row["time_agrees"]:
+        what.append("exit time")
+    if row["pnl_off"]:
+        what.append("P&L")
+    return {
+        "signal_id": row["signal_id"],
+        "signal_url": reverse("analytics:signal", args=[row["signal_id"]]),
+        "symbol": row["signal__symbol"],
+        "side": row["side"],
+        "signal_time": row["signal__candle_time"],
+        "strategy": f"{name} v{row['signal__book_strategy__config_version']}" if name else None,
+        "executed": "live" if row["live"] else "paper",
+        "currency": quote_currency(row["signal__symbol"]),
+        "differs_in": what,
+        "shadow": {
+            "entry_price": significant(row["entry_price"]),
+            "exit_price": significant(row["exit_price"]),
+            "pnl": cents(row["pnl"]),
+            "exit_reason": EXIT_REASON_WORDS.get(row["exit_reason"]) or None,
+            "exit_time": row["exit_time"],
+        },
+        "executed_trade": {
+            "entry_price": significant(row["executed_entry"]),
+            "exit_price": significant(row["executed_exit"]),
+            "pnl": cents(row["executed_pnl"]),
+            "exit_reason": EXIT_REASON_WORDS.get(row["executed_reason"] or "") or None,
+            "exit_time": row["executed_exit_time"],
+        },
+        "entry_difference": fine(row["entry_difference"]),
+        "exit_difference": fine(row["exit_difference"]),
+        "pnl_difference": fine(row["pnl_difference"]),
+    }
