@@ -1,13 +1,434 @@
-"""Pipeline health (placeholder until its page is built)."""
+"""Pipeline health: is the machinery moving?
 
+For one book: signals per state, the stuck ones (``analytics.stuck``), transitions and
+new signals per hour over the last 24 hours, the decision latency from the candle's
+close; for the whole system: each periodic task's last success (task heartbeats beside
+celery beat's schedule), the depth of every Celery queue in the broker, and the last
+runs of the stuck-signal recovery. A fixed number of queries whatever the book's size.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+from django.conf import settings
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, TruncHour
+from django.utils import timezone
+
+from analytics.charts import chart_spec
 from analytics.filters import Filters
+from analytics.heartbeats import error_text
+from analytics.numbers import rate
 from analytics.pages import Page, register
+from analytics.selectors import signal_state_counts
+from analytics.stuck import deadlines, describe, human_duration, overdue
+from markets.bars import timeframe_delta
+from signals.models import Book, Signal, SignalState, SignalTransition
+
+HOURS = 24
+STUCK_SHOWN = 50
+RECOVERY_RUNS_SHOWN = 10
+NON_TERMINAL = (SignalState.GENERATED, SignalState.APPROVED, SignalState.EXECUTED)
+# A periodic task is late when it has not succeeded within this many of its intervals.
+LATE_AFTER_INTERVALS = 2
+# kombu's Redis transport keeps a queue's messages of priority p > 0 in "<queue>\x06\x16p".
+PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+BROKER_TIMEOUT_SECONDS = 1.0
 
 
 def build(filters: Filters) -> dict[str, Any]:
-    return {}
+    book = filters.book
+    assert book is not None
+    now = timezone.now()
+    return {
+        "now": now,
+        "live": book.kind == Book.Kind.LIVE,
+        "states": states_and_stuck(book=book, now=now),
+        "throughput": throughput(book=book, now=now),
+        "latency": decision_latency(book=book, now=now),
+        "tasks": periodic_tasks(now=now),
+        "queues": queue_depths(),
+        "recovery": recovery_runs(),
+    }
+
+
+# --- Signals per state and stuck signals ---------------------------------------------
+
+
+def states_and_stuck(*, book: Book, now: datetime) -> dict[str, Any]:
+    """Every state with its count (zero included) and, for the non-terminal ones, its
+    deadline and how many are past it; the oldest stuck signals. Four queries."""
+    counts = signal_state_counts(book=book)
+    rules = deadlines()
+    stuck = overdue(book=book, now=now)
+    stuck_by_state = dict(stuck.order_by().values_list("state").annotate(n=Count("id")))
+    rows = list(
+        stuck.order_by("since", "id").values_list(
+            "id", "state", "exchange", "symbol", "timeframe", "since", "candle_time"
+        )[:STUCK_SHOWN]
+    )
+    total_stuck = sum(stuck_by_state.values())
+    return {
+        "counts": [
+            {
+                "state": state,
+                "count": count,
+                "terminal": state not in NON_TERMINAL,
+                "deadline": describe(state, rules[state]) if state in rules else None,
+                "stuck": stuck_by_state.get(state, 0) if state in rules else None,
+            }
+            for state, count in counts.items()
+        ],
+        "total": sum(counts.values()),
+        "stuck_count": total_stuck,
+        "stuck_shown": len(rows),
+        "stuck": [
+            {
+                "id": signal_id,
+                "state": state,
+                "exchange": exchange,
+                "symbol": symbol,
+                "timeframe": timeframe,
+                "candle_time": candle_time,
+                "since": since,
+                "age_seconds": int((now - since).total_seconds()),
+                "age": human_duration((now - since).total_seconds()),
+                "deadline": describe(state, rules[state]),
+            }
+            for signal_id, state, exchange, symbol, timeframe, since, candle_time in rows
+        ],
+    }
+
+
+# --- Throughput ----------------------------------------------------------------------
+
+
+def hour_buckets(now: datetime) -> list[datetime]:
+    """The starts of the 24 wall-clock hours (UTC) ending with the one ``now`` is in."""
+    current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return [current - timedelta(hours=HOURS - 1 - i) for i in range(HOURS)]
+
+
+def throughput(*, book: Book, now: datetime) -> dict[str, Any]:
+    """Transitions written and signals created per hour (by their wall-clock
+    ``created_at``) over the 24 hours ending now, zero-filled. Two queries."""
+    hours = hour_buckets(now)
+    start = hours[0]
+    moved = dict(
+        SignalTransition.objects.filter(
+            signal__book=book, created_at__gte=start, created_at__lte=now
+        )
+        .annotate(hour=TruncHour("created_at", tzinfo=UTC))
+        .order_by()
+        .values_list("hour")
+        .annotate(n=Count("id"))
+    )
+    created = dict(
+        Signal.objects.filter(book=book, created_at__gte=start, created_at__lte=now)
+        .annotate(hour=TruncHour("created_at", tzinfo=UTC))
+        .order_by()
+        .values_list("hour")
+        .annotate(n=Count("id"))
+    )
+    moved = {_hour_key(key): value for key, value in moved.items()}
+    created = {_hour_key(key): value for key, value in created.items()}
+    transitions = [moved.get(_hour_key(hour), 0) for hour in hours]
+    signals = [created.get(_hour_key(hour), 0) for hour in hours]
+    labels = [f"{hour:%H}:00" for hour in hours]
+    return {
+        "since": start,
+        "until": now,
+        "hours": [hour.isoformat() for hour in hours],
+        "transitions": transitions,
+        "signals": signals,
+        "total_transitions": sum(transitions),
+        "total_signals": sum(signals),
+        "chart": chart_spec(
+            "bar",
+            labels,
+            [
+                {"name": "State transitions", "values": transitions, "tone": "neutral"},
+                {"name": "Signals created", "values": signals, "tone": "muted"},
+            ],
+            y_label="per hour",
+        ),
+    }
+
+
+def _hour_key(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+# --- Decision latency ----------------------------------------------------------------
+
+
+def decision_latency(*, book: Book, now: datetime) -> dict[str, Any]:
+    """How long after its candle closed each signal was decided: the wall-clock time of
+    its decision (the transition out of ``generated``; the signal's own ``created_at``,
+    written in the same run, when the log has none) minus the candle's close
+    (``candle_time`` + one timeframe). p50 and p95 over the decisions of the last 24
+    hours and over all of them; one query, percentiles with numpy."""
+    decision = (
+        SignalTransition.objects.filter(signal=OuterRef("pk"), from_state=SignalState.GENERATED)
+        .order_by("id")
+        .values("created_at")[:1]
+    )
+    cutoff = now - timedelta(hours=HOURS)
+    rows = list(
+        Signal.objects.filter(book=book)
+        .exclude(state=SignalState.GENERATED)
+        .annotate(decided=Coalesce(Subquery(decision), F("created_at")))
+        .annotate(
+            wait=ExpressionWrapper(F("decided") - F("candle_time"), output_field=DurationField()),
+            recent=Case(
+                When(decided__gte=cutoff, then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            ),
+        )
+        .order_by()
+        .values_list("wait", "timeframe", "recent")
+    )
+    if rows:
+        waits, timeframes, recent = zip(*rows, strict=True)
+        seconds = np.array(waits, dtype="timedelta64[us]").astype(np.float64) / 1e6
+        frames = np.array(timeframes)
+        for timeframe in np.unique(frames):
+            try:
+                candle = timeframe_delta(str(timeframe)).total_seconds()
+            except ValueError:
+                candle = np.nan
+            seconds[frames == timeframe] -= candle
+        is_recent = np.array(recent, dtype=bool)
+    else:
+        seconds = np.array([], dtype=np.float64)
+        is_recent = np.array([], dtype=bool)
+    known = np.isfinite(seconds)
+    return {
+        "last_24h": _percentiles(seconds[known & is_recent]),
+        "all_time": _percentiles(seconds[known]),
+    }
+
+
+def _percentiles(values: np.ndarray) -> dict[str, Any]:
+    if values.size == 0:
+        return {"count": 0, "p50_seconds": None, "p95_seconds": None, "p50": "—", "p95": "—"}
+    p50, p95 = (float(v) for v in np.percentile(values, [50, 95]))
+    return {
+        "count": int(values.size),
+        "p50_seconds": rate(p50, 1),
+        "p95_seconds": rate(p95, 1),
+        "p50": human_duration(p50),
+        "p95": human_duration(p95),
+    }
+
+
+# --- Periodic tasks and heartbeats ---------------------------------------------------
+
+
+def schedule_seconds(task: Any, now: datetime) -> float | None:
+    """The interval of a periodic task in seconds: exact for an interval schedule, the
+    gap between its next two runs for a crontab; ``None`` for one-off, clocked and solar."""
+    if task.interval is not None:
+        return float(timedelta(**{task.interval.period: task.interval.every}).total_seconds())
+    if task.crontab is not None:
+        try:
+            cron = task.crontab.schedule
+            # remaining_estimate(t): from the schedule's now to the first run after t.
+            first = cron.remaining_estimate(now)
+            second = cron.remaining_estimate(now + first + timedelta(seconds=1))
+            return max((second - first).total_seconds(), 60.0)
+        except Exception:
+            return None
+    return None
+
+
+def _schedule_text(task: Any) -> str:
+    for kind in ("interval", "crontab", "solar", "clocked"):
+        value = getattr(task, kind)
+        if value is not None:
+            return str(value)
+    return "—"
+
+
+def _heartbeat(beat: Any) -> dict[str, Any]:
+    if beat is None:
+        return {
+            "runs": 0,
+            "failures": 0,
+            "last_started_at": None,
+            "last_success_at": None,
+            "last_failure_at": None,
+            "last_error": "",
+            "last_duration_ms": None,
+        }
+    return {
+        "runs": beat.runs,
+        "failures": beat.failures,
+        "last_started_at": beat.last_started_at,
+        "last_success_at": beat.last_success_at,
+        "last_failure_at": beat.last_failure_at,
+        "last_error": beat.last_error,
+        "last_duration_ms": beat.last_duration_ms,
+    }
+
+
+def periodic_tasks(*, now: datetime) -> dict[str, Any]:
+    """Celery beat's periodic tasks beside their heartbeats, each flagged ``late`` when
+    enabled and without a success in the last two intervals; then the heartbeats of the
+    tasks run on demand. Two queries."""
+    from django_celery_beat.models import PeriodicTask
+
+    from analytics.models import TaskHeartbeat
+
+    beats = {beat.task: beat for beat in TaskHeartbeat.objects.all()}
+    scheduled = list(
+        PeriodicTask.objects.select_related("interval", "crontab", "solar", "clocked").order_by(
+            "name"
+        )
+    )
+    rows = []
+    for task in scheduled:
+        beat = beats.get(task.task)
+        interval = schedule_seconds(task, now)
+        success = beat.last_success_at if beat is not None else None
+        if not task.enabled:
+            status = "disabled"
+        elif interval is None:
+            status = "not checked"
+        elif success is None:
+            status = "no success yet"
+        elif success < now - timedelta(seconds=LATE_AFTER_INTERVALS * interval):
+            status = "late"
+        else:
+            status = "ok"
+        rows.append(
+            {
+                "name": task.name,
+                "task": task.task,
+                "enabled": task.enabled,
+                "schedule": _schedule_text(task),
+                "interval_seconds": interval,
+                "last_run_at": task.last_run_at,
+                "status": status,
+                "flagged": status in {"late", "no success yet"},
+                "since_success": human_duration((now - success).total_seconds())
+                if success
+                else None,
+                **_heartbeat(beat),
+            }
+        )
+    periodic_names = {task.task for task in scheduled}
+    others = [
+        {"task": name, **_heartbeat(beat)}
+        for name, beat in sorted(beats.items())
+        if name not in periodic_names
+    ]
+    return {
+        "periodic": rows,
+        "flagged": sum(row["flagged"] for row in rows),
+        "on_demand": others,
+        "late_after_intervals": LATE_AFTER_INTERVALS,
+    }
+
+
+# --- Broker queues -------------------------------------------------------------------
+
+
+def queue_names() -> list[str]:
+    """The default queue, then every queue a task route names, in order."""
+    names = [getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")]
+    for route in (getattr(settings, "CELERY_TASK_ROUTES", None) or {}).values():
+        queue = route.get("queue") if isinstance(route, dict) else None
+        if queue and queue not in names:
+            names.append(queue)
+    return names
+
+
+def queue_depths() -> dict[str, Any]:
+    """Messages waiting in each Celery queue (Redis lists named after the queue, with
+    their priority lists) and messages delivered but not yet acknowledged, read in one
+    round trip with a short timeout; an error (class and message, no password) when the
+    broker cannot be reached."""
+    import redis
+
+    from config.health import broker_location
+
+    url = settings.CELERY_BROKER_URL
+    names = queue_names()
+    result: dict[str, Any] = {"broker": broker_location(url), "status": "ok", "error": ""}
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return {**result, "status": "unsupported", "queues": [], "unacked": None}
+    client = None
+    try:
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
+            socket_timeout=BROKER_TIMEOUT_SECONDS,
+            retry_on_timeout=False,
+        )
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            for suffix in PRIORITY_SUFFIXES:
+                pipe.llen(name + suffix)
+        pipe.hlen("unacked")
+        values = pipe.execute()
+    except Exception as exc:
+        return {
+            **result,
+            "status": "error",
+            "error": error_text(exc),
+            "queues": [],
+            "unacked": None,
+        }
+    finally:
+        if client is not None:
+            client.close()
+    steps = len(PRIORITY_SUFFIXES)
+    queues = [
+        {"name": name, "depth": int(sum(values[i * steps : (i + 1) * steps]))}
+        for i, name in enumerate(names)
+    ]
+    return {
+        **result,
+        "queues": queues,
+        "total": sum(queue["depth"] for queue in queues),
+        "unacked": int(values[-1]),
+    }
+
+
+# --- Recovery runs -------------------------------------------------------------------
+
+
+def recovery_runs() -> list[dict[str, Any]]:
+    """The last runs of the stuck-signal recovery, newest first. One query."""
+    from analytics.models import RecoveryRun
+
+    return [
+        {
+            "id": run.pk,
+            "created_at": run.created_at,
+            "actor": run.actor,
+            "stuck_found": run.stuck_found,
+            "books": sorted({action.get("book_name", "") for action in run.actions}),
+            "detail": run.detail,
+        }
+        for run in RecoveryRun.objects.order_by("-created_at", "-id")[:RECOVERY_RUNS_SHOWN]
+    ]
 
 
 PAGE = register(

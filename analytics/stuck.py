@@ -1,0 +1,143 @@
+"""Which signals are stuck: in a non-terminal state for longer than that state's deadline.
+
+The deadlines come from ``settings.STUCK_SIGNAL_DEADLINES`` (a dict state -> deadline),
+merged over ``DEFAULT_DEADLINES``. A deadline is either a ``timedelta`` (wall-clock time)
+or an ``int`` (candles of the signal's own timeframe), counted from when the signal
+entered its state:
+
+- ``generated``: from ``created_at``. The engine decides a signal in the run that makes
+  it, so a signal still generated after minutes was never decided.
+- ``approved``: from ``decided_at`` (the close of the signal's candle; ``created_at``
+  when missing). It is filled at the next candle's open, so two candles is already late.
+- ``executed``: from ``decided_at`` too, after the trade's maximum hold
+  (``max_hold_candles``): the deadline is how long PAST the latest possible exit an
+  open paper trade may stay open.
+
+A state mapped to ``None`` is not watched. Signals whose timeframe cannot be read are
+never flagged (their candle length is unknown).
+"""
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from django.conf import settings
+from django.db.models import Case, F, Q, QuerySet, When
+from django.db.models.functions import Coalesce
+
+from markets.bars import timeframe_delta
+from signals.models import Book, Signal, SignalState
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+Deadline = timedelta | int
+
+
+class Since(TypedDict):
+    since: datetime
+
+
+DEFAULT_DEADLINES: dict[str, Deadline | None] = {
+    SignalState.GENERATED.value: timedelta(minutes=10),
+    SignalState.APPROVED.value: 2,
+    SignalState.EXECUTED.value: 2,
+}
+WATCHABLE = frozenset(DEFAULT_DEADLINES)
+
+
+def deadlines() -> dict[str, Deadline]:
+    """The deadline of every watched state: the setting over the defaults, checked."""
+    configured: dict[str, Any] = getattr(settings, "STUCK_SIGNAL_DEADLINES", None) or {}
+    merged: dict[str, Any] = {**DEFAULT_DEADLINES, **configured}
+    result: dict[str, Deadline] = {}
+    for state, value in merged.items():
+        if state not in WATCHABLE:
+            raise ValueError(
+                f"STUCK_SIGNAL_DEADLINES: {state!r} is not a non-terminal state "
+                f"({', '.join(sorted(WATCHABLE))})"
+            )
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, timedelta | int) or _empty(value):
+            raise ValueError(
+                f"STUCK_SIGNAL_DEADLINES[{state!r}] must be a positive timedelta or a "
+                f"positive number of candles, not {value!r}"
+            )
+        result[state] = value
+    return result
+
+
+def _empty(value: Deadline) -> bool:
+    return value <= timedelta(0) if isinstance(value, timedelta) else value <= 0
+
+
+def describe(state: str, deadline: Deadline) -> str:
+    """The deadline in words, as the page and the docs say it."""
+    if isinstance(deadline, timedelta):
+        amount = human_duration(deadline.total_seconds())
+    else:
+        amount = f"{deadline} candle{'s' if deadline != 1 else ''}"
+    if state == SignalState.GENERATED:
+        return f"{amount} after it was created"
+    if state == SignalState.EXECUTED:
+        return f"{amount} past its maximum hold"
+    return f"{amount} after its candle closed"
+
+
+def human_duration(seconds: float | None) -> str:
+    """``95`` -> "1 min 35 s", ``7500`` -> "2 h 5 min", ``200000`` -> "2 d 7 h"."""
+    if seconds is None:
+        return "—"
+    sign = "\u2212" if seconds < 0 else ""
+    total = round(abs(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        text = f"{days} d {hours} h" if hours else f"{days} d"
+    elif hours:
+        text = f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    elif minutes:
+        text = f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    else:
+        text = f"{secs} s"
+    return sign + text
+
+
+def entered_state() -> Case:
+    """When a signal entered its current state, as far as the row tells."""
+    return Case(
+        When(state=SignalState.GENERATED, then=F("created_at")),
+        default=Coalesce("decided_at", "created_at"),
+    )
+
+
+def overdue(*, book: Book, now: datetime) -> "QuerySet[WithAnnotations[Signal, Since]]":
+    """The stuck signals of ``book`` at ``now``, annotated with ``since`` (when they
+    entered their state). Two queries: the markets and holds in play, then this one."""
+    rules = deadlines()
+    signals = Signal.objects.filter(book=book).annotate(since=entered_state())
+    if not rules:
+        return signals.none()
+    in_play = (
+        Signal.objects.filter(book=book, state__in=list(rules))
+        .order_by()
+        .values_list("state", "timeframe", "max_hold_candles")
+        .distinct()
+    )
+    late = Q()
+    matched = False
+    for state, timeframe, max_hold in in_play:
+        try:
+            candle = timeframe_delta(timeframe)
+        except ValueError:
+            continue
+        rule = rules[state]
+        allowed = rule if isinstance(rule, timedelta) else rule * candle
+        condition = Q(state=state, timeframe=timeframe)
+        if state == SignalState.EXECUTED:
+            allowed += max_hold * candle
+            condition &= Q(max_hold_candles=max_hold)
+        late |= condition & Q(since__lt=now - allowed)
+        matched = True
+    return signals.filter(late) if matched else signals.none()

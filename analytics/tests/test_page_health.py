@@ -1,0 +1,404 @@
+"""The Pipeline health page: counts per state, stuck signals, throughput per hour and
+decision latency checked against plain references computed here from the rows; the
+periodic tasks beside their heartbeats; the broker's queues read from the real Redis;
+a fixed number of queries; and the page equal to its JSON twin."""
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+import redis
+import time_machine
+from django.urls import reverse
+
+from analytics.models import RecoveryRun, TaskHeartbeat
+from analytics.pages.health import queue_depths, queue_names
+from analytics.tests.factories import BookFactory, SignalFactory, SignalTransitionFactory
+from signals.models import Book, Signal, SignalState, SignalTransition
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
+HEALTH = reverse("analytics:health")
+TWIN = reverse("analytics:api-page", args=["health"])
+
+
+def at(moment, factory, **kwargs):
+    """A row written (``created_at``) at ``moment``."""
+    with time_machine.travel(moment, tick=False):
+        return factory(**kwargs)
+
+
+def get(client, url, book, **params):
+    with time_machine.travel(NOW, tick=False):
+        response = client.get(url, {"book": book.pk, **params})
+    assert response.status_code == 200
+    return response
+
+
+def twin_data(client, book):
+    return get(client, TWIN, book).json()["data"]
+
+
+@pytest.fixture
+def live():
+    return BookFactory(name="live", kind=Book.Kind.LIVE)
+
+
+def plain_stuck_ids(book, now):
+    """The stuck signals by the documented rules, one row at a time."""
+    hour = timedelta(hours=1)
+    late = []
+    for signal in Signal.objects.filter(book=book).order_by("id"):
+        candle = {"1h": hour, "4h": 4 * hour, "1d": 24 * hour}[signal.timeframe]
+        since = signal.decided_at or signal.created_at
+        if signal.state == SignalState.GENERATED:
+            since = signal.created_at
+            allowed = timedelta(minutes=10)
+        elif signal.state == SignalState.APPROVED:
+            allowed = 2 * candle
+        elif signal.state == SignalState.EXECUTED:
+            allowed = (signal.max_hold_candles + 2) * candle
+        else:
+            continue
+        if since < now - allowed:
+            late.append((since, signal.pk))
+    return [pk for _, pk in sorted(late)]
+
+
+def populate(live):
+    """Signals in every kind of situation, some stuck and some not."""
+    at(NOW - timedelta(minutes=11), SignalFactory, book=live)  # generated, late
+    at(NOW - timedelta(minutes=9), SignalFactory, book=live)  # generated, in time
+    for hours_ago, timeframe in ((3, "1h"), (1, "1h"), (9, "4h"), (7, "4h")):
+        at(
+            NOW - timedelta(hours=hours_ago, minutes=5),
+            SignalFactory,
+            book=live,
+            state=SignalState.APPROVED,
+            decided_at=NOW - timedelta(hours=hours_ago, minutes=1),
+            strategy_config__timeframe=timeframe,
+        )
+    for hours_ago in (30, 20):  # executed, max hold 24 candles of 1h: 26 h allowed
+        at(
+            NOW - timedelta(hours=hours_ago),
+            SignalFactory,
+            book=live,
+            state=SignalState.EXECUTED,
+            decided_at=NOW - timedelta(hours=hours_ago),
+        )
+    for state in (SignalState.BLOCKED, SignalState.CLOSED, SignalState.REJECTED):
+        at(NOW - timedelta(days=5), SignalFactory, book=live, state=state)
+    at(NOW - timedelta(days=5), SignalFactory, book=BookFactory())  # another book
+
+
+def test_counts_per_state_and_stuck_signals_match_the_rows(trader_client, live):
+    populate(live)
+    data = twin_data(trader_client, live)
+    states = data["states"]
+
+    expected_counts = {state.value: 0 for state in SignalState}
+    for signal in Signal.objects.filter(book=live):
+        expected_counts[signal.state] += 1
+    assert {row["state"]: row["count"] for row in states["counts"]} == expected_counts
+    assert [row["state"] for row in states["counts"]] == [s.value for s in SignalState]
+    assert expected_counts[SignalState.FAILED] == 0  # shown with zero
+    assert states["total"] == sum(expected_counts.values())
+
+    expected_ids = plain_stuck_ids(live, NOW)
+    assert len(expected_ids) == 4  # one generated, one 1h and one 4h approved, one executed
+    assert [row["id"] for row in states["stuck"]] == expected_ids
+    assert states["stuck_count"] == len(expected_ids)
+    per_state = {row["state"]: row["stuck"] for row in states["counts"]}
+    assert per_state == {
+        "generated": 1,
+        "approved": 2,
+        "blocked": None,
+        "rejected": None,
+        "executed": 1,
+        "failed": None,
+        "expired": None,
+        "closed": None,
+    }
+    oldest = states["stuck"][0]
+    assert oldest["state"] == "executed"
+    assert oldest["age_seconds"] == 30 * 3600
+    assert oldest["age"] == "1 d 6 h"
+
+    html = get(trader_client, HEALTH, live).content.decode()
+    for signal_id in expected_ids:
+        assert f'href="/signals/{signal_id}/"' in html
+    assert "10 min after it was created" in html
+    assert "2 candles past its maximum hold" in html
+
+
+def test_the_deadlines_come_from_the_setting(trader_client, live, settings):
+    populate(live)
+    settings.STUCK_SIGNAL_DEADLINES = {
+        "generated": timedelta(minutes=5),
+        "approved": None,
+        "executed": timedelta(hours=1),
+    }
+    states = twin_data(trader_client, live)["states"]
+    stuck = Signal.objects.filter(pk__in=[row["id"] for row in states["stuck"]])
+    # Generated after 5 min: both; executed 1 h past its 24-candle hold: the 30 h one.
+    assert sorted(stuck.values_list("state", flat=True)) == ["executed", "generated", "generated"]
+    per_state = {row["state"]: row["stuck"] for row in states["counts"]}
+    assert per_state["approved"] is None  # not watched
+    assert states["counts"][0]["deadline"] == "5 min after it was created"
+
+
+def test_a_replay_says_its_stuck_signals_are_where_its_candles_ended(trader_client):
+    replay = BookFactory()
+    at(NOW - timedelta(days=2), SignalFactory, book=replay, state=SignalState.APPROVED)
+    html = get(trader_client, HEALTH, replay).content.decode()
+    assert "This is a replay" in html
+    assert twin_data(trader_client, replay)["live"] is False
+
+
+def test_throughput_counts_rows_per_wall_clock_hour_over_the_last_24(trader_client, live):
+    moments = [
+        NOW - timedelta(minutes=1),  # the hour in progress
+        NOW - timedelta(minutes=29),  # 12:01, same hour
+        NOW - timedelta(minutes=31),  # 11:59
+        NOW - timedelta(hours=5),
+        NOW - timedelta(hours=23, minutes=30),  # 13:00 yesterday: the first bucket
+        NOW - timedelta(hours=23, minutes=31),  # 12:59 yesterday: too old
+        NOW - timedelta(days=3),
+    ]
+    for moment in moments:
+        signal = at(moment, SignalFactory, book=live, state=SignalState.BLOCKED)
+        at(moment, SignalTransitionFactory, signal=signal, from_state="", to_state="generated")
+        at(moment, SignalTransitionFactory, signal=signal)
+    other = BookFactory()
+    at(NOW, SignalTransitionFactory, signal=SignalFactory(book=other))
+
+    tp = twin_data(trader_client, live)["throughput"]
+
+    first = datetime(2024, 2, 29, 13, tzinfo=UTC)
+    starts = [first + timedelta(hours=i) for i in range(24)]
+    assert tp["hours"] == [start.isoformat() for start in starts]
+    expected_transitions = [
+        sum(
+            1
+            for t in SignalTransition.objects.filter(signal__book=live)
+            if start <= t.created_at < start + timedelta(hours=1) and t.created_at <= NOW
+        )
+        for start in starts
+    ]
+    expected_signals = [
+        sum(
+            1
+            for s in Signal.objects.filter(book=live)
+            if start <= s.created_at < start + timedelta(hours=1)
+        )
+        for start in starts
+    ]
+    assert tp["transitions"] == expected_transitions
+    assert tp["signals"] == expected_signals
+    assert sum(expected_signals) == 5 and expected_signals[-1] == 2 and expected_signals[0] == 1
+    assert tp["total_transitions"] == 10
+    chart = tp["chart"]
+    assert chart["labels"][0] == "13:00" and chart["labels"][-1] == "12:00"
+    assert chart["series"][0]["values"] == [float(v) for v in expected_transitions]
+
+
+def test_decision_latency_percentiles_match_numpy(trader_client, live):
+    rng = np.random.default_rng(5)
+    hour = timedelta(hours=1)
+    for i in range(40):
+        timeframe = "4h" if i % 3 == 0 else "1h"
+        candle = 4 * hour if timeframe == "4h" else hour
+        decided = NOW - timedelta(hours=int(rng.integers(0, 72)), minutes=int(rng.integers(60)))
+        delay = timedelta(seconds=float(rng.uniform(1, 900)))
+        candle_time = decided - delay - candle
+        signal = at(
+            decided,
+            SignalFactory,
+            book=live,
+            state=SignalState.BLOCKED if i % 2 else SignalState.CLOSED,
+            candle_time=candle_time,
+            decided_at=candle_time + candle,  # market time, as the engine writes it
+            strategy_config__timeframe=timeframe,
+        )
+        if i % 5:  # the decision's log row; without it the signal's created_at counts
+            at(
+                decided,
+                SignalTransitionFactory,
+                signal=signal,
+                name="approve",
+                from_state="generated",
+                to_state="approved",
+            )
+            at(
+                decided + hour,
+                SignalTransitionFactory,
+                signal=signal,
+                name="execute",
+                from_state="approved",
+                to_state="executed",
+            )
+    at(NOW - timedelta(hours=30), SignalFactory, book=live)  # undecided: left out
+
+    latency = twin_data(trader_client, live)["latency"]
+
+    waits, recent = [], []
+    for signal in Signal.objects.filter(book=live).exclude(state=SignalState.GENERATED):
+        decision = signal.transitions.filter(from_state="generated").order_by("id").first()
+        decided = decision.created_at if decision else signal.created_at
+        candle = timedelta(hours=4 if signal.timeframe == "4h" else 1)
+        wait = (decided - (signal.candle_time + candle)).total_seconds()
+        waits.append(wait)
+        if decided >= NOW - timedelta(hours=24):
+            recent.append(wait)
+    assert 5 < len(recent) < len(waits) == 40
+    for key, values in (("all_time", waits), ("last_24h", recent)):
+        assert latency[key]["count"] == len(values)
+        assert latency[key]["p50_seconds"] == pytest.approx(np.percentile(values, 50), abs=0.05)
+        assert latency[key]["p95_seconds"] == pytest.approx(np.percentile(values, 95), abs=0.05)
+
+
+def test_periodic_tasks_are_flagged_when_they_have_not_succeeded_in_two_intervals(
+    trader_client, live
+):
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+    minute = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    five = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES)
+    daily = CrontabSchedule.objects.create(minute="0", hour="6")
+    PeriodicTask.objects.create(name="advance", task="shadow.advance_live_books", interval=minute)
+    PeriodicTask.objects.create(name="monitor", task="analytics.monitor_pipeline", interval=five)
+    PeriodicTask.objects.create(name="sync", task="signals.sync_watched_markets", interval=minute)
+    PeriodicTask.objects.create(name="report", task="analytics.daily_report", crontab=daily)
+    PeriodicTask.objects.create(name="off", task="analytics.off", interval=minute, enabled=False)
+    TaskHeartbeat.objects.create(
+        task="shadow.advance_live_books", last_success_at=NOW - timedelta(seconds=130), runs=9
+    )
+    TaskHeartbeat.objects.create(
+        task="analytics.monitor_pipeline",
+        last_success_at=NOW - timedelta(minutes=9),
+        last_failure_at=NOW - timedelta(minutes=4),
+        last_error="OperationalError: server closed the connection",
+        runs=3,
+        failures=1,
+    )
+    TaskHeartbeat.objects.create(
+        task="analytics.daily_report", last_success_at=NOW - timedelta(hours=30)
+    )
+    TaskHeartbeat.objects.create(task="shadow.advance_book", last_success_at=NOW, runs=40)
+
+    tasks = twin_data(trader_client, live)["tasks"]
+
+    status = {row["name"]: row["status"] for row in tasks["periodic"]}
+    assert status == {
+        "advance": "late",  # 130 s > 2 x 60 s
+        "monitor": "ok",  # 9 min < 2 x 5 min, though it failed since
+        "sync": "no success yet",
+        "report": "ok",  # daily: 30 h < 48 h
+        "off": "disabled",
+    }
+    assert tasks["flagged"] == 2
+    report = next(row for row in tasks["periodic"] if row["name"] == "report")
+    assert report["interval_seconds"] == 86400
+    monitor = next(row for row in tasks["periodic"] if row["name"] == "monitor")
+    assert monitor["failures"] == 1 and "OperationalError" in monitor["last_error"]
+    assert [row["task"] for row in tasks["on_demand"]] == ["shadow.advance_book"]
+
+    html = get(trader_client, HEALTH, live).content.decode()
+    assert "server closed the connection" in html
+    assert "every 5 minutes" in html
+
+
+@pytest.fixture
+def broker(settings):
+    """The test Redis database with every Celery queue emptied. Not FLUSHDB: that
+    would also drop kombu's queue bindings, which a publisher declares only once per
+    connection, and later messages would be routed nowhere."""
+    from analytics.pages.health import PRIORITY_SUFFIXES, queue_names
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    keys = [name + suffix for name in queue_names() for suffix in PRIORITY_SUFFIXES]
+    keys += ["unacked", "unacked_index"]
+    client.delete(*keys)
+    yield client
+    client.delete(*keys)
+    client.close()
+
+
+def test_queue_depth_is_read_from_the_real_redis(trader_client, live, broker, settings):
+    assert queue_names() == ["default", "market_data", "signals", "shadow", "analytics"]
+    for _ in range(3):
+        broker.lpush("signals", b"{}")
+    broker.lpush("analytics", b"{}")
+    broker.lpush("analytics\x06\x169", b"{}")  # a priority-9 message of the same queue
+    broker.hset("unacked", "tag-1", b"{}")
+
+    queues = twin_data(trader_client, live)["queues"]
+
+    assert queues["status"] == "ok"
+    assert {q["name"]: q["depth"] for q in queues["queues"]} == {
+        "default": 0,
+        "market_data": 0,
+        "signals": 3,
+        "shadow": 0,
+        "analytics": 2,
+    }
+    assert queues["total"] == 5 and queues["unacked"] == 1
+    parts = urlsplit(settings.CELERY_BROKER_URL)
+    assert queues["broker"] == f"redis://{parts.hostname}:{parts.port}"
+
+
+def test_a_broker_that_is_down_is_an_error_on_the_page_without_its_password(
+    trader_client, live, settings
+):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CELERY_BROKER_URL = f"redis://worker:hunter2-secret@127.0.0.1:{port}/0"
+
+    queues = queue_depths()
+    assert queues["status"] == "error" and queues["error"]
+    page = get(trader_client, HEALTH, live).content.decode()
+    assert "could not be read" in page
+    assert f"redis://127.0.0.1:{port}" in page
+    twin = get(trader_client, TWIN, live).content.decode()
+    assert "hunter2" not in page and "hunter2" not in twin
+
+
+def test_the_page_issues_a_fixed_number_of_queries(trader_client, live, broker):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            get(trader_client, HEALTH, live)
+        return len(captured)
+
+    populate(live)
+    TaskHeartbeat.objects.create(task="a.task", runs=1)
+    RecoveryRun.objects.create(actor="beat", stuck_found=1)
+    small = queries()
+    for i in range(30):
+        signal = at(NOW - timedelta(hours=i), SignalFactory, book=live, state=SignalState.BLOCKED)
+        at(NOW - timedelta(hours=i), SignalTransitionFactory, signal=signal, from_state="generated")
+        at(NOW - timedelta(hours=i), SignalFactory, book=live, strategy_config__timeframe="4h")
+        TaskHeartbeat.objects.create(task=f"task.{i}", runs=1)
+        RecoveryRun.objects.create(actor="beat", stuck_found=i)
+    assert queries() == small
+    assert (
+        small <= 21
+    )  # 21 measured: the frame's (session, user, books, filters) and 14 of the page's
+
+
+def test_the_page_shows_what_its_twin_says(trader_client, live, broker):
+    populate(live)
+    data = twin_data(trader_client, live)
+    page = get(trader_client, HEALTH, live)
+    assert page.context["data"]["states"]["stuck_count"] == data["states"]["stuck_count"]
+    assert page.context["data"]["latency"] == data["latency"]
+    assert page.context["data"]["throughput"]["transitions"] == data["throughput"]["transitions"]
+    html = page.content.decode()
+    assert "Run recovery now" not in html  # the trader is not staff
