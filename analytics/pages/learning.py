@@ -1,13 +1,213 @@
-"""Learning (placeholder until its page is built)."""
+"""Learning: per guard with a numeric threshold, the net impact it would have had at
+other thresholds (from the observed values its decisions recorded, nothing re-run), with
+the closed shadow trades behind each point; the open recommendation with its Apply
+button, and the recommendations applied or dismissed before (``analytics.learning``)."""
 
 from typing import Any
 
+from django.urls import reverse
+
+from analytics.charts import chart_spec
 from analytics.filters import Filters
+from analytics.learning import (
+    RULES,
+    CurvePoint,
+    GuardCurve,
+    guard_curves,
+    min_samples,
+    threshold_label,
+)
+from analytics.models import ThresholdRecommendation
+from analytics.numbers import cents
 from analytics.pages import Page, register
+from analytics.selectors import book_quote_currency
+
+CONVENTION = (
+    "Net impact is minus the shadow P&L of the signals a guard blocks (or would block): "
+    "positive means blocking them saved money, negative means it cost money."
+)
+ATTRIBUTION = (
+    "Each point counts every signal the guard would block, even one another guard blocked "
+    "too: the guard page's first-order net impact, so at the current threshold it is the "
+    "same figure. The \u201cblocked alone\u201d line counts only signals no other guard "
+    "blocked: the part of a change that would reach the book's P&L with the other guards "
+    "as they are. Both are first-order estimates: a different threshold would also change "
+    "which trades opened later."
+)
+HISTORY_LIMIT = 50
+
+
+def _unit(unit: str, currency: str) -> str:
+    return currency if unit == "quote" else unit
+
+
+def _one(unit: str, value: float) -> str:
+    """``unit`` after ``value``: "1 position", "2 positions"."""
+    counted = ("positions", "stop-outs", "minutes", "timeframes")
+    return unit[:-1] if value == 1 and unit in counted else unit
+
+
+def _point(point: CurvePoint, curve: GuardCurve) -> dict[str, Any]:
+    return {
+        "threshold": int(point.threshold) if curve.integral else point.threshold,
+        "label": threshold_label(point.threshold, curve.integral),
+        "blocked": point.blocked,
+        "samples": point.samples,
+        "net_impact": cents(point.net_impact),
+        "alone_samples": point.alone_samples,
+        "alone_net_impact": cents(point.alone_net_impact),
+        "current": point.current,
+        "enough": point.samples >= curve.needed,
+        "best": curve.best is not None and point.threshold == curve.best.threshold,
+    }
+
+
+def _recommendation(rec: ThresholdRecommendation, integral: bool | None) -> dict[str, Any]:
+    whole = bool(integral)
+    config = rec.guard_config
+    gain = rec.recommended_net_impact - rec.current_net_impact
+    return {
+        "id": rec.pk,
+        "guard": config.name,
+        "param": rec.param,
+        "current_value": float(rec.current_value),
+        "recommended_value": float(rec.recommended_value),
+        "current_label": threshold_label(float(rec.current_value), whole),
+        "recommended_label": threshold_label(float(rec.recommended_value), whole),
+        "current_net_impact": cents(rec.current_net_impact),
+        "recommended_net_impact": cents(rec.recommended_net_impact),
+        "gain": cents(gain),
+        "samples": rec.samples,
+        "status": rec.status,
+        "created_at": rec.created_at,
+        "applied_at": rec.applied_at,
+        "applied_by": rec.applied_by.get_username() if rec.applied_by is not None else None,
+        "applied_version": rec.applied_version,
+        "config_version": config.version,
+        "apply_url": reverse("analytics:apply-recommendation", args=[rec.pk]),
+        "confirm": (
+            f"Applying saves {rec.param} = {threshold_label(float(rec.recommended_value), whole)} as "
+            f"version {config.version + 1} of {config.name} (now v{config.version}), "
+            "recorded with your name in its history."
+        ),
+    }
+
+
+def _guard(
+    curve: GuardCurve, currency: str, open_recs: dict[int, ThresholdRecommendation]
+) -> dict[str, Any]:
+    frozen = curve.book_guard
+    unit = _unit(curve.unit, currency)
+    points = [_point(point, curve) for point in curve.points]
+    labels = [f"{p['label']} (now)" if p["current"] else p["label"] for p in points]
+    current = next((point for point in points if point["current"]), None)
+    best = next((point for point in points if point["best"]), None)
+    config = curve.config
+    rec = (
+        open_recs.get(config.pk)
+        if config is not None and curve.config_is_current and frozen.active
+        else None
+    )
+    current_label = threshold_label(curve.current, curve.integral)
+    return {
+        "book_guard_id": frozen.pk,
+        "name": frozen.name,
+        "version": frozen.config_version,
+        "label": curve.label,
+        "kind": frozen.kind,
+        "active": frozen.active,
+        "param": curve.param,
+        "unit": unit,
+        "blocks_when": curve.blocks_when,
+        "rule": RULES[curve.blocks_when],
+        "current_threshold": int(curve.current) if curve.integral else curve.current,
+        "current_label": current_label,
+        "current_unit": _one(unit, curve.current),
+        "decided": curve.decided,
+        "observed": curve.observed,
+        "mismatches": curve.mismatches,
+        "current": current,
+        "best": best,
+        "points": points,
+        "config": (
+            {
+                "id": config.pk,
+                "name": config.name,
+                "version": config.version,
+                "runs_this_version": curve.config_is_current,
+                "history_url": reverse("admin:signals_guardconfig_history", args=[config.pk]),
+            }
+            if config is not None
+            else None
+        ),
+        "recommendation": _recommendation(rec, curve.integral) if rec is not None else None,
+        "chart": chart_spec(
+            "line",
+            labels,
+            [
+                {
+                    "name": "Net impact, every block",
+                    "values": [point["net_impact"] for point in points],
+                    "tone": "neutral",
+                },
+                {
+                    "name": "Net impact, blocked alone",
+                    "values": [point["alone_net_impact"] for point in points],
+                    "tone": "muted",
+                },
+                {
+                    "name": f"Current threshold ({current_label} {_one(unit, curve.current)})",
+                    "values": [
+                        point["net_impact"] if point["current"] else None for point in points
+                    ],
+                    "tone": "neutral",
+                },
+            ],
+            y_label=f"net impact ({currency})",
+        ),
+        "chart_id": f"curve-{frozen.pk}",
+        "chart_caption": (
+            f"Net impact had the threshold been each value along the bottom ({unit}), in "
+            "order. Above zero: blocking would have saved money. The amber point is the "
+            "current threshold; grey counts only the signals no other guard blocked."
+        ),
+        "chart_label": (
+            f"Net impact of {curve.label} at {len(points)} thresholds from "
+            f"{labels[0] if labels else '-'} to {labels[-1] if labels else '-'} {unit}; "
+            f"current threshold {current_label} {_one(unit, curve.current)}"
+        ),
+    }
 
 
 def build(filters: Filters) -> dict[str, Any]:
-    return {}
+    book = filters.book
+    assert book is not None
+    currency = book_quote_currency(book=book)
+    curves = guard_curves(book=book)
+    recs = list(
+        ThresholdRecommendation.objects.filter(book=book)
+        .exclude(status=ThresholdRecommendation.Status.SUPERSEDED)
+        .select_related("guard_config", "applied_by")
+        .order_by("-created_at", "-id")[:HISTORY_LIMIT]
+    )
+    open_recs: dict[int, ThresholdRecommendation] = {}
+    for rec in recs:
+        if rec.status == ThresholdRecommendation.Status.OPEN:
+            open_recs.setdefault(rec.guard_config_id, rec)
+    integral = {curve.config.pk: curve.integral for curve in curves if curve.config is not None}
+    guards = [_guard(curve, currency, open_recs) for curve in curves]
+    return {
+        "convention": CONVENTION,
+        "attribution": ATTRIBUTION,
+        "min_samples": min_samples(),
+        "guards": guards,
+        "open": sum(1 for guard in guards if guard["recommendation"] is not None),
+        "history": [
+            _recommendation(rec, integral.get(rec.guard_config_id))
+            for rec in recs
+            if rec.status != ThresholdRecommendation.Status.OPEN
+        ],
+    }
 
 
 PAGE = register(
