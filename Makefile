@@ -52,7 +52,9 @@ check: lint typecheck migrations-check test
 
 ## Replay on PostgreSQL and SQLite against backtesting.py (its own venv, var/bench-venv)
 ## and a bare numpy loop, then the live path through a Celery worker; one table, minutes.
-## BENCH_SIZES=2000 BENCH_LIVE_CANDLES=100 for a quick run; BENCH_SKIP=pg,sqlite,bt,floor,live.
+## The pages at BENCH_PAGES_SIGNALS (1,000,000) signals against hand-written SQL, and under load.
+## BENCH_SIZES=2000 BENCH_LIVE_CANDLES=100 BENCH_PAGES_SIGNALS=20000 for a quick run;
+## BENCH_SKIP=pg,sqlite,bt,floor,live,pages.
 bench: install services
 	test -x var/bench-venv/bin/python || $(PYTHON) -m venv var/bench-venv
 	cmp -s benchmarks/requirements.txt var/bench-venv/requirements.txt || { \

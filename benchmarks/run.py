@@ -13,10 +13,17 @@ Knobs (environment):
 
 - ``BENCH_SIZES``: comma list of sizes, default ``9k,90k``; a number is that many candles
   (e.g. ``2000`` for a quick run);
-- ``BENCH_SKIP``: comma list of ``pg, sqlite, bt, floor, live`` to leave out;
+- ``BENCH_SKIP``: comma list of ``pg, sqlite, bt, floor, live, pages`` to leave out;
 - ``BENCH_LIVE_CANDLES``: candles per live market, default 2000 (four markets);
 - ``BENCH_LIVE_TIMEOUT``: seconds the live catch-up may take, default 3600;
-- ``BENCH_POSTGRES_URL``: the server to create ``bench_<pid>`` on (default local, postgres).
+- ``BENCH_POSTGRES_URL``: the server to create ``bench_<pid>`` on (default local, postgres);
+- ``BENCH_PAGES_SIGNALS``: signals in the page benchmark's book, default 1,000,000
+  (``20000`` for a quick run; ``benchmarks/pages.py`` lists its other knobs).
+
+Last, the "pages" part (``benchmarks/pages.py``): every page of the trader's view on one
+book of ``BENCH_PAGES_SIGNALS`` signals (kept in its own database between runs), its
+server time beside hand-written SQL, and p50/p95 under 10 concurrent clients through
+gunicorn.
 """
 
 from __future__ import annotations
@@ -42,7 +49,8 @@ from benchmarks.project import ReplayResult, measure_replay
 BENCH_PYTHON = ROOT / "var" / "bench-venv" / "bin" / "python"
 FLOOR = ROOT / "benchmarks" / "floor.py"
 BT_STRATEGY = ROOT / "benchmarks" / "bt_strategy.py"
-PARTS = ("pg", "sqlite", "bt", "floor", "live")
+PAGES = ROOT / "benchmarks" / "pages.py"
+PARTS = ("pg", "sqlite", "bt", "floor", "live", "pages")
 SIZE_PARTS = {"pg", "sqlite", "bt", "floor"}  # measured once per size
 DATABASES = {"pg": "PostgreSQL", "sqlite": "SQLite"}
 
@@ -237,6 +245,16 @@ def live_report(result: LiveResult) -> str:
     )
 
 
+def run_pages() -> str:
+    """``benchmarks/pages.py`` with its progress on the terminal; its table."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(PAGES)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise ChildFailedError(f"{PAGES.name} exited with {done.returncode}")
+    return done.stdout.strip()
+
+
 def main() -> None:
     sizes = env_list("BENCH_SIZES", "9k,90k")
     skip = set(env_list("BENCH_SKIP", ""))
@@ -262,7 +280,9 @@ def main() -> None:
             print(f"  size {series.label}: {series.candles:,} candles", flush=True)
 
         per_size = len(SIZE_PARTS - skip)
-        progress = Progress(total=per_size * len(all_series) + ("live" not in skip))
+        progress = Progress(
+            total=per_size * len(all_series) + ("live" not in skip) + ("pages" not in skip)
+        )
         all_results = [measure_size(series, skip, progress, tmp) for series in all_series]
 
         live: LiveResult | None = None
@@ -288,6 +308,15 @@ def main() -> None:
                 ),
             )
 
+    pages: str | None = None
+    if "pages" not in skip:
+        signals = os.environ.get("BENCH_PAGES_SIGNALS", "1000000")
+        pages = progress.step(
+            f"pages: every page on one book of {signals} signals, then 10 clients over HTTP",
+            lambda: run_pages(),
+            lambda table: "done (table below)",
+        )
+
     if SIZE_PARTS - skip:
         label = "real" if source.real else "SYNTHETIC"
         print(
@@ -298,6 +327,9 @@ def main() -> None:
     if live:
         print()
         print(live_report(live))
+    if pages:
+        print()
+        print(pages)
     if progress.failures:
         print("\nFailures:", file=sys.stderr)
         for failure in progress.failures:

@@ -14,6 +14,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin  # type: ignore[import-untyped]
 
+from markets.admin_format import compact, money, price, quote_currency, two
 from signals.domain.guards import GUARDS
 from signals.domain.params import default_params
 from signals.domain.strategies import STRATEGIES
@@ -196,11 +197,31 @@ class BookStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("book",)
 
 
+def book_currency(book_id: int) -> str:
+    """The quote currency of a book's markets ("quote" when they mix several)."""
+    symbols = BookStrategy.objects.filter(book_id=book_id).values_list("symbol", flat=True)
+    currencies = {quote_currency(symbol) for symbol in symbols.distinct()}
+    return currencies.pop() if len(currencies) == 1 else "quote"
+
+
 @admin.register(EquityPoint)
 class EquityPointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("book", "time", "equity")
+    list_display = ("book", "time", "equity_display")
     list_filter = ("book",)
     list_select_related = ("book",)
+    fields = ("book", "time", "equity_display")
+    readonly_fields = fields
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        self._currencies: dict[int, str] = {}  # one query per book shown, not per row
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Realised equity", ordering="equity")
+    def equity_display(self, obj: EquityPoint) -> str:
+        currencies = getattr(self, "_currencies", {})
+        if obj.book_id not in currencies:
+            currencies[obj.book_id] = book_currency(obj.book_id)
+        return money(obj.equity, currencies[obj.book_id])
 
 
 def config_history_link(config_id: int | None, version: int, model: str) -> str:
@@ -211,13 +232,41 @@ def config_history_link(config_id: int | None, version: int, model: str) -> str:
     return format_html('<a href="{}">v{}</a>', url, version)
 
 
-class GuardDecisionInline(ReadOnlyTabularInline):
+class DecisionValuesMixin:
+    """A verdict's observed value and threshold in its guard kind's unit (money in the
+    market's quote currency). Querysets must select the decision's signal and book guard."""
+
+    @staticmethod
+    def _value(obj: GuardDecision, value: Any) -> str:
+        kind = obj.book_guard.kind if obj.book_guard is not None else ""
+        unit = getattr(GUARDS.get(kind) or GUARDS.get(obj.guard), "unit", "")
+        if unit == "quote":
+            return money(value, quote_currency(obj.signal.symbol))
+        return compact(value, unit)
+
+    @admin.display(description="Observed value", ordering="observed_value")
+    def observed_display(self, obj: GuardDecision) -> str:
+        return self._value(obj, obj.observed_value)
+
+    @admin.display(description="Threshold", ordering="threshold")
+    def threshold_display(self, obj: GuardDecision) -> str:
+        return self._value(obj, obj.threshold)
+
+
+class GuardDecisionInline(DecisionValuesMixin, ReadOnlyTabularInline):
     model = GuardDecision
-    fields = ("guard", "guard_version", "verdict", "observed_value", "threshold", "reason")
+    fields = (
+        "guard",
+        "guard_version",
+        "verdict",
+        "observed_display",
+        "threshold_display",
+        "reason",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[GuardDecision]:
-        return super().get_queryset(request).select_related("book_guard")
+        return super().get_queryset(request).select_related("book_guard", "signal")
 
     @admin.display(description="configuration version")
     def guard_version(self, obj: GuardDecision) -> str:
@@ -233,27 +282,86 @@ class SignalTransitionInline(ReadOnlyTabularInline):
     readonly_fields = fields
 
 
-# The fill model's outcome of a paper or shadow trade, laid out in rows.
+# The fill model's outcome of a paper or shadow trade, laid out in rows; the numbers go
+# through ``TradeFiguresMixin``'s columns, never the raw 12-decimal fields.
 TRADE_OUTCOME_FIELDSETS = (
-    ("status", "side", "quantity"),
-    ("entry_time", "entry_price"),
-    ("exit_time", "exit_price", "exit_reason"),
-    ("pnl", "fees", "return_pct", "r_multiple"),
-    ("mae", "mfe"),
+    ("status", "side", "quantity_display"),
+    ("entry_time", "entry_price_display"),
+    ("exit_time", "exit_price_display", "exit_reason"),
+    ("pnl_display", "fees_display", "return_display", "r_display"),
+    ("mae_display", "mfe_display"),
 )
 
 
-class PaperTradeInline(ReadOnlyAdminMixin, admin.StackedInline):
+class TradeFiguresMixin:
+    """A paper or shadow trade's numbers as a trader reads them: money to the cent in its
+    market's quote currency, prices to six significant digits, R and % to two decimals.
+    Each column sorts by its stored value. Querysets must select the trade's signal."""
+
+    @staticmethod
+    def _currency(obj: Any) -> str:
+        return quote_currency(obj.signal.symbol)
+
+    @admin.display(description="Quantity (base currency)", ordering="quantity")
+    def quantity_display(self, obj: Any) -> str:
+        return price(obj.quantity)
+
+    @admin.display(description="Entry price", ordering="entry_price")
+    def entry_price_display(self, obj: Any) -> str:
+        return price(obj.entry_price, self._currency(obj))
+
+    @admin.display(description="Exit price", ordering="exit_price")
+    def exit_price_display(self, obj: Any) -> str:
+        return price(obj.exit_price, self._currency(obj))
+
+    @admin.display(description="Fees", ordering="fees")
+    def fees_display(self, obj: Any) -> str:
+        return money(obj.fees, self._currency(obj))
+
+    @admin.display(description="P&L", ordering="pnl")
+    def pnl_display(self, obj: Any) -> str:
+        return money(obj.pnl, self._currency(obj))
+
+    @admin.display(description="Return", ordering="return_pct")
+    def return_display(self, obj: Any) -> str:
+        return two(obj.return_pct, "%")
+
+    @admin.display(description="R multiple", ordering="r_multiple")
+    def r_display(self, obj: Any) -> str:
+        return two(obj.r_multiple, "R")
+
+    @admin.display(description="Max adverse excursion", ordering="mae")
+    def mae_display(self, obj: Any) -> str:
+        return two(obj.mae, "%")
+
+    @admin.display(description="Max favourable excursion", ordering="mfe")
+    def mfe_display(self, obj: Any) -> str:
+        return two(obj.mfe, "%")
+
+
+class PaperTradeInline(TradeFiguresMixin, ReadOnlyAdminMixin, admin.StackedInline):
     model = PaperTrade
     extra = 0
     show_change_link = True
     fields = TRADE_OUTCOME_FIELDSETS
     readonly_fields = tuple(name for row in TRADE_OUTCOME_FIELDSETS for name in row)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PaperTrade]:
+        return super().get_queryset(request).select_related("signal")
+
 
 @admin.register(Signal)
 class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "book", "candle_time", "symbol", "side", "state", "strategy_config")
+    list_display = (
+        "id",
+        "book",
+        "candle_time",
+        "symbol",
+        "side",
+        "entry_price_display",
+        "state",
+        "strategy_config",
+    )
     list_filter = ("book", "state", "side", "symbol")
     list_select_related = ("book", "strategy_config")
     search_fields = ("symbol", "reason")
@@ -270,9 +378,9 @@ class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "timeframe",
         "candle_time",
         "side",
-        "entry_price",
-        "stop_loss",
-        "take_profit",
+        "entry_price_display",
+        "stop_loss_display",
+        "take_profit_display",
         "max_hold_candles",
         "reason",
         "created_at",
@@ -284,6 +392,18 @@ class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Signal]:
         return super().get_queryset(request).select_related("book_strategy")
+
+    @admin.display(description="Entry price", ordering="entry_price")
+    def entry_price_display(self, obj: Signal) -> str:
+        return price(obj.entry_price, quote_currency(obj.symbol))
+
+    @admin.display(description="Stop loss", ordering="stop_loss")
+    def stop_loss_display(self, obj: Signal) -> str:
+        return price(obj.stop_loss, quote_currency(obj.symbol))
+
+    @admin.display(description="Take profit", ordering="take_profit")
+    def take_profit_display(self, obj: Signal) -> str:
+        return price(obj.take_profit, quote_currency(obj.symbol))
 
     @admin.display(description="decisions page")
     def decisions_page_link(self, obj: Signal) -> str:
@@ -316,11 +436,32 @@ class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(GuardDecision)
-class GuardDecisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("guard", "verdict", "observed_value", "threshold", "signal", "created_at")
+class GuardDecisionAdmin(DecisionValuesMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "guard",
+        "verdict",
+        "observed_display",
+        "threshold_display",
+        "signal",
+        "created_at",
+    )
     list_filter = ("verdict", "guard", "signal__book")
-    list_select_related = ("signal",)
+    list_select_related = ("signal", "book_guard")
     search_fields = ("guard", "reason")
+    fields = (
+        "signal",
+        "guard",
+        "book_guard",
+        "verdict",
+        "observed_display",
+        "threshold_display",
+        "reason",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GuardDecision]:
+        return super().get_queryset(request).select_related("signal", "book_guard")
 
 
 @admin.register(SignalTransition)
@@ -339,20 +480,25 @@ class SignalTransitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(PaperTrade)
-class PaperTradeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PaperTradeAdmin(TradeFiguresMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "signal",
         "side",
         "status",
         "exit_reason",
-        "pnl",
-        "r_multiple",
+        "pnl_display",
+        "r_display",
         "entry_time",
         "exit_time",
     )
     list_filter = ("status", "exit_reason", "side", "book")
     list_select_related = ("signal",)
+    fields = (("book", "signal"), *TRADE_OUTCOME_FIELDSETS, ("created_at", "closed_at"))
+    readonly_fields = tuple(name for row in fields for name in row)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PaperTrade]:
+        return super().get_queryset(request).select_related("signal", "book")
 
 
 @admin.register(ExchangeOrder)
@@ -363,14 +509,29 @@ class ExchangeOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "signal",
         "purpose",
         "side",
-        "amount",
+        "amount_display",
         "symbol",
         "status",
-        "filled",
-        "average_price",
-        "fee_cost",
-        "fee_currency",
+        "filled_display",
+        "average_price_display",
+        "fee_display",
     )
     list_filter = ("status", "purpose", "book", "exchange")
     list_select_related = ("book", "signal")
     search_fields = ("client_order_id", "exchange_order_id")
+
+    @admin.display(description="Amount (base currency)", ordering="amount")
+    def amount_display(self, obj: ExchangeOrder) -> str:
+        return price(obj.amount)
+
+    @admin.display(description="Filled (base currency)", ordering="filled")
+    def filled_display(self, obj: ExchangeOrder) -> str:
+        return price(obj.filled)
+
+    @admin.display(description="Average fill price", ordering="average_price")
+    def average_price_display(self, obj: ExchangeOrder) -> str:
+        return price(obj.average_price, quote_currency(obj.symbol))
+
+    @admin.display(description="Fee", ordering="fee_cost")
+    def fee_display(self, obj: ExchangeOrder) -> str:
+        return money(obj.fee_cost, obj.fee_currency)

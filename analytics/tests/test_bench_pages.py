@@ -1,0 +1,214 @@
+"""The page benchmark's quick mode: its generator at a tiny size writes a consistent book,
+and its hand-written SQL gives the figures a plain Python sum of the rows gives, which
+the selectors and the pages' JSON twins give too (to the cent)."""
+
+from collections import Counter, defaultdict
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+
+from analytics.filters import book_clock
+from analytics.pages import PAGES, load_pages
+from analytics.selectors import book_summary, guard_effectiveness, opportunity_cost
+from benchmarks import pages_match, pages_sql
+from benchmarks.pages_data import GUARDS, generate
+from shadow.models import ShadowTrade
+from signals.models import Book, GuardDecision, PaperTrade, Signal
+
+pytestmark = pytest.mark.django_db
+
+SIGNALS = 600
+DECIDED = ("approved", "executed", "failed", "expired", "closed", "blocked")
+
+
+def cent(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+@pytest.fixture
+def bench_book():
+    generated = generate(signals=SIGNALS, seed=3, book_name="bench test")
+    book = Book.objects.get(pk=generated.book_id)
+    return generated, book, book_clock(book)
+
+
+def test_generated_book_is_consistent(bench_book):
+    generated, book, _clock = bench_book
+    signals = Signal.objects.filter(book=book)
+    assert signals.count() == SIGNALS == generated.signals
+    states = Counter(signals.values_list("state", flat=True))
+    decided = sum(states[s] for s in DECIDED)
+    assert 0.30 < (decided - states["blocked"]) / SIGNALS < 0.50  # passed ~40 %
+    assert 0.45 < states["blocked"] / SIGNALS < 0.65  # blocked ~55 %
+    assert states["rejected"] > 0
+
+    per_signal = signals.annotate(n=Count("decisions"))
+    assert not per_signal.filter(state__in=DECIDED).exclude(n=GUARDS).exists()
+    assert not per_signal.exclude(state__in=DECIDED).exclude(n=0).exists()
+    assert GuardDecision.objects.filter(signal__book=book).count() == decided * GUARDS
+    blocks = Counter(
+        GuardDecision.objects.filter(signal__book=book, verdict="block").values_list(
+            "signal__state", flat=True
+        )
+    )
+    assert set(blocks) == {"blocked"}
+    assert not signals.filter(state="blocked").exclude(decisions__verdict="block").exists()
+    assert not GuardDecision.objects.filter(signal__book=book, observed_value=None).exists()
+
+    shadow = ShadowTrade.objects.filter(book=book)
+    assert shadow.count() == decided == generated.shadow_trades
+    assert set(shadow.values_list("signal__state", flat=True)) <= set(DECIDED)
+    assert shadow.filter(group="blocked").count() == states["blocked"]
+    paper = PaperTrade.objects.filter(book=book)
+    assert set(paper.values_list("signal__state", flat=True)) == {"closed", "executed", "expired"}
+    assert paper.count() == states["closed"] + states["executed"] + states["expired"]
+    closed = shadow.filter(status="closed")
+    assert closed.filter(pnl__gt=0).exists() and closed.filter(pnl__lt=0).exists()
+    exits = closed.values_list("exit_time", flat=True)
+    assert max(exits) - min(exits) > timedelta(days=150)
+    # A paper trade's outcome is its control shadow trade's.
+    for trade in paper.filter(status="closed").select_related("signal__shadow_trade")[:20]:
+        assert trade.pnl == trade.signal.shadow_trade.pnl
+
+
+def reference(book: Book, clock) -> dict:
+    """The figures by iterating the rows and summing in Python."""
+    decisions = list(
+        GuardDecision.objects.filter(signal__book=book, verdict="block").values_list(
+            "signal_id", "guard"
+        )
+    )
+    blockers = Counter(signal for signal, _ in decisions)
+    shadow = {
+        t.signal_id: t
+        for t in ShadowTrade.objects.filter(book=book).select_related("signal__book_strategy")
+    }
+    guards: dict = defaultdict(lambda: defaultdict(Decimal))
+    for signal, guard in decisions:
+        row = guards[guard]
+        row["blocked"] += 1
+        row["sole_blocked"] += blockers[signal] == 1
+        trade = shadow.get(signal)
+        if trade is not None and trade.status == "closed" and trade.pnl is not None:
+            row["evaluated"] += 1
+            row["shadow_pnl"] += trade.pnl
+            if blockers[signal] == 1:
+                row["sole_shadow_pnl"] += trade.pnl
+    blocked_closed = [
+        t for t in shadow.values() if t.group == "blocked" and t.status == "closed" and t.pnl
+    ]
+    by_strategy: dict = defaultdict(Decimal)
+    by_day: dict = defaultdict(Decimal)
+    for t in blocked_closed:
+        by_strategy[t.signal.book_strategy.name] += t.pnl
+        by_day[t.exit_time.date().isoformat()] += t.pnl
+    strategies: dict = defaultdict(
+        lambda: {"signals": 0, "trades": 0, "wins": 0, "pnl": Decimal(0)}
+    )
+    papers = {p.signal_id: p for p in PaperTrade.objects.filter(book=book)}
+    signals = list(Signal.objects.filter(book=book).select_related("book_strategy"))
+    for s in signals:
+        row = strategies[s.book_strategy.name]
+        row["signals"] += 1
+        p = papers.get(s.pk)
+        if p is not None and p.status == "closed":
+            row["trades"] += 1
+            row["wins"] += p.pnl > 0
+            row["pnl"] += p.pnl
+    until = clock + timedelta(microseconds=1)
+    periods = {}
+    for name, span in pages_sql.PERIODS.items():
+        since = until - span
+        closed_paper = [
+            p for p in papers.values() if p.status == "closed" and since <= p.exit_time < until
+        ]
+        periods[name] = {
+            "signals": sum(since <= s.candle_time < until for s in signals),
+            "blocked": sum(
+                since <= s.candle_time < until and s.state == "blocked" for s in signals
+            ),
+            "trades": len(closed_paper),
+            "pnl": cent(sum((p.pnl for p in closed_paper), Decimal(0))),
+            "opportunity_cost": cent(
+                sum((t.pnl for t in blocked_closed if since <= t.exit_time < until), Decimal(0))
+            ),
+        }
+    closed_paper = [p for p in papers.values() if p.status == "closed"]
+    return {
+        "guards": {
+            "guards": {
+                g: {
+                    "blocked": int(r["blocked"]),
+                    "sole_blocked": int(r["sole_blocked"]),
+                    "evaluated": int(r["evaluated"]),
+                    "shadow_pnl": cent(r["shadow_pnl"]),
+                    "net_impact": -cent(r["shadow_pnl"]),
+                    "sole_shadow_pnl": cent(r["sole_shadow_pnl"]),
+                }
+                for g, r in guards.items()
+            }
+        },
+        "opportunity": {
+            "total": cent(sum((t.pnl for t in blocked_closed), Decimal(0))),
+            "closed": len(blocked_closed),
+            "open": sum(t.group == "blocked" and t.status != "closed" for t in shadow.values()),
+            "by_guard": {g: cent(r["shadow_pnl"]) for g, r in guards.items()},
+            "by_strategy": {k: cent(v) for k, v in by_strategy.items()},
+            "by_day": {k: cent(v) for k, v in by_day.items()},
+        },
+        "leaderboard": {
+            "strategies": {k: {**v, "pnl": cent(v["pnl"])} for k, v in strategies.items()}
+        },
+        "summary": {"periods": periods},
+        "trading": {
+            "closed": len(closed_paper),
+            "open": sum(p.status == "open" for p in papers.values()),
+            "wins": sum(p.pnl > 0 for p in closed_paper),
+            "pnl": cent(sum((p.pnl for p in closed_paper), Decimal(0))),
+        },
+    }
+
+
+def test_hand_written_sql_gives_the_figures_of_the_rows(bench_book):
+    _generated, book, clock = bench_book
+    expected = reference(book, clock)
+    with connection.cursor() as cursor:
+        figures = {name: build(cursor, book.pk, clock) for name, build in pages_sql.FIGURES.items()}
+    first_page = figures["trading"].pop("first_page")
+    assert figures == expected
+    assert len(first_page) == pages_sql.TRADES_PAGE
+    latest = PaperTrade.objects.filter(book=book, status__in=("open", "closed")).order_by(
+        "-exit_time", "-id"
+    )
+    assert first_page[0]["id"] in {t.pk for t in latest.filter(status="open")} | {
+        latest.filter(status="closed").first().pk
+    }
+
+    # The selectors the pages read agree with the SQL.
+    for effect in guard_effectiveness(book=book):
+        row = figures["guards"]["guards"][effect.guard]
+        assert (effect.blocked, effect.sole_blocked) == (row["blocked"], row["sole_blocked"])
+        assert cent(effect.outcome.shadow_pnl) == row["shadow_pnl"]
+        assert cent(effect.sole_outcome.shadow_pnl) == row["sole_shadow_pnl"]
+    assert cent(opportunity_cost(book=book).total_pnl) == figures["opportunity"]["total"]
+    assert cent(book_summary(book=book).paper_pnl) == figures["trading"]["pnl"]
+
+
+def test_pages_json_shows_the_sql_figures(bench_book, trader_client):
+    """Every page the SQL covers: its JSON twin answers, and where it shows those figures
+    they equal the SQL's to the cent ("DIFFERS" fails)."""
+    _generated, book, clock = bench_book
+    load_pages()
+    with connection.cursor() as cursor:
+        for name, build in pages_sql.FIGURES.items():
+            if name not in PAGES:
+                continue
+            response = trader_client.get(f"/api/v1/{name}/", {"book": book.pk})
+            assert response.status_code == 200, name
+            verdict = pages_match.compare(
+                name, response.json()["data"], build(cursor, book.pk, clock)
+            )
+            assert verdict in ("same", "page empty"), f"{name}: {verdict}"

@@ -1,0 +1,488 @@
+"""The trader's pages on a large book: server time, hand-written SQL, and load over HTTP.
+
+``python benchmarks/pages.py`` (``make bench`` runs it as its "pages" part):
+
+1. A PostgreSQL database (``BENCH_PAGES_DATABASE_URL``, default ``bench_pages`` on the
+   server of ``BENCH_POSTGRES_URL``) holding one book of ``BENCH_PAGES_SIGNALS`` signals
+   (default 1,000,000) from ``benchmarks.pages_data``. It is kept between runs and
+   generated again only when the generator's version, the size or the seed changes
+   (the row in ``bench_pages_marker`` says what is there).
+2. For every registered page, whatever its ``build()`` does today: the server time of
+   its JSON twin and of its HTML view through Django's test client (median of
+   ``BENCH_PAGES_RUNS`` warm runs, default 5) and the number of queries; beside it the
+   time of the hand-written SQL that gives the same figures (``benchmarks.pages_sql``),
+   the ratio, and whether the page's JSON shows the same figures to the cent
+   (``benchmarks.pages_match``).
+3. The site served by gunicorn (``BENCH_PAGES_WORKERS`` workers, default 2, as
+   ``make web``) with production settings (``DEBUG`` off, static files collected, the
+   TLS proxy's ``X-Forwarded-Proto`` header), ``BENCH_PAGES_CLIENTS`` concurrent clients
+   (default 10) logged in by a session cookie, ``BENCH_PAGES_REQUESTS`` requests per
+   page (default 100, at most ``BENCH_PAGES_LOAD_SECONDS`` seconds per page, default
+   120): p50 and p95 per page. ``BENCH_PAGES_SKIP_LOAD=1`` leaves this part out.
+
+One table at the end. Goals: JSON/SQL <= 1.5 and p95 < 300 ms.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from benchmarks.databases import ADMIN_URL  # noqa: E402
+
+SEED = 7
+GOAL_RATIO = 1.5
+GOAL_P95_MS = 300.0
+MARKER = "bench_pages_marker"
+STATIC_ROOT = ROOT / "var" / "bench-static"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").replace("_", "").replace(",", "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        sys.exit(f"{name} must be a whole number, not {os.environ[name]!r}")
+
+
+def _database_url() -> str:
+    if url := os.environ.get("BENCH_PAGES_DATABASE_URL"):
+        return url
+    return urlunsplit(urlsplit(ADMIN_URL)._replace(path="/bench_pages"))
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def production_env(database_url: str) -> dict[str, str]:
+    """The settings ``make web`` runs with in production, on the benchmark database."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": os.environ.get("BENCH_SECRET_KEY") or secrets.token_urlsafe(40),
+        "STATIC_ROOT": str(STATIC_ROOT),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+
+
+# --- the database ---------------------------------------------------------------------
+
+
+def _marker(url: str) -> dict[str, Any] | None:
+    try:
+        with psycopg.connect(url) as connection:
+            row = connection.execute(
+                f"SELECT version, signals, seed, book_id FROM {MARKER} LIMIT 1"
+            ).fetchone()
+    except psycopg.Error:
+        return None
+    if row is None:
+        return None
+    return dict(zip(("version", "signals", "seed", "book_id"), row, strict=True))
+
+
+def _recreate(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def prepare_database(url: str, signals: int, env: dict[str, str]) -> bool:
+    """Make ``url`` hold the benchmark book of ``signals`` signals; ``True`` when it had to
+    be (re)generated. Migrations always run, so new indexes reach a kept database."""
+    from benchmarks.pages_data import VERSION
+
+    wanted = {"version": VERSION, "signals": signals, "seed": SEED}
+    found = _marker(url)
+    fresh = found is None or any(found[key] != value for key, value in wanted.items())
+    if fresh:
+        log(f"pages: generating {signals:,} signals into a new database (generator v{VERSION})")
+        _recreate(url)
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, check=True)
+    return fresh
+
+
+def generate_book(url: str, signals: int) -> None:
+    """Generate inside this (Django) process and leave the marker; FK checks are skipped
+    for the load (the generator writes consistent keys) when the role may do so."""
+    from django.db import connection, transaction
+
+    from benchmarks.pages_data import VERSION, describe, generate
+
+    started = time.perf_counter()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            try:
+                with transaction.atomic():
+                    cursor.execute("SET LOCAL session_replication_role = replica")
+            except Exception:  # not a superuser: keep the checks, slower commit
+                pass
+        generated = generate(signals=signals, seed=SEED)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TABLE {MARKER} (version int, signals int, seed int, book_id bigint, "
+                "seconds float, generated_at timestamptz default now())"
+            )
+            cursor.execute(
+                f"INSERT INTO {MARKER} (version, signals, seed, book_id, seconds) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [VERSION, signals, SEED, generated.book_id, time.perf_counter() - started],
+            )
+    log(f"pages: wrote {describe(generated)} in {time.perf_counter() - started:.0f} s")
+    with psycopg.connect(url, autocommit=True) as raw:
+        raw.execute("VACUUM ANALYZE")
+    log(f"pages: generated and analysed in {time.perf_counter() - started:.0f} s")
+
+
+# --- server time and SQL --------------------------------------------------------------
+
+
+@dataclass
+class PageResult:
+    name: str
+    title: str
+    queries: int | None = None
+    json_ms: float | None = None
+    html_ms: float | None = None
+    sql_ms: float | None = None
+    sql_note: str = ""
+    figures: str = "-"
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    requests: int = 0
+    errors: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _median_ms(action: Callable[[], object], runs: int) -> float:
+    action()  # warm: caches, plans, imports
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def bench_user() -> Any:
+    from django.contrib.auth import get_user_model
+
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench-pages", defaults={"is_staff": True, "is_superuser": True}
+    )
+    return user
+
+
+def measure_pages(book_id: int, runs: int) -> tuple[list[PageResult], str]:
+    """Server time of each page (JSON twin and HTML), its SQL's, and the figures compared;
+    returns the results and the session cookie the load test logs in with."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from analytics.filters import book_clock
+    from analytics.pages import PAGES, load_pages
+    from benchmarks import pages_match, pages_sql
+    from signals.models import Book
+
+    load_pages()
+    # A failing page is reported in the table, not as a traceback on the terminal.
+    logging.getLogger("django.request").setLevel(logging.CRITICAL)
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(bench_user())
+    name = settings.SESSION_COOKIE_NAME
+    cookie = f"{name}={client.cookies[name].value}"
+    clock = book_clock(Book.objects.get(pk=book_id))
+    assert clock is not None
+    results = []
+    for page in sorted(PAGES.values(), key=lambda p: p.order):
+        result = PageResult(page.name, page.title)
+        api = f"{reverse('analytics:api-page', args=[page.name])}?book={book_id}"
+        html = f"{reverse(f'analytics:{page.name}')}?book={book_id}"
+        try:
+            response = client.get(api, secure=True)
+        except Exception as error:  # a page being built may fail: note it, go on
+            response, failure = None, error
+        if response is None or response.status_code != 200:
+            why = (
+                f"{type(failure).__name__}: {failure}" if response is None else response.status_code
+            )
+            result.notes.append(f"JSON twin failed ({why})")
+            results.append(result)
+            continue
+        payload = response.json()
+        if not payload.get("data"):
+            result.notes.append("build() returns nothing yet (placeholder)")
+        with CaptureQueriesContext(connection) as captured:
+            client.get(api, secure=True)
+        result.queries = len(captured.captured_queries)
+        result.json_ms = _median_ms(partial(client.get, api, secure=True), runs)
+        try:
+            status = client.get(html, secure=True).status_code
+        except Exception as error:
+            result.notes.append(f"HTML failed ({type(error).__name__}: {error})")
+        else:
+            if status == 200:
+                result.html_ms = _median_ms(partial(client.get, html, secure=True), runs)
+            else:
+                result.notes.append(f"HTML answered {status}")
+        figures = pages_sql.FIGURES.get(page.name)
+        if figures is None:
+            result.sql_note = pages_sql.NOT_WRITTEN.get(page.name, "no SQL written")
+        else:
+            with connection.cursor() as cursor:
+                reference = figures(cursor, book_id, clock)
+                result.sql_ms = _median_ms(partial(figures, cursor, book_id, clock), runs)
+            result.figures = pages_match.compare(page.name, payload.get("data"), reference)
+        results.append(result)
+    return results, cookie
+
+
+# --- load over HTTP -------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(port: int, path: str, cookie: str, timeout: float) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(
+            "GET",
+            path,
+            headers={
+                "Cookie": cookie,
+                "X-Forwarded-Proto": "https",
+                "Host": "127.0.0.1",
+            },
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def serve(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
+    """gunicorn as ``make web`` starts it; returns once /healthz answers."""
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "config.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "--timeout",
+            "600",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {server.returncode}")
+        try:
+            if _get(port, "/healthz", "", 5) == 200:
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise RuntimeError("gunicorn did not answer /healthz within 60 s")
+
+
+def load(
+    port: int, path: str, cookie: str, *, clients: int, requests: int, seconds: float
+) -> tuple[list[float], int]:
+    """``requests`` GETs of ``path`` from ``clients`` threads (stopping after ``seconds``);
+    the latencies in ms of the 200 answers, and the number of other answers or failures."""
+    tickets = iter(range(requests))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.monotonic() + seconds
+
+    def client() -> None:
+        nonlocal errors
+        while time.monotonic() < stop_at:
+            with lock:
+                if next(tickets, None) is None:
+                    return
+            started = time.perf_counter()
+            try:
+                status = _get(port, path, cookie, timeout=600)
+            except OSError:
+                status = 0
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                if status == 200:
+                    latencies.append(elapsed)
+                else:
+                    errors += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors
+
+
+def percentile(values: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(values, q))
+
+
+# --- report ---------------------------------------------------------------------------
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+HEADER = (
+    "page", "queries", "JSON ms", "HTML ms", "SQL ms", "JSON/SQL", "figures",
+    "p50 ms", "p95 ms", "requests", "errors",
+)  # fmt: skip
+
+
+def table(results: list[PageResult]) -> str:
+    rows = [HEADER]
+    for r in results:
+        ratio = f"{r.json_ms / r.sql_ms:.2f}" if r.json_ms and r.sql_ms else "n/a"
+        rows.append(
+            (
+                r.name,
+                "-" if r.queries is None else str(r.queries),
+                _ms(r.json_ms),
+                _ms(r.html_ms),
+                _ms(r.sql_ms) if r.sql_ms is not None else "n/a",
+                ratio,
+                r.figures,
+                _ms(r.p50_ms),
+                _ms(r.p95_ms),
+                str(r.requests) if r.requests else "-",
+                str(r.errors) if r.requests or r.errors else "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    lines = [
+        "  ".join(
+            text.ljust(width) if i in (0, 6) else text.rjust(width)
+            for i, (text, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    notes = [
+        f"  {r.name}: {'; '.join(([f'SQL n/a: {r.sql_note}'] if r.sql_note else []) + r.notes)}"
+        for r in results
+        if r.sql_note or r.notes
+    ]
+    return "\n".join(lines + (["notes:", *notes] if notes else []))
+
+
+def main() -> None:
+    signals = _env_int("BENCH_PAGES_SIGNALS", 1_000_000)
+    runs = _env_int("BENCH_PAGES_RUNS", 5)
+    clients = _env_int("BENCH_PAGES_CLIENTS", 10)
+    requests = _env_int("BENCH_PAGES_REQUESTS", 100)
+    load_seconds = float(_env_int("BENCH_PAGES_LOAD_SECONDS", 120))
+    workers = _env_int("BENCH_PAGES_WORKERS", 2)
+    skip_load = os.environ.get("BENCH_PAGES_SKIP_LOAD", "") not in ("", "0", "false")
+    url = _database_url()
+    env = production_env(url)
+    fresh = prepare_database(url, signals, env)
+    os.environ.update(env)
+
+    import django
+
+    django.setup()
+    if fresh:
+        generate_book(url, signals)
+    marker = _marker(url)
+    assert marker is not None
+    book_id = int(marker["book_id"])
+
+    subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--noinput", "-v0"],
+        env=env,
+        check=True,
+    )
+    log(f"pages: server time of each page, {runs} warm runs")
+    results, cookie = measure_pages(book_id, runs)
+
+    if not skip_load:
+        port = _free_port()
+        server = serve(env, port, workers)
+        try:
+            from django.urls import reverse
+
+            for result in results:
+                path = f"{reverse(f'analytics:{result.name}')}?book={book_id}"
+                log(f"pages: {clients} clients x {requests} requests of {path}")
+                latencies, errors = load(
+                    port,
+                    path,
+                    cookie,
+                    clients=clients,
+                    requests=requests,
+                    seconds=load_seconds,
+                )
+                result.requests, result.errors = len(latencies) + errors, errors
+                if latencies:
+                    result.p50_ms = percentile(latencies, 50)
+                    result.p95_ms = percentile(latencies, 95)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    print(
+        f"Pages on one book of {signals:,} signals (generator v{marker['version']}); "
+        f"server time: median of {runs} warm runs in-process; load: {clients} clients, "
+        f"gunicorn -w {workers}, DEBUG off; goals JSON/SQL <= {GOAL_RATIO}, "
+        f"p95 < {GOAL_P95_MS:.0f} ms"
+    )
+    print(table(results))
+    print(json.dumps({"signals": signals, "book": book_id}), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
