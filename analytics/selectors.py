@@ -7,16 +7,17 @@ totals are exact only to about 15 significant digits).
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum, When
-from django.db.models.functions import Coalesce
+from django.conf import settings
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum
 
 from analytics.confidence import MeanInterval, mean_interval
 from analytics.equity import EquityCurve, PaperPosition, equity_curve
 from markets.bars import timeframe_delta
 from markets.selectors import candle_arrays, candle_sources
 from markets.timestamps import ms_from_utc, utc_from_ms
-from shadow.ablation import ablation_guards
+from shadow.ablation import ablation_guards, ablation_requested_at
 from shadow.models import ShadowTrade
 from shadow.selectors import (
     BookSummary,
@@ -27,6 +28,7 @@ from shadow.selectors import (
 from signals.domain.guards import GUARDS
 from signals.models import (
     Book,
+    BookGuard,
     BookState,
     BookStrategy,
     GuardDecision,
@@ -39,14 +41,11 @@ from signals.models import (
 SAVES_MONEY = "saves money"
 COSTS_MONEY = "costs money"
 INCONCLUSIVE = "inconclusive"
-# Below this many evaluated shadow trades a verdict would be noise.
+# Below this many evaluated shadow trades a verdict would be noise; the default of
+# settings.GUARD_VERDICT_MIN_SAMPLES (docs/adr/0012-guard-interval-student-t.md).
 MIN_SAMPLES_FOR_VERDICT = 5
 
-# Deadlines of the non-terminal states before a signal counts as stuck: a generated
-# signal is decided in the same task run that created it, and an approved one is
-# filled at the next candle's open, so two candles is already late.
-GENERATED_DEADLINE = timedelta(minutes=10)
-APPROVED_DEADLINE_CANDLES = 2
+# The deadlines before a signal counts as stuck are in ``analytics.stuck``.
 
 ZERO = Decimal(0)
 
@@ -79,7 +78,7 @@ class GuardEffectiveness:
     """One guard in one book: what it blocked and what that blocking was worth.
 
     ``outcome`` covers every signal it blocked; ``sole_outcome`` only those no other
-    guard blocked (its marginal effect).
+    guard blocked (its marginal effect). One per configuration version of the guard.
     """
 
     guard: str
@@ -87,6 +86,10 @@ class GuardEffectiveness:
     sole_blocked: int
     outcome: ShadowOutcome
     sole_outcome: ShadowOutcome
+    kind: str = ""
+    # The configuration version; None for decisions from before books froze their guards.
+    version: int | None = None
+    book_guard_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +114,18 @@ class PipelineHealth:
     stuck: list[StuckSignal]
 
 
-def _verdict(interval: MeanInterval) -> str:
-    if interval.count < MIN_SAMPLES_FOR_VERDICT or interval.low is None:
+def verdict_min_samples() -> int:
+    """The fewest closed shadow trades a verdict needs: ``settings.GUARD_VERDICT_MIN_SAMPLES``
+    (default ``MIN_SAMPLES_FOR_VERDICT``); below it a guard is inconclusive."""
+    return int(getattr(settings, "GUARD_VERDICT_MIN_SAMPLES", MIN_SAMPLES_FOR_VERDICT))
+
+
+def _verdict(interval: MeanInterval, min_samples: int | None = None) -> str:
+    """Saves money when the whole interval of the mean net impact is above zero, costs
+    money when it is wholly below; inconclusive when it touches or straddles zero or rests
+    on fewer than ``min_samples`` trades."""
+    needed = verdict_min_samples() if min_samples is None else min_samples
+    if interval.count < needed or interval.low is None:
         return INCONCLUSIVE
     assert interval.high is not None
     if interval.low > 0:
@@ -123,10 +136,17 @@ def _verdict(interval: MeanInterval) -> str:
 
 
 def _shadow_outcome(
-    evaluated: int, wins: int, pnl: Decimal | None, pnl_squares: Decimal | None
+    evaluated: int,
+    wins: int,
+    pnl: Decimal | None,
+    pnl_squares: Decimal | None,
+    min_samples: int | None = None,
 ) -> ShadowOutcome:
-    shadow_pnl = pnl if pnl is not None else ZERO
-    net = mean_interval(evaluated, -shadow_pnl, pnl_squares if pnl_squares is not None else ZERO)
+    needed = verdict_min_samples() if min_samples is None else min_samples
+    # SQLite sums decimals as floats; PostgreSQL's numeric sums stay exact.
+    shadow_pnl = Decimal(str(pnl)) if pnl is not None else ZERO
+    squares = Decimal(str(pnl_squares)) if pnl_squares is not None else ZERO
+    net = mean_interval(evaluated, -shadow_pnl, squares)
     return ShadowOutcome(
         evaluated=evaluated,
         wins=wins,
@@ -137,57 +157,116 @@ def _shadow_outcome(
         mean_net_impact=net.mean,
         ci_low=net.low,
         ci_high=net.high,
-        verdict=_verdict(net),
-        too_few_samples=evaluated < MIN_SAMPLES_FOR_VERDICT,
+        verdict=_verdict(net, needed),
+        too_few_samples=evaluated < needed,
     )
 
 
-def guard_effectiveness(*, book: Book) -> list[GuardEffectiveness]:
-    """Per guard with a decision in ``book``, by name: blocked and sole-blocked signals and
-    what the closed shadow trades of those signals made, with a verdict."""
-    blocking = Q(verdict=GuardDecision.Verdict.BLOCK)
-    another_guard_blocked = GuardDecision.objects.filter(
-        signal_id=OuterRef("signal_id"), verdict=GuardDecision.Verdict.BLOCK
-    ).exclude(guard=OuterRef("guard"))
-    sole = Q(blocking, ~Exists(another_guard_blocked))
+def guard_effectiveness(
+    *,
+    book: Book,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    strategy: str = "",
+    symbol: str = "",
+) -> list[GuardEffectiveness]:
+    """Per guard configuration of ``book`` (name and version), by name: the signals it
+    blocked and blocked alone, and what the closed shadow trades of those signals made,
+    with a verdict. Guard configurations that blocked nothing are listed with zeros.
+
+    ``since``/``until`` (until exclusive) count a block by its signal's candle time and its
+    money by its shadow trade's exit time; ``strategy`` (a strategy configuration's name in
+    the book) and ``symbol`` narrow the signals. Three queries at most, whatever the number
+    of signals: two passes over the blocking decisions (every block; blocks with no other
+    guard blocking the same signal, an anti-join) and the book's guard configurations.
+    """
+    decisions = GuardDecision.objects.filter(signal__book=book, verdict=GuardDecision.Verdict.BLOCK)
+    if strategy:
+        decisions = decisions.filter(signal__book_strategy__name=strategy)
+    if symbol:
+        decisions = decisions.filter(signal__symbol=symbol)
+    counted = Q()
     closed = Q(
         signal__shadow_trade__status=ShadowTrade.Status.CLOSED,
         signal__shadow_trade__pnl__isnull=False,
     )
-    won = Q(signal__shadow_trade__pnl__gt=0)
+    exited = Q()
+    if since is not None:
+        counted &= Q(signal__candle_time__gte=since)
+        exited &= Q(signal__shadow_trade__exit_time__gte=since)
+    if until is not None:
+        counted &= Q(signal__candle_time__lt=until)
+        exited &= Q(signal__shadow_trade__exit_time__lt=until)
+    if since is not None or until is not None:
+        decisions = decisions.filter(counted | (closed & exited))
+    money = closed & exited
     pnl = F("signal__shadow_trade__pnl")
-
-    def shadow_sums(prefix: str, among: Q) -> dict[str, Count | Sum]:
-        return {
-            f"{prefix}evaluated": Count("id", filter=among & closed),
-            f"{prefix}wins": Count("id", filter=among & closed & won),
-            f"{prefix}pnl": Sum(pnl, filter=among & closed),
-            f"{prefix}pnl_squares": Sum(pnl * pnl, filter=among & closed),
-        }
-
-    rows = (
-        GuardDecision.objects.filter(signal__book=book)
-        .values("guard")
-        .order_by("guard")
-        .annotate(
-            blocked=Count("id", filter=blocking),
-            sole_blocked=Count("id", filter=sole),
-            **shadow_sums("", blocking),
-            **shadow_sums("sole_", sole),
+    sums = {
+        "blocked": Count("id", filter=counted),
+        "evaluated": Count("id", filter=money),
+        "wins": Count("id", filter=money & Q(signal__shadow_trade__pnl__gt=0)),
+        "pnl": Sum(pnl, filter=money),
+        "pnl_squares": Sum(pnl * pnl, filter=money),
+    }
+    another_guard_blocked = GuardDecision.objects.filter(
+        signal_id=OuterRef("signal_id"), verdict=GuardDecision.Verdict.BLOCK
+    ).exclude(guard=OuterRef("guard"))
+    keys = ("guard", "book_guard_id")
+    every = {
+        (row["guard"], row["book_guard_id"]): row
+        for row in decisions.values(*keys).order_by().annotate(**sums)
+    }
+    alone = {
+        (row["guard"], row["book_guard_id"]): row
+        for row in decisions.filter(~Exists(another_guard_blocked))
+        .values(*keys)
+        .order_by()
+        .annotate(**sums)
+    }
+    configs = {
+        frozen.pk: frozen
+        for frozen in BookGuard.objects.filter(book=book).only(
+            "name", "kind", "config_version", "active"
         )
-    )
-    return [
-        GuardEffectiveness(
-            guard=row["guard"],
-            blocked=row["blocked"],
-            sole_blocked=row["sole_blocked"],
-            outcome=_shadow_outcome(row["evaluated"], row["wins"], row["pnl"], row["pnl_squares"]),
-            sole_outcome=_shadow_outcome(
-                row["sole_evaluated"], row["sole_wins"], row["sole_pnl"], row["sole_pnl_squares"]
-            ),
+    }
+    found = set(every)
+    found.update((frozen.name, frozen.pk) for frozen in configs.values() if frozen.active)
+    if not configs:
+        # Books from before guards were frozen per book: their guards are in the decisions.
+        found.update(
+            (name, None)
+            for name in GuardDecision.objects.filter(signal__book=book)
+            .order_by()
+            .values_list("guard", flat=True)
+            .distinct()
         )
-        for row in rows
-    ]
+    min_samples = verdict_min_samples()
+    empty = {"blocked": 0, "evaluated": 0, "wins": 0, "pnl": None, "pnl_squares": None}
+
+    def outcome(row: dict[str, Any]) -> ShadowOutcome:
+        return _shadow_outcome(
+            row["evaluated"], row["wins"], row["pnl"], row["pnl_squares"], min_samples
+        )
+
+    effects = []
+    for key in found:
+        name, config_id = key
+        frozen = configs.get(config_id) if config_id is not None else None
+        row, sole = every.get(key, empty), alone.get(key, empty)
+        effects.append(
+            GuardEffectiveness(
+                guard=name,
+                blocked=row["blocked"],
+                sole_blocked=sole["blocked"],
+                outcome=outcome(row),
+                sole_outcome=outcome(sole),
+                kind=frozen.kind if frozen is not None else "",
+                version=frozen.config_version if frozen is not None else None,
+                book_guard_id=config_id,
+            )
+        )
+    effects.sort(key=lambda effect: (effect.guard, effect.version or 0))
+    return effects
 
 
 def signal_state_counts(*, book: Book) -> dict[str, int]:
@@ -239,17 +318,15 @@ def live_books() -> list[Book]:
 def stuck_signals(*, book: Book, now: datetime, limit: int = 100) -> list[StuckSignal]:
     """Signals of ``book`` past their state's deadline at ``now``, the oldest first.
 
-    Generated: created more than ``GENERATED_DEADLINE`` ago. Approved: decided (or, lacking
-    a decision time, created) more than ``APPROVED_DEADLINE_CANDLES`` candles of its
-    timeframe ago. Signals whose timeframe cannot be read are never flagged.
+    The deadlines per state are ``settings.STUCK_SIGNAL_DEADLINES`` (``analytics.stuck``):
+    by default generated 10 minutes after creation, approved 2 candles of its timeframe
+    after its decision, executed 2 candles past its maximum hold. Signals whose timeframe
+    cannot be read are never flagged.
     """
-    since = Case(
-        When(state=SignalState.APPROVED, then=Coalesce("decided_at", "created_at")),
-        default=F("created_at"),
-    )
+    from analytics.stuck import overdue
+
     rows = (
-        _stuck(book=book, now=now)
-        .annotate(since=since)
+        overdue(book=book, now=now)
         .order_by("since", "id")
         .values_list("id", "state", "symbol", "timeframe", "since")[:limit]
     )
@@ -277,17 +354,10 @@ def pipeline_health(*, book: Book, now: datetime, limit: int = 100) -> PipelineH
 
 
 def _stuck(*, book: Book, now: datetime) -> QuerySet[Signal]:
-    overdue = Q(state=SignalState.GENERATED, created_at__lt=now - GENERATED_DEADLINE)
-    approved = Signal.objects.filter(book=book, state=SignalState.APPROVED)
-    for timeframe in approved.order_by().values_list("timeframe", flat=True).distinct():
-        try:
-            cutoff = now - APPROVED_DEADLINE_CANDLES * timeframe_delta(timeframe)
-        except ValueError:
-            continue
-        overdue |= Q(state=SignalState.APPROVED, timeframe=timeframe) & (
-            Q(decided_at__lt=cutoff) | Q(decided_at__isnull=True, created_at__lt=cutoff)
-        )
-    return Signal.objects.filter(book=book).filter(overdue)
+    """Signals of ``book`` past their state's deadline (``analytics.stuck``)."""
+    from analytics.stuck import overdue
+
+    return overdue(book=book, now=now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,27 +514,52 @@ def book_equity_curve(*, book: Book) -> EquityCurve:
 class AblationRow:
     """One guard of a book: its first-order net impact (minus the shadow P&L of what it
     blocked) beside its path-dependent value (the book's paper P&L minus that of the
-    same history replayed without the guard). Positive = the guard saved money."""
+    same history replayed without the guard). Positive = the guard saved money.
+
+    ``status``: "done" (the leg has run since the last request), "pending" (asked for,
+    not written yet) or "not run"."""
 
     guard: str
     first_order: Decimal | None
     path_dependent: Decimal | None
     leg: Book | None
     leg_paper_pnl: Decimal | None
+    status: str = "not run"
 
 
-def ablation_report(*, book: Book) -> list[AblationRow]:
+def ablation_report(
+    *, book: Book, effects: list[GuardEffectiveness] | None = None
+) -> list[AblationRow]:
     """Every guard of ``book`` with its ablation leg's result (``None`` where that leg
-    has not run)."""
-    first_order = {
-        effect.guard: effect.outcome.net_impact for effect in guard_effectiveness(book=book)
-    }
-    base_pnl = book_summary(book=book).paper_pnl
+    has not run). ``effects``: the book's unfiltered ``guard_effectiveness`` when the
+    caller has it already. A fixed number of queries whatever the number of legs."""
+    if effects is None:
+        effects = guard_effectiveness(book=book)
+    first_order: dict[str, Decimal] = {}
+    for effect in effects:
+        first_order[effect.guard] = first_order.get(effect.guard, ZERO) + effect.outcome.net_impact
     legs = {leg.without_guard: leg for leg in Book.objects.filter(ablation_of=book)}
+    paper_pnl = dict(
+        PaperTrade.objects.filter(
+            Q(book=book) | Q(book__ablation_of=book), status=PaperTrade.Status.CLOSED
+        )
+        .order_by()
+        .values("book_id")
+        .annotate(pnl=Sum("pnl"))
+        .values_list("book_id", "pnl")
+    )
+    base_pnl = _money(paper_pnl.get(book.pk))
+    requested = ablation_requested_at(book=book)
     rows = []
     for guard in ablation_guards(book=book):
         leg = legs.get(guard)
-        leg_pnl = book_summary(book=leg).paper_pnl if leg is not None else None
+        leg_pnl = _money(paper_pnl.get(leg.pk)) if leg is not None else None
+        if leg is not None and (requested is None or leg.created_at >= requested):
+            status = "done"
+        elif requested is not None:
+            status = "pending"
+        else:
+            status = "not run"
         rows.append(
             AblationRow(
                 guard=guard,
@@ -472,9 +567,14 @@ def ablation_report(*, book: Book) -> list[AblationRow]:
                 path_dependent=base_pnl - leg_pnl if leg_pnl is not None else None,
                 leg=leg,
                 leg_paper_pnl=leg_pnl,
+                status=status,
             )
         )
     return rows
+
+
+def _money(value: Decimal | float | None) -> Decimal:
+    return Decimal(str(value)) if value is not None else ZERO
 
 
 def book_quote_currency(*, book: Book) -> str:

@@ -14,9 +14,7 @@ app_name = "analytics"
 urlpatterns = [
     # Pages not yet moved onto analytics.pages keep their own views (they win over the
     # placeholders below until their page module replaces them).
-    path("", views.dashboard, name="dashboard"),
-    path("guards/", views.guards, name="guard-effectiveness"),
-    path("guards.json", views.guards_json, name="guard-effectiveness-json"),
+    path("guards.json", views.guards_json_moved, name="guards-json-moved"),
     path("signals/<int:signal_id>/", views.signal_page, name="signal"),
     path("guards/ablate/", ablation_views.start_ablation, name="start-ablation"),
     path(

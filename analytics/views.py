@@ -1,140 +1,21 @@
-"""Dashboard pages: read one book (``?book=<id>``, else the newest book with signals),
-and one signal with every decision it was given."""
+"""The signal page (one signal with every decision it was given) and the helpers that
+write its numbers; the other pages live in ``analytics.pages``."""
 
-from dataclasses import asdict
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.generic import RedirectView
 
-from analytics.charts import horizontal_bar_chart, line_chart
 from analytics.selectors import (
-    book_equity_curve,
-    book_quote_currency,
-    book_summary,
-    books,
-    data_sources,
-    default_book,
-    guard_effectiveness,
-    opportunity_cost,
     signal_detail,
-    signal_state_counts,
 )
-from markets.models import Candle
-from markets.timestamps import utc_from_ms
-from signals.models import Book
 
-
-def _selected_book(request: HttpRequest) -> Book | None:
-    raw = request.GET.get("book", "").strip()
-    if not raw:
-        return default_book()
-    # isdigit() alone takes "²" for a digit, which int() then refuses.
-    if not (raw.isascii() and raw.isdigit()):
-        raise Http404("No such book.")
-    return get_object_or_404(Book, pk=int(raw))
-
-
-def _book_context(request: HttpRequest) -> dict[str, Any]:
-    book = _selected_book(request)
-    sources = data_sources(book=book) if book is not None else []
-    return {
-        "book": book,
-        "books": books(),
-        "data_sources": sources,
-        "synthetic": Candle.Source.SYNTHETIC in sources,
-        "currency": book_quote_currency(book=book) if book is not None else "",
-    }
-
-
-@login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
-    """Overview of one book: signals by outcome, trades, blocked opportunity cost."""
-    context = _book_context(request)
-    book = context["book"]
-    if book is not None:
-        curve = book_equity_curve(book=book).sampled(300)
-        opportunity = opportunity_cost(book=book)
-        context |= {
-            "summary": book_summary(book=book),
-            "state_counts": signal_state_counts(book=book),
-            "opportunity": opportunity,
-            # One sign for the whole product: positive = the guards saved money.
-            "net_impact": -opportunity.total_pnl,
-            "equity": line_chart(
-                [
-                    (f"{utc_from_ms(int(t)):%Y-%m-%d %H:%M}", float(v))
-                    for t, v in zip(curve.time, curve.equity, strict=True)
-                ]
-            ),
-        }
-    return render(request, "analytics/dashboard.html", context)
-
-
-@login_required
-def guards(request: HttpRequest) -> HttpResponse:
-    """Per guard: what it blocked, what that was worth, and a verdict, with a chart."""
-    context = _book_context(request)
-    book = context["book"]
-    if book is not None:
-        effects = guard_effectiveness(book=book)
-        context |= {
-            "effects": effects,
-            "chart": horizontal_bar_chart(
-                [(effect.guard, effect.outcome.net_impact) for effect in effects]
-            ),
-        }
-    return render(request, "analytics/guards.html", context)
-
-
-def _json_error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
-
-
-def guards_json(request: HttpRequest) -> JsonResponse:
-    """The guard effectiveness of one book as JSON; money as decimal strings. Errors are
-    JSON too: 401 for an anonymous client (no redirect to a login page), 404 for a book
-    that does not exist."""
-    if not request.user.is_authenticated:
-        return _json_error(401, "authentication required: log in first")
-    try:
-        book = _selected_book(request)
-    except Http404:
-        return _json_error(404, f"no book with id {request.GET.get('book', '')!r}")
-    if book is None:
-        return JsonResponse({"book": None, "synthetic": False, "guards": []})
-    sources = data_sources(book=book)
-    return JsonResponse(
-        {
-            "book": {"id": book.pk, "name": book.name, "kind": book.kind},
-            "data_sources": sources,
-            "synthetic": Candle.Source.SYNTHETIC in sources,
-            "currency": book_quote_currency(book=book),
-            "guards": [_rounded(asdict(effect)) for effect in guard_effectiveness(book=book)],
-        }
-    )
-
-
-# Totals in money to the cent; per-trade means and their interval to a hundredth of one.
-_CENT, _PER_TRADE = Decimal("0.01"), Decimal("0.0001")
-_TOTALS = {"shadow_pnl", "net_impact"}
-
-
-def _rounded(data: Any) -> Any:
-    """``data`` with every ``Decimal`` rounded for a reader (not 28 digits)."""
-    if isinstance(data, dict):
-        return {
-            key: (
-                value.quantize(_CENT if key in _TOTALS else _PER_TRADE, rounding=ROUND_HALF_UP)
-                if isinstance(value, Decimal)
-                else _rounded(value)
-            )
-            for key, value in data.items()
-        }
-    return data
+# The guard page's JSON used to live at /guards.json: old links keep their query string.
+guards_json_moved = RedirectView.as_view(url="/api/v1/guards/", permanent=True, query_string=True)
 
 
 # How a guard's comparison reads: it blocks when observed <op> threshold.
