@@ -6,8 +6,9 @@ trade ends exactly once (compared row by row with a clean replay of the same can
 - a poison task that kills its process at every delivery is quarantined;
 - Redis restarted empty under a running worker (a private redis-server: it keeps
   nothing on disk, like the production one);
-- PostgreSQL dropping the task's connection mid-run (``pg_terminate_backend``, what a
-  server restart does to every open connection): the task retries with backoff;
+- PostgreSQL dropping the task's connection mid-run (``pg_terminate_backend``), and a
+  private PostgreSQL server restarted mid-task (``pg_ctl restart``): the task retries
+  with backoff and the interrupted attempt leaves no row;
 - beat down for three slots: one catch-up run on restart, not three.
 """
 
@@ -378,3 +379,122 @@ def test_beat_down_for_three_slots_catches_up_once(processes, private_redis):
     time.sleep(1.0)
     assert queue.llen("probe") == sent + 1, "one catch-up run, not one per missed slot"
     _wait(lambda: queue.llen("probe") >= sent + 2, timeout=15, what="the schedule resuming")
+
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+@pytest.fixture
+def private_postgres():
+    """A PostgreSQL server of this test's own (initdb in a temporary directory), which
+    it may restart; migrated. Skips where the server binaries or the postgres user are
+    missing."""
+    import pwd
+
+    versions = sorted(PG_BIN.glob("*/bin/pg_ctl"))
+    if not versions:
+        pytest.skip("PostgreSQL server binaries are not installed")
+    bin_dir = versions[-1].parent
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres system user to run a private server")
+    import tempfile
+
+    # Not under pytest's tmp_path: its parents are private to this user.
+    root = Path(tempfile.mkdtemp(prefix="fault-pg-"))
+    root.chmod(0o755)
+    os.chown(root, owner.pw_uid, owner.pw_gid)
+    port = _free_port()
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = root / "data"
+    subprocess.run(
+        [*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+
+    def pg_ctl(*args: str) -> None:
+        subprocess.run(
+            [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    pg_ctl("-o", options, "-l", str(root / "log"), "start", "-w")
+    url = f"postgres://postgres@127.0.0.1:{port}/postgres"
+
+    class Server:
+        def __init__(self) -> None:
+            self.url = url
+
+        def restart(self) -> None:
+            pg_ctl("-o", options, "-l", str(root / "log"), "-m", "fast", "restart", "-w")
+
+        def manage(self, *args: str) -> str:
+            env = {
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "config.settings_test",
+                "DATABASE_URL": url,
+            }
+            done = subprocess.run(
+                [sys.executable, "manage.py", *args],
+                cwd=Path(__file__).resolve().parents[2],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            return done.stdout
+
+    server = Server()
+    try:
+        server.manage("migrate", "-v0")
+        yield server
+    finally:
+        pg_ctl("stop", "-m", "immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+COMPARE_WITH_REPLAY = """
+from io import StringIO
+from django.core.management import call_command
+from shadow.tests.book_rows import book_rows
+from signals.models import Book
+call_command("replay", "--exchange", "gen", "--all-symbols", "--timeframe", "1h",
+             "--book", "reference", "--no-progress", stdout=StringIO())
+live, reference = (book_rows(Book.objects.get(name=n)) for n in ("live", "reference"))
+print("signals", len(live["signals"]), "EQUAL" if live == reference else "DIFFERENT")
+"""
+
+
+def test_postgres_restarted_mid_task_the_task_retries_and_leaves_no_partial_rows(
+    processes, clean_broker, settings, private_postgres
+):
+    import psycopg
+
+    private_postgres.manage(
+        "shell", "-c", "from config.tests.test_faults import _markets; _markets(20000)"
+    )
+    worker = processes("worker", DATABASE_URL=private_postgres.url).start()
+    worker.wait_for("ready")
+    _send("shadow.advance_live_books", settings.CELERY_BROKER_URL)
+    worker.wait_for("[SIGNAL-BUS] book=live configuration")
+    time.sleep(0.2)
+    private_postgres.restart()
+    worker.wait_for("Retry in", timeout=60)
+    with psycopg.connect(private_postgres.url) as conn:
+        (revision,) = conn.execute(
+            "SELECT coalesce(max(revision), 0) FROM signals_bookstate"
+        ).fetchone()
+        (signals,) = conn.execute("SELECT count(*) FROM signals_signal").fetchone()
+    assert (revision, signals) == (0, 0), "the interrupted attempt left nothing behind"
+    worker.wait_for("Task shadow.advance_book[", count=2, timeout=120)  # the retry
+    worker.wait_for("succeeded in", count=2, timeout=120)
+    out = private_postgres.manage("shell", "-c", COMPARE_WITH_REPLAY)
+    line = next(line for line in out.splitlines() if line.startswith("signals "))
+    assert line.endswith("EQUAL"), out
+    assert int(line.split()[1]) > 100
