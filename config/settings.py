@@ -198,6 +198,13 @@ EXCHANGE_ID = env.str("EXCHANGE_ID", default="kraken")
 EXCHANGE_API_KEY = env.str("EXCHANGE_API_KEY", default="")
 EXCHANGE_API_SECRET = env.str("EXCHANGE_API_SECRET", default="")
 EXCHANGE_TIMEOUT_MS = env.int("EXCHANGE_TIMEOUT_MS", default=10_000)
+# For tests and private mirrors only: send the configured exchange's API requests to this
+# origin (scheme and host; the paths are kept). Unused unless set.
+EXCHANGE_API_URL = env.str("EXCHANGE_API_URL", default="")
+# The gateway's retry budget for transient exchange errors (network, 429, 418, 5xx).
+EXCHANGE_MAX_ATTEMPTS = env.int("EXCHANGE_MAX_ATTEMPTS", default=5)
+EXCHANGE_BACKOFF_SECONDS = env.float("EXCHANGE_BACKOFF_SECONDS", default=1.0)
+EXCHANGE_MAX_BACKOFF_SECONDS = env.float("EXCHANGE_MAX_BACKOFF_SECONDS", default=30.0)
 TRADING_MODE = env.str("TRADING_MODE", default="paper")
 if TRADING_MODE not in {"paper", "live"}:
     raise ImproperlyConfigured(f"TRADING_MODE must be 'paper' or 'live', not {TRADING_MODE!r}.")

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
 from django.conf import settings
@@ -66,7 +67,10 @@ OnPage = Callable[[int, int], None]
 def build_exchange(exchange_id: str, *, timeout_ms: int | None = None) -> Any:
     """A real ccxt exchange object for ``exchange_id`` with rate limiting on.
 
-    The timeout comes from ``EXCHANGE_TIMEOUT_MS`` unless given; API credentials come
+    The timeout comes from ``EXCHANGE_TIMEOUT_MS`` unless given. ``EXCHANGE_API_URL``,
+    when set, sends every request of the configured ``EXCHANGE_ID`` to that origin instead
+    of the exchange's own hosts (a fake exchange in tests, a private mirror); unset, ccxt's
+    URLs are untouched. API credentials come
     from the environment only (``EXCHANGE_API_KEY``/``EXCHANGE_API_SECRET``), are
     attached only when set and only to the configured ``EXCHANGE_ID`` (Kraken keys are
     never sent to another exchange), and are registered for redaction so no log line or
@@ -84,7 +88,29 @@ def build_exchange(exchange_id: str, *, timeout_ms: int | None = None) -> Any:
         if settings.EXCHANGE_API_SECRET:
             config["secret"] = settings.EXCHANGE_API_SECRET
         register_secrets(settings.EXCHANGE_API_KEY, settings.EXCHANGE_API_SECRET)
-    return getattr(ccxt, exchange_id)(config)
+    exchange = getattr(ccxt, exchange_id)(config)
+    api_url = getattr(settings, "EXCHANGE_API_URL", "")
+    if api_url and exchange_id == settings.EXCHANGE_ID:
+        exchange.urls["api"] = api_urls_moved(exchange.urls["api"], api_url)
+    return exchange
+
+
+def api_urls_moved(urls: Any, origin: str) -> Any:
+    """ccxt's ``urls['api']`` (a URL, or a dict of them, nested) with the scheme and host
+    of every URL replaced by ``origin`` (``http://127.0.0.1:8080``), paths kept.
+
+    For tests and private mirrors only (``EXCHANGE_API_URL``): Kraken's ``public`` and
+    ``private`` both become ``origin``, Binance's ``https://api.binance.com/api/v3``
+    becomes ``origin + "/api/v3"``.
+    """
+    if isinstance(urls, dict):
+        return {key: api_urls_moved(value, origin) for key, value in urls.items()}
+    if not isinstance(urls, str):
+        return urls
+    parts = urlsplit(urls)
+    if not parts.scheme:
+        return urls
+    return origin.rstrip("/") + urlunsplit(("", "", parts.path, parts.query, parts.fragment))
 
 
 def check_exchange_id(exchange_id: str) -> None:
@@ -128,7 +154,18 @@ class ExchangeGateway:
     def for_exchange(
         cls, exchange_id: str, *, timeout_ms: int | None = None, **options: Any
     ) -> "ExchangeGateway":
-        """A gateway over ``build_exchange(exchange_id)``; ``options`` go to the constructor."""
+        """A gateway over ``build_exchange(exchange_id)``; ``options`` go to the constructor.
+
+        The retry budget not given in ``options`` comes from the settings
+        ``EXCHANGE_MAX_ATTEMPTS``, ``EXCHANGE_BACKOFF_SECONDS`` and
+        ``EXCHANGE_MAX_BACKOFF_SECONDS`` when they exist (the module defaults otherwise).
+        """
+        for option, name, default in (
+            ("max_attempts", "EXCHANGE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
+            ("backoff_seconds", "EXCHANGE_BACKOFF_SECONDS", DEFAULT_BACKOFF_SECONDS),
+            ("max_backoff_seconds", "EXCHANGE_MAX_BACKOFF_SECONDS", DEFAULT_MAX_BACKOFF_SECONDS),
+        ):
+            options.setdefault(option, getattr(settings, name, default))
         return cls(build_exchange(exchange_id, timeout_ms=timeout_ms), **options)
 
     @property

@@ -121,6 +121,7 @@ def _serving(site) -> tuple[str, str]:
     return slot, (current / "DEPLOYED").read_text()
 
 
+@pytest.mark.timeout(900)  # three virtualenvs are built; slow on a loaded machine
 def test_deploy_switch_fail_and_roll_back(site):
     work = site["work"]
     v1 = _git(work, "rev-parse", "v1")

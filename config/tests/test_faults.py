@@ -339,7 +339,11 @@ def test_postgres_dropping_the_connection_mid_run_retries_and_leaves_no_partial_
     processes, clean_broker, settings
 ):
     _markets(20000)
-    worker = processes("worker").start()
+    # The worker names its connections, so only they are dropped (not the live test
+    # server's or another test's).
+    worker = processes(
+        "worker", DATABASE_URL=f"{_database_url()}?application_name=fault-worker"
+    ).start()
     worker.wait_for("ready")
     _send("shadow.advance_live_books", settings.CELERY_BROKER_URL)
     worker.wait_for("[SIGNAL-BUS] book=live configuration")
@@ -347,7 +351,7 @@ def test_postgres_dropping_the_connection_mid_run_retries_and_leaves_no_partial_
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE application_name = 'fault-worker'"
         )
         (terminated,) = cursor.fetchone()
     assert terminated >= 1

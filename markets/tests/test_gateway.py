@@ -349,3 +349,58 @@ def test_history_starting_after_since_is_logged(caplog):
         gateway.fetch_ohlcv("BTC/USD", "1m", T0 - timedelta(days=30))
 
     assert "the oldest candle served opens at 2023-11-14 22:14" in caplog.text
+
+
+def test_exchange_api_url_moves_every_api_url_of_the_configured_exchange_only(settings):
+    settings.EXCHANGE_ID = "kraken"
+    settings.EXCHANGE_API_URL = "http://127.0.0.1:8123/"
+
+    kraken = build_exchange("kraken")
+    binance_urls = build_exchange("binance").urls["api"]
+
+    assert kraken.urls["api"]["public"] == "http://127.0.0.1:8123"
+    assert kraken.urls["api"]["private"] == "http://127.0.0.1:8123"
+    assert binance_urls["public"] == "https://api.binance.com/api/v3"  # not the configured one
+    settings.EXCHANGE_ID = "binance"
+    assert build_exchange("binance").urls["api"]["public"] == "http://127.0.0.1:8123/api/v3"
+
+
+def test_exchange_api_url_unset_leaves_ccxt_urls_alone(settings):
+    settings.EXCHANGE_ID = "kraken"
+    settings.EXCHANGE_API_URL = ""
+
+    assert build_exchange("kraken").urls["api"]["public"] == "https://api.kraken.com"
+
+
+def test_for_exchange_takes_its_retry_budget_from_the_settings(settings, monkeypatch):
+    exchange, _ = kraken_fed([])
+    monkeypatch.setattr(
+        "markets.gateway.build_exchange", lambda exchange_id, timeout_ms=None: exchange
+    )
+    settings.EXCHANGE_MAX_ATTEMPTS = 2
+    settings.EXCHANGE_BACKOFF_SECONDS = 0.25
+    settings.EXCHANGE_MAX_BACKOFF_SECONDS = 3.0
+
+    gateway = ExchangeGateway.for_exchange("kraken")
+    assert (gateway.max_attempts, gateway.backoff_seconds, gateway.max_backoff_seconds) == (
+        2,
+        0.25,
+        3.0,
+    )
+    assert ExchangeGateway.for_exchange("kraken", max_attempts=4).max_attempts == 4
+
+
+IM_A_TEAPOT = json_reply(
+    {"code": -1003, "msg": "Way too many requests; IP banned."}, status=418, reason="I'm a teapot"
+)
+
+
+def test_418_ip_ban_is_retried_with_backoff_like_a_rate_limit_then_reported():
+    gateway, adapter, sleeps = gateway_for([IM_A_TEAPOT] * 5)
+
+    with pytest.raises(ExchangeUnavailableError, match="DDoSProtection") as caught:
+        gateway.fetch_ohlcv("BTC/USD", "1m", T0)
+
+    assert len(adapter.requests) == 5
+    assert sleeps == [1.0, 2.0, 4.0, 8.0]
+    assert isinstance(caught.value.__cause__, ccxt.DDoSProtection)
