@@ -16,15 +16,35 @@ Pure code: no Django, no clock (``now`` comes in as an argument). The rules:
 - a row is rejected, with its location and the reason, when a price is missing, not a
   number, NaN or not positive, the volume is negative, the OHLC values contradict
   each other, or the open time is off the timeframe grid or further in the future;
+- spliced data: a run of two or more consecutive candles (volume > 0, not flat) whose
+  whole (open, high, low, close, volume) repeats a run of candles at an earlier time
+  with the same shift is rejected ("repeats the candle of <time>: spliced data"); the
+  real candles of those times are then reported as a gap. A single repeated candle is
+  left alone: on a thin market one trade of the same size at the same price makes two
+  identical candles;
+- with ``reject_fillers`` (file loads), a flat candle without trades (open = high = low
+  = close, volume 0) is rejected as "filler: no trades": data vendors write them for
+  hours they have no data for;
 - missing steps between consecutive candles are reported as gaps, never filled.
+
+Nothing is repaired: every row is either kept as read, merged with an identical row, or
+rejected; so no signal can be computed on a changed row.
+
+``CandleSorter`` does this in two passes over the same rows with memory bounded by a few
+dozen bytes per row (``scan`` keeps only each row's time, a hash of its values and its
+position; ``sort_out`` yields the kept bars in file order), so a file of millions of rows
+can be streamed; ``clean_candles`` runs both passes over a list.
 """
 
 import logging
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from itertools import groupby, pairwise
+from itertools import pairwise
+
+import numpy as np
 
 from markets.bars import Bar
 from markets.timestamps import is_on_grid, utc_from_ms
@@ -39,6 +59,10 @@ _EARLIEST_MS = 1_230_768_000_000
 _LATEST_MS = 4_102_444_800_000
 # Epoch seconds stay below this until the year 5138; epoch ms pass it in early 1973.
 _SECONDS_BELOW = 100_000_000_000
+# Rejections, conflicts and gaps listed one by one (the rest are counted): a file of
+# millions of bad rows must not need gigabytes to say so.
+LISTED = 1000
+FILLER_REASON = "filler: no trades (open = high = low = close, volume 0)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +118,12 @@ class Gap:
 
 @dataclass(frozen=True)
 class CleanedCandles:
-    """What cleaning kept and what it did: closed candles oldest first, plus the report."""
+    """What cleaning kept and what it did: closed candles oldest first, plus the report.
+
+    ``bars`` is empty when the kept candles were streamed to storage instead
+    (``CandleSorter.sort_out``); the counts then say how many there were. The lists of
+    rejections, conflicts and gaps hold at most ``LISTED`` items; the counts are totals.
+    """
 
     bars: list[Bar]
     rejections: list[Rejection] = field(default_factory=list)
@@ -103,64 +132,343 @@ class CleanedCandles:
     dropped_open: bool = False
     reordered: bool = False
     gaps: list[Gap] = field(default_factory=list)
+    out_of_order: int = 0
+    spliced: int = 0
+    fillers: int = 0
+    kept_count: int | None = None
+    rejected_count: int | None = None
+    conflict_count: int | None = None
+    gap_count: int | None = None
+    missing_count: int | None = None
+    span: tuple[datetime, datetime] | None = None
+
+    @property
+    def kept(self) -> int:
+        """Candles kept (stored or to be stored)."""
+        return len(self.bars) if self.kept_count is None else self.kept_count
+
+    @property
+    def rejected(self) -> int:
+        """Rows rejected, all reasons together (spliced repeats and fillers included)."""
+        return len(self.rejections) if self.rejected_count is None else self.rejected_count
+
+    @property
+    def conflicted(self) -> int:
+        """Timestamps given different values by different rows (none of them kept)."""
+        return len(self.conflicts) if self.conflict_count is None else self.conflict_count
+
+    @property
+    def gap_total(self) -> int:
+        """Number of runs of missing candles between the kept ones."""
+        return len(self.gaps) if self.gap_count is None else self.gap_count
 
     @property
     def missing(self) -> int:
         """Total number of candles missing inside the gaps."""
+        if self.missing_count is not None:
+            return self.missing_count
         return sum(gap.missing for gap in self.gaps)
+
+    @property
+    def first(self) -> datetime | None:
+        """Open time of the oldest kept candle."""
+        if self.span:
+            return self.span[0]
+        return self.bars[0].open_time if self.bars else None
+
+    @property
+    def last(self) -> datetime | None:
+        """Open time of the newest kept candle."""
+        if self.span:
+            return self.span[1]
+        return self.bars[-1].open_time if self.bars else None
 
 
 def clean_candles(
-    rows: Iterable[RawCandle], *, timeframe: timedelta, now: datetime
+    rows: Iterable[RawCandle],
+    *,
+    timeframe: timedelta,
+    now: datetime,
+    reject_fillers: bool = False,
 ) -> CleanedCandles:
     """Closed, valid, de-duplicated candles in time order, with every rejection, merge,
     the dropped open candle and the gaps reported (see the module docstring)."""
-    rejections: list[Rejection] = []
-    accepted: list[tuple[str, Bar]] = []
-    dropped_open = False
-    total = 0
-    for index, raw in enumerate(rows):
-        total += 1
-        where = raw.where or f"row {index}"
-        checked = _checked(raw, timeframe)
-        if isinstance(checked, str):
-            rejections.append(Rejection(where, checked))
-        elif checked.open_time > now + timeframe:
-            rejections.append(
-                Rejection(where, f"open time {checked.open_time:%Y-%m-%d %H:%M} is in the future")
+    listed = list(rows)
+    sorter = CandleSorter(timeframe=timeframe, now=now, reject_fillers=reject_fillers)
+    sorter.scan(listed)
+    sorter.decide()
+    bars = sorted(sorter.sort_out(listed), key=lambda bar: bar.open_time)
+    return sorter.result(bars=bars)
+
+
+class RowsChangedError(ValueError):
+    """The rows of the second pass are not those of the first (the file changed)."""
+
+
+_SKIP, _KEEP, _CONFLICT, _CONFLICT_LISTED, _SPLICED = 0, 1, 2, 3, 4
+
+
+class CandleSorter:
+    """Cleaning in two passes over the same rows, with bounded memory.
+
+    1. ``scan(rows)`` checks each row (rejections, the open candle, fillers) and keeps,
+       per accepted row, only its open time, a 64-bit hash of its values and its position
+       (about 25 bytes);
+    2. ``decide()`` sorts that out with numpy: identical duplicates (merged), conflicting
+       ones (none kept), spliced repeats, out-of-order rows and gaps, across the whole
+       input (so chunk boundaries of the storing pass do not matter);
+    3. ``sort_out(rows)`` goes over the same rows again and yields the kept bars in input
+       order (the caller stores them chunk by chunk), collecting the listed conflicts and
+       the spliced rows' rejections; it raises ``RowsChangedError`` if the rows differ;
+    4. ``result()`` is the report.
+
+    Two rows count as identical when their values hash alike (Python's numeric hash of
+    the five values: equal values, e.g. 2 and 2.0, always do; two different candles do so
+    with a chance of about 1 in 10^19).
+    """
+
+    def __init__(
+        self,
+        *,
+        timeframe: timedelta,
+        now: datetime,
+        reject_fillers: bool = False,
+        listed: int = LISTED,
+    ) -> None:
+        self.timeframe = timeframe
+        self.now = now
+        self.reject_fillers = reject_fillers
+        self.listed = listed
+        self.rows = 0
+        self._times = array("q")
+        self._hashes = array("q")
+        self._ordinals = array("q")
+        self._eligible = bytearray()
+        self._rejections: list[tuple[int, Rejection]] = []
+        self._rejected = 0
+        self._fillers = 0
+        self._dropped_open = False
+        self._out_of_order = 0
+        self._latest: int | None = None
+        self._status: np.ndarray | None = None
+        self._spliced_index = np.zeros(0, dtype=np.int64)
+        self._spliced_origin = np.zeros(0, dtype=np.int64)
+        self._conflict_rows: dict[int, list[tuple[str, Bar]]] = {}
+        self._numbers: dict[str, int] = {}
+        self._gaps: list[Gap] = []
+        self._span: tuple[datetime, datetime] | None = None
+
+    def scan(self, rows: Iterable[RawCandle]) -> None:
+        """First pass: check every row and remember the accepted ones compactly."""
+        for raw in rows:
+            ordinal = self.rows
+            self.rows += 1
+            verdict = self._verdict(raw)
+            if verdict is None:
+                self._dropped_open = True
+            elif isinstance(verdict, str):
+                if verdict is FILLER_REASON:
+                    self._fillers += 1
+                self._reject(ordinal, raw, verdict)
+            else:
+                if self._latest is not None and raw.time_ms < self._latest:
+                    self._out_of_order += 1
+                else:
+                    self._latest = raw.time_ms
+                self._times.append(raw.time_ms)
+                self._hashes.append(
+                    hash((verdict.open, verdict.high, verdict.low, verdict.close, verdict.volume))
+                )
+                self._ordinals.append(ordinal)
+                self._eligible.append(verdict.volume > 0 and verdict.high > verdict.low)
+
+    def decide(self) -> None:
+        """Sort out duplicates, conflicts, spliced repeats and gaps (no row is read)."""
+        times = np.frombuffer(self._times, dtype=np.int64) if self._times else np.zeros(0, np.int64)
+        hashes = (
+            np.frombuffer(self._hashes, dtype=np.int64) if self._hashes else np.zeros(0, np.int64)
+        )
+        count = len(times)
+        status = np.full(count, _SKIP, dtype=np.int8)
+        merged = conflicted = 0
+        if count:
+            order = np.argsort(times, kind="stable")
+            sorted_times = times[order]
+            sorted_hashes = hashes[order]
+            starts = np.flatnonzero(np.r_[True, sorted_times[1:] != sorted_times[:-1]])
+            sizes = np.diff(np.r_[starts, count])
+            differs = sorted_hashes != np.repeat(sorted_hashes[starts], sizes)
+            conflict_group = np.add.reduceat(differs.astype(np.int64), starts) > 0
+            merged = int((sizes[~conflict_group] - 1).sum())
+            conflicted = int(conflict_group.sum())
+            status[order[starts[~conflict_group]]] = _KEEP
+            in_conflict = np.repeat(conflict_group, sizes)
+            status[order[in_conflict]] = _CONFLICT
+            if conflicted:
+                listed_times = sorted_times[starts[conflict_group]][: self.listed]
+                shown = np.isin(times, listed_times) & (status == _CONFLICT)
+                status[shown] = _CONFLICT_LISTED
+            del order, sorted_times, sorted_hashes, differs, in_conflict
+            self._find_spliced(times, hashes, status)
+        self._status = status
+        kept_times = np.sort(times[status == _KEEP])
+        self._numbers = {"merged": merged, "conflicted": conflicted, "kept": len(kept_times)}
+        self._find_gaps(kept_times)
+
+    def sort_out(self, rows: Iterable[RawCandle]) -> Iterator[Bar]:
+        """Second pass over the same rows: the kept bars, in input order."""
+        status = self._status
+        if status is None:
+            raise RuntimeError("call decide() before sort_out()")
+        accepted = len(self._ordinals)
+        position = 0
+        ordinal = -1
+        spliced: list[tuple[int, Rejection]] = []
+        for ordinal, raw in enumerate(rows):
+            if position >= accepted or self._ordinals[position] != ordinal:
+                continue
+            index = position
+            position += 1
+            if raw.time_ms != self._times[index]:
+                raise RowsChangedError(
+                    f"{raw.where or f'row {ordinal}'}: the rows changed between the two passes"
+                )
+            state = status[index]
+            if state in (_SKIP, _CONFLICT):
+                continue
+            bar = _checked(raw, self.timeframe)
+            if isinstance(bar, str):
+                raise RowsChangedError(
+                    f"{raw.where or f'row {ordinal}'}: the rows changed between the two passes"
+                )
+            if state == _KEEP:
+                yield bar
+            elif state == _CONFLICT_LISTED:
+                where = raw.where or f"row {ordinal}"
+                self._conflict_rows.setdefault(raw.time_ms, []).append((where, bar))
+            elif state == _SPLICED and len(spliced) < self.listed:
+                at = int(np.searchsorted(self._spliced_index, index))
+                origin = utc_from_ms(int(self._spliced_origin[at]))
+                reason = f"repeats the candle of {origin:%Y-%m-%d %H:%M}: spliced data"
+                spliced.append((ordinal, Rejection(raw.where or f"row {ordinal}", reason)))
+        if ordinal + 1 != self.rows or position != accepted:
+            raise RowsChangedError(
+                f"the second pass read {ordinal + 1} rows, the first {self.rows}: "
+                "the rows changed between the two passes"
             )
-        elif checked.open_time + timeframe > now:
+        self._rejections = sorted(self._rejections + spliced, key=lambda item: item[0])[
+            : self.listed
+        ]
+
+    def result(self, *, bars: list[Bar] | None = None) -> CleanedCandles:
+        """The report (after ``sort_out``); ``bars`` are the kept bars if the caller kept them."""
+        spliced = len(self._spliced_index)
+        conflicts = [
+            Conflict(utc_from_ms(time_ms), tuple(rows))
+            for time_ms, rows in sorted(self._conflict_rows.items())
+        ]
+        result = CleanedCandles(
+            bars=bars or [],
+            rejections=[rejection for _, rejection in self._rejections],
+            merged=self._numbers["merged"],
+            conflicts=conflicts,
+            dropped_open=self._dropped_open,
+            reordered=self._out_of_order > 0,
+            gaps=self._gaps,
+            out_of_order=self._out_of_order,
+            spliced=spliced,
+            fillers=self._fillers,
+            kept_count=self._numbers["kept"],
+            rejected_count=self._rejected + spliced,
+            conflict_count=self._numbers["conflicted"],
+            gap_count=self._numbers["gaps"],
+            missing_count=self._numbers["missing"],
+            span=self._span,
+        )
+        _log(result, self.rows)
+        return result
+
+    def _verdict(self, raw: RawCandle) -> Bar | str | None:
+        """The row as a ``Bar``, the reason it is rejected, or ``None`` if still open."""
+        checked = _checked(raw, self.timeframe)
+        if isinstance(checked, str):
+            return checked
+        if checked.open_time > self.now + self.timeframe:
+            return f"open time {checked.open_time:%Y-%m-%d %H:%M} is in the future"
+        if checked.open_time + self.timeframe > self.now:
             # Up to one candle ahead of ``now`` is clock skew, not bad data: treat it as open.
-            dropped_open = True
-        else:
-            accepted.append((where, checked))
+            return None
+        if (
+            self.reject_fillers
+            and checked.volume == 0
+            and checked.open == checked.high == checked.low == checked.close
+        ):
+            return FILLER_REASON
+        return checked
 
-    reordered = any(a[1].open_time > b[1].open_time for a, b in pairwise(accepted))
-    # A stable sort keeps input order among equal times, so conflicts list rows in file order.
-    accepted.sort(key=lambda item: item[1].open_time)
-    bars: list[Bar] = []
-    conflicts: list[Conflict] = []
-    merged = 0
-    for open_time, group in groupby(accepted, key=lambda item: item[1].open_time):
-        same_time = list(group)
-        distinct = {bar for _, bar in same_time}
-        if len(distinct) == 1:
-            bars.append(same_time[0][1])
-            merged += len(same_time) - 1
-        else:
-            conflicts.append(Conflict(open_time, tuple(same_time)))
+    def _reject(self, ordinal: int, raw: RawCandle, reason: str) -> None:
+        self._rejected += 1
+        if len(self._rejections) < self.listed:
+            self._rejections.append((ordinal, Rejection(raw.where or f"row {ordinal}", reason)))
 
-    result = CleanedCandles(
-        bars=bars,
-        rejections=rejections,
-        merged=merged,
-        conflicts=conflicts,
-        dropped_open=dropped_open,
-        reordered=reordered,
-        gaps=find_gaps(bars, timeframe=timeframe),
-    )
-    _log(result, total)
-    return result
+    def _find_spliced(self, times: np.ndarray, hashes: np.ndarray, status: np.ndarray) -> None:
+        """Mark kept rows that repeat, in runs of two or more consecutive candles, the
+        values of candles at an earlier time shifted by the same amount."""
+        eligible = np.frombuffer(bytes(self._eligible), dtype=np.uint8).astype(bool)
+        candidates = np.flatnonzero((status == _KEEP) & eligible)
+        if len(candidates) < 4:
+            return
+        order = np.lexsort((times[candidates], hashes[candidates]))
+        rows = candidates[order]
+        row_hashes = hashes[rows]
+        row_times = times[rows]
+        first = np.r_[True, row_hashes[1:] != row_hashes[:-1]]
+        if first.all():
+            return
+        # The earliest candle with these values is the original of the others.
+        group_start = np.maximum.accumulate(np.where(first, np.arange(len(rows)), 0))
+        repeats = ~first
+        repeat_rows = rows[repeats]
+        repeat_times = row_times[repeats]
+        shifts = repeat_times - row_times[group_start[repeats]]
+        by_time = np.argsort(repeat_times, kind="stable")
+        repeat_rows, repeat_times, shifts = (
+            repeat_rows[by_time],
+            repeat_times[by_time],
+            shifts[by_time],
+        )
+        step = self.timeframe // timedelta(milliseconds=1)
+        linked = (np.diff(repeat_times) == step) & (shifts[1:] == shifts[:-1])
+        in_run = np.r_[linked, False] | np.r_[False, linked]
+        if not in_run.any():
+            return
+        spliced_rows = repeat_rows[in_run]
+        origins = (repeat_times - shifts)[in_run]
+        status[spliced_rows] = _SPLICED
+        index_order = np.argsort(spliced_rows)
+        self._spliced_index = spliced_rows[index_order]
+        self._spliced_origin = origins[index_order]
+
+    def _find_gaps(self, kept_times: np.ndarray) -> None:
+        step = self.timeframe // timedelta(milliseconds=1)
+        self._numbers["gaps"] = self._numbers["missing"] = 0
+        if not len(kept_times):
+            return
+        self._span = (utc_from_ms(int(kept_times[0])), utc_from_ms(int(kept_times[-1])))
+        missing = np.diff(kept_times) // step - 1
+        at = np.flatnonzero(missing > 0)
+        self._numbers["gaps"] = len(at)
+        self._numbers["missing"] = int(missing[at].sum())
+        for index in at[: self.listed]:
+            start = utc_from_ms(int(kept_times[index]))
+            count = int(missing[index])
+            self._gaps.append(
+                Gap(
+                    start=start + self.timeframe,
+                    end=start + self.timeframe * count,
+                    missing=count,
+                )
+            )
 
 
 def find_gaps(bars: Sequence[Bar], *, timeframe: timedelta) -> list[Gap]:
@@ -265,27 +573,27 @@ def _label(timeframe: timedelta) -> str:
 
 
 def _log(result: CleanedCandles, total: int) -> None:
-    if result.rejections:
+    if result.rejected:
         shown = "; ".join(str(r) for r in result.rejections[:_LOGGED_REASONS])
-        more = len(result.rejections) - _LOGGED_REASONS
+        more = result.rejected - min(len(result.rejections), _LOGGED_REASONS)
         logger.warning(
             "cleaning rejected %d of %d candle rows: %s%s",
-            len(result.rejections),
+            result.rejected,
             total,
             shown,
             f"; and {more} more" if more > 0 else "",
         )
-    if result.conflicts:
+    if result.conflicted:
         shown = "; ".join(str(c) for c in result.conflicts[:_LOGGED_REASONS])
-        more = len(result.conflicts) - _LOGGED_REASONS
+        more = result.conflicted - min(len(result.conflicts), _LOGGED_REASONS)
         logger.warning(
             "cleaning found %d conflicting duplicate candle timestamps (none of their rows "
             "kept): %s%s",
-            len(result.conflicts),
+            result.conflicted,
             shown,
             f"; and {more} more" if more > 0 else "",
         )
     if result.merged:
         logger.info("cleaning merged %d identical duplicate candle rows", result.merged)
-    if result.gaps:
-        logger.info("cleaning found %d gaps (%d missing candles)", len(result.gaps), result.missing)
+    if result.gap_total:
+        logger.info("cleaning found %d gaps (%d missing candles)", result.gap_total, result.missing)

@@ -12,7 +12,8 @@ Two layouts:
 
 ``iter_candle_file`` reads a CSV line by line (memory does not grow with the file).
 
-Structural problems (bad JSON, missing columns, a value that is not a number or a date,
+An empty file, a binary file (a NUL byte, or bytes that are not UTF-8) and structural
+problems (bad JSON, missing columns, a value that is not a number or a date,
 a row of the wrong length) raise ``CandleFileError`` naming the line or JSON index.
 Values that parse but are wrong (NaN, high below low, a missing price) are not file
 errors: they travel on to cleaning, which rejects those rows and keeps the rest.
@@ -64,8 +65,17 @@ def iter_candle_file(path: Path) -> Iterator[RawCandle]:
     missing/unreadable file or malformed content.
     """
     try:
+        with path.open("rb") as raw:
+            start = raw.read(_SNIFF_CHARS)
+        if b"\x00" in start:
+            raise CandleFileError(
+                f"{path}: a binary file (a NUL byte at offset {start.index(0)}), not a JSON "
+                "or CSV candle file"
+            )
         with path.open(encoding="utf-8-sig", newline="") as handle:
             head = handle.read(_SNIFF_CHARS)
+            if not head.strip():
+                raise CandleFileError(f"{path}: line 1: the file is empty")
             if path.suffix.lower() == ".json" or head.lstrip()[:1] in ("[", "{"):
                 yield from read_ohlcv_json(head + handle.read(), name=str(path))
                 return
@@ -73,7 +83,12 @@ def iter_candle_file(path: Path) -> Iterator[RawCandle]:
             yield from _csv_rows(handle, str(path))
     except FileNotFoundError:
         raise CandleFileError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise CandleFileError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} cannot be decoded): "
+            "a binary file, not a JSON or CSV candle file"
+        ) from None
+    except OSError as exc:
         raise CandleFileError(f"{path}: cannot read the file ({exc})") from exc
 
 

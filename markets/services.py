@@ -5,7 +5,7 @@ source, and loading the same data twice changes nothing.
 """
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Context, Decimal
@@ -17,7 +17,15 @@ from django.db import transaction
 from django.db.models import DecimalField, Max, QuerySet
 
 from markets.bars import Bar
-from markets.cleaning import CleanedCandles, Conflict, Gap, RawCandle, Rejection, clean_candles
+from markets.cleaning import (
+    CandleSorter,
+    CleanedCandles,
+    Conflict,
+    Gap,
+    Rejection,
+    RowsChangedError,
+    clean_candles,
+)
 from markets.errors import CandleFileError, MarketDataError
 from markets.gateway import ExchangeGateway, OnPage
 from markets.identifiers import check_exchange_name, check_symbol, check_timeframe
@@ -34,6 +42,8 @@ UPDATE_FIELDS = ["open", "high", "low", "close", "volume", "source"]
 # (Kraken serves the latest 720 at most).
 DEFAULT_LOOKBACK_CANDLES = 720
 _BATCH_SIZE = 1000
+# A file load stores its kept candles this many at a time (all in one transaction).
+CHUNK_ROWS = 10_000
 _WIDE = Context(prec=60)
 
 
@@ -58,8 +68,14 @@ class CandleLoadSummary:
 
     @property
     def rejections(self) -> list[Rejection]:
-        """Rows that were not loaded, each with its location and reason."""
+        """Rows that were not loaded, each with its location and reason (the first
+        ``LISTED``; ``rejected`` is the total)."""
         return self.cleaned.rejections
+
+    @property
+    def rejected(self) -> int:
+        """How many rows were rejected, all reasons together."""
+        return self.cleaned.rejected
 
     @property
     def merged(self) -> int:
@@ -84,12 +100,12 @@ class CandleLoadSummary:
     @property
     def first(self) -> datetime | None:
         """Open time of the oldest loaded candle."""
-        return self.cleaned.bars[0].open_time if self.cleaned.bars else None
+        return self.cleaned.first
 
     @property
     def last(self) -> datetime | None:
         """Open time of the newest loaded candle."""
-        return self.cleaned.bars[-1].open_time if self.cleaned.bars else None
+        return self.cleaned.last
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary (for task results and logs)."""
@@ -103,10 +119,13 @@ class CandleLoadSummary:
             "created": self.created,
             "unchanged": self.unchanged,
             "restated": self.restated,
-            "rejected": len(self.rejections),
+            "rejected": self.rejected,
+            "spliced": self.cleaned.spliced,
+            "fillers": self.cleaned.fillers,
+            "out_of_order": self.cleaned.out_of_order,
             "merged": self.merged,
-            "conflicts": len(self.conflicts),
-            "gaps": len(self.gaps),
+            "conflicts": self.cleaned.conflicted,
+            "gaps": self.cleaned.gap_total,
             "missing": self.cleaned.missing,
             "dropped_open": self.dropped_open,
             "first": self.first.isoformat() if self.first else None,
@@ -191,26 +210,81 @@ def candles_upsert(
 
 
 def candles_load_file(
-    *, path: Path | str, exchange: str, symbol: str, timeframe: str, now: datetime
+    *,
+    path: Path | str,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    now: datetime,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> CandleLoadSummary:
     """Read a JSON/CSV candle file, clean it and upsert the good candles with source=file.
 
     Raises ``CandleFileError`` when the file is missing, malformed (the message names the
     line) or holds no rows; bad rows inside a readable file (including implausible
-    timestamps) are rejected and reported. Rows repeating a timestamp with identical
-    values are merged; rows giving one timestamp different values are a conflict: none
-    of them is stored and ``summary.conflicts`` names every row and its values.
+    timestamps, fillers without trades and spliced repeats) are rejected and reported.
+    Rows repeating a timestamp with identical values are merged; rows giving one
+    timestamp different values are a conflict: none of them is stored and
+    ``summary.conflicts`` names every row and its values.
+
+    Memory stays bounded whatever the size of a CSV file: a first pass streams the rows
+    through the checks and keeps about 25 bytes per row (``CandleSorter``); a second pass
+    streams them again and stores the kept candles ``chunk_rows`` at a time. Duplicates,
+    conflicts, order and gaps are judged over the whole file, so chunk boundaries change
+    nothing. All chunks are stored in ONE transaction: a failure part-way (the database,
+    a value too large for its column, the file changing between the passes) stores
+    nothing and raises.
     """
     check_exchange_name(exchange)
     check_symbol(symbol)
     step = check_timeframe(timeframe)
-    rows = _Counted(iter_candle_file(Path(path)))
-    # Rows stream from the file into cleaning: only the accepted bars are held in memory.
-    cleaned = clean_candles(rows, timeframe=step, now=now)
-    if not rows.count:
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
+    file = Path(path)
+    sorter = CandleSorter(timeframe=step, now=now, reject_fillers=True)
+    sorter.scan(iter_candle_file(file))
+    if not sorter.rows:
         raise CandleFileError(f"{path}: the file holds no candle rows")
-    summary = _store(exchange, symbol, timeframe, Candle.Source.FILE, rows.count, cleaned)
-    logger.info("loaded %s from %s: %s", _market_label(summary), path, summary.as_dict())
+    sorter.decide()
+    created = unchanged = restated = chunks = 0
+    try:
+        with transaction.atomic():
+            kept = sorter.sort_out(iter_candle_file(file))
+            while chunk := list(islice(kept, chunk_rows)):
+                done = candles_upsert(
+                    exchange=exchange,
+                    symbol=symbol,
+                    timeframe=timeframe,
+                    bars=chunk,
+                    source=Candle.Source.FILE,
+                )
+                created += done.created
+                unchanged += done.unchanged
+                restated += done.restated
+                chunks += 1
+    except RowsChangedError as exc:
+        raise CandleFileError(
+            f"{path}: the file changed while it was being loaded ({exc}); nothing was stored"
+        ) from None
+    summary = CandleLoadSummary(
+        exchange=exchange,
+        symbol=symbol,
+        timeframe=timeframe,
+        source=Candle.Source.FILE,
+        rows=sorter.rows,
+        created=created,
+        unchanged=unchanged,
+        restated=restated,
+        cleaned=sorter.result(),
+    )
+    logger.info(
+        "loaded %s from %s in %d chunk(s) of up to %d rows: %s",
+        _market_label(summary),
+        path,
+        chunks,
+        chunk_rows,
+        summary.as_dict(),
+    )
     return summary
 
 
@@ -343,19 +417,6 @@ def _candle(exchange: str, symbol: str, timeframe: str, bar: Bar, source: str) -
         volume=_stored(bar.volume, "volume"),
         source=source,
     )
-
-
-class _Counted(Iterator[RawCandle]):
-    """Passes the rows through, counting them."""
-
-    def __init__(self, rows: Iterator[RawCandle]) -> None:
-        self._rows = rows
-        self.count = 0
-
-    def __next__(self) -> RawCandle:
-        row = next(self._rows)
-        self.count += 1
-        return row
 
 
 def _market(exchange: str, symbol: str, timeframe: str) -> QuerySet[Candle]:

@@ -4,6 +4,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import F
 
 from markets.models import Candle
 from markets.tests.shared_data import shared_path
@@ -175,8 +176,11 @@ def test_it_loads_a_real_coinbase_normalized_csv():
 
     output = load(path, "--exchange", "coinbase", "--symbol", "BTC/USD", "--timeframe", "1d")
 
-    assert "Loaded 1770 candles" in output
+    # 37 of its 38 zero-volume days are flat fillers without trades: rejected, now gaps.
+    assert "Read 1770 row(s). Loaded 1733 candles" in output
+    assert "Rejected 37 row(s) (of which 37 filler(s) without trades):" in output
     assert "2019-03-20 00:00 to 2019-03-31 00:00 (12 missing)" in output
+    assert Candle.objects.filter(volume=0, open=F("close"), high=F("low")).count() == 0
 
 
 def test_it_reports_a_conflicting_duplicate_and_stores_the_other_rows(tmp_path):
