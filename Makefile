@@ -68,7 +68,7 @@ static: install
 	$(PY) manage.py collectstatic --noinput
 
 web: static
-	$(VENV)/bin/gunicorn config.wsgi -b $${BIND:-127.0.0.1:8000} -w $${WORKERS:-2}
+	$(VENV)/bin/gunicorn config.wsgi -b $${BIND:-127.0.0.1:8000} -w $${WORKERS:-4}
 
 worker: install
 	$(VENV)/bin/celery -A config worker -l info -Q default,market_data,signals,shadow,analytics

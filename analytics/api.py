@@ -6,6 +6,8 @@ The twin answers every error as JSON with a proper status: 401 for an anonymous 
 cannot read, 405 for anything but GET and HEAD.
 """
 
+import hashlib
+import json
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -51,7 +53,16 @@ def book_meta(filters: Filters) -> dict[str, Any] | None:
 
 
 def page_payload(page: Page, filters: Filters) -> dict[str, Any]:
-    """Everything a page shows, as plain data: the JSON twin's body."""
+    """Everything a page shows, as plain data: the JSON twin's body (the HTML view renders
+    the same). Kept in the cache under the book's data stamp (``analytics.page_cache``):
+    built again only after the book is written."""
+    from analytics.page_cache import cached_payload
+
+    return cached_payload(page.name, filters, lambda: build_payload(page, filters))
+
+
+def build_payload(page: Page, filters: Filters) -> dict[str, Any]:
+    """``page_payload`` computed now, without the cache."""
     meta = book_meta(filters)
     data = page.build(filters) if (filters.book is not None or not page.needs_book) else None
     return json_clean(
@@ -98,6 +109,7 @@ def html(request: HttpRequest, name: str) -> HttpResponse:
     payload = page_payload(page, filters)
     book = filters.book
     context |= {
+        "fragment_key": fragment_key(page, payload, request.GET.urlencode()),
         "filters": filters,
         "payload": payload,
         "data": payload["data"],
@@ -108,6 +120,16 @@ def html(request: HttpRequest, name: str) -> HttpResponse:
         "data_sources": payload["book"]["data_sources"] if payload["book"] else [],
     }
     return render(request, page.template, context)
+
+
+def fragment_key(page: Page, payload: dict[str, Any], query: str) -> str:
+    """A key for the rendered parts of a page that depend only on its payload and query
+    string (``{% cache ... fragment_key %}`` in the templates): the digest of both, so a
+    fragment can never outlive the figures it shows. The parts that depend on the user
+    (forms with their CSRF token, staff-only buttons) stay outside the fragments."""
+    body = json.dumps(payload, cls=DjangoJSONEncoder, sort_keys=True)
+    digest = hashlib.blake2b(f"{page.name}|{query}|{body}".encode(), digest_size=20)
+    return digest.hexdigest()
 
 
 def _api_url(request: HttpRequest, page: Page) -> str:

@@ -13,27 +13,33 @@ trades of blocked signals (what blocking gave up; negative = the blocks avoided 
 the guards' **net impact** is minus that (positive = the guards saved money).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from django.db import connection
 from django.db.models import (
     Count,
-    Exists,
-    IntegerField,
-    OuterRef,
+    F,
+    FilteredRelation,
+    FloatField,
+    Func,
+    Max,
+    Min,
     Q,
-    Subquery,
+    QuerySet,
     Sum,
     Value,
+    Window,
 )
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import DenseRank, TruncDate
+from psycopg.types.numeric import FloatLoader
 
 from analytics.filters import Filters
 from analytics.metrics import TradeStats, trade_stats
-from markets.timestamps import ms_from_utc
 from shadow.models import ShadowTrade
 from shadow.selectors import PASSED_GUARD_STATES
 from signals.models import BookStrategy, GuardDecision, PaperTrade, Signal, SignalState
@@ -63,6 +69,36 @@ def signal_scope(filters: Filters, prefix: str = "") -> Q:
     return where
 
 
+class EpochMs(Func):
+    """Epoch milliseconds of a datetime column, floored (as ``ms_from_utc``), computed by
+    the database so that no ``datetime`` is built per row."""
+
+    template = "FLOOR(EXTRACT(EPOCH FROM %(expressions)s) * 1000)"
+    output_field = FloatField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # Django keeps SQLite datetimes as UTC text; %f is "SS.SSS". A literal % is
+        # doubled twice: once for this template, once for the cursor's placeholders.
+        template = (
+            "(CAST(strftime('%%%%s', %(expressions)s) AS INTEGER) * 1000"
+            " + CAST(substr(strftime('%%%%f', %(expressions)s), 4) AS INTEGER))"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+def float_columns(queryset: QuerySet[Any], width: int) -> np.ndarray:
+    """The rows of ``queryset`` (a ``values_list`` of numbers) as a float array of
+    ``width`` columns, NULL as NaN: one query, read straight into floats by the
+    driver (no ``Decimal``, no ``datetime`` and no model per row)."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.cursor.adapters.register_loader("numeric", FloatLoader)
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return np.array(rows, dtype=float).reshape(len(rows), width)
+
+
 # --- Opportunity cost -------------------------------------------------------------------
 
 
@@ -90,10 +126,12 @@ def _shadow_sums(
     counted = window(f"{prefix}candle_time", filters)
     closed = _closed_shadow(filters, prefix)
     pnl = f"{prefix}shadow_trade__pnl"
+    # The signal's id (on a decision: its signal_id, in the partial index of blocks).
+    signal = f"{prefix}id"
     return {
-        f"{name}blocked": Count("id", filter=among & counted),
-        f"{name}closed": Count("id", filter=among & closed),
-        f"{name}wins": Count("id", filter=among & closed & Q(**{f"{pnl}__gt": 0})),
+        f"{name}blocked": Count(signal, filter=among & counted),
+        f"{name}closed": Count(signal, filter=among & closed),
+        f"{name}wins": Count(signal, filter=among & closed & Q(**{f"{pnl}__gt": 0})),
         f"{name}pnl": Sum(pnl, filter=among & closed),
     }
 
@@ -109,41 +147,66 @@ def _cost_row(row: dict[str, Any], name: str = "") -> dict[str, Any]:
     }
 
 
-def opportunity_totals(filters: Filters) -> dict[str, Any]:
-    """The blocked opportunity cost with its counts, and the part of it from signals that
-    exactly one guard blocked (sole-attributable) and from those two or more blocked."""
-    blockers = (
-        GuardDecision.objects.filter(signal=OuterRef("pk"), verdict=BLOCK)
-        .order_by()
-        .values("signal")
-        .annotate(count=Count("id"))
-        .values("count")
+def opportunity_by_guard(filters: Filters) -> list[dict[str, Any]]:
+    """Per guard (by name): the opportunity cost of every signal it blocked ("any": a
+    signal two guards blocked counts for both). The "sole" part (signals it alone
+    blocked) comes from ``opportunity_totals``, which counts each signal's blockers."""
+    rows = (
+        GuardDecision.objects.filter(_blocked_signals(filters, "signal__"), verdict=BLOCK)
+        .values("guard")
+        .order_by("guard")
+        .annotate(**_shadow_sums(filters, prefix="signal__"))
     )
-    counted = window("candle_time", filters)
-    row = (
+    return [{"guard": row["guard"], "any": _cost_row(row)} for row in rows]
+
+
+def opportunity_totals(filters: Filters, guards: Sequence[str] = ()) -> dict[str, Any]:
+    """The blocked opportunity cost with its counts, the part of it from signals that
+    exactly one guard blocked (sole-attributable) and from those two or more blocked, and
+    for each of ``guards`` the part from the signals it alone blocked (``"sole"``).
+
+    One pass: a row per blocked signal with its blocking decisions counted once (a
+    grouped join on the partial index of blocks: ``blockers``, and ``blocker``, the only
+    one when there is one) and its counted shadow P&L (``counted_pnl``: null unless the
+    blocked-group shadow trade closed with a P&L inside the period); every figure is
+    then a conditional aggregate over those rows."""
+    closed = _closed_shadow(filters)
+    per_signal = (
         Signal.objects.filter(_blocked_signals(filters))
-        .annotate(blockers=Coalesce(Subquery(blockers, output_field=IntegerField()), 0))
-        .aggregate(
-            **_shadow_sums(filters),
-            **_shadow_sums(filters, Q(blockers=1), name="single_"),
-            **_shadow_sums(filters, Q(blockers__gte=2), name="multi_"),
-            still_open=Count(
-                "id",
-                filter=counted
-                & Q(
-                    shadow_trade__group=ShadowTrade.Group.BLOCKED,
-                    shadow_trade__status__in=STILL_OPEN,
-                ),
-            ),
-            never_entered=Count(
-                "id",
-                filter=counted
-                & Q(
-                    shadow_trade__group=ShadowTrade.Group.BLOCKED,
-                    shadow_trade__status=ShadowTrade.Status.EXPIRED,
-                ),
+        .annotate(blocks=FilteredRelation("decisions", condition=Q(decisions__verdict=BLOCK)))
+        .annotate(
+            # signal_id and guard are the partial index's columns: an index-only scan.
+            blockers=Count("blocks__signal_id"),
+            blocker=Min("blocks__guard"),
+            # One shadow trade per signal: Max picks its value out of the join's copies.
+            counted_pnl=Max("shadow_trade__pnl", filter=closed),
+            blocked_status=Max(
+                "shadow_trade__status", filter=Q(shadow_trade__group=ShadowTrade.Group.BLOCKED)
             ),
         )
+    )
+    counted = window("candle_time", filters)
+
+    def sums(among: Q, name: str) -> dict[str, Any]:
+        return {
+            f"{name}blocked": Count("id", filter=among & counted),
+            f"{name}closed": Count("counted_pnl", filter=among),
+            f"{name}wins": Count("id", filter=among & Q(counted_pnl__gt=0)),
+            f"{name}pnl": Sum("counted_pnl", filter=among),
+        }
+
+    sole = Q(blockers=1)
+    row = per_signal.aggregate(
+        **sums(Q(), ""),
+        **sums(sole, "single_"),
+        **sums(Q(blockers__gte=2), "multi_"),
+        **{
+            key: value
+            for index, guard in enumerate(guards)
+            for key, value in sums(sole & Q(blocker=guard), f"sole{index}_").items()
+        },
+        still_open=Count("id", filter=counted & Q(blocked_status__in=STILL_OPEN)),
+        never_entered=Count("id", filter=counted & Q(blocked_status=ShadowTrade.Status.EXPIRED)),
     )
     return {
         **_cost_row(row),
@@ -151,35 +214,29 @@ def opportunity_totals(filters: Filters) -> dict[str, Any]:
         "never_entered": row["never_entered"],
         "single_guard": _cost_row(row, "single_"),
         "several_guards": _cost_row(row, "multi_"),
+        "sole": {guard: _cost_row(row, f"sole{index}_") for index, guard in enumerate(guards)},
     }
 
 
-def opportunity_by_guard(filters: Filters) -> list[dict[str, Any]]:
-    """Per guard (by name): the opportunity cost of every signal it blocked ("any": a
-    signal two guards blocked counts for both) and of those it alone blocked ("sole")."""
-    another_guard_blocked = GuardDecision.objects.filter(
-        signal_id=OuterRef("signal_id"), verdict=BLOCK
-    ).exclude(guard=OuterRef("guard"))
-    blocking = Q(verdict=BLOCK)
-    sole = Q(blocking, ~Exists(another_guard_blocked))
-    rows = (
-        GuardDecision.objects.filter(_blocked_signals(filters, "signal__"))
-        .values("guard")
-        .order_by("guard")
-        .annotate(
-            **_shadow_sums(filters, blocking, "signal__", "any_"),
-            **_shadow_sums(filters, sole, "signal__", "sole_"),
-        )
-    )
-    return [
-        {"guard": row["guard"], "any": _cost_row(row, "any_"), "sole": _cost_row(row, "sole_")}
-        for row in rows
-    ]
+SUMMED = ("blocked", "closed", "wins", "pnl")
 
 
-def opportunity_by_strategy(filters: Filters) -> list[dict[str, Any]]:
-    """Per strategy configuration version of the book."""
-    rows = (
+def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
+    """Add a grouped row's counts and exact (decimal) P&L into ``into``."""
+    for key in SUMMED:
+        if row[key] is not None:
+            into[key] = row[key] if into[key] is None else into[key] + row[key]
+
+
+def opportunity_by_strategy_and_symbol(
+    filters: Filters,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per strategy configuration version of the book, and per market symbol: one query
+    grouped by both (a strategy trades one market, so a handful of groups), each side
+    then the sum of its groups' exact counts and decimal sums. Strategies come in the
+    database's order (name, version, id), symbols in the database's order of symbols
+    (its collation: a dense rank in the same query)."""
+    rows = list(
         Signal.objects.filter(_blocked_signals(filters))
         .values(
             "book_strategy_id",
@@ -188,35 +245,55 @@ def opportunity_by_strategy(filters: Filters) -> list[dict[str, Any]]:
             "book_strategy__config_version",
             "book_strategy__symbol",
             "book_strategy__timeframe",
+            "symbol",
         )
         .order_by("book_strategy__name", "book_strategy__config_version", "book_strategy_id")
         .annotate(**_shadow_sums(filters))
+        .annotate(symbol_rank=Window(DenseRank(), order_by=F("symbol").asc()))
     )
-    return [
-        {
-            "id": row["book_strategy_id"],
-            "name": row["book_strategy__name"] or "(no configuration)",
-            "kind": row["book_strategy__kind"] or "",
-            "version": row["book_strategy__config_version"],
-            "market": " ".join(
-                part
-                for part in (row["book_strategy__symbol"], row["book_strategy__timeframe"])
-                if part
-            ),
-            **_cost_row(row),
-        }
-        for row in rows
+    strategies: dict[int | None, dict[str, Any]] = {}
+    symbols: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        strategy = strategies.setdefault(
+            row["book_strategy_id"],
+            {
+                "id": row["book_strategy_id"],
+                "name": row["book_strategy__name"] or "(no configuration)",
+                "kind": row["book_strategy__kind"] or "",
+                "version": row["book_strategy__config_version"],
+                "market": " ".join(
+                    part
+                    for part in (row["book_strategy__symbol"], row["book_strategy__timeframe"])
+                    if part
+                ),
+                **dict.fromkeys(SUMMED),
+            },
+        )
+        _add(strategy, row)
+        symbol = symbols.setdefault(
+            row["symbol"],
+            {"symbol": row["symbol"], "rank": row["symbol_rank"], **dict.fromkeys(SUMMED)},
+        )
+        _add(symbol, row)
+    by_strategy = [
+        {key: value for key, value in group.items() if key not in SUMMED} | _cost_row(group)
+        for group in strategies.values()
     ]
+    by_symbol = [
+        {"symbol": group["symbol"], **_cost_row(group)}
+        for group in sorted(symbols.values(), key=lambda group: group["rank"])
+    ]
+    return by_strategy, by_symbol
+
+
+def opportunity_by_strategy(filters: Filters) -> list[dict[str, Any]]:
+    """Per strategy configuration version of the book."""
+    return opportunity_by_strategy_and_symbol(filters)[0]
 
 
 def opportunity_by_symbol(filters: Filters) -> list[dict[str, Any]]:
-    rows = (
-        Signal.objects.filter(_blocked_signals(filters))
-        .values("symbol")
-        .order_by("symbol")
-        .annotate(**_shadow_sums(filters))
-    )
-    return [{"symbol": row["symbol"], **_cost_row(row)} for row in rows]
+    """Per market symbol."""
+    return opportunity_by_strategy_and_symbol(filters)[1]
 
 
 def opportunity_by_day(filters: Filters) -> list[dict[str, Any]]:
@@ -298,7 +375,8 @@ class TradeColumns:
 
 def leaderboard_trades(filters: Filters) -> TradeColumns:
     """Every closed paper trade and every closed shadow trade of a blocked signal in the
-    period, in one query (a UNION ALL)."""
+    period, in one query (a UNION ALL) read as float columns (``float_columns``), in
+    exit order: paper before shadow at the same exit time, then by id."""
     paper = PaperTrade.objects.filter(
         book=filters.book, status=PaperTrade.Status.CLOSED, pnl__isnull=False
     ).filter(window("exit_time", filters))
@@ -312,21 +390,23 @@ def leaderboard_trades(filters: Filters) -> TradeColumns:
     if filters.symbol:
         paper = paper.filter(signal__symbol=filters.symbol)
         shadow = shadow.filter(signal__symbol=filters.symbol)
-    columns = ("signal__book_strategy_id", "pnl", "exit_time")
-    rows = list(
+
+    def columns(kind: int) -> tuple[Any, ...]:
+        return ("signal__book_strategy_id", "pnl", EpochMs("exit_time"), Value(kind), "id")
+
+    table = float_columns(
         paper.order_by()
-        .values_list(*columns, Value(0, output_field=IntegerField()))
-        .union(
-            shadow.order_by().values_list(*columns, Value(1, output_field=IntegerField())),
-            all=True,
-        )
+        .values_list(*columns(0))
+        .union(shadow.order_by().values_list(*columns(1)), all=True),
+        5,
     )
-    count = len(rows)
+    strategy, pnl, exit_ms, kind, ids = table.T
+    order = np.lexsort((ids, kind, exit_ms))
     return TradeColumns(
-        strategy=np.fromiter((r[0] if r[0] is not None else -1 for r in rows), np.int64, count),
-        pnl=np.fromiter((float(r[1]) for r in rows), float, count),
-        exit_ms=np.fromiter((ms_from_utc(r[2]) for r in rows), np.int64, count),
-        shadow=np.fromiter((bool(r[3]) for r in rows), bool, count),
+        strategy=np.nan_to_num(strategy[order], nan=-1).astype(np.int64),
+        pnl=pnl[order],
+        exit_ms=exit_ms[order].astype(np.int64),
+        shadow=kind[order] == 1,
     )
 
 

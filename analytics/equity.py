@@ -58,39 +58,87 @@ def equity_curve(
     step_ms: Mapping[str, int],
 ) -> EquityCurve:
     """The book's equity at each candle close of its markets."""
+    keys = list(candles)
+    index = {key: i for i, key in enumerate(keys)}
+    known = [p for p in positions if p.market in index]
+    return equity_curve_arrays(
+        candles,
+        PositionArrays(
+            market=np.array([index[p.market] for p in known], dtype=np.int64),
+            signed=np.array([p.direction * p.quantity for p in known], dtype=float),
+            entry_price=np.array([p.entry_price for p in known], dtype=float),
+            entry_time=np.array([p.entry_time for p in known], dtype=np.int64),
+            exit_time=np.array(
+                [np.nan if p.exit_time is None else p.exit_time for p in known], dtype=float
+            ),
+            pnl=np.array([p.pnl for p in known], dtype=float),
+        ),
+        step_ms=step_ms,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PositionArrays:
+    """Paper positions as columns: ``market`` is the index of the position's market in
+    the ``candles`` mapping's order, ``signed`` direction * quantity, ``exit_time`` NaN
+    while open (``pnl`` then ignored)."""
+
+    market: np.ndarray
+    signed: np.ndarray
+    entry_price: np.ndarray
+    entry_time: np.ndarray
+    exit_time: np.ndarray
+    pnl: np.ndarray
+
+
+def equity_curve_arrays(
+    candles: Mapping[str, CandleArrays],
+    positions: PositionArrays,
+    *,
+    step_ms: Mapping[str, int],
+) -> EquityCurve:
+    """``equity_curve`` over positions given as columns (no object per trade)."""
     if not candles or all(len(c) == 0 for c in candles.values()):
         return EquityCurve(np.empty(0, dtype=np.int64), np.empty(0))
     closes = np.unique(
         np.concatenate([c.time + step_ms[key] for key, c in candles.items() if len(c)])
     )
     total = np.zeros(len(closes))
-    for key, market in candles.items():
+    for number, (key, market) in enumerate(candles.items()):
         if not len(market):
             continue
-        own = [p for p in positions if p.market == key]
-        per_candle = _market_equity(market, own)
+        per_candle = _market_equity(market, positions, positions.market == number)
         # Carry this market's value to every close of the shared timeline.
         at = np.searchsorted(market.time + step_ms[key], closes, side="right") - 1
         total += np.where(at >= 0, per_candle[np.clip(at, 0, None)], 0.0)
     return EquityCurve(closes, total)
 
 
-def _market_equity(market: CandleArrays, positions: Sequence[PaperPosition]) -> np.ndarray:
-    """Realised + unrealised P&L of ``positions`` at each of ``market``'s candle closes."""
+def _market_equity(market: CandleArrays, positions: PositionArrays, own: np.ndarray) -> np.ndarray:
+    """Realised + unrealised P&L of the ``own`` positions at each of ``market``'s candle
+    closes (``np.add.at`` adds in the positions' order, as a loop over them would)."""
     n = len(market)
     size = np.zeros(n + 1)  # direction * quantity of the trades open at each candle
     cost = np.zeros(n + 1)  # direction * quantity * entry price of those trades
     realised = np.zeros(n + 1)
-    for p in positions:
-        start = int(np.searchsorted(market.time, p.entry_time))
-        stop = n if p.exit_time is None else int(np.searchsorted(market.time, p.exit_time))
-        signed = p.direction * p.quantity
-        # Open from the entry candle's close up to the candle before the exit candle.
-        size[start] += signed
-        size[stop] -= signed
-        cost[start] += signed * p.entry_price
-        cost[stop] -= signed * p.entry_price
-        if p.exit_time is not None:
-            realised[stop] += p.pnl
+    signed = positions.signed[own]
+    price = positions.entry_price[own]
+    exits = positions.exit_time[own]
+    closed = ~np.isnan(exits)
+    start = np.searchsorted(market.time, positions.entry_time[own])
+    stop = np.full(start.shape, n, dtype=np.int64)
+    stop[closed] = np.searchsorted(market.time, exits[closed].astype(np.int64))
+    # Open from the entry candle's close up to the candle before the exit candle, in the
+    # order the loop over positions added them: +start, -stop per position.
+    np.add.at(
+        size, np.stack((start, stop), axis=1).ravel(), np.stack((signed, -signed), axis=1).ravel()
+    )
+    weighted = signed * price
+    np.add.at(
+        cost,
+        np.stack((start, stop), axis=1).ravel(),
+        np.stack((weighted, -weighted), axis=1).ravel(),
+    )
+    np.add.at(realised, stop[closed], positions.pnl[own][closed])
     size, cost = np.cumsum(size)[:n], np.cumsum(cost)[:n]
     return np.cumsum(realised)[:n] + size * market.close - cost

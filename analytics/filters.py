@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.http import QueryDict
 
 from signals.models import Book, Signal
@@ -99,10 +99,18 @@ def _book(raw: str, name: str) -> Book:
     # isdigit() alone takes "²" for a digit, which int() then refuses.
     if not (raw.isascii() and raw.isdigit()):
         raise NoSuchBookError(f"no book with id {raw!r}")
-    book = Book.objects.filter(pk=int(raw)).first()
+    book = _framed(Book.objects.filter(pk=int(raw))).first()
     if book is None:
         raise NoSuchBookError(f"no book with id {raw!r}")
     return book
+
+
+def _framed(books: QuerySet[Book]) -> QuerySet[Book]:
+    """``books`` with what the frame reads about them in the same query: the clock and
+    the data stamp the page cache keys pages by (index probes, ``analytics.page_cache``)."""
+    from analytics.page_cache import with_stamp
+
+    return with_stamp(books)
 
 
 def default_book() -> Book | None:
@@ -111,13 +119,16 @@ def default_book() -> Book | None:
 
     with_signals = Book.objects.filter(Exists(Signal.objects.filter(book=OuterRef("pk"))))
     return (
-        with_signals.order_by("-created_at", "-id").first()
-        or Book.objects.order_by("-created_at", "-id").first()
+        _framed(with_signals.order_by("-created_at", "-id")).first()
+        or _framed(Book.objects.order_by("-created_at", "-id")).first()
     )
 
 
 def book_clock(book: Book) -> datetime | None:
-    """The open time of the last candle ``book`` has a signal on (``None`` without signals)."""
+    """The open time of the last candle ``book`` has a signal on (``None`` without signals):
+    one probe of the index ``signal_book_clock``, or nothing when read with the book."""
+    if hasattr(book, "frame_clock"):
+        return book.frame_clock
     return Signal.objects.filter(book=book).aggregate(last=Max("candle_time"))["last"]
 
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -202,8 +202,19 @@ def candidate_thresholds(
         # one at the boundary, where the blocked set changes.
         values = np.unique(np.floor(values) if blocks_when == ">" else np.ceil(values))
     if len(values) > limit - 1:
-        picks = np.quantile(values, np.linspace(0, 1, limit - 1), method="inverted_cdf")
+        picks = np.quantile(values, _quantiles(limit), method="inverted_cdf")
         values = np.unique(picks)
+    return _finish_candidates(values, current=current, integral=integral)
+
+
+def _quantiles(limit: int) -> np.ndarray:
+    """The quantiles the candidates are picked at among more than ``limit - 1`` values."""
+    return np.linspace(0, 1, limit - 1)
+
+
+def _finish_candidates(values: Any, *, current: float, integral: bool) -> list[float]:
+    """The picked observed values as thresholds (whole numbers, or kept to ``PLACES``
+    places), with the current threshold; sorted."""
     if integral:
         found = {float(int(v)) for v in values}
     else:
@@ -318,20 +329,38 @@ def _decimal(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def guard_curves(*, book: Book) -> list[GuardCurve]:
-    """Every guard version of ``book`` with a numeric threshold, by name and version, with
-    its curve and best candidate. Two queries whatever the number of signals."""
-    frozen = list(
+@dataclass(frozen=True, slots=True)
+class _Tunable:
+    """A tunable guard version of the book as the curves read it."""
+
+    copy: BookGuard
+    kind: str
+    param: str
+    blocks_when: str
+    unit: str
+    current: float
+    integral: bool
+    tolerance: float
+
+    @property
+    def rounding(self) -> str:
+        """How its observed values become candidates: to the boundary whole number."""
+        if not self.integral:
+            return "none"
+        return "floor" if self.blocks_when == ">" else "ceil"
+
+    def accepts(self, value: float) -> bool:
+        return _accepts(self.kind, self.copy.params, self.param, _param_value(value, self.integral))
+
+
+def _tunables(book: Book) -> list[_Tunable]:
+    """The book's guard versions with a numeric threshold, by name and version (one query)."""
+    tunables = []
+    frozen = (
         BookGuard.objects.filter(book=book, kind__in=list(THRESHOLD_PARAMS))
         .select_related("config")
         .order_by("name", "config_version")
     )
-    rows = _observation_rows(book) if frozen else []
-    grouped: dict[int, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        grouped.setdefault(row[0], []).append(row)
-    needed = min_samples()
-    curves = []
     for copy in frozen:
         kind, param = copy.kind, THRESHOLD_PARAMS[copy.kind]
         cls = GUARDS[kind]
@@ -339,10 +368,76 @@ def guard_curves(*, book: Book) -> list[GuardCurve]:
             guard = build_guard(kind, copy.params)
         except ValueError:
             continue
-        current = float(getattr(guard, param))
-        integral = isinstance(getattr(guard, param), int)
-        tol = RELATIVE_TOLERANCE.get(kind, 0.0)
-        decisions = grouped.get(copy.pk, [])
+        tunables.append(
+            _Tunable(
+                copy=copy,
+                kind=kind,
+                param=param,
+                blocks_when=cls.blocks_when,
+                unit=cls.unit,
+                current=float(getattr(guard, param)),
+                integral=isinstance(getattr(guard, param), int),
+                tolerance=RELATIVE_TOLERANCE.get(kind, 0.0),
+            )
+        )
+    return tunables
+
+
+def _curve(
+    tunable: _Tunable,
+    points: list[CurvePoint],
+    *,
+    decided: int,
+    observed: int,
+    mismatches: int,
+    needed: int,
+) -> GuardCurve:
+    copy = tunable.copy
+    return GuardCurve(
+        book_guard=copy,
+        config=copy.config,
+        param=tunable.param,
+        integral=tunable.integral,
+        unit=tunable.unit,
+        blocks_when=tunable.blocks_when,
+        current=tunable.current,
+        points=points,
+        best=best_point(points, needed=needed, decided=decided),
+        decided=decided,
+        observed=observed,
+        mismatches=mismatches,
+        needed=needed,
+    )
+
+
+def guard_curves(*, book: Book) -> list[GuardCurve]:
+    """Every guard version of ``book`` with a numeric threshold, by name and version, with
+    its curve and best candidate. Two queries whatever the number of signals (a third,
+    rarely, see ``_curves_in_sql``).
+
+    On PostgreSQL the decisions are summed in the database per bucket between candidate
+    thresholds (``_curves_in_sql``); elsewhere one row per decision comes back and numpy
+    does the sums (``_curves_from_rows``). Both give the same figures to the last digit."""
+    tunables = _tunables(book)
+    if not tunables:
+        return []
+    if connection.vendor == "postgresql":
+        curves = _curves_in_sql(book, tunables)
+        if curves is not None:
+            return curves
+    return _curves_from_rows(book, tunables)
+
+
+def _curves_from_rows(book: Book, tunables: list[_Tunable]) -> list[GuardCurve]:
+    """The curves from one row per decision (one query), summed with numpy."""
+    rows = _observation_rows(book)
+    grouped: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        grouped.setdefault(row[0], []).append(row)
+    needed = min_samples()
+    curves = []
+    for tunable in tunables:
+        decisions = grouped.get(tunable.copy.pk, [])
         # Nothing observed (no stop-out yet, too few candles): passes at any threshold.
         mine = [r for r in decisions if r[1] is not None]
         data = Observations.of(
@@ -356,33 +451,252 @@ def guard_curves(*, book: Book) -> list[GuardCurve]:
             recorded = np.array([float(r[3]) if r[3] is not None else np.nan for r in mine])
             blocked = np.array([r[2] == GuardDecision.Verdict.BLOCK for r in mine])
             observed = np.array([float(r[1]) for r in mine])
-            replayed = _blocks(observed, recorded, cls.blocks_when, tol)
+            replayed = _blocks(observed, recorded, tunable.blocks_when, tunable.tolerance)
             mismatches = int(np.count_nonzero(replayed != blocked))
 
         candidates = [
             t
             for t in candidate_thresholds(
-                data.observed, current=current, integral=integral, blocks_when=cls.blocks_when
+                data.observed,
+                current=tunable.current,
+                integral=tunable.integral,
+                blocks_when=tunable.blocks_when,
             )
-            if _accepts(kind, copy.params, param, _param_value(t, integral))
+            if tunable.accepts(t)
         ]
         points = threshold_curve(
-            data, candidates, blocks_when=cls.blocks_when, current=current, tolerance=tol
+            data,
+            candidates,
+            blocks_when=tunable.blocks_when,
+            current=tunable.current,
+            tolerance=tunable.tolerance,
         )
         curves.append(
-            GuardCurve(
-                book_guard=copy,
-                config=copy.config,
-                param=param,
-                integral=integral,
-                unit=cls.unit,
-                blocks_when=cls.blocks_when,
-                current=current,
-                points=points,
-                best=best_point(points, needed=needed, decided=len(decisions)),
+            _curve(
+                tunable,
+                points,
                 decided=len(decisions),
                 observed=len(mine),
                 mismatches=mismatches,
+                needed=needed,
+            )
+        )
+    return curves
+
+
+# PostgreSQL: every figure of every curve in one statement. Observed values and recorded
+# thresholds are compared as float8, as numpy compares them (numeric -> float8 and
+# Python's float(Decimal) both round correctly). Per decision of a tunable guard version:
+# its shadow trade's P&L when closed and whether another guard blocked its signal; summed
+# per guard and distinct observed value (``grouped``); the candidates picked among the
+# distinct values exactly as ``candidate_thresholds`` picks them (``chosen``: numpy's
+# "inverted_cdf" quantile of n values at q is the value of rank ceil(n q) - 1); bucket
+# boundaries: those picks, the same kept to 8 places, and the current threshold
+# (``bounds``); then the sums per bucket between boundaries, one row per guard version.
+_CURVES_SQL = """
+WITH spec AS MATERIALIZED (
+    SELECT * FROM unnest(
+        %(guards)s::bigint[], %(currents)s::float8[], %(factors)s::float8[],
+        %(modes)s::text[], %(roundings)s::text[]
+    ) AS spec (g, cur, fac, mode, rounding)
+), vals AS (
+    SELECT DISTINCT sp.g,
+        CASE sp.rounding
+            WHEN 'floor' THEN floor(d.observed_value::float8)
+            WHEN 'ceil' THEN ceil(d.observed_value::float8)
+            ELSE d.observed_value::float8
+        END AS v
+    FROM (
+        SELECT DISTINCT d.book_guard_id, d.observed_value
+        FROM signals_guarddecision d
+        WHERE d.book_guard_id = ANY(%(guards)s::bigint[])
+          AND d.observed_value IS NOT NULL AND d.observed_value <> 'NaN'
+    ) AS d
+    JOIN spec sp ON sp.g = d.book_guard_id
+    WHERE d.observed_value::float8 NOT IN ('Infinity', '-Infinity')
+), ranked AS (
+    SELECT g, v,
+        row_number() OVER (PARTITION BY g ORDER BY v) - 1 AS i,
+        count(*) OVER (PARTITION BY g) AS n
+    FROM vals
+), counts AS (
+    SELECT g, count(*) AS n FROM vals GROUP BY g
+), picked AS (
+    SELECT DISTINCT c.g, greatest(0, least(c.n - 1, ceil(c.n * q) - 1))::bigint AS i
+    FROM counts c, unnest(%(quantiles)s::float8[]) AS q
+    WHERE c.n > %(keep)s
+), chosen AS MATERIALIZED (
+    SELECT r.g, r.v FROM ranked r
+    WHERE r.n <= %(keep)s OR (r.g, r.i) IN (SELECT g, i FROM picked)
+), bounds AS MATERIALIZED (
+    SELECT sp.g, sp.mode, sp.fac,
+        coalesce((SELECT array_agg(c.v ORDER BY c.v) FROM chosen c WHERE c.g = sp.g),
+                 '{}'::float8[]) AS picks,
+        ARRAY(
+            SELECT x FROM (
+                SELECT c.v AS x FROM chosen c WHERE c.g = sp.g
+                UNION
+                SELECT round(c.v::numeric, %(places)s)::float8 FROM chosen c
+                WHERE c.g = sp.g AND sp.rounding = 'none'
+                UNION
+                SELECT sp.cur
+            ) AS b ORDER BY x
+        ) AS raw
+    FROM spec sp
+), compared AS MATERIALIZED (
+    SELECT bo.*,
+        CASE bo.mode
+            WHEN '>=' THEN bo.raw
+            WHEN '>' THEN ARRAY(SELECT -x FROM unnest(bo.raw) AS x ORDER BY 1)
+            ELSE ARRAY(SELECT x * bo.fac FROM unnest(bo.raw) AS x ORDER BY 1)
+        END AS edges
+    FROM bounds bo
+), blocks AS (
+    SELECT b.signal_id, count(*) AS n, min(b.guard) AS one
+    FROM signals_guarddecision b
+    JOIN signals_signal s ON s.id = b.signal_id
+    WHERE b.verdict = 'block' AND s.book_id = %(book)s
+    GROUP BY b.signal_id
+), decided AS (
+    SELECT co.g,
+        CASE
+            WHEN d.v IS NULL THEN NULL
+            WHEN co.mode <> '>' THEN width_bucket(d.v, co.edges)
+            WHEN d.v = 'NaN' THEN cardinality(co.edges)
+            ELSE cardinality(co.edges) - width_bucket(-d.v, co.edges)
+        END AS k,
+        coalesce(t.status = 'closed' AND t.pnl IS NOT NULL, false) AS closed,
+        t.pnl,
+        coalesce(b.n > 1 OR b.one <> d.guard, false) AS others,
+        CASE
+            WHEN d.v IS NULL THEN false
+            WHEN d.th IS NULL OR d.th = 'NaN' OR d.v = 'NaN' THEN d.blocked
+            WHEN co.mode = '>=' THEN (d.v >= d.th) <> d.blocked
+            WHEN co.mode = '>' THEN (d.v > d.th) <> d.blocked
+            ELSE (d.v < d.th * co.fac) <> d.blocked
+        END AS mismatch
+    FROM (
+        -- OFFSET 0: each value is converted once, not in every expression using it.
+        SELECT d.book_guard_id, d.signal_id, d.guard, d.verdict = 'block' AS blocked,
+            d.observed_value::float8 AS v, d.threshold::float8 AS th
+        FROM signals_guarddecision d
+        WHERE d.book_guard_id = ANY(%(guards)s::bigint[])
+        OFFSET 0
+    ) AS d
+    JOIN compared co ON co.g = d.book_guard_id
+    LEFT JOIN shadow_shadowtrade t ON t.signal_id = d.signal_id
+    LEFT JOIN blocks b ON b.signal_id = d.signal_id
+), buckets AS (
+    SELECT g, k,
+        count(*) AS n,
+        count(*) FILTER (WHERE closed) AS closed,
+        sum(pnl) FILTER (WHERE closed) AS pnl,
+        count(*) FILTER (WHERE closed AND NOT others) AS alone_closed,
+        sum(pnl) FILTER (WHERE closed AND NOT others) AS alone_pnl,
+        count(*) FILTER (WHERE mismatch) AS mismatches
+    FROM decided
+    GROUP BY g, k
+)
+SELECT bo.g, bo.picks, bo.raw,
+    array_agg(bu.k ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
+    array_agg(bu.n ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
+    array_agg(bu.closed ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
+    array_agg(bu.pnl ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
+    array_agg(bu.alone_closed ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
+    array_agg(bu.alone_pnl ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
+    coalesce(sum(bu.mismatches), 0)::bigint
+FROM bounds bo
+LEFT JOIN buckets bu ON bu.g = bo.g
+GROUP BY bo.g, bo.picks, bo.raw
+"""
+
+
+def _curves_in_sql(book: Book, tunables: list[_Tunable]) -> list[GuardCurve] | None:
+    """The curves from one statement (PostgreSQL) that sums the decisions per bucket
+    between the boundaries its candidates can take; ``None`` in the rare case where a
+    candidate kept to 8 places is not one of them (PostgreSQL rounds a float to 8 places
+    from its 15 significant digits, Python from its exact value): then the caller reads
+    the decisions row by row."""
+    params: dict[str, Any] = {
+        "book": book.pk,
+        "guards": [t.copy.pk for t in tunables],
+        "currents": [t.current for t in tunables],
+        "factors": [1 - t.tolerance for t in tunables],
+        "modes": [t.blocks_when for t in tunables],
+        "roundings": [t.rounding for t in tunables],
+        "keep": MAX_CANDIDATES - 1,
+        "quantiles": [float(q) for q in _quantiles(MAX_CANDIDATES)],
+        "places": PLACES,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_CURVES_SQL, params)
+        rows = {row[0]: row for row in cursor.fetchall()}
+    needed = min_samples()
+    curves = []
+    for tunable in tunables:
+        _g, picks, raw, keys, ns, closed, pnl, alone_closed, alone_pnl, mismatches = rows[
+            tunable.copy.pk
+        ]
+        candidates = [
+            t
+            for t in _finish_candidates(picks, current=tunable.current, integral=tunable.integral)
+            if tunable.accepts(t)
+        ]
+        position = {float(b): j for j, b in enumerate(raw)}
+        if any(t not in position for t in candidates):
+            return None
+        size = len(raw) + 1  # bucket k: k boundaries at or below the value (width_bucket)
+        counts = np.zeros(size, dtype=int)
+        samples = np.zeros(size, dtype=int)
+        alone = np.zeros(size, dtype=int)
+        money = np.full(size, ZERO, dtype=object)
+        alone_money = np.full(size, ZERO, dtype=object)
+        decided = observed = 0
+        for k, n, c, p, ac, ap in zip(
+            keys or [],
+            ns or [],
+            closed or [],
+            pnl or [],
+            alone_closed or [],
+            alone_pnl or [],
+            strict=True,
+        ):
+            decided += n
+            if k is None:
+                continue
+            observed += n
+            counts[k] += n
+            samples[k] += c
+            alone[k] += ac
+            money[k] = _decimal(p) if p is not None else ZERO
+            alone_money[k] = _decimal(ap) if ap is not None else ZERO
+        prefix = [_prefix(counts, 0), _prefix(samples, 0), _prefix(alone, 0)]
+        prefix_money = [_prefix(money, ZERO), _prefix(alone_money, ZERO)]
+        points = []
+        for t in candidates:
+            j = position[t]
+            # Buckets blocked at t: those above t's boundary, or at and below it for "<".
+            start, end = (0, j + 1) if tunable.blocks_when == "<" else (j + 1, size)
+            blocked, shut, shut_alone = (int(p[end] - p[start]) for p in prefix)
+            pnl_all, pnl_alone = (p[end] - p[start] for p in prefix_money)
+            points.append(
+                CurvePoint(
+                    threshold=t,
+                    blocked=blocked,
+                    samples=shut,
+                    net_impact=-pnl_all,
+                    alone_samples=shut_alone,
+                    alone_net_impact=-pnl_alone,
+                    current=t == tunable.current,
+                )
+            )
+        curves.append(
+            _curve(
+                tunable,
+                points,
+                decided=decided,
+                observed=observed,
+                mismatches=int(mismatches),
                 needed=needed,
             )
         )

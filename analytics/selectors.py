@@ -6,14 +6,40 @@ totals are exact only to about 15 significant digits).
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Context as DecimalContext
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from django.conf import settings
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db import connections
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Min,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+    Window,
+)
 
+from analytics.breakdowns import EpochMs, float_columns
 from analytics.confidence import MeanInterval, mean_interval
-from analytics.equity import EquityCurve, PaperPosition, equity_curve
+from analytics.equity import (
+    EquityCurve,
+    PositionArrays,
+    equity_curve,
+    equity_curve_arrays,
+)
 from markets.bars import timeframe_delta
 from markets.selectors import candle_arrays, candle_sources
 from markets.timestamps import ms_from_utc, utc_from_ms
@@ -176,9 +202,9 @@ def guard_effectiveness(
 
     ``since``/``until`` (until exclusive) count a block by its signal's candle time and its
     money by its shadow trade's exit time; ``strategy`` (a strategy configuration's name in
-    the book) and ``symbol`` narrow the signals. Three queries at most, whatever the number
-    of signals: two passes over the blocking decisions (every block; blocks with no other
-    guard blocking the same signal, an anti-join) and the book's guard configurations.
+    the book) and ``symbol`` narrow the signals. Two queries at most, whatever the number
+    of signals: one pass over the blocking decisions (``_guard_sums``: every block, and
+    the blocks no other guard made) and the book's guard configurations.
     """
     decisions = GuardDecision.objects.filter(signal__book=book, verdict=GuardDecision.Verdict.BLOCK)
     if strategy:
@@ -200,29 +226,7 @@ def guard_effectiveness(
     if since is not None or until is not None:
         decisions = decisions.filter(counted | (closed & exited))
     money = closed & exited
-    pnl = F("signal__shadow_trade__pnl")
-    sums = {
-        "blocked": Count("id", filter=counted),
-        "evaluated": Count("id", filter=money),
-        "wins": Count("id", filter=money & Q(signal__shadow_trade__pnl__gt=0)),
-        "pnl": Sum(pnl, filter=money),
-        "pnl_squares": Sum(pnl * pnl, filter=money),
-    }
-    another_guard_blocked = GuardDecision.objects.filter(
-        signal_id=OuterRef("signal_id"), verdict=GuardDecision.Verdict.BLOCK
-    ).exclude(guard=OuterRef("guard"))
-    keys = ("guard", "book_guard_id")
-    every = {
-        (row["guard"], row["book_guard_id"]): row
-        for row in decisions.values(*keys).order_by().annotate(**sums)
-    }
-    alone = {
-        (row["guard"], row["book_guard_id"]): row
-        for row in decisions.filter(~Exists(another_guard_blocked))
-        .values(*keys)
-        .order_by()
-        .annotate(**sums)
-    }
+    every, alone = _guard_sums(decisions, counted, money)
     configs = {
         frozen.pk: frozen
         for frozen in BookGuard.objects.filter(book=book).only(
@@ -269,6 +273,64 @@ def guard_effectiveness(
     return effects
 
 
+def _db_decimal(value: Any) -> Any:
+    """A sum read from a raw cursor as the ORM would give it: PostgreSQL's numeric is a
+    ``Decimal`` already; SQLite's float becomes one at 15 significant digits."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return DecimalContext(prec=15).create_decimal_from_float(float(value))
+
+
+def _guard_sums(
+    decisions: QuerySet[GuardDecision], counted: Q, money: Q
+) -> tuple[dict[tuple[str, int | None], dict[str, Any]], ...]:
+    """Per (guard, configuration) of ``decisions`` (blocking ones): blocks counted, closed
+    shadow trades, wins, P&L and P&L squared, over every block and over the blocks no
+    other guard made, in ONE pass. A signal's other blockers are counted by a window over
+    its blocking decisions (one per guard: ``decision_unique_per_guard``); every filter is
+    per signal, so the window sees all the blocks of each signal kept. The ORM writes the
+    per-decision rows; the grouping around them is plain SQL (PostgreSQL and SQLite)."""
+    flag: BooleanField[Any, Any] = BooleanField()
+    rows = decisions.annotate(
+        is_counted=ExpressionWrapper(counted, output_field=flag) if counted else Value(True),
+        is_money=ExpressionWrapper(money, output_field=flag),
+        trade_pnl=F("signal__shadow_trade__pnl"),
+        # signal_id (in the index) rather than id: the pass reads only the index.
+        blockers=Window(Count("signal_id"), partition_by=[F("signal_id")]),
+    ).values("guard", "book_guard_id", "is_counted", "is_money", "trade_pnl", "blockers")
+    inner, params = rows.order_by().query.sql_with_params()
+    names = ("blocked", "evaluated", "wins", "pnl", "pnl_squares")
+
+    def sums(only: str) -> str:
+        return (
+            f"COUNT(CASE WHEN is_counted{only} THEN 1 END), "
+            f"COUNT(CASE WHEN is_money{only} THEN 1 END), "
+            f"COUNT(CASE WHEN is_money{only} AND trade_pnl > 0 THEN 1 END), "
+            f"SUM(CASE WHEN is_money{only} THEN trade_pnl END), "
+            f"SUM(CASE WHEN is_money{only} THEN trade_pnl * trade_pnl END)"
+        )
+
+    query = (
+        f"SELECT guard, book_guard_id, {sums('')}, {sums(' AND blockers = 1')} "
+        f"FROM ({inner}) blocks GROUP BY guard, book_guard_id"
+    )
+    every: dict[tuple[str, int | None], dict[str, Any]] = {}
+    alone: dict[tuple[str, int | None], dict[str, Any]] = {}
+    with connections[decisions.db].cursor() as cursor:
+        cursor.execute(query, params)
+        for guard, config_id, *values in cursor.fetchall():
+            key = (guard, config_id)
+            for target, part in ((every, values[:5]), (alone, values[5:])):
+                row = dict(zip(names, part, strict=True))
+                row["pnl"], row["pnl_squares"] = (
+                    _db_decimal(row["pnl"]),
+                    _db_decimal(row["pnl_squares"]),
+                )
+                if target is every or row["blocked"] or row["evaluated"]:
+                    target[key] = row
+    return every, alone
+
+
 def signal_state_counts(*, book: Book) -> dict[str, int]:
     """Signals of ``book`` per state, every state present (zero when empty), in pipeline order."""
     rows = (
@@ -279,8 +341,18 @@ def signal_state_counts(*, book: Book) -> dict[str, int]:
 
 
 def books() -> list[Book]:
-    """Every book, newest first, each annotated with ``signal_count``."""
-    return list(Book.objects.annotate(signal_count=Count("signals")).order_by("-created_at", "-id"))
+    """Every book, newest first, each with ``signal_count``.
+
+    The counts come from the page cache under each book's data stamp (one query for every
+    book's stamp, index probes only); only the books written since their count was cached
+    are counted again, in one grouped query."""
+    from analytics.page_cache import book_signal_counts, with_stamp
+
+    found = list(with_stamp(Book.objects.order_by("-created_at", "-id")))
+    counts = book_signal_counts(found)
+    for book in found:
+        book.signal_count = counts.get(book.pk, 0)  # type: ignore[attr-defined]
+    return found
 
 
 def default_book() -> Book | None:
@@ -292,8 +364,11 @@ def default_book() -> Book | None:
 def data_sources(*, book: Book) -> list[str]:
     """The candle sources (exchange, file, synthetic) behind the markets ``book`` trades:
     those of its signals and of the strategy configurations run in it."""
+    # A signal's market is that of the strategy configuration that made it: only signals
+    # without one (written before configurations were frozen in books) are read, through
+    # the index on ``book_strategy_id`` (no scan of the book's signals).
     markets = set(
-        Signal.objects.filter(book=book)
+        Signal.objects.filter(book=book, book_strategy__isnull=True)
         .order_by()
         .values_list("exchange", "symbol", "timeframe")
         .distinct()
@@ -455,49 +530,23 @@ def _decision_line(decision: GuardDecision) -> DecisionLine:
 
 def book_equity_curve(*, book: Book) -> EquityCurve:
     """``book``'s equity at every candle close from its first paper entry to the last
-    candle it processed, marked to market (``analytics.equity``)."""
-    trades = list(
-        PaperTrade.objects.filter(book=book, entry_time__isnull=False)
-        .order_by()
-        .values_list(
-            "signal__exchange",
-            "signal__symbol",
-            "signal__timeframe",
-            "side",
-            "quantity",
-            "entry_price",
-            "entry_time",
-            "exit_time",
-            "pnl",
-            "status",
-        )
-    )
-    if not trades:
+    candle it processed, marked to market (``analytics.equity``).
+
+    Its markets and first entry come first (one grouped query), then their candles; the
+    trades are read only when there are candles to mark them on, as float columns."""
+    trades = PaperTrade.objects.filter(
+        book=book, entry_time__isnull=False, quantity__isnull=False, entry_price__isnull=False
+    ).order_by()
+    market = ("signal__exchange", "signal__symbol", "signal__timeframe")
+    found = list(trades.values_list(*market).annotate(first=Min("entry_time")).order_by(*market))
+    if not found:
         return equity_curve({}, [], step_ms={})
     state = BookState.objects.filter(book=book).values_list("state", flat=True).first() or {}
     last_times = state.get("last_time", {})
-    positions = []
-    markets: dict[str, tuple[str, str, str]] = {}
-    for exchange, symbol, timeframe, side, qty, price, entry, exit_, pnl, status in trades:
-        if entry is None or qty is None or price is None:
-            continue  # filtered out above; the columns are nullable for pending trades
-        key = f"{exchange} {symbol} {timeframe}"
-        markets[key] = (exchange, symbol, timeframe)
-        closed = status == PaperTrade.Status.CLOSED
-        positions.append(
-            PaperPosition(
-                market=key,
-                direction=1 if side == "long" else -1,
-                quantity=float(qty),
-                entry_price=float(price),
-                entry_time=ms_from_utc(entry),
-                exit_time=ms_from_utc(exit_) if closed and exit_ else None,
-                pnl=float(pnl) if closed and pnl is not None else 0.0,
-            )
-        )
-    first_entry = min(p.entry_time for p in positions)
+    first_entry = min(ms_from_utc(first) for *_, first in found)
     candles = {}
-    for key, (exchange, symbol, timeframe) in markets.items():
+    for exchange, symbol, timeframe, _ in found:
+        key = f"{exchange} {symbol} {timeframe}"
         last = last_times.get(key)
         candles[key] = candle_arrays(
             exchange=exchange,
@@ -506,8 +555,49 @@ def book_equity_curve(*, book: Book) -> EquityCurve:
             after=utc_from_ms(first_entry - 1),
             until=utc_from_ms(last) if last is not None else None,
         )
-    steps = {key: int(timeframe_delta(m[2]).total_seconds() * 1000) for key, m in markets.items()}
-    return equity_curve(candles, positions, step_ms=steps)
+    steps = {f"{e} {s} {t}": int(timeframe_delta(t).total_seconds() * 1000) for e, s, t, _ in found}
+    if all(len(c) == 0 for c in candles.values()):
+        return equity_curve(candles, [], step_ms=steps)
+    which = Case(
+        *(
+            When(signal__exchange=e, signal__symbol=s, signal__timeframe=t, then=Value(i))
+            for i, (e, s, t, _) in enumerate(found)
+        ),
+        output_field=IntegerField(),
+    )
+    closed = Case(
+        When(status=PaperTrade.Status.CLOSED, then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    side = Case(When(side="long", then=Value(1)), default=Value(-1), output_field=IntegerField())
+    columns = float_columns(
+        trades.values_list(
+            which,
+            side,
+            "quantity",
+            "entry_price",
+            EpochMs("entry_time"),
+            EpochMs("exit_time"),
+            "pnl",
+            closed,
+        ),
+        8,
+    )
+    index, direction, quantity, price, entry, exit_, pnl, is_closed = columns.T
+    exits = np.where(is_closed == 1, exit_, np.nan)
+    return equity_curve_arrays(
+        candles,
+        PositionArrays(
+            market=index.astype(np.int64),
+            signed=direction * quantity,
+            entry_price=price,
+            entry_time=entry.astype(np.int64),
+            exit_time=exits,
+            pnl=np.where(~np.isnan(exits) & ~np.isnan(pnl), pnl, 0.0),
+        ),
+        step_ms=steps,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -585,6 +675,8 @@ def book_quote_currency(*, book: Book) -> str:
     if not currencies:
         currencies = {
             quote_currency(symbol)
-            for symbol in Signal.objects.filter(book=book).values_list("symbol", flat=True)[:1]
+            for symbol in Signal.objects.filter(book=book)
+            .order_by()
+            .values_list("symbol", flat=True)[:1]
         }
     return currencies.pop() if len(currencies) == 1 else "quote"

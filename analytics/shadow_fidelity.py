@@ -25,14 +25,12 @@ from django.db.models import (
     Count,
     DateTimeField,
     DecimalField,
-    Exists,
     ExpressionWrapper,
     F,
+    FilteredRelation,
     Max,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Value,
     When,
 )
@@ -53,22 +51,31 @@ _MONEY: DecimalField[Any, Any] = DecimalField(max_digits=30, decimal_places=12)
 _CLOSED = SimulatedTrade.Status.CLOSED
 
 
-def _order(purpose: str, column: str) -> Subquery:
-    """A column of ``purpose``'s filled order for the shadow trade's signal."""
-    orders = ExchangeOrder.objects.filter(
-        signal=OuterRef("signal"), purpose=purpose, filled__gt=0
-    ).annotate(
+def _order_fee(relation: str) -> Case:
+    """The fee of the filled order joined as ``relation``, in the quote currency."""
+    return Case(
         # A fee charged in the base currency (BTC of BTC/USD) is worth fee x fill price.
-        fee_quote=Case(
-            When(
-                fee_currency=Left("symbol", StrIndex("symbol", Value("/")) - 1),
-                then=Coalesce("fee_cost", Value(Decimal(0))) * F("average_price"),
-            ),
-            default=Coalesce("fee_cost", Value(Decimal(0))),
-            output_field=_MONEY,
-        )
+        When(
+            **{
+                f"{relation}__fee_currency": Left(
+                    f"{relation}__symbol", StrIndex(f"{relation}__symbol", Value("/")) - 1
+                )
+            },
+            then=Coalesce(f"{relation}__fee_cost", Value(Decimal(0)))
+            * F(f"{relation}__average_price"),
+        ),
+        default=Coalesce(f"{relation}__fee_cost", Value(Decimal(0))),
+        output_field=_MONEY,
     )
-    return Subquery(orders.values(column)[:1])
+
+
+def _filled(purpose: str) -> FilteredRelation:
+    """The signal's filled order for ``purpose``: at most one (``order_one_per_purpose``),
+    joined once (LEFT JOIN) rather than read by a subquery per column and per use."""
+    return FilteredRelation(
+        "signal__orders",
+        condition=Q(signal__orders__purpose=purpose, signal__orders__filled__gt=0),
+    )
 
 
 def fidelity_pairs(filters: Filters) -> QuerySet[ShadowTrade]:
@@ -88,15 +95,13 @@ def fidelity_pairs(filters: Filters) -> QuerySet[ShadowTrade]:
     entry, exit_ = ExchangeOrder.Purpose.ENTRY, ExchangeOrder.Purpose.EXIT
     paper = "signal__paper_trade__"
     direction = Case(When(side="long", then=Value(1)), default=Value(-1))
-    pairs = pairs.annotate(
-        live=Exists(
-            ExchangeOrder.objects.filter(signal=OuterRef("signal"), purpose=entry, filled__gt=0)
-        ),
-        live_entry=_order(entry, "average_price"),
-        live_entry_fee=_order(entry, "fee_quote"),
-        live_exit=_order(exit_, "average_price"),
-        live_exit_fee=_order(exit_, "fee_quote"),
-        live_quantity=_order(exit_, "filled"),
+    pairs = pairs.annotate(entry_order=_filled(entry), exit_order=_filled(exit_)).annotate(
+        live=ExpressionWrapper(Q(entry_order__id__isnull=False), output_field=BooleanField()),
+        live_entry=F("entry_order__average_price"),
+        live_entry_fee=_order_fee("entry_order"),
+        live_exit=F("exit_order__average_price"),
+        live_exit_fee=_order_fee("exit_order"),
+        live_quantity=F("exit_order__filled"),
     )
     live_closed = Q(live=True, live_exit__isnull=False)
     pairs = pairs.annotate(

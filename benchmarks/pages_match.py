@@ -90,6 +90,14 @@ def _opportunity(data: dict[str, Any], reference: dict[str, Any]) -> dict[str, A
 
 
 def _leaderboard(data: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    def stats(row: dict[str, Any]) -> dict[str, Any]:
+        figures: dict[str, Any] = {}
+        for set_ in ("guarded", "unguarded"):
+            drawdown, sharpe = row[set_]["max_drawdown"], row[set_]["sharpe"]
+            figures[f"{set_}_max_drawdown"] = drawdown
+            figures[f"{set_}_sharpe"] = round(sharpe, 2) if sharpe is not None else None
+        return figures
+
     return {
         "strategies": {
             row["name"]: {
@@ -97,9 +105,11 @@ def _leaderboard(data: dict[str, Any], reference: dict[str, Any]) -> dict[str, A
                 "trades": row["guarded"]["trades"],
                 "wins": row["guarded"]["wins"],
                 "pnl": row["guarded"]["total_pnl"],
+                **stats(row),
             }
             for row in data["strategies"]
-        }
+        },
+        "book": stats(data["book"]),
     }
 
 

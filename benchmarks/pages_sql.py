@@ -147,14 +147,89 @@ ORDER BY bs.name
 """
 
 
+# What the leaderboard shows beyond counts and sums, for every strategy and for the whole
+# book, guarded (closed paper trades) and unguarded (plus the closed shadow trades of the
+# blocked signals), with analytics.metrics' definitions: max drawdown of the running sum
+# in exit order (ties: paper first, then id) below its running peak (which starts at 0);
+# Sharpe of daily P&L over every UTC day from the first exit to the last (days without a
+# close count as 0): mean / sample standard deviation * sqrt(365).
+LEADERBOARD_STATS_SQL = """
+WITH trades AS (
+    SELECT s.book_strategy_id AS strategy, p.exit_time, 0 AS kind, p.id, p.pnl, true AS paper
+    FROM signals_papertrade p JOIN signals_signal s ON s.id = p.signal_id
+    WHERE p.book_id = %(book)s AND p.status = 'closed' AND p.pnl IS NOT NULL
+    UNION ALL
+    SELECT s.book_strategy_id, t.exit_time, 1, t.id, t.pnl, false
+    FROM shadow_shadowtrade t JOIN signals_signal s ON s.id = t.signal_id
+    WHERE t.book_id = %(book)s AND t."group" = 'blocked' AND t.status = 'closed'
+      AND t.pnl IS NOT NULL
+),
+scoped AS (
+    SELECT strategy AS scope, paper, exit_time, kind, id, pnl FROM trades
+    UNION ALL
+    SELECT 0, paper, exit_time, kind, id, pnl FROM trades
+),
+sets AS (
+    SELECT scope, 'guarded' AS set_, exit_time, kind, id, pnl FROM scoped WHERE paper
+    UNION ALL
+    SELECT scope, 'unguarded', exit_time, kind, id, pnl FROM scoped
+),
+running AS (
+    SELECT scope, set_, pnl, exit_time,
+           sum(pnl) OVER (PARTITION BY scope, set_ ORDER BY exit_time, kind, id
+                          ROWS UNBOUNDED PRECEDING) AS equity
+    FROM sets
+),
+falls AS (
+    SELECT scope, set_,
+           greatest(0, max(equity) OVER (PARTITION BY scope, set_ ORDER BY exit_time
+                                         ROWS UNBOUNDED PRECEDING)) - equity AS fall
+    FROM running
+),
+drawdowns AS (
+    SELECT scope, set_, greatest(0, max(fall)) AS max_drawdown FROM falls GROUP BY 1, 2
+),
+days AS (
+    SELECT scope, set_,
+           floor(extract(epoch FROM exit_time) * 1000 / 86400000)::bigint AS day,
+           sum(pnl) AS day_pnl
+    FROM sets GROUP BY 1, 2, 3
+),
+sharpe AS (
+    SELECT scope, set_, max(day) - min(day) + 1 AS n,
+           sum(day_pnl)::float8 AS s, sum(day_pnl * day_pnl)::float8 AS q
+    FROM days GROUP BY 1, 2
+)
+SELECT coalesce(bs.name, '') AS name, d.set_, d.max_drawdown,
+       CASE WHEN h.n >= 2 AND (h.q - h.s * h.s / h.n) > 0
+            THEN (h.s / h.n) / sqrt((h.q - h.s * h.s / h.n) / (h.n - 1)) * sqrt(365.0)
+       END AS sharpe
+FROM drawdowns d
+JOIN sharpe h USING (scope, set_)
+LEFT JOIN signals_bookstrategy bs ON bs.id = d.scope
+"""
+
+
 def leaderboard(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:
-    """Per strategy configuration: signals, closed paper trades, wins and their P&L."""
-    return {
-        "strategies": {
-            name: {"signals": signals, "trades": trades, "wins": wins, "pnl": cents(pnl)}
-            for name, signals, trades, wins, pnl in _rows(cursor, LEADERBOARD_SQL, {"book": book})
-        }
+    """Per strategy configuration: signals, closed paper trades, wins and their P&L; and
+    per strategy and for the whole book, guarded and unguarded, max drawdown and Sharpe."""
+    strategies: dict[str, dict[str, Any]] = {
+        name: {"signals": signals, "trades": trades, "wins": wins, "pnl": cents(pnl)}
+        for name, signals, trades, wins, pnl in _rows(cursor, LEADERBOARD_SQL, {"book": book})
     }
+    empty = {
+        f"{set_}_{figure}": value
+        for set_ in ("guarded", "unguarded")
+        for figure, value in (("max_drawdown", cents(None)), ("sharpe", None))
+    }
+    for row in strategies.values():
+        row.update(empty)
+    book_row: dict[str, Any] = dict(empty)
+    for name, set_, drawdown, sharpe in _rows(cursor, LEADERBOARD_STATS_SQL, {"book": book}):
+        target = strategies.setdefault(name, {}) if name else book_row
+        target[f"{set_}_max_drawdown"] = cents(drawdown)
+        target[f"{set_}_sharpe"] = round(sharpe, 2) if sharpe is not None else None
+    return {"strategies": strategies, "book": book_row}
 
 
 SUMMARY_SQL = """

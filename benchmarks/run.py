@@ -22,8 +22,9 @@ Knobs (environment):
 
 Last, the "pages" part (``benchmarks/pages.py``): every page of the trader's view on one
 book of ``BENCH_PAGES_SIGNALS`` signals (kept in its own database between runs), its
-server time beside hand-written SQL, and p50/p95 under 10 concurrent clients through
-gunicorn.
+cold server time (page cache bypassed) beside hand-written SQL, its warm time (from the
+page cache), and p50/p95 under 10 concurrent clients through gunicorn (4 workers, the
+page cache in Redis).
 """
 
 from __future__ import annotations

@@ -318,6 +318,14 @@ CACHES = {
     )
 }
 
+# --- Page cache (analytics/page_cache.py): each page's figures cached under a stamp of
+# its book's data, so a page is never older than the book's last committed write.
+PAGE_CACHE = env.bool("PAGE_CACHE", default=True)
+PAGE_CACHE_SECONDS = env.int("PAGE_CACHE_SECONDS", default=86400)
+# The health page reads the wall clock, heartbeats and queues: cached this long at most.
+PAGE_CACHE_HEALTH_SECONDS = env.int("PAGE_CACHE_HEALTH_SECONDS", default=5)
+PAGE_CACHE_LOCK_SECONDS = env.int("PAGE_CACHE_LOCK_SECONDS", default=30)
+
 # --- Health check (/healthz) -------------------------------------------------------
 # Celery beat counts as late when no periodic task ran for longer than this.
 HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=600)

@@ -3,7 +3,11 @@
 (minus that), broken down by guard ("any" and "sole" attribution), by strategy
 configuration, by symbol and by UTC day of the shadow trade's exit, and drawn over time.
 
-Five queries whatever the number of signals (``analytics.breakdowns``)."""
+Four queries whatever the number of signals (``analytics.breakdowns``): per guard over
+the blocking decisions (its "any" part, and the guards' names); one pass over the blocked
+signals, each with its blockers counted once, for the totals, the single/several split
+and every guard's "sole" part; one grouped by strategy configuration and symbol (both
+breakdowns); one by exit day."""
 
 from datetime import date, timedelta
 from decimal import Decimal
@@ -12,8 +16,7 @@ from typing import Any
 from analytics.breakdowns import (
     opportunity_by_day,
     opportunity_by_guard,
-    opportunity_by_strategy,
-    opportunity_by_symbol,
+    opportunity_by_strategy_and_symbol,
     opportunity_totals,
 )
 from analytics.charts import chart_spec
@@ -72,9 +75,11 @@ def _chart(days: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def build(filters: Filters) -> dict[str, Any]:
-    totals = opportunity_totals(filters)
     guards = opportunity_by_guard(filters)
+    totals = opportunity_totals(filters, [row["guard"] for row in guards])
+    sole = totals.pop("sole")
     days = [_money(row) for row in opportunity_by_day(filters)]
+    strategies, symbols = opportunity_by_strategy_and_symbol(filters)
     return {
         "convention": CONVENTION,
         "totals": {
@@ -85,11 +90,15 @@ def build(filters: Filters) -> dict[str, Any]:
             "several_guards": _money(totals["several_guards"]),
         },
         "guards": [
-            {"guard": row["guard"], "any": _money(row["any"]), "sole": _money(row["sole"])}
+            {
+                "guard": row["guard"],
+                "any": _money(row["any"]),
+                "sole": _money(sole[row["guard"]]),
+            }
             for row in guards
         ],
-        "strategies": [_money(row) for row in opportunity_by_strategy(filters)],
-        "symbols": [_money(row) for row in opportunity_by_symbol(filters)],
+        "strategies": [_money(row) for row in strategies],
+        "symbols": [_money(row) for row in symbols],
         "days": days,
         "chart": _chart(days),
     }

@@ -9,20 +9,24 @@ overlaid, e.g. a replay beside its ablation leg without one guard.
 
 Money is the paper trades' net P&L (after fees) in the book's quote currency, counted
 when the trade closed (its exit time). A fixed number of queries per book whatever the
-number of trades: one for the trades' columns, the equity curve's reads.
+number of trades: two for the trades (their float columns in exit order, their exact
+sums per day), the equity curve's reads.
 """
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from django.db.models import Q
+from django.db.models import Q, Sum
+from django.db.models.functions import TruncDate
 
+from analytics.breakdowns import EpochMs, float_columns
 from analytics.charts import chart_spec
 from analytics.filters import Filters
-from analytics.metrics import DAY_MS, daily_pnl, trade_stats
+from analytics.metrics import daily_pnl, trade_stats
 from analytics.numbers import cents, fine, rate
 from analytics.pages import Page, register
 from analytics.selectors import book_equity_curve, book_quote_currency
@@ -40,9 +44,23 @@ CONVENTION = (
 )
 
 
-def trades(book: Book, filters: Filters) -> tuple[list[Decimal], np.ndarray]:
-    """(P&L, exit time in ms) of ``book``'s closed paper trades inside the filters, in exit
-    order: one query."""
+@dataclass(frozen=True)
+class Trades:
+    """A book's closed paper trades inside the filters: their P&L (float) and exit time
+    (ms) in exit order, for the statistics and the drawdown, and the exact decimal sums
+    of their P&L per UTC day of the exit (all of it, its gains and its losses)."""
+
+    pnl: np.ndarray
+    exits: np.ndarray
+    by_day: dict[int, tuple[Decimal, Decimal, Decimal]]
+
+    def __len__(self) -> int:
+        return int(self.pnl.size)
+
+
+def trades(book: Book, filters: Filters) -> Trades:
+    """``book``'s closed paper trades inside the filters: two queries, the float columns
+    in exit order (``float_columns``) and the exact sums grouped by day."""
     where = Q(book=book, status=PaperTrade.Status.CLOSED, pnl__isnull=False)
     where &= Q(exit_time__isnull=False)
     if filters.since is not None:
@@ -53,24 +71,35 @@ def trades(book: Book, filters: Filters) -> tuple[list[Decimal], np.ndarray]:
         where &= Q(signal__book_strategy__name=filters.strategy)
     if filters.symbol:
         where &= Q(signal__symbol=filters.symbol)
-    rows = [
-        (value, moment)
-        for value, moment in PaperTrade.objects.filter(where)
-        .order_by("exit_time", "id")
-        .values_list("pnl", "exit_time")
-        if moment is not None  # excluded above; the column is nullable
-    ]
-    pnl = [Decimal(str(value)) for value, _ in rows]
-    exits = np.array([ms_from_utc(moment) for _, moment in rows], dtype=np.int64)
-    return pnl, exits
+    closed = PaperTrade.objects.filter(where)
+    columns = float_columns(
+        closed.order_by("exit_time", "id").values_list("pnl", EpochMs("exit_time")), 2
+    )
+    days = (
+        closed.annotate(day=TruncDate("exit_time", tzinfo=UTC))
+        .values("day")
+        .order_by("day")
+        .annotate(
+            day_pnl=Sum("pnl"),
+            gains=Sum("pnl", filter=Q(pnl__gt=0)),
+            losses=Sum("pnl", filter=Q(pnl__lt=0)),
+        )
+    )
+    by_day = {}
+    for row in days:
+        day = row["day"] if isinstance(row["day"], date) else date.fromisoformat(str(row["day"]))
+        start = ms_from_utc(datetime.combine(day, time(), tzinfo=UTC))
+        by_day[start] = (row["day_pnl"], row["gains"] or ZERO, row["losses"] or ZERO)
+    return Trades(columns[:, 0], columns[:, 1].astype(np.int64), by_day)
 
 
-def figures(pnl: list[Decimal], exits: np.ndarray) -> dict[str, Any]:
-    """The headline figures (``analytics.metrics``); totals summed exactly in decimals."""
-    stats = trade_stats(np.array([float(value) for value in pnl], dtype=float), exits)
-    total = sum(pnl, ZERO)
-    gross_profit = sum((value for value in pnl if value > 0), ZERO)
-    gross_loss = -sum((value for value in pnl if value < 0), ZERO)
+def figures(closed: Trades) -> dict[str, Any]:
+    """The headline figures (``analytics.metrics``); totals summed exactly in decimals
+    (by the database, per day)."""
+    stats = trade_stats(closed.pnl, closed.exits)
+    total = sum((pnl for pnl, _, _ in closed.by_day.values()), ZERO)
+    gross_profit = sum((gains for _, gains, _ in closed.by_day.values()), ZERO)
+    gross_loss = -sum((losses for _, _, losses in closed.by_day.values()), ZERO)
     return {
         "total_pnl": cents(total),
         "trades": stats.trades,
@@ -80,7 +109,7 @@ def figures(pnl: list[Decimal], exits: np.ndarray) -> dict[str, Any]:
         "gross_profit": cents(gross_profit),
         "gross_loss": cents(gross_loss),
         "profit_factor": rate(gross_profit / gross_loss if gross_loss > 0 else None),
-        "expectancy": fine(total / len(pnl)) if pnl else None,
+        "expectancy": fine(total / len(closed)) if len(closed) else None,
         "max_drawdown": cents(stats.max_drawdown),
         "sharpe": rate(stats.sharpe),
     }
@@ -90,23 +119,21 @@ def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).date().isoformat()
 
 
-def daily(pnl: list[Decimal], exits: np.ndarray) -> tuple[list[str], list[Decimal]]:
+def daily(closed: Trades) -> tuple[list[str], list[Decimal]]:
     """Every UTC day from the first exit to the last with the P&L closed that day."""
-    days, _ = daily_pnl([float(value) for value in pnl], exits)
-    totals = dict.fromkeys((int(day) for day in days), ZERO)
-    for value, moment in zip(pnl, exits, strict=True):
-        totals[int(moment) // DAY_MS * DAY_MS] += value
+    days, _ = daily_pnl(closed.pnl, closed.exits)
+    totals = {int(day): closed.by_day.get(int(day), (ZERO,))[0] for day in days}
     return [_day(day) for day in totals], [cents(value) or ZERO for value in totals.values()]
 
 
-def drawdown(pnl: list[Decimal], exits: np.ndarray) -> dict[str, Any] | None:
+def drawdown(closed: Trades) -> dict[str, Any] | None:
     """Realised equity minus its running peak after each close (0 or below), at most
     ``DRAWDOWN_POINTS`` points, each the deepest of its bucket so the worst one shows."""
-    if not pnl:
+    if not len(closed):
         return None
-    equity = np.cumsum([float(value) for value in pnl])
+    equity = np.cumsum(closed.pnl)
     under = equity - np.maximum.accumulate(np.maximum(equity, 0.0))
-    times = exits
+    times = closed.exits
     if under.size > DRAWDOWN_POINTS:
         edges = np.linspace(0, under.size, DRAWDOWN_POINTS + 1).astype(np.int64)
         picks = [int(a + np.argmin(under[a:b])) for a, b in pairwise(edges)]
@@ -162,17 +189,17 @@ def realised_by_day(days: list[str], totals: list[Decimal]) -> dict[str, Decimal
     return out
 
 
-def book_part(book: Book, filters: Filters) -> tuple[dict[str, Any], list[Decimal], np.ndarray]:
+def book_part(book: Book, filters: Filters) -> tuple[dict[str, Any], Trades]:
     """One book's figures and daily P&L, with its trades' columns."""
-    pnl, exits = trades(book, filters)
-    days, totals = daily(pnl, exits)
+    closed = trades(book, filters)
+    days, totals = daily(closed)
     part = {
         "book": {"id": book.pk, "name": book.name, "kind": book.kind},
-        "figures": figures(pnl, exits),
+        "figures": figures(closed),
         "days": days,
         "daily_pnl": totals,
     }
-    return part, pnl, exits
+    return part, closed
 
 
 FIGURES = (
@@ -271,7 +298,7 @@ def ablation_links(book: Book) -> list[dict[str, Any]]:
 def build(filters: Filters) -> dict[str, Any]:
     book = filters.book
     assert book is not None
-    main, pnl, exits = book_part(book, filters)
+    main, closed = book_part(book, filters)
     data: dict[str, Any] = {
         "convention": CONVENTION,
         **main,
@@ -286,12 +313,12 @@ def build(filters: Filters) -> dict[str, Any]:
             if main["days"]
             else None
         ),
-        "drawdown_chart": drawdown(pnl, exits),
+        "drawdown_chart": drawdown(closed),
         "suggested_compare": ablation_links(book),
         "compare": None,
     }
     if filters.compare is not None:
-        other, _, _ = book_part(filters.compare, filters)
+        other, _ = book_part(filters.compare, filters)
         data["compare"] = {
             **other,
             "currency": book_quote_currency(book=filters.compare),

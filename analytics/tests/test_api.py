@@ -86,3 +86,28 @@ def test_periods_end_at_the_books_clock(trader_client, replayed_book):
     assert body["book"]["clock"].startswith(last.isoformat()[:19])
     assert body["filters"]["period"] == "7d"
     assert body["filters"]["since"] is not None
+
+
+def test_rendered_fragments_are_keyed_by_the_payload_and_the_query():
+    from analytics.api import fragment_key
+    from analytics.pages import PAGES
+
+    page = PAGES["opportunity"]
+    payload = {"data": {"total": "1.00"}, "book": {"id": 1}}
+    key = fragment_key(page, payload, "book=1")
+    assert key == fragment_key(page, {**payload}, "book=1")
+    assert key != fragment_key(page, {**payload, "data": {"total": "1.01"}}, "book=1")
+    assert key != fragment_key(page, payload, "book=1&period=7d")
+    assert key != fragment_key(PAGES["learning"], payload, "book=1")
+
+
+def test_a_page_shows_new_figures_after_its_fragment_was_cached(trader_client, replayed_book):
+    from shadow.models import ShadowTrade
+
+    url = reverse("analytics:opportunity")
+    first = trader_client.get(url, {"book": replayed_book.pk}).content.decode()
+    trade = ShadowTrade.objects.filter(book=replayed_book, group="blocked", status="closed").first()
+    trade.pnl += 1000
+    trade.save(update_fields=["pnl"])
+    second = trader_client.get(url, {"book": replayed_book.pk}).content.decode()
+    assert first != second, "the rendered fragment follows the figures"

@@ -74,6 +74,34 @@ def test_generated_book_is_consistent(bench_book):
         assert trade.pnl == trade.signal.shadow_trade.pnl
 
 
+def _drawdown_and_sharpe(trades: list) -> tuple:
+    """Plainly: (exit time, kind, id, pnl) rows -> max drawdown of the running sum in that
+    order below its peak (from 0), and the annualised Sharpe of zero-filled daily P&L."""
+    import math
+    import statistics
+
+    equity = peak = 0.0
+    drawdown = 0.0
+    days: dict = defaultdict(float)
+    for exit_time, _kind, _id, pnl in sorted(trades):
+        equity += float(pnl)
+        peak = max(peak, equity)
+        drawdown = max(drawdown, peak - equity)
+        days[int(exit_time.timestamp() * 1000) // 86_400_000] += float(pnl)
+    sharpe = None
+    if days:
+        series = [days.get(day, 0.0) for day in range(min(days), max(days) + 1)]
+        if len(series) >= 2 and statistics.stdev(series) > 0:
+            sharpe = round(statistics.mean(series) / statistics.stdev(series) * math.sqrt(365), 2)
+    return cent(Decimal(str(drawdown))), sharpe
+
+
+def _with_stats(row: dict, guarded: list, unguarded: list) -> dict:
+    for name, trades in (("guarded", guarded), ("unguarded", unguarded)):
+        row[f"{name}_max_drawdown"], row[f"{name}_sharpe"] = _drawdown_and_sharpe(trades)
+    return row
+
+
 def reference(book: Book, clock) -> dict:
     """The figures by iterating the rows and summing in Python."""
     decisions = list(
@@ -137,6 +165,24 @@ def reference(book: Book, clock) -> dict:
             ),
         }
     closed_paper = [p for p in papers.values() if p.status == "closed"]
+    strategy_of = {sig.pk: sig.book_strategy.name for sig in signals}
+    paper_rows = [
+        (strategy_of[p.signal_id], (p.exit_time, 0, p.pk, p.pnl))
+        for p in closed_paper
+        if p.pnl is not None
+    ]
+    shadow_rows = [
+        (strategy_of[t.signal_id], (t.exit_time, 1, t.pk, t.pnl)) for t in blocked_closed
+    ]
+    for name, row in strategies.items():
+        _with_stats(
+            row,
+            [t for n, t in paper_rows if n == name],
+            [t for n, t in paper_rows + shadow_rows if n == name],
+        )
+    book_stats = _with_stats(
+        {}, [t for _, t in paper_rows], [t for _, t in paper_rows + shadow_rows]
+    )
     return {
         "guards": {
             "guards": {
@@ -160,7 +206,8 @@ def reference(book: Book, clock) -> dict:
             "by_day": {k: cent(v) for k, v in by_day.items()},
         },
         "leaderboard": {
-            "strategies": {k: {**v, "pnl": cent(v["pnl"])} for k, v in strategies.items()}
+            "strategies": {k: {**v, "pnl": cent(v["pnl"])} for k, v in strategies.items()},
+            "book": book_stats,
         },
         "summary": {"periods": periods},
         "trading": {
@@ -212,3 +259,20 @@ def test_pages_json_shows_the_sql_figures(bench_book, trader_client):
                 name, response.json()["data"], build(cursor, book.pk, clock)
             )
             assert verdict in ("same", "page empty"), f"{name}: {verdict}"
+
+
+def test_the_harness_table_shows_cold_and_warm_times():
+    from benchmarks.pages import PageResult, table
+
+    rows = table(
+        [
+            PageResult("guards", "Guards", queries=18, json_ms=900.0, sql_ms=600.0, warm_ms=25.0),
+            PageResult("health", "Health", queries=20, json_ms=120.0, sql_note="no SQL"),
+        ]
+    ).splitlines()
+    header = rows[0].split()
+    assert header[:4] == ["page", "queries", "JSON", "ms"] and "warm" in header
+    guards = rows[2].split()
+    # ratio from the cold time: 900 / 600
+    assert guards[0] == "guards" and "1.50" in guards and "25.0" in guards
+    assert "SQL n/a: no SQL" in rows[-1]

@@ -516,7 +516,7 @@ def test_the_twin_is_the_page_data(small_book, configs, trader_client):
     assert [v for v in series[2]["values"] if v is not None] == [130.0]
 
 
-PAGE_QUERIES = 15  # session, user, book, clock, book list, book meta; 3 of its own
+PAGE_QUERIES = 17  # session, user, book, clock, book list, book meta, page cache keys; 4 own
 
 
 def test_the_page_needs_a_fixed_number_of_queries(
@@ -530,3 +530,38 @@ def test_the_page_needs_a_fixed_number_of_queries(
     decide(small_book, (frozen[0], frozen[1]), ROWS * 4)
     with django_assert_max_num_queries(PAGE_QUERIES):
         trader_client.get(url, {"book": small_book.pk})
+
+
+def _figures(curves):
+    return [
+        (c.book_guard.pk, c.points, c.best, c.decided, c.observed, c.mismatches) for c in curves
+    ]
+
+
+@pytest.mark.parametrize("fixture", ["small_book", "replayed_book"])
+def test_the_database_sums_equal_numpy_over_every_row(fixture, request):
+    """PostgreSQL sums the decisions per bucket between candidates; the portable path
+    (SQLite's) reads every decision and sums with numpy: the same curves to the digit."""
+    from django.db import connection
+
+    from analytics import learning
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the bucketed statement is PostgreSQL's")
+    book = request.getfixturevalue(fixture)
+    tunables = learning._tunables(book)
+    in_sql = learning._curves_in_sql(book, tunables)
+    assert in_sql is not None
+    assert _figures(in_sql) == _figures(learning._curves_from_rows(book, tunables))
+
+
+def test_observed_values_between_whole_numbers_still_match_a_recount(small_book):
+    """Fractional observed values of a whole-number threshold (candidates rounded to the
+    boundary in the database): every point still matches a plain recount."""
+    frozen = BookGuard.objects.get(book=small_book, name="cooldown")
+    for i, decision in enumerate(GuardDecision.objects.filter(book_guard=frozen)):
+        if decision.observed_value is not None:
+            decision.observed_value += Decimal("0.000000004") * (i + 1)
+            decision.save(update_fields=["observed_value"])
+    for curve in guard_curves(book=small_book):
+        assert_curve_matches_reference(small_book, curve)

@@ -122,3 +122,36 @@ def test_a_fixed_number_of_queries_whatever_the_strategies(
     more = replay_three_strategies(candles=False)
     assert more.strategies.count() == 4  # the replayed book's strategy and three more
     assert page_queries(trader_client, more) == one, "no query per strategy"
+
+
+def test_trades_closing_at_the_same_time_come_paper_first_then_by_id(db):
+    """Max drawdown depends on the order of trades that close at the same instant: the
+    trade columns put them in one order whatever the query plan (exit time, then paper
+    before shadow, then id), with exit times to the millisecond as ``ms_from_utc``."""
+    from datetime import timedelta
+
+    from analytics.breakdowns import leaderboard_trades
+    from analytics.filters import parse_filters
+    from analytics.metrics import max_drawdown
+    from analytics.tests.factories import PaperTradeFactory, ShadowTradeFactory
+    from signals.tests.factories import START, BookFactory
+
+    book = BookFactory()
+    moment = START + timedelta(days=3, microseconds=123_456)
+    later = moment + timedelta(hours=1)
+    made = [
+        ShadowTradeFactory(signal__book=book, exit_time=moment, pnl=Decimal("-30")),
+        PaperTradeFactory(signal__book=book, exit_time=later, pnl=Decimal("-5")),
+        PaperTradeFactory(signal__book=book, exit_time=moment, pnl=Decimal("10")),
+        PaperTradeFactory(signal__book=book, exit_time=moment, pnl=Decimal("-20")),
+    ]
+    columns = leaderboard_trades(parse_filters({"book": str(book.pk)}))
+    paper = sorted((t for t in made if isinstance(t, PaperTrade)), key=lambda t: t.pk)
+    # At ``moment``: the two paper trades by id, then the shadow one; then the later one.
+    expected = [paper[1], paper[2], made[0], paper[0]]
+    paper_of = {id(t) for t in paper}
+    assert columns.pnl.tolist() == [float(t.pnl) for t in expected]
+    assert columns.exit_ms.tolist() == [ms_from_utc(t.exit_time) for t in expected]
+    assert columns.shadow.tolist() == [id(t) not in paper_of for t in expected]
+    assert columns.exit_ms[0] % 1000 == 123  # milliseconds kept, microseconds floored
+    assert max_drawdown(columns.pnl) == max_drawdown([float(t.pnl) for t in expected])

@@ -377,3 +377,68 @@ def test_a_book_without_trades_has_no_figures_to_divide(trader_client):
         assert figures[key] is None
     assert data["equity"] is None and data["daily_chart"] is None
     assert Book.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_equity_curve_equals_the_plain_positions_reference(replayed_book):
+    """``book_equity_curve`` reads the trades as float columns and marks them in numpy;
+    the reference builds one ``PaperPosition`` per trade row and loops."""
+    from analytics.selectors import book_equity_curve
+    from markets.bars import timeframe_delta
+    from markets.selectors import candle_arrays
+    from markets.timestamps import ms_from_utc, utc_from_ms
+    from signals.models import BookState
+
+    positions, markets = [], {}
+    for trade in PaperTrade.objects.filter(book=replayed_book).select_related("signal"):
+        if trade.entry_time is None or trade.quantity is None or trade.entry_price is None:
+            continue
+        signal = trade.signal
+        key = f"{signal.exchange} {signal.symbol} {signal.timeframe}"
+        markets[key] = (signal.exchange, signal.symbol, signal.timeframe)
+        closed = trade.status == PaperTrade.Status.CLOSED
+        positions.append(
+            PaperPosition(
+                market=key,
+                direction=1 if trade.side == "long" else -1,
+                quantity=float(trade.quantity),
+                entry_price=float(trade.entry_price),
+                entry_time=ms_from_utc(trade.entry_time),
+                exit_time=ms_from_utc(trade.exit_time) if closed and trade.exit_time else None,
+                pnl=float(trade.pnl) if closed and trade.pnl is not None else 0.0,
+            )
+        )
+    assert positions
+    state = BookState.objects.get(book=replayed_book).state
+    first = min(p.entry_time for p in positions)
+    candles = {
+        key: candle_arrays(
+            exchange=e,
+            symbol=s,
+            timeframe=t,
+            after=utc_from_ms(first - 1),
+            until=utc_from_ms(state["last_time"][key]) if key in state["last_time"] else None,
+        )
+        for key, (e, s, t) in markets.items()
+    }
+    steps = {key: int(timeframe_delta(m[2]).total_seconds() * 1000) for key, m in markets.items()}
+    expected = equity_curve(candles, positions, step_ms=steps)
+    curve = book_equity_curve(book=replayed_book)
+    assert len(expected) > 100
+    assert curve.time.tolist() == expected.time.tolist()
+    assert curve.equity.tolist() == expected.equity.tolist()  # the same floats, in order
+
+
+@pytest.mark.django_db
+def test_no_candles_no_curve_and_no_trade_read(replayed_book):
+    """Without candles to mark on, the curve is empty: the trades are not read."""
+    from analytics.selectors import book_equity_curve
+    from markets.models import Candle
+
+    Candle.objects.all().delete()
+    with CaptureQueriesContext(connection) as queries:
+        curve = book_equity_curve(book=replayed_book)
+    assert len(curve) == 0
+    # The trades' columns are the only read with a CASE (their market, side, status).
+    assert queries.captured_queries
+    assert not any("CASE WHEN" in q["sql"] for q in queries.captured_queries)

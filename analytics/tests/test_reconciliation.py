@@ -168,8 +168,10 @@ def reconcile_opportunity(client, book) -> dict[str, int]:
     # Sole attribution: summed over guards, the impact of the signals one guard blocked.
     single = sum((t.pnl for s, t in counted if len(blockers[s.pk]) == 1), Decimal(0))
     several = sum((t.pnl for s, t in counted if len(blockers[s.pk]) >= 2), Decimal(0))
-    by_guard = opportunity_by_guard(filters)
-    assert sum((row["sole"]["net_impact"] for row in by_guard), Decimal(0)) == -single
+    guards = [row["guard"] for row in opportunity_by_guard(filters)]
+    sole = opportunity_totals(filters, guards)["sole"]
+    assert sorted(sole) == sorted({g for found in blockers.values() for g in found})
+    assert sum((row["net_impact"] for row in sole.values()), Decimal(0)) == -single
     assert raw["single_guard"]["net_impact"] == -single
     assert raw["several_guards"]["opportunity_cost"] == several
     assert single + several == total

@@ -1,0 +1,401 @@
+"""The pages' payloads in Django's cache, keyed by what they are computed from.
+
+A page's figures depend only on its book's rows, and a book's rows change only when the
+book is written:
+
+- a replay (or an ablation leg, its own book) writes its book once, in one transaction,
+  together with the book's ``BookState`` row; replaying a name again makes a new book
+  (a new id);
+- the live book advances in one transaction that bumps ``BookState.revision`` by one
+  (claimed like an optimistic lock) and writes the new signals, decisions, transitions
+  and trade updates beside it; taking on new configuration versions (``BookStrategy``/
+  ``BookGuard`` rows, their ``active`` flag) commits just before;
+- live orders (``ExchangeOrder``, with ``updated_at``) are written by the execution tasks.
+
+The **stamp** of a book is read in ONE query of index probes whatever the number of
+signals (``book_stamps``): the book's id and creation time, its ``BookState`` revision
+and ``updated_at``, its newest signal id (index ``signal_book_newest``), a fingerprint of
+its configuration rows (newest id and the sum of the active ids), of its orders (count,
+newest ``updated_at``) and of its ablation legs (count, newest id). Any commit by the
+writers above changes it.
+
+A payload is cached under the page's name, the API version, the book's stamp (and the
+compared book's), the book's clock and the normalized filters. The stamp is read BEFORE
+the page is built, so a cached payload is never older than its stamp: once a write has
+committed, every request reads the new stamp and gets a payload built after the commit.
+Nothing is deleted on a write; old keys expire (``PAGE_CACHE_SECONDS``).
+
+Pages that read more than their book (``POLICIES``):
+
+- ``guards`` shows a requested ablation as pending (kept in the cache by
+  ``shadow.ablation``): the request's time is part of its stamp;
+- ``health`` reads the wall clock, heartbeats and queue depths: cached for
+  ``PAGE_CACHE_HEALTH_SECONDS`` at most (default 5; a time bucket in its key; 0 turns
+  it off), and a new recovery run (its button) shows at once;
+- ``learning`` also reads the book's threshold recommendations and the guard
+  configurations: their fingerprint is part of its stamp;
+- ``summary``'s health line is computed on every request and put over the cached rest.
+
+Concurrent identical requests do not all recompute: the first takes a short lock in the
+cache (``cache.add``) and builds; the others wait for its payload (polling, at most
+``PAGE_CACHE_LOCK_SECONDS``) and build it themselves only if it never comes.
+
+``PAGE_CACHE = False`` (a setting, or ``bypass()`` in the benchmark) turns it all off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import cache as cache_result
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import BigIntegerField, Count, DateTimeField, Field, Max, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
+
+from analytics.filters import Filters
+from signals.models import Book
+
+logger = logging.getLogger(__name__)
+
+# Bump when the payload's shape or the stamp's parts change: old entries are then unused.
+FORMAT = 1
+PREFIX = "pages"
+
+
+def _setting(name: str, default: int) -> int:
+    value = getattr(settings, name, None)
+    if value is None:
+        value = os.environ.get(name, "") or default
+    return int(value)
+
+
+def enabled() -> bool:
+    """The ``PAGE_CACHE`` setting (else the environment variable; on by default), unless
+    inside ``bypass()``."""
+    value = getattr(settings, "PAGE_CACHE", None)
+    if value is None:
+        value = os.environ.get("PAGE_CACHE", "true").lower() not in ("0", "false", "no", "off")
+    return bool(value) and not _bypass.active
+
+
+def cache_seconds() -> int:
+    """How long an entry is kept: only bounds the cache's memory (a write changes the key)."""
+    return _setting("PAGE_CACHE_SECONDS", 24 * 3600)
+
+
+def health_seconds() -> int:
+    """How long the health page's payload may be reused (default 5 s); 0: never cached."""
+    return _setting("PAGE_CACHE_HEALTH_SECONDS", 5)
+
+
+def lock_seconds() -> int:
+    return _setting("PAGE_CACHE_LOCK_SECONDS", 30)
+
+
+class _Bypass(threading.local):
+    active = False
+
+
+_bypass = _Bypass()
+
+
+@contextmanager
+def bypass() -> Iterator[None]:
+    """Build every page cold inside this block (the benchmark's "server time")."""
+    before = _bypass.active
+    _bypass.active = True
+    try:
+        yield
+    finally:
+        _bypass.active = before
+
+
+# --- stamps ----------------------------------------------------------------------------
+
+
+STAMP_FIELDS = (
+    "stamp_revision",
+    "stamp_state_at",
+    "stamp_signal",
+    "stamp_strategies",
+    "stamp_strategies_active",
+    "stamp_guards",
+    "stamp_guards_active",
+    "stamp_orders",
+    "stamp_orders_at",
+    "stamp_legs",
+    "stamp_legs_newest",
+)
+
+
+def with_stamp(books: QuerySet[Book]) -> QuerySet[Book]:
+    """``books`` with their data stamp's parts (``STAMP_FIELDS``) and their clock
+    (``frame_clock``, the newest signal's candle time) read in the same query: scalar
+    subqueries, each an index probe (``signal_book_clock``, ``signal_book_newest``, the
+    unique index of ``BookState.book``) or a read of the book's few configuration and
+    order rows. Written as SQL once: the ORM would take milliseconds to compile them."""
+    return books.annotate(**_stamp_columns())
+
+
+@cache_result
+def _stamp_columns() -> dict[str, RawSQL]:
+    from signals.models import BookGuard, BookState, BookStrategy, ExchangeOrder, Signal
+
+    book = f"{Book._meta.db_table}.id"
+    signal = Signal._meta.db_table
+    state = BookState._meta.db_table
+    order = ExchangeOrder._meta.db_table
+
+    def column(select: str, field: Field[Any, Any] | None = None) -> RawSQL:
+        return RawSQL(f"({select})", [], output_field=field or BigIntegerField())
+
+    def config(model: type[Any], active: bool) -> RawSQL:
+        value = "CASE WHEN c.active THEN c.id ELSE 0 END" if active else "c.id"
+        how = "sum" if active else "max"
+        return column(
+            f"SELECT {how}({value}) FROM {model._meta.db_table} c WHERE c.book_id = {book}"
+        )
+
+    table = Book._meta.db_table
+    return {
+        "frame_clock": column(
+            f"SELECT max(g.candle_time) FROM {signal} g WHERE g.book_id = {book}", DateTimeField()
+        ),
+        "stamp_revision": column(f"SELECT s.revision FROM {state} s WHERE s.book_id = {book}"),
+        "stamp_state_at": column(
+            f"SELECT s.updated_at FROM {state} s WHERE s.book_id = {book}", DateTimeField()
+        ),
+        "stamp_signal": column(f"SELECT max(g.id) FROM {signal} g WHERE g.book_id = {book}"),
+        "stamp_strategies": config(BookStrategy, active=False),
+        "stamp_strategies_active": config(BookStrategy, active=True),
+        "stamp_guards": config(BookGuard, active=False),
+        "stamp_guards_active": config(BookGuard, active=True),
+        "stamp_orders": column(f"SELECT count(*) FROM {order} o WHERE o.book_id = {book}"),
+        "stamp_orders_at": column(
+            f"SELECT max(o.updated_at) FROM {order} o WHERE o.book_id = {book}", DateTimeField()
+        ),
+        # Its ablation legs (each its own book, written once): the guards and performance
+        # pages show them.
+        "stamp_legs": column(f"SELECT count(*) FROM {table} l WHERE l.ablation_of_id = {book}"),
+        "stamp_legs_newest": column(
+            f"SELECT max(l.id) FROM {table} l WHERE l.ablation_of_id = {book}"
+        ),
+    }
+
+
+def book_stamps(book_ids: Iterable[int]) -> dict[int, str]:
+    """The data stamp of each book in ``book_ids``, in one query of index probes."""
+    ids = sorted(set(book_ids))
+    if not ids:
+        return {}
+    return {book.pk: stamp_of(book) for book in with_stamp(Book.objects.filter(pk__in=ids))}
+
+
+def stamp_of(book: Book) -> str:
+    """``book``'s data stamp: from the parts read with it (``with_stamp``), else queried."""
+    if not hasattr(book, STAMP_FIELDS[0]):
+        return book_stamps([book.pk]).get(book.pk, f"{book.pk}|gone")
+    parts = [book.pk, book.created_at, *(getattr(book, name) for name in STAMP_FIELDS)]
+    return "|".join("" if part is None else str(part) for part in parts)
+
+
+def book_stamp(book: Book) -> str:
+    """``book``'s data stamp as it is now (always queried)."""
+    return book_stamps([book.pk]).get(book.pk, f"{book.pk}|gone")
+
+
+def _learning_stamp(filters: Filters) -> str:
+    """The book's threshold recommendations and the guard configurations."""
+    from analytics.models import ThresholdRecommendation
+    from signals.models import GuardConfig
+
+    recs = ThresholdRecommendation.objects.filter(book=filters.book).aggregate(
+        n=Count("id"),
+        last=Max("id"),
+        last_applied=Max("applied_at"),
+        versions=Sum("applied_version"),
+        **{
+            f"status_{status}": Count("id", filter=Q(status=status))
+            for status in ThresholdRecommendation.Status.values
+        },
+    )
+    configs = GuardConfig.objects.aggregate(n=Count("id"), last=Max("updated_at"))
+    return json.dumps([recs, configs], sort_keys=True, cls=DjangoJSONEncoder)
+
+
+def _ablation_stamp(filters: Filters) -> str:
+    """Guards: an ablation requested from the page shows as pending at once (the request
+    is kept in the cache by ``shadow.ablation``, not in the book)."""
+    from shadow.ablation import ablation_requested_at
+
+    if filters.book is None:
+        return ""
+    try:
+        return str(ablation_requested_at(book=filters.book))
+    except Exception:  # the cache is down: the page will say so when it is built
+        return "unknown"
+
+
+def _recovery_stamp(filters: Filters) -> str:
+    """Health: a recovery run recorded (the page's button) shows at once."""
+    from analytics.models import RecoveryRun
+
+    return str(RecoveryRun.objects.aggregate(last=Max("id"))["last"])
+
+
+def _health_line(payload: dict[str, Any]) -> dict[str, Any]:
+    """Summary: the pipeline's health line is live, the rest comes from the cache."""
+    from analytics.pages.summary import health
+
+    data = payload.get("data")
+    if isinstance(data, dict) and "health" in data:
+        from analytics.numbers import json_clean
+
+        payload = {**payload, "data": {**data, "health": json_clean(health())}}
+    return payload
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one page is cached: ``seconds`` > 0 caps an entry's life (a time bucket in the
+    key), 0 means never cached; ``extra`` adds to the stamp; ``live`` refreshes the parts
+    of a cached payload that must not come from the cache."""
+
+    cached: bool = True
+    seconds: Callable[[], int] | None = None
+    extra: Callable[[Filters], str] | None = None
+    live: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+POLICIES: dict[str, Policy] = {
+    "guards": Policy(extra=_ablation_stamp),
+    "health": Policy(seconds=health_seconds, extra=_recovery_stamp),
+    "learning": Policy(extra=_learning_stamp),
+    "summary": Policy(live=_health_line),
+}
+DEFAULT_POLICY = Policy()
+
+
+def page_key(page_name: str, filters: Filters, policy: Policy) -> str | None:
+    """The cache key of a page's payload, or ``None`` when the page is not cached."""
+    from analytics.api import API_VERSION
+
+    # The raw query string too: the pages build links from it (``Filters.query``).
+    parts: list[Any] = [FORMAT, API_VERSION, page_name, filters.as_json(), filters.period]
+    parts.append(sorted(filters.raw.items()))
+    parts.append(filters.clock.isoformat() if filters.clock else None)
+    parts.append([stamp_of(b) for b in (filters.book, filters.compare) if b is not None])
+    if policy.seconds is not None:
+        seconds = policy.seconds()
+        if seconds <= 0:
+            return None
+        parts.append(int(time.time() // seconds))
+    if policy.extra is not None:
+        parts.append(policy.extra(filters))
+    digest = hashlib.sha256(
+        json.dumps(parts, sort_keys=True, cls=DjangoJSONEncoder).encode()
+    ).hexdigest()[:32]
+    book = filters.book.pk if filters.book is not None else "-"
+    return f"{PREFIX}:{page_name}:{book}:{digest}"
+
+
+def cached_payload(
+    page_name: str, filters: Filters, build: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The payload of ``page_name`` for ``filters``: from the cache when this book's data
+    have not changed since it was built, else ``build()`` (and kept)."""
+    policy = POLICIES.get(page_name, DEFAULT_POLICY)
+    if not enabled() or not policy.cached:
+        return build()
+    key = page_key(page_name, filters, policy)
+    if key is None:
+        return build()
+    try:
+        payload = cache.get(key)
+    except Exception as error:  # the cache is down: the page still answers, cold
+        logger.warning("page cache unavailable (%s): %s built without it", error, page_name)
+        return build()
+    if payload is None:
+        payload = _fill(key, build)
+    elif policy.live is not None:
+        payload = policy.live(payload)
+    return payload
+
+
+def _fill(key: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Build and keep; a request that finds another one building waits for its payload."""
+    lock = f"{key}:lock"
+    if cache.add(lock, 1, timeout=lock_seconds()):
+        try:
+            payload = build()
+            cache.set(key, payload, timeout=cache_seconds())
+            return payload
+        finally:
+            cache.delete(lock)
+    deadline = time.monotonic() + lock_seconds()
+    pause = 0.02
+    while time.monotonic() < deadline:
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.25)
+        payload = cache.get(key)
+        if payload is not None:
+            return payload
+        if cache.get(lock) is None:  # the builder failed or gave up: build it ourselves
+            break
+    payload = build()
+    cache.set(key, payload, timeout=cache_seconds())
+    return payload
+
+
+def book_signal_counts(books: list[Book]) -> dict[int, int]:
+    """Each book's number of signals (the book picker's), from the cache under the
+    book's stamp (read with the books by ``with_stamp``); the books written since are
+    counted in one grouped query."""
+    ids = [book.pk for book in books]
+    if not ids:
+        return {}
+    if not enabled():
+        return _count(ids)
+    stamps = {book.pk: stamp_of(book) for book in books}
+    keys = {
+        book_id: f"{PREFIX}:signal-count:{book_id}:"
+        + hashlib.sha256(f"{FORMAT}|{stamp}".encode()).hexdigest()[:32]
+        for book_id, stamp in stamps.items()
+    }
+    try:
+        found = cache.get_many(list(keys.values()))
+    except Exception:  # the cache is down: count them all
+        return _count(ids)
+    counts = {book_id: found[key] for book_id, key in keys.items() if key in found}
+    missing = [book_id for book_id in ids if book_id not in counts]
+    if missing:
+        fresh = _count(missing)
+        counts.update(fresh)
+        with suppress(Exception):  # the cache is down: counted again next time
+            cache.set_many({keys[b]: n for b, n in fresh.items() if b in keys}, cache_seconds())
+    return counts
+
+
+def _count(ids: list[int]) -> dict[int, int]:
+    from signals.models import Signal
+
+    rows = (
+        Signal.objects.filter(book_id__in=ids)
+        .order_by()
+        .values_list("book_id")
+        .annotate(n=Count("id"))
+    )
+    counts = dict.fromkeys(ids, 0)
+    counts.update({int(book_id): int(n) for book_id, n in rows})
+    return counts
