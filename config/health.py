@@ -91,10 +91,9 @@ def check_stuck_signals(*, now: Any) -> Check:
     return {"status": OK if count == 0 else "stuck", "count": count}
 
 
-@never_cache
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    now = timezone.now()
+def system_health(now: Any) -> tuple[str, dict[str, Check]]:
+    """Every check and the overall status: ``down`` when the database or the broker
+    fails; ``degraded`` when beat is late or live signals are stuck; else ``ok``."""
     checks: dict[str, Check] = {"database": check_database(), "broker": check_broker()}
     if checks["database"]["status"] == OK:
         for name, check in (("beat", check_beat), ("stuck_signals", check_stuck_signals)):
@@ -112,4 +111,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
         status = DEGRADED
     else:
         status = OK
+    return status, checks
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    status, checks = system_health(timezone.now())
     return JsonResponse({"status": status, "checks": checks}, status=503 if status == DOWN else 200)

@@ -203,33 +203,9 @@ def health() -> dict[str, Any]:
     """The pipeline's status by the ``/healthz`` rule (``config.health``): down when the
     database or the broker cannot be reached, degraded when celery beat is late or live
     signals are stuck, else ok."""
-    from config.health import (
-        DEGRADED,
-        DOWN,
-        OK,
-        check_beat,
-        check_broker,
-        check_database,
-        check_stuck_signals,
-    )
+    from config.health import system_health
 
-    now = timezone.now()
-    checks: dict[str, dict[str, Any]] = {"database": check_database(), "broker": check_broker()}
-    if checks["database"]["status"] == OK:
-        for name, check in (("beat", check_beat), ("stuck_signals", check_stuck_signals)):
-            try:
-                checks[name] = check(now=now)
-            except Exception as exc:
-                checks[name] = {"status": "error", "error": type(exc).__name__}
-    else:
-        checks["beat"] = {"status": "skipped"}
-        checks["stuck_signals"] = {"status": "skipped"}
-    if checks["database"]["status"] != OK or checks["broker"]["status"] != OK:
-        status = DOWN
-    elif checks["beat"]["status"] not in {OK, "unknown"} or checks["stuck_signals"]["status"] != OK:
-        status = DEGRADED
-    else:
-        status = OK
+    status, checks = system_health(timezone.now())
     return {
         "status": status,
         "checks": {name: check["status"] for name, check in checks.items()},
