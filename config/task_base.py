@@ -24,6 +24,13 @@ logger = logging.getLogger("config.tasks")
 
 
 class PipelineTask(Task):
+    def _delivery_key(self) -> str:
+        # A retry (``self.retry``, ``autoretry_for``) is a new message with the same id:
+        # it is counted apart, so ordinary failures that retry never add up to a
+        # quarantine, even when the count of a failed run could not be cleared (the
+        # database was down: the very failure being retried).
+        return f"{self.request.id}#{self.request.retries or 0}"
+
     def _counted(self) -> bool:
         request = self.request
         return bool(request.id) and not request.is_eager and not request.called_directly
@@ -40,7 +47,7 @@ class PipelineTask(Task):
     def _count_delivery(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
         from alerts.models import TaskDelivery
 
-        task_id = str(self.request.id)
+        task_id = self._delivery_key()
         with transaction.atomic():
             row, created = TaskDelivery.objects.select_for_update().get_or_create(
                 task_id=task_id,
@@ -61,7 +68,7 @@ class PipelineTask(Task):
         from alerts.models import TaskDelivery
         from alerts.services import raise_alert
 
-        task_id = str(self.request.id)
+        task_id = self._delivery_key()
         TaskDelivery.objects.filter(task_id=task_id).update(quarantined_at=timezone.now())
         message = (
             f"[QUARANTINE] task {self.name} id={task_id} killed its worker process "
@@ -86,7 +93,9 @@ class PipelineTask(Task):
             from alerts.models import TaskDelivery
 
             try:
-                TaskDelivery.objects.filter(task_id=task_id, quarantined_at__isnull=True).delete()
+                TaskDelivery.objects.filter(
+                    task_id=self._delivery_key(), quarantined_at__isnull=True
+                ).delete()
             except Exception:
                 logger.exception("could not clear the delivery count of %s", task_id)
         super().after_return(status, retval, task_id, *args, **kw)
