@@ -40,6 +40,7 @@ from analytics.equity import (
     equity_curve,
     equity_curve_arrays,
 )
+from markets.admin_format import quote_currency
 from markets.bars import timeframe_delta
 from markets.selectors import candle_arrays, candle_sources
 from markets.timestamps import ms_from_utc, utc_from_ms
@@ -470,13 +471,6 @@ class SignalDetail:
     transitions: list[SignalTransition]
     paper_trade: PaperTrade | None
     shadow_trade: ShadowTrade | None
-
-
-def quote_currency(symbol: str) -> str:
-    """The quote currency of a ccxt market symbol ("BTC/USD" and "BTC/USD:USD" give
-    "USD"), "" when the symbol has none."""
-    _, slash, rest = symbol.partition("/")
-    return rest.partition(":")[0] if slash else ""
 
 
 def signal_detail(*, signal_id: int) -> SignalDetail | None:

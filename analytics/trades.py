@@ -22,6 +22,7 @@ from django.urls import reverse
 from analytics.filters import Filters
 from analytics.numbers import cents, fine, rate
 from analytics.selectors import quote_currency
+from markets.admin_format import price_places
 from signals.models import PaperTrade
 
 PAGE_SIZE = 50
@@ -42,15 +43,13 @@ STATUS_WORDS: dict[str, str] = {
 }
 
 
-def significant(value: Decimal | None, digits: int = 6) -> Decimal | None:
-    """``value`` to ``digits`` significant digits, at least two decimals (30,163.73;
-    0.000123457): the precision a trader reads a price or a quantity in."""
+def significant(value: Decimal | None) -> Decimal | None:
+    """``value`` to six significant digits, at least two decimals (30,163.73;
+    0.000123457): the precision a trader reads a price or a quantity in
+    (``markets.admin_format.price_places``)."""
     if value is None:
         return None
-    if not value:
-        return Decimal("0.00")
-    places = max(2, digits - 1 - value.adjusted())
-    return value.quantize(Decimal(1).scaleb(-places))
+    return value.quantize(Decimal(1).scaleb(-price_places(value)))
 
 
 def window(queryset: QuerySet[Any], filters: Filters, prefix: str = "") -> QuerySet[Any]:

@@ -13,6 +13,7 @@ from django.views.generic import RedirectView
 from analytics.selectors import (
     signal_detail,
 )
+from markets import admin_format
 
 # The guard page's JSON used to live at /guards.json: old links keep their query string.
 guards_json_moved = RedirectView.as_view(url="/api/v1/guards/", permanent=True, query_string=True)
@@ -50,8 +51,7 @@ def _fixed(value: Decimal, places: int) -> str:
 def price_places(price: Decimal) -> str:
     """A ``floatformat`` argument that shows ``price`` to six significant digits (at least
     two decimals), grouped: 30,163.73 and 0.000123457 alike."""
-    places = max(2, 5 - price.adjusted()) if price else 2
-    return f"{places}g"
+    return f"{admin_format.price_places(price)}g"
 
 
 def payload_summary(payload: dict[str, Any]) -> str:

@@ -4,9 +4,10 @@ Money: ``1,234.56 USD`` (the market's quote currency, a real minus sign on losse
 prices and quantities: six significant digits, at least two decimals, grouped
 (``30,163.73``, ``0.000123457``); R multiples and percentages: two decimals. The columns store 12 decimals; the admin never shows them raw.
 
-The rules are the pages' (``analytics.views.price_places``,
-``analytics.templatetags.trader.money``, ``analytics.selectors.quote_currency``),
-copied here, in the bottom layer, because markets and signals never import analytics.
+These are the rules of the whole product: the pages (``analytics.views.price_places``,
+``analytics.templatetags.trader.money``, ``analytics.trades.significant``) and
+``analytics.selectors.quote_currency`` call them. They live here, in the bottom layer,
+because markets and signals never import analytics.
 """
 
 from __future__ import annotations

@@ -1,23 +1,19 @@
 """Template filters that write numbers the way a trader reads them."""
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django import template
 
-register = template.Library()
+from markets import admin_format
 
-MINUS = "\N{MINUS SIGN}"
+register = template.Library()
 
 
 @register.filter
 def money(value: Decimal | float | None, currency: str = "") -> str:
-    """``1,234.50 USD``; a loss with a real minus sign (U+2212); an en dash for nothing."""
-    if value is None:
-        return "\N{EN DASH}"
-    amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    text = f"{abs(amount):,.2f}"
-    sign = MINUS if amount < 0 else ""
-    return f"{sign}{text} {currency}".rstrip()
+    """``1,234.50 USD``; a loss with a real minus sign (U+2212); an en dash for nothing
+    (``markets.admin_format.money``: the admin writes money the same way)."""
+    return admin_format.money(value, currency)
 
 
 @register.filter

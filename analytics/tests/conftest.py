@@ -59,23 +59,30 @@ def browser_session(live_server, django_user_model):
 def replayed_book(db):
     """A replay book over 600 generated hourly candles of testex BTC/USD (seed 11): a few
     dozen signals, approved and blocked, with paper and shadow trades."""
-    from io import StringIO
-
-    from django.core.management import call_command
 
     from signals.models import Book
     from signals.tests.candles import store_walk
 
     store_walk(600, seed=11)
-    call_command(
-        "replay",
-        "--exchange",
-        "testex",
-        "--symbol",
-        "BTC/USD",
-        "--timeframe",
-        "1h",
-        "--no-progress",
-        stdout=StringIO(),
-    )
+    from analytics.tests.factories import replay_testex
+
+    replay_testex()
     return Book.objects.get(kind=Book.Kind.REPLAY)
+
+
+@pytest.fixture
+def broker(settings):
+    """The test Redis database with every Celery queue emptied. Not FLUSHDB: that
+    would also drop kombu's queue bindings, which a publisher declares only once per
+    connection, and later messages would be routed nowhere."""
+    import redis
+
+    from analytics.pages.health import PRIORITY_SUFFIXES, queue_names
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    keys = [name + suffix for name in queue_names() for suffix in PRIORITY_SUFFIXES]
+    keys += ["unacked", "unacked_index"]
+    client.delete(*keys)
+    yield client
+    client.delete(*keys)
+    client.close()

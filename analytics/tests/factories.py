@@ -108,3 +108,24 @@ def decided_signal(
         exit_reason="" if status != ShadowTrade.Status.CLOSED else "target",
     )
     return signal
+
+
+def replay_testex(*options: str) -> None:
+    """Replay the stored testex BTC/USD 1h candles through the real command (quietly),
+    with extra ``options`` such as ``"--until", "2024-01-20"``."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command(
+        "replay",
+        "--exchange",
+        "testex",
+        "--symbol",
+        "BTC/USD",
+        "--timeframe",
+        "1h",
+        *options,
+        "--no-progress",
+        stdout=StringIO(),
+    )

@@ -2,11 +2,10 @@
 
 import os
 import shutil
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 
+from analytics.tests.factories import replay_testex
 from signals.tests.candles import store_walk
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -46,17 +45,7 @@ def browser_page():
 @pytest.fixture
 def replayed(django_user_model):
     store_walk(600, seed=11)
-    call_command(
-        "replay",
-        "--exchange",
-        "testex",
-        "--symbol",
-        "BTC/USD",
-        "--timeframe",
-        "1h",
-        "--no-progress",
-        stdout=StringIO(),
-    )
+    replay_testex()
     django_user_model.objects.create_superuser("trader", "t@example.org", PASSWORD)
 
 

@@ -149,26 +149,13 @@ def test_a_live_advance_is_seen_by_the_next_request(trader_client, settings):
 
 
 def test_a_new_replay_of_the_same_name_is_seen_by_the_next_request(trader_client, replayed_book):
-    from io import StringIO
-
-    from django.core.management import call_command
 
     api = reverse("analytics:api-page", args=["guards"])
     before = trader_client.get(api).json()  # the default book: the replay
     assert before["book"]["id"] == replayed_book.pk
-    call_command(
-        "replay",
-        "--exchange",
-        "testex",
-        "--symbol",
-        "BTC/USD",
-        "--timeframe",
-        "1h",
-        "--until",
-        "2024-01-20",
-        "--no-progress",
-        stdout=StringIO(),
-    )
+    from analytics.tests.factories import replay_testex
+
+    replay_testex("--until", "2024-01-20")
     after = trader_client.get(api).json()
     assert after["book"]["id"] != replayed_book.pk
     with page_cache.bypass():

@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-import redis
 import time_machine
 from django.urls import reverse
 
@@ -308,22 +307,6 @@ def test_periodic_tasks_are_flagged_when_they_have_not_succeeded_in_two_interval
     html = get(trader_client, HEALTH, live).content.decode()
     assert "server closed the connection" in html
     assert "every 5 minutes" in html
-
-
-@pytest.fixture
-def broker(settings):
-    """The test Redis database with every Celery queue emptied. Not FLUSHDB: that
-    would also drop kombu's queue bindings, which a publisher declares only once per
-    connection, and later messages would be routed nowhere."""
-    from analytics.pages.health import PRIORITY_SUFFIXES, queue_names
-
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    keys = [name + suffix for name in queue_names() for suffix in PRIORITY_SUFFIXES]
-    keys += ["unacked", "unacked_index"]
-    client.delete(*keys)
-    yield client
-    client.delete(*keys)
-    client.close()
 
 
 def test_queue_depth_is_read_from_the_real_redis(trader_client, live, broker, settings):

@@ -3,15 +3,14 @@ configuration of the book, guarded and unguarded figures, filters and a fixed nu
 queries whatever the number of strategies and signals."""
 
 from decimal import Decimal
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from analytics.metrics import trade_stats
+from analytics.tests.factories import replay_testex
 from markets.timestamps import ms_from_utc
 from shadow.models import ShadowTrade
 from signals.models import Book, PaperTrade, StrategyConfig
@@ -29,17 +28,7 @@ def replay_three_strategies(*, candles: bool = True) -> Book:
     market = {"exchange": "testex", "symbol": "BTC/USD", "timeframe": "1h"}
     for kind in KINDS:
         StrategyConfig.objects.create(name=kind, kind=kind, params={}, **market)
-    call_command(
-        "replay",
-        "--exchange",
-        "testex",
-        "--symbol",
-        "BTC/USD",
-        "--timeframe",
-        "1h",
-        "--no-progress",
-        stdout=StringIO(),
-    )
+    replay_testex()
     return Book.objects.get(kind=Book.Kind.REPLAY)
 
 

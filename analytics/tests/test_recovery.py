@@ -7,7 +7,6 @@ import json
 from datetime import timedelta
 
 import pytest
-import redis
 import time_machine
 from django.test import Client
 from django.urls import reverse
@@ -21,22 +20,6 @@ from signals.models import Book, Signal, SignalState
 pytestmark = pytest.mark.django_db
 
 RECOVER = reverse("analytics:run-recovery")
-
-
-@pytest.fixture
-def broker(settings):
-    """The test Redis database with every Celery queue emptied. Not FLUSHDB: that
-    would also drop kombu's queue bindings, which a publisher declares only once per
-    connection, and later messages would be routed nowhere."""
-    from analytics.pages.health import PRIORITY_SUFFIXES, queue_names
-
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    keys = [name + suffix for name in queue_names() for suffix in PRIORITY_SUFFIXES]
-    keys += ["unacked", "unacked_index"]
-    client.delete(*keys)
-    yield client
-    client.delete(*keys)
-    client.close()
 
 
 def queued(broker, queue="shadow"):

@@ -1,10 +1,8 @@
 """The signal page: every decision of one signal, readable, with the versions that made it."""
 
 from decimal import Decimal
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from analytics.selectors import quote_currency, signal_detail
@@ -12,6 +10,7 @@ from analytics.tests.factories import (
     GuardDecisionFactory,
     SignalFactory,
     SignalTransitionFactory,
+    replay_testex,
 )
 from analytics.views import measure, payload_summary
 from signals.models import Book, BookGuard, GuardConfig, GuardDecision, Signal, SignalState
@@ -28,17 +27,7 @@ def signal_url(signal_id):
 
 
 def replay():
-    call_command(
-        "replay",
-        "--exchange",
-        "testex",
-        "--symbol",
-        "BTC/USD",
-        "--timeframe",
-        "1h",
-        "--no-progress",
-        stdout=StringIO(),
-    )
+    replay_testex()
     return Book.objects.get(name="replay testex BTC/USD 1h")
 
 
