@@ -5,7 +5,7 @@ source, and loading the same data twice changes nothing.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Context, Decimal
@@ -22,6 +22,7 @@ from markets.cleaning import (
     CleanedCandles,
     Conflict,
     Gap,
+    RawCandle,
     Rejection,
     RowsChangedError,
     clean_candles,
@@ -217,8 +218,13 @@ def candles_load_file(
     timeframe: str,
     now: datetime,
     chunk_rows: int = CHUNK_ROWS,
+    on_progress: Callable[[str, int], None] | None = None,
 ) -> CandleLoadSummary:
     """Read a JSON/CSV candle file, clean it and upsert the good candles with source=file.
+
+    ``on_progress(stage, count)``, when given, hears how far each pass got: ("checked",
+    rows read so far) during the first pass, ("stored", candles stored so far) during
+    the second.
 
     Raises ``CandleFileError`` when the file is missing, malformed (the message names the
     line) or holds no rows; bad rows inside a readable file (including implausible
@@ -242,7 +248,7 @@ def candles_load_file(
         raise ValueError("chunk_rows must be at least 1")
     file = Path(path)
     sorter = CandleSorter(timeframe=step, now=now, reject_fillers=True)
-    sorter.scan(iter_candle_file(file))
+    sorter.scan(_reporting(iter_candle_file(file), on_progress, "checked"))
     if not sorter.rows:
         raise CandleFileError(f"{path}: the file holds no candle rows")
     sorter.decide()
@@ -262,6 +268,8 @@ def candles_load_file(
                 unchanged += done.unchanged
                 restated += done.restated
                 chunks += 1
+                if on_progress is not None:
+                    on_progress("stored", created + unchanged + restated)
     except RowsChangedError as exc:
         raise CandleFileError(
             f"{path}: the file changed while it was being loaded ({exc}); nothing was stored"
@@ -286,6 +294,21 @@ def candles_load_file(
         summary.as_dict(),
     )
     return summary
+
+
+def _reporting(
+    rows: Iterator[RawCandle], on_progress: Callable[[str, int], None] | None, stage: str
+) -> Iterator[RawCandle]:
+    """``rows`` unchanged, telling ``on_progress`` the count every 10,000 rows."""
+    if on_progress is None:
+        yield from rows
+        return
+    count = 0
+    for count, row in enumerate(rows, start=1):
+        if count % 10_000 == 0:
+            on_progress(stage, count)
+        yield row
+    on_progress(stage, count)
 
 
 def candles_sync(

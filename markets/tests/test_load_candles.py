@@ -249,3 +249,18 @@ def test_a_json_file_with_second_timestamps_is_rejected_row_by_row_not_stored_as
     with pytest.raises(CommandError, match="nothing loaded"):
         load(path)
     assert Candle.objects.count() == 0
+
+
+def test_it_shows_the_progress_of_both_passes_on_stderr_unless_asked_not_to(tmp_path, capsys):
+    path = tmp_path / "btc.json"
+    path.write_text("[" + ", ".join(f"[{minute(i)}, 1, 2, 1, 2, 3]" for i in range(30)) + "]")
+
+    output = load(path)
+    shown = capsys.readouterr().err
+    assert "btc.json: checking rows" in shown
+    assert "btc.json: storing candles" in shown
+    assert "Loaded 30 candles" in output
+    assert "checking rows" not in output, "the bars stay off stdout"
+
+    load(path, *MARKET, "--no-progress")
+    assert "checking rows" not in capsys.readouterr().err

@@ -1,11 +1,13 @@
 """``load_candles PATH``: load a JSON or CSV candle file into the candle table."""
 
+import sys
 from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from tqdm import tqdm
 
 from markets.errors import MarketDataError
 from markets.management.market_arguments import add_market_arguments, market_from_options
@@ -30,12 +32,25 @@ class Command(BaseCommand):
             help=f"store the kept candles this many at a time (default {CHUNK_ROWS:,}); "
             "the whole file is still one transaction",
         )
+        parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
         exchange, symbol, timeframe = market_from_options(options)
         path = Path(options["path"])
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
+        # Two passes over the file (check everything, then store): one bar each, on stderr.
+        bars: dict[str, tqdm] = {}
+
+        def progress(stage: str, count: int) -> None:
+            bar = bars.get(stage)
+            if bar is None:
+                label = "checking rows" if stage == "checked" else "storing candles"
+                bar = bars[stage] = tqdm(
+                    desc=f"{path.name}: {label}", unit=" rows", file=sys.stderr
+                )
+            bar.update(count - bar.n)
+
         try:
             summary = candles_load_file(
                 path=path,
@@ -44,9 +59,13 @@ class Command(BaseCommand):
                 timeframe=timeframe,
                 now=timezone.now(),
                 chunk_rows=options["chunk_rows"],
+                on_progress=None if options["no_progress"] else progress,
             )
         except (MarketDataError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
+        finally:
+            for bar in bars.values():
+                bar.close()
         for line in summary_lines(summary, origin=str(path)):
             self.stdout.write(line)
         if summary.loaded == 0:
