@@ -37,7 +37,15 @@ class PipelineTask(Task):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._counted():
-            deliveries = self._count_delivery(args, kwargs)
+            try:
+                deliveries = self._count_delivery(args, kwargs)
+            except Exception:
+                # The count is a guard, not the work: when it cannot be written (the
+                # database is restarting), the task runs and meets the same error inside
+                # its body, where its own retries (autoretry_for) handle it. Raising here,
+                # outside them, would fail the task for good.
+                logger.warning("could not count the delivery of %s", self.name, exc_info=True)
+                deliveries = 0
             limit = getattr(settings, "TASK_MAX_DELIVERIES", 3)
             if deliveries > limit:
                 self._quarantine(deliveries, limit)
