@@ -48,7 +48,9 @@ def celery_worker_process(transactional_db, settings):
         # Process the whole stored history in the live book, not just the last hours.
         "SIGNAL_MAX_AGE_MINUTES": str(60 * 24 * 365),
     }
-    log_path = Path(settings.BASE_DIR) / "var" / "test-worker.log"
+    # One log per test process: two suites run side by side (xdist, or two checkouts'
+    # developers) never read each other's worker output.
+    log_path = Path(settings.BASE_DIR) / "var" / f"test-worker-{os.getpid()}.log"
     log_path.parent.mkdir(exist_ok=True)
     with log_path.open("w") as log:
         worker = subprocess.Popen(

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.db import OperationalError
+from django.db.models import F
 
 from analytics import heartbeats
 from analytics.models import TaskHeartbeat
@@ -26,12 +27,15 @@ def test_a_real_worker_records_successes_and_failures(celery_worker_process, wai
     # No such book: the task raises DoesNotExist (not one of its retried errors).
     celery_worker_process.send("shadow.advance_book", book_id=987654)
 
+    # Wait for the second run's success, not only its start: between the second run's
+    # prerun (runs=2) and its success, the row still holds the first run's success,
+    # stamped before the second start (the race this test once lost one run in five).
     monitor = wait_for(
-        lambda: (
-            TaskHeartbeat.objects.filter(task="analytics.monitor_pipeline", runs=2)
-            .exclude(last_success_at=None)
-            .first()
-        ),
+        lambda: TaskHeartbeat.objects.filter(
+            task="analytics.monitor_pipeline",
+            runs=2,
+            last_success_at__gte=F("last_started_at"),
+        ).first(),
         what="two monitor_pipeline runs recorded",
     )
     failed = wait_for(
