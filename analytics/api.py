@@ -3,11 +3,13 @@ versioned read-only API (``/api/v1/<page>/``).
 
 The twin answers every error as JSON with a proper status: 401 for an anonymous client
 (no redirect to a login page), 404 for an unknown page or book, 400 for a filter it
-cannot read, 405 for anything but GET and HEAD.
+cannot read, 405 for anything but GET and HEAD, and 500 (logged with its traceback) for
+a fault of ours, still as JSON.
 """
 
 import hashlib
 import json
+import logging
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -18,6 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from analytics.filters import (
+    NAMES,
     OUTCOMES,
     PERIOD_LABELS,
     PERIODS,
@@ -30,6 +33,7 @@ from analytics.numbers import json_clean
 from analytics.pages import PAGES, Page, load_pages, nav_pages
 
 API_VERSION = 1
+logger = logging.getLogger(__name__)
 
 
 def book_meta(filters: Filters) -> dict[str, Any] | None:
@@ -144,6 +148,15 @@ def _json_error(status: int, message: str, **extra: Any) -> JsonResponse:
 
 def api(request: HttpRequest, name: str) -> JsonResponse:
     """The JSON twin of page ``name``."""
+    try:
+        return _api(request, name)
+    except Exception:
+        # A client reading JSON must get JSON, even from a bug; the log keeps the traceback.
+        logger.exception("API page %r failed for %s", name, request.get_full_path())
+        return _json_error(500, "internal error: the page could not be built (logged)")
+
+
+def _api(request: HttpRequest, name: str) -> JsonResponse:
     if not request.user.is_authenticated:
         return _json_error(401, "authentication required: log in first")
     if request.method not in ("GET", "HEAD"):
@@ -173,18 +186,7 @@ def api_index(request: HttpRequest) -> JsonResponse:
             "pages": {
                 page.name: reverse("analytics:api-page", args=[page.name]) for page in nav_pages()
             },
-            "filters": [
-                "book",
-                "period",
-                "since",
-                "until",
-                "strategy",
-                "symbol",
-                "side",
-                "outcome",
-                "compare",
-                "page",
-            ],
+            "filters": list(NAMES),
         }
     )
 

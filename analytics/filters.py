@@ -38,6 +38,26 @@ PERIOD_LABELS = {
 }
 SIDES = ("long", "short")
 OUTCOMES = ("win", "loss", "open")
+NAMES = (
+    "book",
+    "period",
+    "since",
+    "until",
+    "strategy",
+    "symbol",
+    "side",
+    "outcome",
+    "compare",
+    "page",
+)
+MAX_PAGE = 1_000_000
+# The largest id PostgreSQL's bigint holds: a longer one names no book.
+MAX_ID = 2**63 - 1
+
+
+def _shown(raw: str) -> str:
+    """``raw`` as an error message quotes it: a long value cut short."""
+    return repr(raw if len(raw) <= 40 else raw[:40] + "…")
 
 
 class BadFilterError(ValueError):
@@ -96,12 +116,13 @@ class Filters:
 
 
 def _book(raw: str, name: str) -> Book:
-    # isdigit() alone takes "²" for a digit, which int() then refuses.
-    if not (raw.isascii() and raw.isdigit()):
-        raise NoSuchBookError(f"no book with id {raw!r}")
+    # isdigit() alone takes "²" for a digit, which int() then refuses; past bigint (or
+    # Python's 4,300-digit limit for int()) no id can match.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_ID:
+        raise NoSuchBookError(f"no book with id {_shown(raw)}")
     book = _framed(Book.objects.filter(pk=int(raw))).first()
     if book is None:
-        raise NoSuchBookError(f"no book with id {raw!r}")
+        raise NoSuchBookError(f"no book with id {_shown(raw)}")
     return book
 
 
@@ -136,12 +157,16 @@ def _day(raw: str, name: str) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise BadFilterError(name, f"{raw!r} is not a date (YYYY-MM-DD)") from None
+        raise BadFilterError(name, f"{_shown(raw)} is not a date (YYYY-MM-DD)") from None
 
 
 def parse_filters(params: QueryDict | dict[str, str], *, default_period: str = "all") -> Filters:
     """The filters in ``params``; raises ``NoSuchBookError`` or ``BadFilterError`` with a clear message."""
     raw = {key: str(params.get(key, "")).strip() for key in params}
+    for name in NAMES:
+        # PostgreSQL refuses NUL in text: no name, symbol or date holds one.
+        if "\x00" in raw.get(name, ""):
+            raise BadFilterError(name, "contains a NUL character")
     book_raw = raw.get("book", "")
     book = _book(book_raw, "book") if book_raw else default_book()
     compare_raw = raw.get("compare", "")
@@ -156,13 +181,14 @@ def parse_filters(params: QueryDict | dict[str, str], *, default_period: str = "
         if since_raw:
             since = datetime.combine(_day(since_raw, "since"), time(), tzinfo=UTC)
         if until_raw:
-            until = datetime.combine(_day(until_raw, "until"), time(), tzinfo=UTC) + timedelta(
-                days=1
-            )
+            last = _day(until_raw, "until")
+            # The calendar's last day has no day after it: "until 9999-12-31" is no end.
+            if last < date.max:
+                until = datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
         if since and until and since >= until:
             raise BadFilterError("since", "must be on or before until")
     elif period not in PERIODS:
-        raise BadFilterError("period", f"{period!r} is not one of {', '.join(PERIODS)}")
+        raise BadFilterError("period", f"{_shown(period)} is not one of {', '.join(PERIODS)}")
     else:
         span = PERIODS[period]
         if span is not None and clock is not None:
@@ -172,13 +198,16 @@ def parse_filters(params: QueryDict | dict[str, str], *, default_period: str = "
 
     side = raw.get("side", "")
     if side and side not in SIDES:
-        raise BadFilterError("side", f"{side!r} is not one of {', '.join(SIDES)}")
+        raise BadFilterError("side", f"{_shown(side)} is not one of {', '.join(SIDES)}")
     outcome = raw.get("outcome", "")
     if outcome and outcome not in OUTCOMES:
-        raise BadFilterError("outcome", f"{outcome!r} is not one of {', '.join(OUTCOMES)}")
+        raise BadFilterError("outcome", f"{_shown(outcome)} is not one of {', '.join(OUTCOMES)}")
     page_raw = raw.get("page", "") or "1"
-    if not (page_raw.isascii() and page_raw.isdigit()) or int(page_raw) < 1:
-        raise BadFilterError("page", f"{page_raw!r} is not a page number (1, 2, ...)")
+    digits = page_raw.lstrip("0")
+    if not (page_raw.isascii() and page_raw.isdigit()) or not digits:
+        raise BadFilterError("page", f"{_shown(page_raw)} is not a page number (1, 2, ...)")
+    if len(digits) > len(str(MAX_PAGE)) or int(digits) > MAX_PAGE:
+        raise BadFilterError("page", f"{_shown(page_raw)} is too large (at most {MAX_PAGE:,})")
     for name in ("strategy", "symbol"):
         if len(raw.get(name, "")) > 100:
             raise BadFilterError(name, "longer than 100 characters")
@@ -192,7 +221,7 @@ def parse_filters(params: QueryDict | dict[str, str], *, default_period: str = "
         side=side,
         outcome=outcome,
         compare=compare,
-        page=int(page_raw),
+        page=int(digits),
         clock=clock,
         raw={key: value for key, value in raw.items() if key != "page" and value},
     )
