@@ -6,9 +6,11 @@ path-dependent value beside its first-order net impact."""
 
 from typing import Any
 
+from analytics import skill
 from analytics.charts import chart_spec
 from analytics.confidence import CONFIDENCE
 from analytics.filters import Filters
+from analytics.guard_skill import BookSkill, Expectancy, SkillReport, book_skill
 from analytics.numbers import cents, fine, rate
 from analytics.pages import Page, register
 from analytics.selectors import (
@@ -28,22 +30,45 @@ CONVENTION = (
 )
 
 
-def _outcome(outcome: ShadowOutcome) -> dict[str, Any]:
+def _p(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _outcome(outcome: ShadowOutcome, report: SkillReport) -> dict[str, Any]:
+    """One set of a guard's blocks: the money, the honest verdict and its statistics.
+
+    ``ci_low``/``ci_high`` are the stationary-bootstrap interval of the mean net impact
+    per trade; ``t_low``/``t_high`` and ``t_verdict`` the Student t reference."""
+    parts = report.decomposition
     return {
         "evaluated": outcome.evaluated,
         "wins": outcome.wins,
         "win_rate": rate(outcome.win_rate),
         "shadow_pnl": cents(outcome.shadow_pnl),
         "net_impact": cents(outcome.net_impact),
+        "volume": cents(parts.volume),
+        "selection": cents(parts.selection),
         "mean_net_impact": fine(outcome.mean_net_impact),
-        "ci_low": fine(outcome.ci_low),
-        "ci_high": fine(outcome.ci_high),
-        "verdict": outcome.verdict,
+        "ci_low": fine(report.ci_low),
+        "ci_high": fine(report.ci_high),
+        "t_low": fine(outcome.ci_low),
+        "t_high": fine(outcome.ci_high),
+        "t_verdict": outcome.verdict,
+        "blocked_mean_pnl": fine(report.blocked_mean_pnl),
+        "passed_mean_pnl": fine(report.passed_mean_pnl),
+        "difference": fine(report.difference),
+        "difference_low": fine(report.difference_low),
+        "difference_high": fine(report.difference_high),
+        "p_value": _p(report.p_value),
+        "q_value": _p(report.q_value),
+        "test": report.test_method,
+        "verdict": report.verdict,
         "too_few_samples": outcome.too_few_samples,
     }
 
 
-def _guard(effect: GuardEffectiveness) -> dict[str, Any]:
+def _guard(effect: GuardEffectiveness, skills: BookSkill) -> dict[str, Any]:
+    key = (effect.guard, effect.book_guard_id)
     return {
         "name": effect.guard,
         "kind": effect.kind,
@@ -51,8 +76,21 @@ def _guard(effect: GuardEffectiveness) -> dict[str, Any]:
         "label": f"{effect.guard} v{effect.version}" if effect.version else effect.guard,
         "blocked": effect.blocked,
         "sole_blocked": effect.sole_blocked,
-        "any": _outcome(effect.outcome),
-        "sole": _outcome(effect.sole_outcome),
+        "any": _outcome(effect.outcome, skills.every[key]),
+        "sole": _outcome(effect.sole_outcome, skills.alone[key]),
+    }
+
+
+def expectancy_data(expectancy: Expectancy) -> dict[str, Any]:
+    """A strategy's unguarded expectancy as the pages show it."""
+    return {
+        "name": expectancy.name,
+        "trades": expectancy.trades,
+        "mean_pnl": fine(expectancy.mean_pnl),
+        "low": fine(expectancy.low),
+        "high": fine(expectancy.high),
+        "losing": expectancy.losing,
+        "negative": expectancy.negative,
     }
 
 
@@ -93,13 +131,31 @@ def build(filters: Filters) -> dict[str, Any]:
         strategy=filters.strategy,
         symbol=filters.symbol,
     )
-    guards = [_guard(effect) for effect in effects]
+    skills = book_skill(
+        book=book,
+        keys=[(effect.guard, effect.book_guard_id) for effect in effects],
+        min_samples=verdict_min_samples(),
+        since=filters.since,
+        until=filters.until,
+        strategy=filters.strategy,
+        symbol=filters.symbol,
+    )
+    guards = [_guard(effect, skills) for effect in effects]
     labels = [guard["label"] for guard in guards]
     return {
         "convention": CONVENTION,
         "confidence": CONFIDENCE,
-        "interval": "Student t",
+        "interval": "stationary bootstrap",
+        "reference_interval": "Student t",
+        "resamples": skill.BOOTSTRAP_RESAMPLES,
+        "draws": skill.RANDOMISATION_DRAWS,
+        "fdr_level": skill.FDR_LEVEL,
+        "fdr_family": sum(guard["any"]["p_value"] is not None for guard in guards),
+        "verdicts": skill.VERDICT_MEANINGS,
         "min_samples": verdict_min_samples(),
+        "pool": skills.pool,
+        "expectancy": expectancy_data(skills.book_expectancy),
+        "strategies": [expectancy_data(e) for e in skills.expectancy],
         "guards": guards,
         "chart": chart_spec(
             "barh",
@@ -111,9 +167,14 @@ def build(filters: Filters) -> dict[str, Any]:
                     "tone": "signed",
                 },
                 {
-                    "name": "Net impact, blocked alone",
-                    "values": [guard["sole"]["net_impact"] for guard in guards],
+                    "name": "of which: trading less",
+                    "values": [guard["any"]["volume"] for guard in guards],
                     "tone": "muted",
+                },
+                {
+                    "name": "of which: choosing which signals",
+                    "values": [guard["any"]["selection"] for guard in guards],
+                    "tone": "signed",
                 },
             ],
             y_label="net impact",
