@@ -16,6 +16,10 @@ Pure code: no Django, no clock (``now`` comes in as an argument). The rules:
 - a row is rejected, with its location and the reason, when a price is missing, not a
   number, NaN or not positive, the volume is negative, the OHLC values contradict
   each other, or the open time is off the timeframe grid or further in the future;
+- a row is rejected when a value is outside what the candle table stores
+  (``markets.models``: 12 places after the point, prices below 10^18, volumes below
+  10^26): a positive price or volume below 1E-12 would be stored as 0, a larger one
+  cannot be stored at all ("out of the stored range", counted apart);
 - spliced data: a run of two or more consecutive candles (volume > 0, not flat) whose
   whole (open, high, low, close, volume) repeats a run of candles at an earlier time
   with the same shift is rejected ("repeats the candle of <time>: spliced data"); the
@@ -63,6 +67,17 @@ _SECONDS_BELOW = 100_000_000_000
 # millions of bad rows must not need gigabytes to say so.
 LISTED = 1000
 FILLER_REASON = "filler: no trades (open = high = low = close, volume 0)"
+# What the candle table stores (``markets.models``: prices 30 digits, volumes 38, both
+# with 12 after the point); a test checks these against the model's fields.
+SMALLEST_STORED = Decimal("1E-12")
+PRICE_CEILING = Decimal("1E+18")
+VOLUME_CEILING = Decimal("1E+26")
+
+
+class OutOfRange(str):
+    """A rejection reason for a value the candle table cannot store as read."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +150,7 @@ class CleanedCandles:
     out_of_order: int = 0
     spliced: int = 0
     fillers: int = 0
+    out_of_range: int = 0
     kept_count: int | None = None
     rejected_count: int | None = None
     conflict_count: int | None = None
@@ -247,6 +263,7 @@ class CandleSorter:
         self._rejections: list[tuple[int, Rejection]] = []
         self._rejected = 0
         self._fillers = 0
+        self._out_of_range = 0
         self._dropped_open = False
         self._out_of_order = 0
         self._latest: int | None = None
@@ -269,6 +286,8 @@ class CandleSorter:
             elif isinstance(verdict, str):
                 if verdict is FILLER_REASON:
                     self._fillers += 1
+                elif isinstance(verdict, OutOfRange):
+                    self._out_of_range += 1
                 self._reject(ordinal, raw, verdict)
             else:
                 if self._latest is not None and raw.time_ms < self._latest:
@@ -378,6 +397,7 @@ class CandleSorter:
             out_of_order=self._out_of_order,
             spliced=spliced,
             fillers=self._fillers,
+            out_of_range=self._out_of_range,
             kept_count=self._numbers["kept"],
             rejected_count=self._rejected + spliced,
             conflict_count=self._numbers["conflicted"],
@@ -500,6 +520,15 @@ def _checked(raw: RawCandle, timeframe: timedelta) -> Bar | str:
             return f"{name} {values[name]} is not positive"
     if values["volume"] < 0:
         return f"volume {values['volume']} is negative"
+    for name, value in values.items():
+        what = "volume" if name == "volume" else "price"
+        ceiling = VOLUME_CEILING if name == "volume" else PRICE_CEILING
+        if 0 < value < SMALLEST_STORED:
+            return OutOfRange(
+                f"{name} {value} is below the smallest {what} stored ({SMALLEST_STORED})"
+            )
+        if value >= ceiling:
+            return OutOfRange(f"{name} {value} is not below the largest {what} stored ({ceiling})")
     high, low = values["high"], values["low"]
     body_top = max(values["open"], values["close"])
     body_bottom = min(values["open"], values["close"])

@@ -123,6 +123,7 @@ class CandleLoadSummary:
             "rejected": self.rejected,
             "spliced": self.cleaned.spliced,
             "fillers": self.cleaned.fillers,
+            "out_of_range": self.cleaned.out_of_range,
             "out_of_order": self.cleaned.out_of_order,
             "merged": self.merged,
             "conflicts": self.cleaned.conflicted,

@@ -29,6 +29,8 @@ def summary_lines(summary: CandleLoadSummary, *, origin: str) -> list[str]:
         kinds.append(f"{cleaned.spliced} spliced repeat(s)")
     if cleaned.fillers:
         kinds.append(f"{cleaned.fillers} filler(s) without trades")
+    if cleaned.out_of_range:
+        kinds.append(f"{cleaned.out_of_range} out of the stored range")
     detail = f" (of which {', '.join(kinds)})" if kinds else ""
     lines.append(f"Rejected {cleaned.rejected} row(s){detail}{':' if cleaned.rejected else '.'}")
     shown = summary.rejections[:SHOWN_REJECTIONS]

@@ -264,3 +264,60 @@ def test_it_shows_the_progress_of_both_passes_on_stderr_unless_asked_not_to(tmp_
 
     load(path, *MARKET, "--no-progress")
     assert "checking rows" not in capsys.readouterr().err
+
+
+def test_it_rejects_values_the_candle_table_cannot_store_per_row(tmp_path):
+    from markets.cleaning import SMALLEST_STORED
+
+    path = tmp_path / "edges.json"
+    path.write_text(
+        "["
+        f"[{minute(0)}, 1, 2, 1, 2, 1],"
+        f"[{minute(1)}, 1e-30, 1e-30, 1e-30, 1e-30, 1],"
+        f"[{minute(2)}, 1e400, 1e400, 1e400, 1e400, 1],"
+        f"[{minute(3)}, 1, 2, 1, 2, 1e400],"
+        f"[{minute(4)}, 1, 2, 1, 2, 1e-30],"
+        f"[{minute(5)}, 1, 1e18, 1, 2, 1],"
+        f"[{minute(6)}, 1e-12, 1e-12, 1e-12, 1e-12, 1e-12],"
+        f"[{minute(7)}, 1, 2, 1, 2, 1]"
+        "]"
+    )
+
+    output = load(path)
+
+    assert "Loaded 3 candles" in output
+    assert "Rejected 5 row(s) (of which 5 out of the stored range):" in output
+    assert "  index 1: open 1E-30 is below the smallest price stored (1E-12)" in output
+    assert "  index 2: open 1E+400 is not below the largest price stored (1E+18)" in output
+    assert "  index 3: volume 1E+400 is not below the largest volume stored (1E+26)" in output
+    assert "  index 4: volume 1E-30 is below the smallest volume stored (1E-12)" in output
+    assert "  index 5: high 1E+18 is not below the largest price stored (1E+18)" in output
+    smallest = Candle.objects.get(open_time=datetime(2024, 1, 1, 12, 6, tzinfo=UTC))
+    assert smallest.low == smallest.volume == SMALLEST_STORED
+    assert not Candle.objects.filter(low=0).exists()
+
+
+def test_it_rejects_out_of_range_values_in_a_csv_too(tmp_path):
+    path = tmp_path / "edges.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        f"{minute(0)},1,2,1,2,1\n"
+        f"{minute(1)},1e-30,1e-30,1e-30,1e-30,1\n"
+        f"{minute(2)},1,1e400,1,2,1\n"
+    )
+
+    output = load(path)
+
+    assert "Loaded 1 candles" in output
+    assert "  line 3: open 1E-30 is below the smallest price stored (1E-12)" in output
+    assert "  line 4: high 1E+400 is not below the largest price stored (1E+18)" in output
+
+
+def test_the_stored_range_is_the_candle_tables():
+    from markets.cleaning import PRICE_CEILING, SMALLEST_STORED, VOLUME_CEILING
+
+    price, volume = Candle._meta.get_field("open"), Candle._meta.get_field("volume")
+    assert Decimal(1).scaleb(-price.decimal_places) == SMALLEST_STORED
+    assert Decimal(1).scaleb(-volume.decimal_places) == SMALLEST_STORED
+    assert Decimal(10) ** (price.max_digits - price.decimal_places) == PRICE_CEILING
+    assert Decimal(10) ** (volume.max_digits - volume.decimal_places) == VOLUME_CEILING
