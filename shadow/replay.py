@@ -12,9 +12,11 @@ It sits at the top of the write side (the shadow app) because it writes shadow t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -23,6 +25,7 @@ from markets.timestamps import ms_from_utc, utc_from_ms
 from shadow.models import ShadowTrade
 from shadow.persistence import BookWriter, Written
 from signals.domain import engine
+from signals.economics import economics_seed, economics_with_quotes
 from signals.models import (
     Book,
     BookGuard,
@@ -36,7 +39,7 @@ from signals.models import (
     SignalTransition,
     StrategyConfig,
 )
-from signals.services import book_configure, engine_config_of
+from signals.services import LIVE_BOOK, book_configure, engine_config_of
 
 Progress = Callable[[str, int], object]
 """Called with ("candles", n) as the engine finishes n candles, ("rows to write", n)
@@ -45,6 +48,21 @@ once it knows how many rows the book gets, then ("rows", n) as they are written.
 
 class ReplayRefusedError(ValueError):
     """The replay cannot run as asked (e.g. it would write into a live book)."""
+
+
+def book_name_key(name: str) -> str:
+    """``name`` as book names are compared against the live book's: case, width and
+    spaces aside, so "LIVE", " live" and "l i v e" all read as "live"."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(c for c in folded if not c.isspace() and unicodedata.category(c) != "Cf")
+
+
+def live_book_named(name: str) -> str | None:
+    """The name of the live book that ``name`` reads as (``book_name_key``), else ``None``.
+    The name "live" is the live book's even before it exists."""
+    key = book_name_key(name)
+    names = [LIVE_BOOK, *Book.objects.filter(kind=Book.Kind.LIVE).values_list("name", flat=True)]
+    return next((live for live in names if book_name_key(live) == key), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,21 +84,37 @@ def replay_run(
     on_progress: Progress | None = None,
     ablation_of: Book | None = None,
     without_guard: str = "",
+    economics: Mapping[str, Any] | None = None,
 ) -> ReplayResult:
     """Replay the stored candles of every market ``strategies`` trade into the replay
     book ``name`` (replacing a replay book of that name), up to ``until``. Candles before
-    ``since`` only warm the indicators up: no signal is made on them."""
+    ``since`` only warm the indicators up: no signal is made on them.
+
+    The book trades on ``economics`` (a frozen copy: an ablation leg passes its book's),
+    else on the economics of ``ablation_of``, else on today's settings, which it freezes."""
     report = on_progress or (lambda _phase, _n: None)
+    live = live_book_named(name)
+    if live is not None:
+        raise ReplayRefusedError(
+            f"book {name!r} is the live book {live!r}; a replay never writes into it"
+        )
     if Book.objects.filter(name=name).exclude(kind=Book.Kind.REPLAY).exists():
         raise ReplayRefusedError(
             f"book {name!r} is not a replay book; a replay never writes into it"
         )
-    config = engine_config_of(strategies=strategies, guards=guards)
+    if economics is None:
+        economics = ablation_of.economics if ablation_of is not None else None
+    economics = economics_with_quotes(
+        economics or economics_seed(),
+        markets=[engine.Market(s.exchange, s.symbol, s.timeframe) for s in strategies],
+        start=since,
+    )
+    config = engine_config_of(strategies=strategies, guards=guards, economics=economics)
     candles = {
         key: candle_arrays(
             exchange=market.exchange, symbol=market.symbol, timeframe=market.timeframe, until=until
         )
-        for key, market in config.markets().items()
+        for key, market in engine.markets_of(config, engine.EngineState()).items()
     }
     result = engine.run(
         config,
@@ -114,6 +148,7 @@ def replay_run(
             until=utc_from_ms(last_candle) if last_candle is not None else until,
             ablation_of=ablation_of,
             without_guard=without_guard,
+            economics=economics,
         )
         book_configure(book=book, strategies=strategies, guards=guards)
         BookState.objects.create(book=book, state=result.state.to_json())

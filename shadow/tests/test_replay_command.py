@@ -306,10 +306,39 @@ def test_the_replay_service_refuses_a_live_book_too():
     store_walk(100, seed=5)
     live = book_live()
     strategy = StrategyConfig.objects.create(name="ema", kind="ema_crossover", **MARKET)
-    with pytest.raises(ReplayRefusedError, match="not a replay book"):
+    with pytest.raises(ReplayRefusedError, match="is the live book"):
         replay_run(name="live", description="", strategies=[strategy], guards=[])
     assert Book.objects.get() == live
     assert not Signal.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["LIVE", " live", "Live ", "l i v e", "\tLiVe\n", "\uff2c\uff29\uff36\uff25"]
+)
+def test_a_name_that_reads_as_the_live_books_is_refused(name):
+    store_walk(200, seed=5)
+    live = book_live()
+    with pytest.raises(CommandError, match="is the live book"):
+        replay("--book", name)
+    strategy = StrategyConfig.objects.create(name="ema", kind="ema_crossover", **MARKET)
+    with pytest.raises(ReplayRefusedError, match="the live book"):
+        replay_run(name=name, description="", strategies=[strategy], guards=[])
+    assert list(Book.objects.all()) == [live]
+
+
+def test_a_name_that_reads_as_another_live_books_is_refused():
+    store_walk(200, seed=5)
+    Book.objects.create(name="Live 2", kind="live")
+    with pytest.raises(CommandError, match="--book 'LIVE2' is the live book 'Live 2'"):
+        replay("--book", "LIVE2")
+    assert Book.objects.count() == 1
+
+
+def test_a_name_that_only_contains_live_is_a_replay_book():
+    store_walk(200, seed=5)
+    book_live()
+    replay("--book", "live test")
+    assert Book.objects.get(name="live test").kind == Book.Kind.REPLAY
 
 
 # --- several markets in one book -----------------------------------------------------

@@ -13,11 +13,10 @@ from tqdm import tqdm
 from markets.bars import timeframe_delta
 from markets.selectors import candle_count, candle_sources, candles_stored, markets_stored
 from markets.timestamps import parse_utc
-from shadow.replay import ReplayRefusedError, replay_run
+from shadow.replay import ReplayRefusedError, live_book_named, replay_run
 from shadow.selectors import book_summary, opportunity_cost
-from signals.models import Book, GuardConfig, StrategyConfig
+from signals.models import GuardConfig, StrategyConfig
 from signals.services import (
-    LIVE_BOOK,
     config_problem,
     guard_configs_default,
     strategy_config_default,
@@ -88,9 +87,12 @@ class Command(BaseCommand):
             if len(symbols) == 1
             else f"replay {exchange} {timeframe} {len(symbols)} markets"
         )
-        if name == LIVE_BOOK or Book.objects.filter(name=name, kind=Book.Kind.LIVE).exists():
+        live = live_book_named(name)
+        if live is not None:
+            which = "" if live == name else f" {live!r}"
             raise CommandError(
-                f"--book {name!r} is the live book; a replay never writes into it: name another"
+                f"--book {name!r} is the live book{which} (names are compared regardless of "
+                "case and spaces); a replay never writes into it: name another"
             )
 
         strategies = self._strategies(exchange, symbols, timeframe)
