@@ -67,13 +67,21 @@ class StrategyConfigForm(forms.ModelForm):
         help_texts = {"params": _kind_help(dict(STRATEGIES))}
 
 
+def _guard_help() -> str:
+    releases = "; ".join(f"{kind}: {cls.release}" for kind, cls in sorted(GUARDS.items()))
+    return (
+        f"{_kind_help(dict(GUARDS))}. How each lets go of a block (stop_minutes is the stop "
+        f"duration of a guard with a look-back): {releases}"
+    )
+
+
 class GuardConfigForm(forms.ModelForm):
     kind = forms.ChoiceField(choices=[(kind, kind) for kind in sorted(GUARDS)])
 
     class Meta:
         model = GuardConfig
         fields = ["name", "kind", "params", "enabled"]
-        help_texts = {"params": _kind_help(dict(GUARDS))}
+        help_texts = {"params": _guard_help()}
 
 
 class BookStrategyInline(ReadOnlyTabularInline):

@@ -22,6 +22,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,12 @@ from signals.domain.fills import (
     trade_step,
 )
 from signals.domain.guards import ClosedTrade, Guard, Snapshot, Verdict
-from signals.domain.guards.base import BOOK_CLOSED_KEPT, CONTEXT_CANDLES, RECENT_CLOSED_KEPT
+from signals.domain.guards.base import (
+    BOOK_CLOSED_KEPT,
+    CONTEXT_CANDLES,
+    RECENT_CLOSED_KEPT,
+    equity_peak_since,
+)
 from signals.domain.strategies import Proposal, Strategy
 
 NEVER = math.inf
@@ -173,7 +179,9 @@ class Flight:
 class EngineState:
     """Where a book stopped: the last candle processed per market, each strategy's
     indicator state, the trades in flight, the latest closed trades per symbol (what the
-    guards look back at) and the realised equity (paper P&L, quote currency)."""
+    guards look back at), the realised equity (paper P&L, quote currency) and, per guard
+    that has released a lock, when it did and the equity peak since (``guard_releases``,
+    by guard name: what its look-back restarts from)."""
 
     last_time: Mapping[str, int] = field(default_factory=dict)
     indicators: Mapping[str, Any] = field(default_factory=dict)
@@ -183,6 +191,7 @@ class EngineState:
     equity: float = 0.0
     equity_peak: float = 0.0
     realised_by_quote: Mapping[str, float] = field(default_factory=dict)
+    guard_releases: Mapping[str, tuple[int, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -202,6 +211,9 @@ class EngineState:
             "equity": self.equity,
             "equity_peak": self.equity_peak,
             "realised_by_quote": dict(self.realised_by_quote),
+            "guard_releases": {
+                name: [since, peak] for name, (since, peak) in self.guard_releases.items()
+            },
         }
 
     @classmethod
@@ -226,6 +238,10 @@ class EngineState:
             equity=data["equity"],
             equity_peak=data.get("equity_peak", max(0.0, data["equity"])),
             realised_by_quote=data.get("realised_by_quote", {}),
+            guard_releases={
+                name: (int(since), float(peak))
+                for name, (since, peak) in data.get("guard_releases", {}).items()
+            },
         )
 
 
@@ -443,6 +459,7 @@ def run(
             equity=book.equity,
             equity_peak=book.equity_peak,
             realised_by_quote=dict(book.realised),
+            guard_releases=dict(book.guard_releases),
         ),
         candles=sum(len(data) for data in fresh.values()),
     )
@@ -466,6 +483,7 @@ class _Book:
         self.equity = state.equity
         self.equity_peak = state.equity_peak
         self.equity_points: list[tuple[int, float]] = []
+        self.guard_releases: dict[str, tuple[int, float]] = dict(state.guard_releases)
         self.starting_balance = config.starting_balance
         self.notional = config.costs.notional
         self.realised: defaultdict[str, float] = defaultdict(float, state.realised_by_quote)
@@ -521,6 +539,9 @@ class _Book:
             self.equity += result.pnl
             self.realised[quote_of(symbol)] += result.pnl
             self.equity_peak = max(self.equity_peak, self.equity)
+            for name, (since, peak) in self.guard_releases.items():
+                if self.equity > peak:
+                    self.guard_releases[name] = (since, self.equity)
             self.equity_points.append((int(known_at), self.equity))
 
     def snapshot(self, market: Market, now: int, candles: CandleArrays, clock: int) -> Snapshot:
@@ -539,6 +560,20 @@ class _Book:
             timeframe_ms=market.step_ms,
             clock=utc_from_ms(clock),
         )
+
+    def guard_view(self, name: str, snapshot: Snapshot) -> Snapshot:
+        """``snapshot`` as guard ``name`` sees it: from its latest release on, if any."""
+        released = self.guard_releases.get(name)
+        if released is None:
+            return snapshot
+        since, peak = released
+        return replace(snapshot, released_at=utc_from_ms(since), equity_peak=peak)
+
+    def guard_released(self, name: str, at: datetime) -> None:
+        """Guard ``name`` let go of a lock at ``at``: its look-back and equity peak restart
+        there (the trades known since are in the book's latest closed trades)."""
+        peak = equity_peak_since(self.book_closed, self.equity, at)
+        self.guard_releases[name] = (ms_from_utc(at), peak)
 
 
 def _start(data: CandleArrays, last_time: int | None) -> int:
@@ -675,7 +710,13 @@ def _decide(
         state = REJECTED
     else:
         snapshot = book.snapshot(spec.market, at, context, clock)
-        verdicts = tuple((g.name, g.guard.check(proposal, snapshot)) for g in config.guards)
+        verdicts = tuple(
+            (g.name, g.guard.check(proposal, book.guard_view(g.name, snapshot)))
+            for g in config.guards
+        )
+        for name, verdict in verdicts:
+            if verdict.released_at is not None:
+                book.guard_released(name, verdict.released_at)
         blocked_by = [name for name, verdict in verdicts if not verdict.passed]
         state = BLOCKED if blocked_by else APPROVED
         transitions.append(
@@ -848,4 +889,5 @@ def warm_up(
         equity=state.equity,
         equity_peak=state.equity_peak,
         realised_by_quote=state.realised_by_quote,
+        guard_releases=state.guard_releases,
     )

@@ -12,6 +12,10 @@ their exits became known (``closed_at``). It asserts that value is the verdict's
 pass or block follows the threshold rule, and that the guard both blocks and passes on
 this series. Each test also pins one signal checked by hand, written out in a comment.
 
+The guards with a release rule (``stop_minutes``) get a stop duration longer than the
+series wherever their default would release within it: here each checks what the guard
+observes; how it lets go is checked in ``test_guard_release.py``.
+
 Times in the comments are UTC. A signal (and its paper trade) is named by its decision
 time, the close of its candle; "known" is when a paper trade's exit became known.
 """
@@ -24,6 +28,7 @@ from datetime import UTC, datetime
 import pytest
 
 from markets.bars import CandleArrays
+from markets.timestamps import utc_from_ms
 from signals.domain import engine
 from signals.domain.fills import FillCosts, TradeResult
 from signals.domain.guards import (
@@ -51,6 +56,7 @@ COSTS = FillCosts(5.0, 0.0026, 1000.0)
 EMA = EmaCrossover(fast=3, slow=8, max_hold=12)
 MINUTE = 60_000
 STOP_OUTS = ("stop", "gap")
+PAST_THE_SERIES = 10**7  # minutes (19 years): a stop duration that never ends here
 
 
 @pytest.fixture
@@ -342,7 +348,9 @@ def test_stoploss_guard_on_the_symbol(candles):
 
 
 def test_stoploss_guard_on_the_symbol_counts_every_stop_out_in_a_long_lookback(candles):
-    guard = StoplossGuard(stop_outs=10, lookback_minutes=43200, scope="symbol")
+    guard = StoplossGuard(
+        stop_outs=10, lookback_minutes=43200, scope="symbol", stop_minutes=PAST_THE_SERIES
+    )
     decisions = run_alone(candles, guard)
     # By hand: signal on 2017-07-09 08:00: 23 trades closed since 2017-07-02, all within
     # 30 days; 10 were stopped out (known 2017-07-03 13:00 and 14:00, 07-04 16:00, 07-05
@@ -358,7 +366,7 @@ def test_stoploss_guard_on_the_symbol_counts_every_stop_out_in_a_long_lookback(c
 
 
 def test_max_drawdown(candles):
-    guard = MaxDrawdown(max_drawdown=50.0)
+    guard = MaxDrawdown(max_drawdown=50.0, stop_minutes=PAST_THE_SERIES)
     decisions = run_alone(candles, guard)
     assert guard.blocks_when == ">="
 
@@ -384,6 +392,47 @@ def test_max_drawdown(candles):
     assert at(decisions, "2017-07-06 10:00").verdict.passed
 
 
+def test_max_drawdown_with_its_default_stop_releases_and_restarts_its_peak(candles):
+    guard = MaxDrawdown(max_drawdown=50.0)
+    assert guard.stop_minutes == 1440
+    decisions = run_alone(candles, guard)
+    since: int | None = None  # the latest release (ms)
+    releases = []
+    for d in decisions:
+        while True:
+            every = closed_by(decisions, d.at)
+            counted = [c for c in every if since is None or c.known_at > since]
+            # The equity at the release (0 before any) is the first peak after it.
+            level = peak = sum(c.result.pnl for c in every) - sum(c.result.pnl for c in counted)
+            for c in counted:
+                level += c.result.pnl
+                peak = max(peak, level)
+            drawdown = peak - level
+            if drawdown < 50 or not counted:
+                break
+            end = counted[-1].known_at + 1440 * MINUTE  # a day after the latest exit
+            if d.at < end:
+                break
+            since = end
+            releases.append((d.at, end))
+        verdict = d.verdict
+        assert verdict.observed == pytest.approx(drawdown, rel=1e-12, abs=1e-9), iso(d.at)
+        assert verdict.passed is (drawdown < 50)
+        released = releases and releases[-1][0] == d.at
+        assert verdict.released_at == (utc_from_ms(since) if released and since else None)
+    # By hand: the signal on 2017-07-06 20:00 blocks (drawdown 52.8485, as above). The
+    # long of 10:00, approved before, closes while it blocks (known 22:00, -11.401549):
+    # the drawdown moves to 64.250055 (the 2017-07-07 03:00 signal blocks on it) and the
+    # lock runs a day from that exit, to 2017-07-07 22:00. No signal comes until
+    # 2017-07-08 05:00: it finds the lock run out, the peak restarts at the equity of
+    # 22:00 and nothing has closed since → drawdown 0, pass.
+    assert releases[0] == (ms("2017-07-08 05:00"), ms("2017-07-07 22:00"))
+    assert at(decisions, "2017-07-07 03:00").verdict.observed == pytest.approx(64.250055, abs=1e-6)
+    assert at(decisions, "2017-07-08 05:00").verdict.passed
+    assert len(releases) >= 2
+    assert any(not d.verdict.passed for d in decisions if d.at > releases[0][0])
+
+
 def test_daily_loss_limit(candles):
     guard = DailyLossLimit(max_loss=30.0)
     decisions = run_alone(candles, guard)
@@ -406,7 +455,9 @@ def test_daily_loss_limit(candles):
 
 
 def test_low_profit_markets(candles):
-    guard = LowProfitMarkets(lookback_trades=10, min_trades=5, min_profit_pct=-0.3)
+    guard = LowProfitMarkets(
+        lookback_trades=10, min_trades=5, min_profit_pct=-0.3, stop_minutes=PAST_THE_SERIES
+    )
     decisions = run_alone(candles, guard)
     assert guard.blocks_when == "<"
 

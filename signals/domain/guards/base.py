@@ -7,14 +7,22 @@ proposal (volatility, liquidity, data age, profit, reward-to-risk) is met at its
 threshold and passes there; a *cooldown* has ended once its length has elapsed. Each
 guard says which in ``blocks_when``, so thresholds can be replayed from the observed
 values alone.
+
+A guard whose observation is a look-back over the book's closed trades (max_drawdown,
+low_profit_markets, daily_loss_limit, stoploss_guard) can lock a one-market book: once it
+blocks, no trade closes and its observation never changes. Such a guard has a release
+rule (``look_back``): a lock lasts ``stop_minutes`` from the moment its observation last
+changed; at its end the guard releases and its look-back restarts there. Every guard says
+how it lets go in ``release``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import ClassVar, Protocol
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol
 
 from markets.bars import CandleArrays
 from signals.domain.strategies import Proposal
@@ -26,6 +34,15 @@ STOP_OUT_REASONS = frozenset({"stop", "gap"})
 RECENT_CLOSED_KEPT = 200
 BOOK_CLOSED_KEPT = 200
 CONTEXT_CANDLES = 200
+
+# A day: the default lock of a look-back guard, after which it lets signals through again.
+STOP_MINUTES = 1440
+
+BLOCKS: Mapping[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<": operator.lt,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +69,12 @@ class Snapshot:
     last. ``equity`` is the book's realised P&L in quote currency and ``equity_peak`` its
     highest value so far. ``candles`` are this market's latest candles up to and
     including the signal candle (``timeframe_ms`` apart); ``clock`` is the driver's
-    moment: the wall clock in a live run, the signal candle's close in a replay.
+    moment: the wall clock in a live run, ``None`` in a replay (a replayed candle is known
+    at its close: there is no delivery delay to observe).
+
+    ``released_at`` is per guard: for a guard with a release rule, its latest release
+    (its look-back counts only what became known after it; ``None``: never released),
+    and ``equity_peak`` is then the peak of the realised equity since that release.
     """
 
     now: datetime
@@ -67,6 +89,7 @@ class Snapshot:
     candles: CandleArrays = field(default_factory=lambda: CandleArrays.from_rows([]))
     timeframe_ms: int = 0
     clock: datetime | None = None
+    released_at: datetime | None = None
 
     def symbol_closed(self) -> Iterator[ClosedTrade]:
         """This symbol's closed trades already known at ``now``, oldest first."""
@@ -83,11 +106,75 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """A guard's decision on one signal. ``released_at`` is set when this check found the
+    guard's lock run out: the moment it released, where its look-back now starts."""
+
     guard: str
     passed: bool
     reason: str
     observed: float | None
     threshold: float | None
+    released_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """A look-back guard's observation over what became known after some start: the
+    ``value`` it compares with its threshold (``None``: nothing to judge), when that
+    value last changed (``changed_at``, the latest trade it counts; ``None`` when it
+    counts none) and the ``facts`` its reason quotes."""
+
+    value: float | None
+    changed_at: datetime | None
+    facts: tuple[Any, ...] = ()
+
+
+def look_back(
+    observe: Callable[[datetime | None], Look],
+    blocks: Callable[[float], bool],
+    *,
+    stop_minutes: int,
+    now: datetime,
+    since: datetime | None,
+) -> tuple[Look, datetime | None]:
+    """The observation at ``now`` of a guard with a release rule, and where its look-back
+    starts (``since``, its latest release, or a later one found here).
+
+    ``observe(start)`` looks at what became known after ``start`` (everything for
+    ``None``). A blocking observation holds a lock for ``stop_minutes`` from when it last
+    changed; once ``now`` reaches the lock's end, the guard releases there and looks
+    again from the release, until it passes or a lock still runs. Each release leaves
+    out at least the trade that set the lock, so this ends.
+    """
+    stop = timedelta(minutes=stop_minutes)
+    while True:
+        look = observe(since)
+        if look.value is None or not blocks(look.value) or look.changed_at is None:
+            return look, since
+        end = look.changed_at + stop
+        if now < end:
+            return look, since
+        since = end
+
+
+def equity_peak_since(trades: Iterable[ClosedTrade], equity: float, since: datetime) -> float:
+    """The peak of the realised equity from ``since`` on, given the book's latest closed
+    trades (oldest first, all known by now) and its realised equity now: the equity at
+    ``since`` is today's minus what the trades known after it made."""
+    after = [trade.pnl for trade in trades if trade.known_at > since]
+    level = equity - sum(after, 0.0)
+    peak = level
+    for pnl in after:
+        level += pnl
+        peak = max(peak, level)
+    return peak
+
+
+def released_note(since: datetime | None) -> str:
+    """How a look-back guard's reason says where its look-back starts after a release."""
+    if since is None:
+        return ""
+    return f" since its release at {since:%Y-%m-%d %H:%M} UTC"
 
 
 class Guard(Protocol):
@@ -96,11 +183,15 @@ class Guard(Protocol):
     ``kind`` is its registry name, ``unit`` how its observed value and threshold read to
     a trader ("positions", "minutes", "stop-outs", "quote", "%", "ratio", "timeframes"),
     ``blocks_when`` the comparison of observed with threshold that blocks (">=", ">" or
-    "<"); with nothing to observe it passes and observes ``None``.
+    "<"); with nothing to observe it passes and observes ``None``. ``release`` says in a
+    trader's words what lets a block go (so no guard locks a one-market book for good),
+    ``live_only`` that it can only block in a live run.
     """
 
     kind: ClassVar[str]
     unit: ClassVar[str]
     blocks_when: ClassVar[str]
+    release: ClassVar[str]
+    live_only: ClassVar[bool]
 
     def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict: ...

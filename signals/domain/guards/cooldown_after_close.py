@@ -18,6 +18,8 @@ class CooldownAfterClose:
     kind: ClassVar[str] = "cooldown_after_close"
     unit: ClassVar[str] = "minutes"
     blocks_when: ClassVar[str] = "<"
+    release: ClassVar[str] = "by itself: once minutes have passed since the close"
+    live_only: ClassVar[bool] = False
     minutes: int = 60
 
     def __post_init__(self) -> None:

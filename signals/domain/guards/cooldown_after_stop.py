@@ -18,6 +18,8 @@ class CooldownAfterStop:
     kind: ClassVar[str] = "cooldown_after_stop"
     unit: ClassVar[str] = "minutes"
     blocks_when: ClassVar[str] = "<"
+    release: ClassVar[str] = "by itself: once minutes have passed since the stop-out"
+    live_only: ClassVar[bool] = False
     minutes: int = 240
 
     def __post_init__(self) -> None:

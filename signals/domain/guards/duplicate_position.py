@@ -17,6 +17,8 @@ class DuplicatePosition:
     kind: ClassVar[str] = "duplicate_position"
     unit: ClassVar[str] = "positions"
     blocks_when: ClassVar[str] = ">="
+    release: ClassVar[str] = "by itself: a position ends at its stop, target or max hold"
+    live_only: ClassVar[bool] = False
 
     def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict:
         observed = snapshot.open_by_symbol_side.get((snapshot.symbol, proposal.side), 0)

@@ -21,6 +21,8 @@ class LiquidityFloor:
     kind: ClassVar[str] = "liquidity_floor"
     unit: ClassVar[str] = "quote"
     blocks_when: ClassVar[str] = "<"
+    release: ClassVar[str] = "with the market: it reads the latest candles, not the book's trades"
+    live_only: ClassVar[bool] = False
     window: int = 24
     min_quote_volume: float = 1_000_000.0
 

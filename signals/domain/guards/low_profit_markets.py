@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar
 
-from signals.domain.guards.base import RECENT_CLOSED_KEPT, Snapshot, Verdict
+from signals.domain.guards.base import (
+    RECENT_CLOSED_KEPT,
+    STOP_MINUTES,
+    Look,
+    Snapshot,
+    Verdict,
+    look_back,
+    released_note,
+)
 from signals.domain.strategies import Proposal
 
 
@@ -18,14 +27,24 @@ class LowProfitMarkets:
     Weighted by notional, unlike Freqtrade's LowProfitPairs, whose unweighted sum of
     ratios lets a small winner hide a large loser (freqtrade issue #7500). With fewer
     than ``min_trades`` closed trades it passes. At the minimum it passes.
+
+    Release: a block lasts ``stop_minutes`` from the exit of the latest of those trades;
+    then the guard releases and counts only trades that close after the release, so a
+    market it paused can trade again (with fewer than ``min_trades`` it passes).
     """
 
     kind: ClassVar[str] = "low_profit_markets"
     unit: ClassVar[str] = "%"
     blocks_when: ClassVar[str] = "<"
+    release: ClassVar[str] = (
+        "after stop_minutes from the latest counted trade; only trades closed after the "
+        "release count"
+    )
+    live_only: ClassVar[bool] = False
     lookback_trades: int = 10
     min_trades: int = 3
     min_profit_pct: float = 0.0
+    stop_minutes: int = STOP_MINUTES
 
     def __post_init__(self) -> None:
         # The snapshot keeps the latest RECENT_CLOSED_KEPT (200) trades of a symbol.
@@ -37,33 +56,61 @@ class LowProfitMarkets:
             raise ValueError("low_profit_markets needs min_trades between 1 and lookback_trades")
         if not math.isfinite(self.min_profit_pct):
             raise ValueError("low_profit_markets needs a finite min_profit_pct")
+        if self.stop_minutes <= 0:
+            raise ValueError("low_profit_markets needs stop_minutes > 0")
 
     def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict:
-        trades = list(snapshot.symbol_closed())[-self.lookback_trades :]
+        known = list(snapshot.symbol_closed())
+
+        def observe(since: datetime | None) -> Look:
+            counted = known if since is None else [t for t in known if t.known_at > since]
+            trades = counted[-self.lookback_trades :]
+            changed_at = trades[-1].known_at if trades else None
+            notional = sum(trade.notional for trade in trades)
+            pnl = sum(trade.pnl for trade in trades)
+            if len(trades) < self.min_trades or notional <= 0:
+                return Look(None, changed_at, (len(trades), pnl, notional))
+            return Look(100 * pnl / notional, changed_at, (len(trades), pnl, notional))
+
         threshold = self.min_profit_pct
-        if len(trades) < self.min_trades:
+        look, since = look_back(
+            observe,
+            lambda observed: observed < threshold,
+            stop_minutes=self.stop_minutes,
+            now=snapshot.now,
+            since=snapshot.released_at,
+        )
+        released_at = since if since != snapshot.released_at else None
+        count, pnl, notional = look.facts
+        note = released_note(since)
+        if count < self.min_trades:
             return Verdict(
                 self.kind,
                 True,
-                f"{len(trades)} closed trade(s) on this symbol, fewer than {self.min_trades}",
+                f"{count} closed trade(s) on this symbol{note}, fewer than {self.min_trades}",
                 None,
                 threshold,
+                released_at,
             )
-        notional = sum(trade.notional for trade in trades)
-        if notional <= 0:
+        if look.value is None:
             return Verdict(
-                self.kind, True, "no notional recorded for these trades", None, threshold
+                self.kind,
+                True,
+                "no notional recorded for these trades",
+                None,
+                threshold,
+                released_at,
             )
-        pnl = sum(trade.pnl for trade in trades)
-        observed = 100 * pnl / notional
+        observed = look.value
         return Verdict(
             guard=self.kind,
             passed=observed >= threshold,
             reason=(
-                f"last {len(trades)} trade(s) on {snapshot.symbol} returned {observed:.2f}% "
+                f"last {count} trade(s) on {snapshot.symbol}{note} returned {observed:.2f}% "
                 f"of their notional ({pnl:.2f} quote on {notional:.2f} quote), "
                 f"minimum {threshold:.2f}%"
             ),
             observed=observed,
             threshold=threshold,
+            released_at=released_at,
         )

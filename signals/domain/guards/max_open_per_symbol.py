@@ -17,6 +17,8 @@ class MaxOpenPerSymbol:
     kind: ClassVar[str] = "max_open_per_symbol"
     unit: ClassVar[str] = "positions"
     blocks_when: ClassVar[str] = ">="
+    release: ClassVar[str] = "by itself: a position ends at its stop, target or max hold"
+    live_only: ClassVar[bool] = False
     max_open: int = 1
 
     def __post_init__(self) -> None:

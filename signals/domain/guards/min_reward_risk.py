@@ -21,6 +21,8 @@ class MinRewardRisk:
     kind: ClassVar[str] = "min_reward_risk"
     unit: ClassVar[str] = "ratio"
     blocks_when: ClassVar[str] = "<"
+    release: ClassVar[str] = "none needed: it judges each proposal on its own"
+    live_only: ClassVar[bool] = False
     min_ratio: float = 1.5
 
     def __post_init__(self) -> None:

@@ -21,6 +21,8 @@ class StaleData:
     kind: ClassVar[str] = "stale_data"
     unit: ClassVar[str] = "timeframes"
     blocks_when: ClassVar[str] = ">"
+    release: ClassVar[str] = "with the feed: the next fresh candle"
+    live_only: ClassVar[bool] = False
     max_timeframes: float = 2.0
 
     def __post_init__(self) -> None:

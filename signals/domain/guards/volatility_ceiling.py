@@ -21,6 +21,8 @@ class VolatilityCeiling:
     kind: ClassVar[str] = "volatility_ceiling"
     unit: ClassVar[str] = "%"
     blocks_when: ClassVar[str] = ">"
+    release: ClassVar[str] = "with the market: it reads the latest candles, not the book's trades"
+    live_only: ClassVar[bool] = False
     atr_period: int = 14
     max_atr_pct: float = 5.0
 
