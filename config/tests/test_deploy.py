@@ -73,22 +73,31 @@ def site(tmp_path_factory, database_url):
     _git(base, "clone", "--quiet", "--bare", str(work), str(repo))
 
     env_file = base / "env"
-    env_file.write_text(
-        "\n".join(
-            [
-                "DEBUG=false",
-                f"SECRET_KEY={secrets.token_urlsafe(50)}",
-                "ALLOWED_HOSTS=127.0.0.1,localhost",
-                f"DATABASE_URL={database_url}",
-                f"CELERY_BROKER_URL={settings.CELERY_BROKER_URL}",
-                "LOG_LEVEL=WARNING",
-                "",
-            ]
-        )
+    lines = [
+        "DEBUG=false",
+        f"SECRET_KEY={secrets.token_urlsafe(50)}",
+        "ALLOWED_HOSTS=127.0.0.1,localhost",
+        f"DATABASE_URL={database_url}",
+        f"CELERY_BROKER_URL={settings.CELERY_BROKER_URL}",
+        "LOG_LEVEL=WARNING",
+    ]
+    env_file.write_text("\n".join([*lines, ""]))
+    # The same settings with the broker unreachable (nothing listens on port 9): /healthz
+    # then answers "down" at the top while its database sub-check says "ok".
+    broker_down = base / "env.broker-down"
+    broker_down.write_text(
+        "\n".join([*lines[:4], "CELERY_BROKER_URL=redis://127.0.0.1:9/0", *lines[5:], ""])
     )
     calls = base / "systemctl.calls"
     recorder = base / "systemctl"
-    recorder.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexit 0\n')
+    # Records every call; fails the next restart (or is-active) when asked to by a file.
+    recorder.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        f'if [ "$1" = restart ] && [ -e {base}/fail-restart ]; then rm {base}/fail-restart; exit 1; fi\n'
+        f'if [ "$1" = is-active ] && [ -e {base}/fail-active ]; then rm {base}/fail-active; exit 3; fi\n'
+        "exit 0\n"
+    )
     recorder.chmod(0o755)
     env = {
         **os.environ,
@@ -98,16 +107,26 @@ def site(tmp_path_factory, database_url):
         "SYSTEMCTL": str(recorder),
         "CANDIDATE_PORT": str(20000 + os.getpid() % 20000),
         "HEALTH_TIMEOUT": "60",
+        "UNIT_SETTLE_SECONDS": "1",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.pop("DATABASE_URL", None)
-    return {"prefix": prefix, "env": env, "calls": calls, "work": work}
+    env.pop("HEALTH_ACCEPT", None)
+    return {
+        "base": base,
+        "prefix": prefix,
+        "env": env,
+        "env_file": env_file,
+        "broker_down": broker_down,
+        "calls": calls,
+        "work": work,
+    }
 
 
-def _deploy(site, *args: str) -> subprocess.CompletedProcess[str]:
+def _deploy(site, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(DEPLOY), *args],
-        env=site["env"],
+        env={**site["env"], **env},
         capture_output=True,
         text=True,
         timeout=600,
@@ -121,29 +140,78 @@ def _serving(site) -> tuple[str, str]:
     return slot, (current / "DEPLOYED").read_text()
 
 
-@pytest.mark.timeout(900)  # three virtualenvs are built; slow on a loaded machine
-def test_deploy_switch_fail_and_roll_back(site):
+def _previous(site) -> str:
+    return os.readlink(site["prefix"] / "previous")
+
+
+def _calls(site) -> list[str]:
+    return site["calls"].read_text().splitlines()
+
+
+def _manage(site, slot: str, code: str) -> None:
+    """``manage.py shell -c code`` in a slot with the production environment file."""
+    slot_dir = site["prefix"] / "slots" / slot
+    python = str(slot_dir / ".venv/bin/python")
+    with_env = f'set -a; . "{site["env_file"]}"; set +a; exec "$@"'
+    subprocess.run(
+        ["bash", "-c", with_env, "manage", python, "manage.py", "shell", "-c", code],
+        cwd=slot_dir,
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+LATE_BEAT = """
+from datetime import timedelta
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+every, _ = IntervalSchedule.objects.get_or_create(every=60, period="seconds")
+PeriodicTask.objects.update_or_create(name="deploy-test-late", defaults=dict(
+    task="config.noop", interval=every, last_run_at=timezone.now() - timedelta(days=1)))
+"""
+
+
+@pytest.mark.timeout(1200)  # five virtualenvs are built; slow on a loaded machine
+def test_deploy_gate_rollback_and_restart_failures(site):
     work = site["work"]
     v1 = _git(work, "rev-parse", "v1")
     v2 = _git(work, "rev-parse", "v2")
 
     first = _deploy(site, "v1")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "health check passed" in first.stdout
+    assert 'health check passed (status ok): {"status": "ok"' in first.stdout
     slot, marker = _serving(site)
     assert slot == "slots/A" and f"commit={v1}" in marker
+    assert not (site["prefix"] / "previous").exists(), "nothing to roll back to yet"
     assert (site["prefix"] / "slots/A/var/static/staticfiles.json").exists(), "collectstatic ran"
-    restarts = site["calls"].read_text().splitlines()
+    restarts = _calls(site)
     assert restarts[0].startswith("restart signal-pipeline-web.service")
     assert "signal-pipeline-beat.service" in restarts[0]
+    assert restarts[1].startswith("is-active --quiet signal-pipeline-web.service")
 
     second = _deploy(site, "v2")
     assert second.returncode == 0, second.stdout + second.stderr
     slot, marker = _serving(site)
     assert slot == "slots/B" and f"commit={v2}" in marker
+    assert _previous(site) == "slots/A"
     assert (site["prefix"] / "current" / "DEPLOY_MARK").exists()
 
+    # The broker is unreachable: /healthz says "down" at the top and "ok" in its database
+    # sub-check, which the old text match took for a pass.
     calls_before = site["calls"].read_text()
+    down = _deploy(site, "v1", ENV_FILE=str(site["broker_down"]), HEALTH_TIMEOUT="15")
+    assert down.returncode != 0, down.stdout
+    assert "health check passed" not in down.stdout
+    assert "top-level status down, accepted: ok" in down.stderr
+    assert '"database": {"status": "ok"' in down.stderr
+    assert "nothing switched: slot B still serving" in down.stderr
+    assert _serving(site)[0] == "slots/B" and _previous(site) == "slots/A"
+    assert site["calls"].read_text() == calls_before, "nothing was restarted"
+    assert not (site["prefix"] / "slots/C/DEPLOYED").exists()
+
     broken = _deploy(site, "broken")
     assert broken.returncode != 0
     assert "exited at start" in broken.stderr
@@ -151,23 +219,99 @@ def test_deploy_switch_fail_and_roll_back(site):
     slot, marker = _serving(site)
     assert slot == "slots/B" and f"commit={v2}" in marker, "the old slot keeps serving"
     assert site["calls"].read_text() == calls_before, "nothing was restarted"
+    # The failed deploys went into the spare slot C: the rollback target A is whole.
+    assert _previous(site) == "slots/A"
+    assert f"commit={v1}" in (site["prefix"] / "slots/A/DEPLOYED").read_text()
 
-    # The broken deploy overwrote slot A; a rollback has nothing finished to go back to.
-    refused = _deploy(site, "--rollback")
-    assert refused.returncode != 0 and "no finished deploy" in refused.stderr
-
-    third = _deploy(site, "v1")
-    assert third.returncode == 0, third.stdout + third.stderr
-    assert _serving(site)[0] == "slots/A"
-    back = _deploy(site, "--rollback")
-    assert back.returncode == 0, back.stdout + back.stderr
+    # A rollback checks its target's health first: refused while it would be down...
+    refused = _deploy(site, "--rollback", ENV_FILE=str(site["broker_down"]), HEALTH_TIMEOUT="10")
+    assert refused.returncode != 0
+    assert "health check of slot A did not pass" in refused.stderr
+    assert "nothing switched: slot B still serving" in refused.stderr
+    assert _serving(site)[0] == "slots/B"
+    assert site["calls"].read_text() == calls_before
+    # ... and while it is only degraded (beat late), unless degraded is accepted.
+    _manage(site, "A", LATE_BEAT)
+    degraded = _deploy(site, "--rollback", HEALTH_TIMEOUT="5")
+    assert degraded.returncode != 0
+    assert "top-level status degraded, accepted: ok" in degraded.stderr
+    assert _serving(site)[0] == "slots/B"
+    accepted = _deploy(site, "--rollback", HEALTH_ACCEPT="ok degraded")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "health check passed (status degraded)" in accepted.stdout
     slot, marker = _serving(site)
-    assert slot == "slots/B" and f"commit={v2}" in marker
-    assert site["calls"].read_text().splitlines()[-2].startswith("restart ")
+    assert slot == "slots/A" and f"commit={v1}" in marker
+    assert _previous(site) == "slots/B"
+    assert _calls(site)[-3].startswith("restart "), "restarted on the rolled-back slot"
+    _manage(
+        site,
+        "A",
+        "from django_celery_beat.models import PeriodicTask; "
+        "PeriodicTask.objects.filter(name='deploy-test-late').delete()",
+    )
+
+    # A unit fails to restart after the switch: the deploy switches back by itself.
+    (site["base"] / "fail-restart").touch()
+    calls_before = len(_calls(site))
+    unit_fails = _deploy(site, "v2")
+    assert unit_fails.returncode != 0, unit_fails.stdout
+    assert "health check passed (status ok)" in unit_fails.stdout
+    assert "rolled back by itself: slot A serves again" in unit_fails.stderr
+    slot, marker = _serving(site)
+    assert slot == "slots/A" and f"commit={v1}" in marker
+    assert _previous(site) == "slots/B", "the rollback target is still the good release"
+    after = _calls(site)[calls_before:]
+    assert [call.split()[0] for call in after] == ["restart", "restart", "is-active", "is-active"]
+    assert (site["prefix"] / "slots/C/FAILED").exists()
+    assert not (site["prefix"] / "slots/C/DEPLOYED").exists()
+
+    # A unit that does not stay active after a rollback's restart: back again by itself.
+    (site["base"] / "fail-active").touch()
+    back_fails = _deploy(site, "--rollback")
+    assert back_fails.returncode != 0
+    assert "rolled back by itself: slot A serves again" in back_fails.stderr
+    assert _serving(site)[0] == "slots/A" and _previous(site) == "slots/B"
 
     status = _deploy(site, "--status")
     assert status.returncode == 0
-    assert f"* B  ref=v2 commit={v2}" in status.stdout
+    lines = status.stdout.splitlines()
+    assert lines[0].startswith(f"* A  ref=v1 commit={v1}") and lines[0].endswith("(serving)")
+    assert lines[1].startswith(f"  B  ref=v2 commit={v2}")
+    assert lines[1].endswith("(rollback target)")
+    assert lines[2].startswith(f"  C  failed: ref=v2 commit={v2}")
+
+
+def test_an_install_from_before_the_previous_link_rolls_back_to_its_other_slot(tmp_path):
+    """Two-slot installs (no ``previous`` link): the other of A and B, when it holds a
+    finished deploy, is the rollback target, and a deploy goes to C, not over it."""
+    prefix = tmp_path / "srv"
+    for slot in ("A", "B"):
+        (prefix / "slots" / slot).mkdir(parents=True)
+        (prefix / "slots" / slot / "DEPLOYED").write_text(f"ref={slot}\n")
+    (prefix / "current").symlink_to("slots/B")
+    env = {**os.environ, "PREFIX": str(prefix), "ENV_FILE": str(tmp_path / "none")}
+    status = subprocess.run(
+        [str(DEPLOY), "--status"], env=env, capture_output=True, text=True, check=False
+    )
+    assert status.stdout.splitlines() == [
+        "  A  ref=A  (rollback target)",
+        "* B  ref=B  (serving)",
+        "  C  empty",
+    ]
+    refused = subprocess.run(
+        [str(DEPLOY), "v9"], env=env, capture_output=True, text=True, check=False
+    )
+    assert "no environment file" in refused.stderr
+    (tmp_path / "none").write_text("")
+    target = subprocess.run(
+        [str(DEPLOY), "v9"],
+        env={**env, "REPO": str(tmp_path / "no-repo")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "deploying v9 into slot C" in target.stdout
+    assert (prefix / "slots/A/DEPLOYED").exists() and (prefix / "slots/B/DEPLOYED").exists()
 
 
 def test_a_missing_ref_is_a_clear_error(site):
