@@ -140,7 +140,8 @@ def chart_spec(
     """What ``static/js/charts.js`` draws with Chart.js: ``kind`` "line", "bar" or "barh"
     (horizontal bars); each series a dict with ``name``, ``values`` (floats or ``None``),
     ``tone`` ("good", "bad", "neutral", "muted", or "signed": each bar coloured by its
-    sign, positive being good for the trader) and optionally ``fill`` / ``stepped``.
+    sign, positive being good for the trader) and optionally ``fill`` / ``stepped`` /
+    ``marker`` (large points only, no line: one highlighted value such as a threshold).
     Plain data, so it goes into the page with ``json_script`` and into the JSON twin."""
     if kind not in {"line", "bar", "barh"}:
         raise ValueError(f"unknown chart kind {kind!r}")
@@ -155,6 +156,7 @@ def chart_spec(
                 "tone": item.get("tone", "neutral"),
                 "fill": bool(item.get("fill", False)),
                 "stepped": bool(item.get("stepped", False)),
+                "marker": bool(item.get("marker", False)),
             }
             for item in series
         ],

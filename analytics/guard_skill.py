@@ -289,3 +289,9 @@ def book_skill(
         book_expectancy=_expectancy("every strategy", pnl, exact, stream=999),
         pool=len(pnl),
     )
+
+
+def book_expectancy(*, book: Book) -> Expectancy:
+    """The book's unguarded expectancy over all its history (every strategy)."""
+    _, pnl, exact, _, _ = _pool(book, None, None, "", "")
+    return _expectancy("every strategy", pnl, exact, stream=999)

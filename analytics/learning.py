@@ -26,19 +26,22 @@ rises and its history names who applied it and when.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
 from celery import shared_task
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from analytics import skill
 from analytics.models import ThresholdRecommendation
 from shadow.models import ShadowTrade
 from signals.domain.guards import GUARDS, build_guard, validate_guard_config
@@ -105,6 +108,9 @@ class CurvePoint:
     alone_samples: int
     alone_net_impact: Decimal
     current: bool = False
+    # The same threshold over the later history only (the walk-forward's test folds).
+    later_samples: int = 0
+    later_net_impact: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +127,10 @@ class Observations:
     @classmethod
     def of(
         cls,
-        observed: Sequence[float],
-        pnl: Sequence[Decimal | None],
-        closed: Sequence[bool],
-        others: Sequence[bool],
+        observed: Sequence[float] | np.ndarray,
+        pnl: Sequence[Decimal | None] | np.ndarray,
+        closed: Sequence[bool] | np.ndarray,
+        others: Sequence[bool] | np.ndarray,
     ) -> Observations:
         values = np.asarray(observed, dtype=float)
         order = np.argsort(values, kind="stable")
@@ -224,25 +230,135 @@ def _finish_candidates(values: Any, *, current: float, integral: bool) -> list[f
 
 
 def best_point(
-    points: Sequence[CurvePoint], *, needed: int, decided: int | None = None
+    points: Sequence[CurvePoint],
+    *,
+    needed: int,
+    decided: int | None = None,
+    max_share: float = 1.0,
 ) -> CurvePoint | None:
     """The candidate with the highest net impact among those resting on at least
     ``needed`` closed shadow trades, if it beats the current threshold by more than a
     cent; on a tie, the one nearest the current threshold. A threshold that would block
-    all ``decided`` signals is never proposed: that is switching trading off, not tuning
-    a guard."""
+    all ``decided`` signals, or more than ``max_share`` of them, is never proposed: that
+    is trading less (or switching trading off), not tuning a guard."""
     current = next((p for p in points if p.current), None)
     if current is None:
         return None
     eligible = [
         p
         for p in points
-        if p.samples >= needed and not p.current and (decided is None or p.blocked < decided)
+        if p.samples >= needed
+        and not p.current
+        and (decided is None or (p.blocked < decided and p.blocked <= max_share * decided))
     ]
     if not eligible:
         return None
     best = max(eligible, key=lambda p: (p.net_impact, -abs(p.threshold - current.threshold)))
     return best if best.net_impact - current.net_impact > MIN_GAIN else None
+
+
+def max_block_share() -> float:
+    """The largest share of a guard's decided signals a recommended threshold may block
+    (``LEARNING_MAX_BLOCK_SHARE``, default 0.5): past it, a "better" threshold is just
+    trading less."""
+    return float(getattr(settings, "LEARNING_MAX_BLOCK_SHARE", 0.5))
+
+
+def walk_forward_folds() -> int:
+    """How many test folds the walk-forward has (``LEARNING_FOLDS``, at least 3)."""
+    return max(3, int(getattr(settings, "LEARNING_FOLDS", 3)))
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """One walk-forward step: a threshold chosen on the decisions before ``test_from``
+    (the expanding training window: ``train`` decisions) and judged on the next chunk
+    (``test`` decisions, ``test_samples`` of them with a closed shadow trade) against
+    the current threshold over the same chunk."""
+
+    train: int
+    test: int
+    test_samples: int
+    train_until: int  # index (in time order) of the first decision not trained on
+    chosen: float
+    chosen_net_impact: Decimal
+    current_net_impact: Decimal
+
+    @property
+    def gain(self) -> Decimal:
+        return self.chosen_net_impact - self.current_net_impact
+
+
+def _time_chunks(count: int, folds: int) -> list[tuple[int, int]]:
+    """``folds + 1`` contiguous chunks of ``count`` decisions in time order."""
+    edges = np.linspace(0, count, folds + 2).round().astype(int)
+    return [(int(edges[i]), int(edges[i + 1])) for i in range(folds + 1)]
+
+
+def walk_forward(
+    *,
+    observed: np.ndarray,
+    pnl: np.ndarray,
+    closed: np.ndarray,
+    others: np.ndarray,
+    decided_before: np.ndarray,
+    current: float,
+    blocks_when: str,
+    tolerance: float,
+    integral: bool,
+    needed: int,
+    max_share: float,
+    folds: int,
+    accepts: Any = None,
+) -> list[Fold]:
+    """Expanding-window walk-forward over one guard version's observed decisions in
+    time order: for each of ``folds`` steps, the best threshold on every decision before
+    the step (``best_point`` on that history alone, the current threshold when none
+    beats it) is judged on the step's chunk, which it never saw. ``decided_before[i]``
+    counts the guard's decisions (observed or not) before observed decision ``i``, so
+    the share limit uses the training window's own count."""
+    n = len(observed)
+    result = []
+    for start, end in _time_chunks(n, folds)[1:]:
+        if start == 0 or end <= start:
+            continue
+        train = Observations.of(observed[:start], pnl[:start], closed[:start], others[:start])
+        candidates = candidate_thresholds(
+            train.observed, current=current, integral=integral, blocks_when=blocks_when
+        )
+        if accepts is not None:
+            candidates = [t for t in candidates if accepts(t)]
+        curve = threshold_curve(
+            train, candidates, blocks_when=blocks_when, current=current, tolerance=tolerance
+        )
+        best = best_point(
+            curve, needed=needed, decided=int(decided_before[start]), max_share=max_share
+        )
+        chosen = best.threshold if best is not None else current
+        test = Observations.of(
+            observed[start:end], pnl[start:end], closed[start:end], others[start:end]
+        )
+        judged = {
+            p.threshold: p
+            for p in threshold_curve(
+                test,
+                sorted({chosen, current}),
+                blocks_when=blocks_when,
+                tolerance=tolerance,
+            )
+        }
+        result.append(
+            Fold(
+                train=start,
+                test=end - start,
+                test_samples=int(np.count_nonzero(closed[start:end])),
+                train_until=start,
+                chosen=chosen,
+                chosen_net_impact=judged[chosen].net_impact,
+                current_net_impact=judged[current].net_impact,
+            )
+        )
+    return result
 
 
 # --- Reading the book ----------------------------------------------------------------
@@ -271,6 +387,29 @@ class GuardCurve:
     observed: int
     mismatches: int
     needed: int
+    # Walk-forward (thresholds chosen on earlier history, judged on later history).
+    folds: tuple[Fold, ...] = ()
+    later_from: datetime | None = None
+    max_share: float = 1.0
+    # The randomisation test of ``best`` against blocking as many signals at random, and
+    # its Benjamini-Hochberg q-value across the book's guards.
+    p_value: float | None = None
+    q_value: float | None = None
+    # A threshold better in sample that blocks more than ``max_share``: trading less.
+    trading_less: CurvePoint | None = None
+    # ``best`` when it wins out of sample, beats random and keeps to the share; else None.
+    recommended: CurvePoint | None = None
+    reason: str = ""
+
+    @property
+    def out_of_sample_gain(self) -> Decimal:
+        """What the walk-forward's chosen thresholds gained over the current one, summed
+        over the test folds (money no fold was tuned on)."""
+        return sum((fold.gain for fold in self.folds), ZERO)
+
+    def share(self, point: CurvePoint) -> float | None:
+        """The share of the guard's decided signals ``point`` blocks."""
+        return point.blocked / self.decided if self.decided else None
 
     @property
     def current_point(self) -> CurvePoint | None:
@@ -291,8 +430,9 @@ class GuardCurve:
 
 
 def _observation_rows(book: Book) -> list[tuple[Any, ...]]:
-    """One query: per decision of a tunable guard version of ``book``: (book guard, observed, verdict, recorded threshold, shadow status, shadow
-    P&L, blocked by another guard)."""
+    """One query: per decision of a tunable guard version of ``book``, in time order:
+    (book guard, observed, verdict, recorded threshold, shadow status, shadow P&L,
+    blocked by another guard, signal candle time)."""
     another_guard_blocked = GuardDecision.objects.filter(
         signal_id=OuterRef("signal_id"), verdict=GuardDecision.Verdict.BLOCK
     ).exclude(guard=OuterRef("guard"))
@@ -303,7 +443,7 @@ def _observation_rows(book: Book) -> list[tuple[Any, ...]]:
             book_guard__kind__in=list(THRESHOLD_PARAMS),
         )
         .annotate(others=Exists(another_guard_blocked))
-        .order_by("book_guard_id")
+        .order_by("book_guard_id", "signal__candle_time", "signal_id")
         .values_list(
             "book_guard_id",
             "observed_value",
@@ -312,6 +452,7 @@ def _observation_rows(book: Book) -> list[tuple[Any, ...]]:
             "signal__shadow_trade__status",
             "signal__shadow_trade__pnl",
             "others",
+            "signal__candle_time",
         )
     )
 
@@ -383,15 +524,123 @@ def _tunables(book: Book) -> list[_Tunable]:
     return tunables
 
 
-def _curve(
-    tunable: _Tunable,
-    points: list[CurvePoint],
-    *,
-    decided: int,
-    observed: int,
-    mismatches: int,
-    needed: int,
+def guard_curves(*, book: Book) -> list[GuardCurve]:
+    """Every guard version of ``book`` with a numeric threshold, by name and version, with
+    its curve, its walk-forward and what may be recommended. Two queries whatever the
+    number of signals: the tunable guard versions, and one row per decision (numpy does
+    the sums, ``_curves_from_rows``)."""
+    tunables = _tunables(book)
+    if not tunables:
+        return []
+    return _curves_from_rows(book, tunables)
+
+
+def _curves_from_rows(book: Book, tunables: list[_Tunable]) -> list[GuardCurve]:
+    """The curves from one row per decision (one query), summed with numpy; the
+    walk-forward and the randomisation test of each best threshold; then the verdicts
+    after Benjamini-Hochberg across the book's guards."""
+    rows = _observation_rows(book)
+    grouped: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        grouped.setdefault(row[0], []).append(row)
+    needed, share, folds = min_samples(), max_block_share(), walk_forward_folds()
+    curves = [
+        _one_curve(tunable, grouped.get(tunable.copy.pk, []), needed, share, folds)
+        for tunable in tunables
+    ]
+    q_values = skill.benjamini_hochberg([curve.p_value for curve in curves])
+    return [_judged(curve, q) for curve, q in zip(curves, q_values, strict=True)]
+
+
+def _one_curve(
+    tunable: _Tunable, decisions: list[tuple[Any, ...]], needed: int, share: float, folds: int
 ) -> GuardCurve:
+    # Nothing observed (no stop-out yet, too few candles): passes at any threshold.
+    mine = [r for r in decisions if r[1] is not None]
+    observed = np.array([float(r[1]) for r in mine])
+    pnl = [_decimal(r[5]) if r[5] is not None else None for r in mine]
+    closed = np.array([r[4] == ShadowTrade.Status.CLOSED and r[5] is not None for r in mine])
+    others = np.array([bool(r[6]) for r in mine])
+    data = Observations.of(observed, pnl, closed, others)
+    mismatches = 0
+    if mine:
+        recorded = np.array([float(r[3]) if r[3] is not None else np.nan for r in mine])
+        blocked = np.array([r[2] == GuardDecision.Verdict.BLOCK for r in mine])
+        replayed = _blocks(observed, recorded, tunable.blocks_when, tunable.tolerance)
+        mismatches = int(np.count_nonzero(replayed != blocked))
+    candidates = [
+        t
+        for t in candidate_thresholds(
+            data.observed,
+            current=tunable.current,
+            integral=tunable.integral,
+            blocks_when=tunable.blocks_when,
+        )
+        if tunable.accepts(t)
+    ]
+    rule: dict[str, Any] = {"blocks_when": tunable.blocks_when, "tolerance": tunable.tolerance}
+    points = threshold_curve(data, candidates, current=tunable.current, **rule)
+    # The later history: every chunk after the first, where the walk-forward judges.
+    chunks = _time_chunks(len(mine), folds)
+    later_start = chunks[1][0] if len(mine) else 0
+    later = Observations.of(
+        observed[later_start:], pnl[later_start:], closed[later_start:], others[later_start:]
+    )
+    later_points = threshold_curve(later, candidates, current=tunable.current, **rule)
+    points = [
+        _with_later(point, later_point)
+        for point, later_point in zip(points, later_points, strict=True)
+    ]
+    # How many of the guard's decisions (observed or not) came before each observed one.
+    observed_at = [i for i, r in enumerate(decisions) if r[1] is not None]
+    decided_before = np.array([*observed_at, len(decisions)], dtype=int)
+    fold_results = walk_forward(
+        observed=observed,
+        pnl=np.array(pnl, dtype=object),
+        closed=closed,
+        others=others,
+        decided_before=decided_before,
+        current=tunable.current,
+        integral=tunable.integral,
+        needed=needed,
+        max_share=share,
+        folds=folds,
+        accepts=tunable.accepts,
+        **rule,
+    )
+    decided = len(decisions)
+    best = best_point(points, needed=needed, decided=decided, max_share=share)
+    unlimited = best_point(points, needed=needed, decided=decided)
+    trading_less = (
+        unlimited
+        if unlimited is not None
+        and unlimited.blocked > share * decided
+        and (best is None or unlimited.net_impact > best.net_impact)
+        else None
+    )
+    p_value = None
+    if best is not None:
+        # The pool: every decision of this guard with a closed shadow trade (the ones
+        # without an observed value pass at any threshold).
+        pool = np.array([float(r[5]) for r in decisions if _closed(r)])
+        at_best = np.array(
+            [
+                r[1] is not None
+                and bool(
+                    _blocks(
+                        np.array([float(r[1])]),
+                        np.array([best.threshold]),
+                        tunable.blocks_when,
+                        tunable.tolerance,
+                    )[0]
+                )
+                for r in decisions
+                if _closed(r)
+            ],
+            dtype=bool,
+        )
+        test = skill.randomisation_test(pool, at_best, seed=[_seed(), tunable.copy.pk])
+        p_value = test.p_value if test is not None else None
     copy = tunable.copy
     return GuardCurve(
         book_guard=copy,
@@ -402,305 +651,85 @@ def _curve(
         blocks_when=tunable.blocks_when,
         current=tunable.current,
         points=points,
-        best=best_point(points, needed=needed, decided=decided),
+        best=best,
         decided=decided,
-        observed=observed,
+        observed=len(mine),
         mismatches=mismatches,
         needed=needed,
+        folds=tuple(fold_results),
+        later_from=mine[later_start][7] if later_start < len(mine) else None,
+        max_share=share,
+        p_value=p_value,
+        trading_less=trading_less,
     )
 
 
-def guard_curves(*, book: Book) -> list[GuardCurve]:
-    """Every guard version of ``book`` with a numeric threshold, by name and version, with
-    its curve and best candidate. Two queries whatever the number of signals (a third,
-    rarely, see ``_curves_in_sql``).
-
-    On PostgreSQL the decisions are summed in the database per bucket between candidate
-    thresholds (``_curves_in_sql``); elsewhere one row per decision comes back and numpy
-    does the sums (``_curves_from_rows``). Both give the same figures to the last digit."""
-    tunables = _tunables(book)
-    if not tunables:
-        return []
-    if connection.vendor == "postgresql":
-        curves = _curves_in_sql(book, tunables)
-        if curves is not None:
-            return curves
-    return _curves_from_rows(book, tunables)
+def _closed(row: tuple[Any, ...]) -> bool:
+    return row[4] == ShadowTrade.Status.CLOSED and row[5] is not None
 
 
-def _curves_from_rows(book: Book, tunables: list[_Tunable]) -> list[GuardCurve]:
-    """The curves from one row per decision (one query), summed with numpy."""
-    rows = _observation_rows(book)
-    grouped: dict[int, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        grouped.setdefault(row[0], []).append(row)
-    needed = min_samples()
-    curves = []
-    for tunable in tunables:
-        decisions = grouped.get(tunable.copy.pk, [])
-        # Nothing observed (no stop-out yet, too few candles): passes at any threshold.
-        mine = [r for r in decisions if r[1] is not None]
-        data = Observations.of(
-            [float(r[1]) for r in mine],
-            [_decimal(r[5]) if r[5] is not None else None for r in mine],
-            [r[4] == ShadowTrade.Status.CLOSED and r[5] is not None for r in mine],
-            [bool(r[6]) for r in mine],
+def _seed() -> int:
+    return int(getattr(settings, "GUARD_STATS_SEED", skill.DEFAULT_SEED))
+
+
+def _with_later(point: CurvePoint, later: CurvePoint) -> CurvePoint:
+    return CurvePoint(
+        threshold=point.threshold,
+        blocked=point.blocked,
+        samples=point.samples,
+        net_impact=point.net_impact,
+        alone_samples=point.alone_samples,
+        alone_net_impact=point.alone_net_impact,
+        current=point.current,
+        later_samples=later.samples,
+        later_net_impact=later.net_impact,
+    )
+
+
+def _judged(curve: GuardCurve, q_value: float | None) -> GuardCurve:
+    """``curve`` with its q-value, what may be recommended and why (or why not)."""
+    best, current = curve.best, curve.current_point
+    label = lambda v: threshold_label(v, curve.integral)  # noqa: E731
+    recommended, reason, less = None, "", ""
+    limit = f"{curve.max_share:.0%}"
+    if curve.trading_less is not None:
+        point = curve.trading_less
+        share = curve.share(point) or 0.0
+        less = (
+            f"{curve.param} = {label(point.threshold)} would have saved more in sample "
+            f"({point.net_impact:+.2f}), but it blocks {point.blocked} of {curve.decided} "
+            f"signals ({share:.0%}, over the {limit} limit): this amounts to trading less, "
+            "not to a better guard"
         )
-        mismatches = 0
-        if mine:
-            recorded = np.array([float(r[3]) if r[3] is not None else np.nan for r in mine])
-            blocked = np.array([r[2] == GuardDecision.Verdict.BLOCK for r in mine])
-            observed = np.array([float(r[1]) for r in mine])
-            replayed = _blocks(observed, recorded, tunable.blocks_when, tunable.tolerance)
-            mismatches = int(np.count_nonzero(replayed != blocked))
-
-        candidates = [
-            t
-            for t in candidate_thresholds(
-                data.observed,
-                current=tunable.current,
-                integral=tunable.integral,
-                blocks_when=tunable.blocks_when,
-            )
-            if tunable.accepts(t)
-        ]
-        points = threshold_curve(
-            data,
-            candidates,
-            blocks_when=tunable.blocks_when,
-            current=tunable.current,
-            tolerance=tunable.tolerance,
+    if best is None or current is None:
+        reason = (
+            f"no threshold blocking at most {limit} of the signals, with at least "
+            f"{curve.needed} closed shadow trades, beats the current one by more than a cent"
         )
-        curves.append(
-            _curve(
-                tunable,
-                points,
-                decided=len(decisions),
-                observed=len(mine),
-                mismatches=mismatches,
-                needed=needed,
-            )
+    elif not curve.folds:
+        reason = "too few decisions to judge a threshold on later history"
+    elif curve.out_of_sample_gain <= MIN_GAIN:
+        reason = (
+            f"{curve.param} = {label(best.threshold)} is better in sample, but thresholds "
+            f"chosen on earlier history did not beat the current one on later history "
+            f"({curve.out_of_sample_gain:+.2f} over {len(curve.folds)} folds)"
         )
-    return curves
-
-
-# PostgreSQL: every figure of every curve in one statement. Observed values and recorded
-# thresholds are compared as float8, as numpy compares them (numeric -> float8 and
-# Python's float(Decimal) both round correctly). Per decision of a tunable guard version:
-# its shadow trade's P&L when closed and whether another guard blocked its signal; summed
-# per guard and distinct observed value (``grouped``); the candidates picked among the
-# distinct values exactly as ``candidate_thresholds`` picks them (``chosen``: numpy's
-# "inverted_cdf" quantile of n values at q is the value of rank ceil(n q) - 1); bucket
-# boundaries: those picks, the same kept to 8 places, and the current threshold
-# (``bounds``); then the sums per bucket between boundaries, one row per guard version.
-_CURVES_SQL = """
-WITH spec AS MATERIALIZED (
-    SELECT * FROM unnest(
-        %(guards)s::bigint[], %(currents)s::float8[], %(factors)s::float8[],
-        %(modes)s::text[], %(roundings)s::text[]
-    ) AS spec (g, cur, fac, mode, rounding)
-), vals AS (
-    SELECT DISTINCT sp.g,
-        CASE sp.rounding
-            WHEN 'floor' THEN floor(d.observed_value::float8)
-            WHEN 'ceil' THEN ceil(d.observed_value::float8)
-            ELSE d.observed_value::float8
-        END AS v
-    FROM (
-        SELECT DISTINCT d.book_guard_id, d.observed_value
-        FROM signals_guarddecision d
-        WHERE d.book_guard_id = ANY(%(guards)s::bigint[])
-          AND d.observed_value IS NOT NULL AND d.observed_value <> 'NaN'
-    ) AS d
-    JOIN spec sp ON sp.g = d.book_guard_id
-    WHERE d.observed_value::float8 NOT IN ('Infinity', '-Infinity')
-), ranked AS (
-    SELECT g, v,
-        row_number() OVER (PARTITION BY g ORDER BY v) - 1 AS i,
-        count(*) OVER (PARTITION BY g) AS n
-    FROM vals
-), counts AS (
-    SELECT g, count(*) AS n FROM vals GROUP BY g
-), picked AS (
-    SELECT DISTINCT c.g, greatest(0, least(c.n - 1, ceil(c.n * q) - 1))::bigint AS i
-    FROM counts c, unnest(%(quantiles)s::float8[]) AS q
-    WHERE c.n > %(keep)s
-), chosen AS MATERIALIZED (
-    SELECT r.g, r.v FROM ranked r
-    WHERE r.n <= %(keep)s OR (r.g, r.i) IN (SELECT g, i FROM picked)
-), bounds AS MATERIALIZED (
-    SELECT sp.g, sp.mode, sp.fac,
-        coalesce((SELECT array_agg(c.v ORDER BY c.v) FROM chosen c WHERE c.g = sp.g),
-                 '{}'::float8[]) AS picks,
-        ARRAY(
-            SELECT x FROM (
-                SELECT c.v AS x FROM chosen c WHERE c.g = sp.g
-                UNION
-                SELECT round(c.v::numeric, %(places)s)::float8 FROM chosen c
-                WHERE c.g = sp.g AND sp.rounding = 'none'
-                UNION
-                SELECT sp.cur
-            ) AS b ORDER BY x
-        ) AS raw
-    FROM spec sp
-), compared AS MATERIALIZED (
-    SELECT bo.*,
-        CASE bo.mode
-            WHEN '>=' THEN bo.raw
-            WHEN '>' THEN ARRAY(SELECT -x FROM unnest(bo.raw) AS x ORDER BY 1)
-            ELSE ARRAY(SELECT x * bo.fac FROM unnest(bo.raw) AS x ORDER BY 1)
-        END AS edges
-    FROM bounds bo
-), blocks AS (
-    SELECT b.signal_id, count(*) AS n, min(b.guard) AS one
-    FROM signals_guarddecision b
-    JOIN signals_signal s ON s.id = b.signal_id
-    WHERE b.verdict = 'block' AND s.book_id = %(book)s
-    GROUP BY b.signal_id
-), decided AS (
-    SELECT co.g,
-        CASE
-            WHEN d.v IS NULL THEN NULL
-            WHEN co.mode <> '>' THEN width_bucket(d.v, co.edges)
-            WHEN d.v = 'NaN' THEN cardinality(co.edges)
-            ELSE cardinality(co.edges) - width_bucket(-d.v, co.edges)
-        END AS k,
-        coalesce(t.status = 'closed' AND t.pnl IS NOT NULL, false) AS closed,
-        t.pnl,
-        coalesce(b.n > 1 OR b.one <> d.guard, false) AS others,
-        CASE
-            WHEN d.v IS NULL THEN false
-            WHEN d.th IS NULL OR d.th = 'NaN' OR d.v = 'NaN' THEN d.blocked
-            WHEN co.mode = '>=' THEN (d.v >= d.th) <> d.blocked
-            WHEN co.mode = '>' THEN (d.v > d.th) <> d.blocked
-            ELSE (d.v < d.th * co.fac) <> d.blocked
-        END AS mismatch
-    FROM (
-        -- OFFSET 0: each value is converted once, not in every expression using it.
-        SELECT d.book_guard_id, d.signal_id, d.guard, d.verdict = 'block' AS blocked,
-            d.observed_value::float8 AS v, d.threshold::float8 AS th
-        FROM signals_guarddecision d
-        WHERE d.book_guard_id = ANY(%(guards)s::bigint[])
-        OFFSET 0
-    ) AS d
-    JOIN compared co ON co.g = d.book_guard_id
-    LEFT JOIN shadow_shadowtrade t ON t.signal_id = d.signal_id
-    LEFT JOIN blocks b ON b.signal_id = d.signal_id
-), buckets AS (
-    SELECT g, k,
-        count(*) AS n,
-        count(*) FILTER (WHERE closed) AS closed,
-        sum(pnl) FILTER (WHERE closed) AS pnl,
-        count(*) FILTER (WHERE closed AND NOT others) AS alone_closed,
-        sum(pnl) FILTER (WHERE closed AND NOT others) AS alone_pnl,
-        count(*) FILTER (WHERE mismatch) AS mismatches
-    FROM decided
-    GROUP BY g, k
-)
-SELECT bo.g, bo.picks, bo.raw,
-    array_agg(bu.k ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
-    array_agg(bu.n ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
-    array_agg(bu.closed ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
-    array_agg(bu.pnl ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
-    array_agg(bu.alone_closed ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
-    array_agg(bu.alone_pnl ORDER BY bu.k) FILTER (WHERE bu.g IS NOT NULL),
-    coalesce(sum(bu.mismatches), 0)::bigint
-FROM bounds bo
-LEFT JOIN buckets bu ON bu.g = bo.g
-GROUP BY bo.g, bo.picks, bo.raw
-"""
-
-
-def _curves_in_sql(book: Book, tunables: list[_Tunable]) -> list[GuardCurve] | None:
-    """The curves from one statement (PostgreSQL) that sums the decisions per bucket
-    between the boundaries its candidates can take; ``None`` in the rare case where a
-    candidate kept to 8 places is not one of them (PostgreSQL rounds a float to 8 places
-    from its 15 significant digits, Python from its exact value): then the caller reads
-    the decisions row by row."""
-    params: dict[str, Any] = {
-        "book": book.pk,
-        "guards": [t.copy.pk for t in tunables],
-        "currents": [t.current for t in tunables],
-        "factors": [1 - t.tolerance for t in tunables],
-        "modes": [t.blocks_when for t in tunables],
-        "roundings": [t.rounding for t in tunables],
-        "keep": MAX_CANDIDATES - 1,
-        "quantiles": [float(q) for q in _quantiles(MAX_CANDIDATES)],
-        "places": PLACES,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_CURVES_SQL, params)
-        rows = {row[0]: row for row in cursor.fetchall()}
-    needed = min_samples()
-    curves = []
-    for tunable in tunables:
-        _g, picks, raw, keys, ns, closed, pnl, alone_closed, alone_pnl, mismatches = rows[
-            tunable.copy.pk
-        ]
-        candidates = [
-            t
-            for t in _finish_candidates(picks, current=tunable.current, integral=tunable.integral)
-            if tunable.accepts(t)
-        ]
-        position = {float(b): j for j, b in enumerate(raw)}
-        if any(t not in position for t in candidates):
-            return None
-        size = len(raw) + 1  # bucket k: k boundaries at or below the value (width_bucket)
-        counts = np.zeros(size, dtype=int)
-        samples = np.zeros(size, dtype=int)
-        alone = np.zeros(size, dtype=int)
-        money = np.full(size, ZERO, dtype=object)
-        alone_money = np.full(size, ZERO, dtype=object)
-        decided = observed = 0
-        for k, n, c, p, ac, ap in zip(
-            keys or [],
-            ns or [],
-            closed or [],
-            pnl or [],
-            alone_closed or [],
-            alone_pnl or [],
-            strict=True,
-        ):
-            decided += n
-            if k is None:
-                continue
-            observed += n
-            counts[k] += n
-            samples[k] += c
-            alone[k] += ac
-            money[k] = _decimal(p) if p is not None else ZERO
-            alone_money[k] = _decimal(ap) if ap is not None else ZERO
-        prefix = [_prefix(counts, 0), _prefix(samples, 0), _prefix(alone, 0)]
-        prefix_money = [_prefix(money, ZERO), _prefix(alone_money, ZERO)]
-        points = []
-        for t in candidates:
-            j = position[t]
-            # Buckets blocked at t: those above t's boundary, or at and below it for "<".
-            start, end = (0, j + 1) if tunable.blocks_when == "<" else (j + 1, size)
-            blocked, shut, shut_alone = (int(p[end] - p[start]) for p in prefix)
-            pnl_all, pnl_alone = (p[end] - p[start] for p in prefix_money)
-            points.append(
-                CurvePoint(
-                    threshold=t,
-                    blocked=blocked,
-                    samples=shut,
-                    net_impact=-pnl_all,
-                    alone_samples=shut_alone,
-                    alone_net_impact=-pnl_alone,
-                    current=t == tunable.current,
-                )
-            )
-        curves.append(
-            _curve(
-                tunable,
-                points,
-                decided=decided,
-                observed=observed,
-                mismatches=int(mismatches),
-                needed=needed,
-            )
+    elif q_value is None or q_value >= skill.FDR_LEVEL:
+        reason = (
+            f"{curve.param} = {label(best.threshold)} wins out of sample, but blocking as "
+            f"many signals at random does as well too often (p {curve.p_value or 1:.3f}, "
+            f"q {q_value or 1:.3f} across the book's guards)"
         )
-    return curves
+    else:
+        recommended = best
+        reason = (
+            f"{curve.param} = {label(best.threshold)} wins out of sample "
+            f"({curve.out_of_sample_gain:+.2f} over {len(curve.folds)} folds), beats random "
+            f"blocking (q {q_value:.3f}) and blocks {curve.share(best) or 0:.0%} of the signals"
+        )
+    if less:
+        reason = f"{less}. Within the {limit} limit: {reason}"
+    return dataclasses.replace(curve, q_value=q_value, recommended=recommended, reason=reason)
 
 
 def _accepts(kind: str, params: dict[str, Any], param: str, value: int | float) -> bool:
@@ -744,6 +773,8 @@ def _curve_json(curve: GuardCurve) -> list[dict[str, Any]]:
             "net_impact": str(_stored(p.net_impact)),
             "alone_samples": p.alone_samples,
             "alone_net_impact": str(_stored(p.alone_net_impact)),
+            "later_samples": p.later_samples,
+            "later_net_impact": str(_stored(p.later_net_impact)),
             "current": p.current,
         }
         for p in curve.points
@@ -775,7 +806,7 @@ def thresholds_recommend(*, book: Book) -> list[RecommendOutcome]:
 
 
 def _recommend_one(book: Book, curve: GuardCurve, config: GuardConfig) -> RecommendOutcome:
-    current, best = curve.current_point, curve.best
+    current, best = curve.current_point, curve.recommended
     assert current is not None
     with transaction.atomic():
         # One writer per configuration at a time: a run racing another waits here.
@@ -788,9 +819,8 @@ def _recommend_one(book: Book, curve: GuardCurve, config: GuardConfig) -> Recomm
                 status=ThresholdRecommendation.Status.SUPERSEDED
             )
             detail = (
-                f"keep {curve.param} = {threshold_label(curve.current, curve.integral)}: no threshold "
-                f"with at least {curve.needed} closed shadow trades beats its net impact "
-                f"{current.net_impact:.2f} by more than a cent"
+                f"keep {curve.param} = {threshold_label(curve.current, curve.integral)}: "
+                f"{curve.reason}"
             )
             if stale:
                 detail += f" ({stale} older recommendation(s) superseded)"
@@ -824,7 +854,8 @@ def _recommend_one(book: Book, curve: GuardCurve, config: GuardConfig) -> Recomm
         action,
         f"{curve.param} {threshold_label(curve.current, curve.integral)} -> "
         f"{threshold_label(best.threshold, curve.integral)}: net impact {current.net_impact:.2f} -> "
-        f"{best.net_impact:.2f} (+{gain:.2f}) over {best.samples} closed shadow trades",
+        f"{best.net_impact:.2f} (+{gain:.2f}) over {best.samples} closed shadow trades; "
+        f"{curve.reason}",
         row,
     )
 

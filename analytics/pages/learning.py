@@ -7,19 +7,25 @@ from typing import Any
 
 from django.urls import reverse
 
+from analytics import skill
 from analytics.charts import chart_spec
 from analytics.filters import Filters
+from analytics.guard_skill import book_expectancy
 from analytics.learning import (
     RULES,
     CurvePoint,
+    Fold,
     GuardCurve,
     guard_curves,
+    max_block_share,
     min_samples,
     threshold_label,
+    walk_forward_folds,
 )
 from analytics.models import ThresholdRecommendation
-from analytics.numbers import cents
+from analytics.numbers import cents, rate
 from analytics.pages import Page, register
+from analytics.pages.guards import expectancy_data
 from analytics.selectors import book_quote_currency
 
 CONVENTION = (
@@ -48,17 +54,36 @@ def _one(unit: str, value: float) -> str:
 
 
 def _point(point: CurvePoint, curve: GuardCurve) -> dict[str, Any]:
+    share = curve.share(point)
     return {
         "threshold": int(point.threshold) if curve.integral else point.threshold,
         "label": threshold_label(point.threshold, curve.integral),
         "blocked": point.blocked,
+        "share_blocked": rate(share),
+        "over_share": share is not None and share > curve.max_share,
         "samples": point.samples,
         "net_impact": cents(point.net_impact),
+        "later_samples": point.later_samples,
+        "later_net_impact": cents(point.later_net_impact),
         "alone_samples": point.alone_samples,
         "alone_net_impact": cents(point.alone_net_impact),
         "current": point.current,
         "enough": point.samples >= curve.needed,
         "best": curve.best is not None and point.threshold == curve.best.threshold,
+        "recommended": curve.recommended is not None
+        and point.threshold == curve.recommended.threshold,
+    }
+
+
+def _fold(fold: Fold, curve: GuardCurve) -> dict[str, Any]:
+    return {
+        "train": fold.train,
+        "test": fold.test,
+        "test_samples": fold.test_samples,
+        "chosen": threshold_label(fold.chosen, curve.integral),
+        "chosen_net_impact": cents(fold.chosen_net_impact),
+        "current_net_impact": cents(fold.current_net_impact),
+        "gain": cents(fold.gain),
     }
 
 
@@ -99,7 +124,11 @@ def _guard(
     frozen = curve.book_guard
     unit = _unit(curve.unit, currency)
     points = [_point(point, curve) for point in curve.points]
-    labels = [f"{p['label']} (now)" if p["current"] else p["label"] for p in points]
+    labels = [
+        f"{p['label']}{' (now)' if p['current'] else ''} \u00b7 "
+        f"{(p['share_blocked'] or 0) * 100:.0f}\u00a0% blocked"
+        for p in points
+    ]
     current = next((point for point in points if point["current"]), None)
     best = next((point for point in points if point["best"]), None)
     config = curve.config
@@ -129,6 +158,16 @@ def _guard(
         "current": current,
         "best": best,
         "points": points,
+        "folds": [_fold(fold, curve) for fold in curve.folds],
+        "later_from": curve.later_from,
+        "out_of_sample_gain": cents(curve.out_of_sample_gain) if curve.folds else None,
+        "p_value": rate(curve.p_value),
+        "q_value": rate(curve.q_value),
+        "recommendable": curve.recommended is not None,
+        "reason": curve.reason,
+        "trading_less": (
+            _point(curve.trading_less, curve) if curve.trading_less is not None else None
+        ),
         "config": (
             {
                 "id": config.pk,
@@ -151,8 +190,8 @@ def _guard(
                     "tone": "neutral",
                 },
                 {
-                    "name": "Net impact, blocked alone",
-                    "values": [point["alone_net_impact"] for point in points],
+                    "name": "Net impact, later history only (out of sample)",
+                    "values": [point["later_net_impact"] for point in points],
                     "tone": "muted",
                 },
                 {
@@ -161,15 +200,17 @@ def _guard(
                         point["net_impact"] if point["current"] else None for point in points
                     ],
                     "tone": "neutral",
+                    "marker": True,
                 },
             ],
             y_label=f"net impact ({currency})",
         ),
         "chart_id": f"curve-{frozen.pk}",
         "chart_caption": (
-            f"Net impact had the threshold been each value along the bottom ({unit}), in "
-            "order. Above zero: blocking would have saved money. The amber point is the "
-            "current threshold; grey counts only the signals no other guard blocked."
+            f"Net impact had the threshold been each value along the bottom ({unit}, with "
+            "the share of signals it blocks), over all history and, in grey, over the "
+            "later history the walk-forward judges on. Above zero: blocking would have "
+            "saved money. The amber diamond is the current threshold."
         ),
         "chart_label": (
             f"Net impact of {curve.label} at {len(points)} thresholds from "
@@ -184,6 +225,7 @@ def build(filters: Filters) -> dict[str, Any]:
     assert book is not None
     currency = book_quote_currency(book=book)
     curves = guard_curves(book=book)
+    expectancy = book_expectancy(book=book)
     recs = list(
         ThresholdRecommendation.objects.filter(book=book)
         .exclude(status=ThresholdRecommendation.Status.SUPERSEDED)
@@ -200,6 +242,10 @@ def build(filters: Filters) -> dict[str, Any]:
         "convention": CONVENTION,
         "attribution": ATTRIBUTION,
         "min_samples": min_samples(),
+        "max_share": max_block_share(),
+        "folds": walk_forward_folds(),
+        "fdr_level": skill.FDR_LEVEL,
+        "expectancy": expectancy_data(expectancy),
         "guards": guards,
         "open": sum(1 for guard in guards if guard["recommendation"] is not None),
         "history": [

@@ -8,17 +8,38 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def recommended(replayed_book):
-    """The replayed book with its recommendations, made before the browser starts."""
+def recommended():
+    """A book whose cooldown is worth raising out of sample (``test_learning.STEADY``),
+    with its recommendation made before the browser starts. (A short replay of generated
+    candles has no threshold that holds out of sample: rightly, nothing to recommend.)"""
     from analytics.learning import guard_curves, thresholds_recommend
     from analytics.models import ThresholdRecommendation
+    from analytics.tests.factories import BookFactory
+    from analytics.tests.test_learning import STEADY, decide
+    from signals.models import BookGuard, GuardConfig
+    from signals.services import book_configure, guard_config_save
 
-    thresholds_recommend(book=replayed_book)
+    configs = [
+        guard_config_save(
+            config=GuardConfig(name="cooldown", kind="cooldown_after_stop", params={"minutes": 240})
+        ),
+        guard_config_save(
+            config=GuardConfig(name="max open", kind="max_open_positions", params={"max_open": 1})
+        ),
+    ]
+    book = BookFactory(name="steady")
+    book_configure(book=book, strategies=[], guards=configs)
+    frozen = (
+        BookGuard.objects.get(book=book, name="cooldown"),
+        BookGuard.objects.get(book=book, name="max open"),
+    )
+    decide(book, frozen, STEADY * 8)
+    thresholds_recommend(book=book)
     recs = list(
         ThresholdRecommendation.objects.filter(status="open").select_related("guard_config")
     )
-    curves = [c for c in guard_curves(book=replayed_book) if c.observed]
-    return replayed_book, recs, curves
+    curves = [c for c in guard_curves(book=book) if c.observed]
+    return book, recs, curves
 
 
 def test_the_learning_page_draws_each_curve_and_applies_a_recommendation(

@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 from io import StringIO
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
@@ -23,6 +24,7 @@ from analytics.learning import (
     recommend_thresholds,
     threshold_curve,
     thresholds_recommend,
+    walk_forward,
 )
 from analytics.models import ThresholdRecommendation
 from analytics.selectors import guard_effectiveness
@@ -49,6 +51,28 @@ ROWS = [
     (None, 0, "5"),
     (600, 0, None),
     (700, 0, "-5"),
+]
+
+
+# A steady regime, repeated 8 times in time order (112 signals): blocking below 400
+# minutes also catches the -30 and -25 losers at 250 and 300 and blocks 6 of 14 signals
+# (43 %), so it wins on later history too, beats random blocking, and keeps to the 50 %
+# share. Per repeat: net impact 100 at 240 (50 + 40 - 10 + 20), 155 at 400.
+STEADY = [
+    (30, 0, "-50"),
+    (60, 1, "-40"),
+    (250, 0, "-30"),
+    (180, 0, "10"),
+    (200, 0, "-20"),
+    (300, 0, "-25"),
+    (400, 1, "60"),
+    (500, 0, "10"),
+    (None, 0, "5"),
+    (600, 0, "20"),
+    (700, 0, "-5"),
+    (800, 0, "15"),
+    (900, 0, "8"),
+    (1000, 0, "-3"),
 ]
 
 
@@ -111,6 +135,19 @@ def small_book(configs):
         BookGuard.objects.get(book=book, name="max open"),
     )
     decide(book, frozen, ROWS)
+    return book
+
+
+@pytest.fixture
+def steady_book(configs):
+    """A book whose cooldown is worth raising from 240 to 400 minutes, out of sample."""
+    book = BookFactory(name="steady")
+    book_configure(book=book, strategies=[], guards=list(configs))
+    frozen = (
+        BookGuard.objects.get(book=book, name="cooldown"),
+        BookGuard.objects.get(book=book, name="max open"),
+    )
+    decide(book, frozen, STEADY * 8)
     return book
 
 
@@ -285,41 +322,46 @@ def test_a_replayed_books_curves_match_the_guard_page_and_the_recount(replayed_b
 # --- Recommendations -----------------------------------------------------------------
 
 
-def test_it_recommends_the_best_supported_threshold(small_book, configs):
-    outcomes = {o.guard: o for o in thresholds_recommend(book=small_book)}
+def test_it_recommends_the_best_supported_threshold(steady_book, configs):
+    outcomes = {o.guard: o for o in thresholds_recommend(book=steady_book)}
 
     assert outcomes["cooldown v1"].action == "created"
     rec = ThresholdRecommendation.objects.get(guard_config=configs[0])
-    # Blocking below 400 adds the -25 and -15 losers: 130 + 40 over 7 closed trades.
+    # Blocking below 400 adds the -30 and -25 losers: 8 x (100 + 55) over 48 trades.
     assert (rec.param, rec.current_value, rec.recommended_value) == ("minutes", 240, 400)
-    assert (rec.current_net_impact, rec.recommended_net_impact) == (130, 170)
-    assert rec.samples == 7 and rec.status == ThresholdRecommendation.Status.OPEN
-    curve = curve_of(small_book, "cooldown")
+    assert (rec.current_net_impact, rec.recommended_net_impact) == (800, 1240)
+    assert rec.samples == 48 and rec.status == ThresholdRecommendation.Status.OPEN
+    curve = curve_of(steady_book, "cooldown")
     needed = 5
     expected = max(
-        (p for p in curve.points if p.samples >= needed and p.blocked < curve.decided),
+        (p for p in curve.points if p.samples >= needed and p.blocked <= 0.5 * curve.decided),
         key=lambda p: p.net_impact,
     )
+    assert curve.recommended == curve.best == expected
+    assert len(curve.folds) == 3 and curve.out_of_sample_gain > 0
+    assert curve.q_value is not None and curve.q_value < 0.05
     assert float(rec.recommended_value) == expected.threshold
     assert {p["threshold"] for p in rec.curve} == {p.threshold for p in curve.points}
     # max_open at 0 would block every signal; 2 blocks nothing: no recommendation.
     assert outcomes["max open v1"].action == "none"
 
 
-def test_a_new_recommendation_supersedes_the_open_one_and_a_rerun_refreshes_it(small_book, configs):
-    thresholds_recommend(book=small_book)
+def test_a_new_recommendation_supersedes_the_open_one_and_a_rerun_refreshes_it(
+    steady_book, configs
+):
+    thresholds_recommend(book=steady_book)
     first = ThresholdRecommendation.objects.get()
-    assert thresholds_recommend(book=small_book)[0].action == "refreshed"
+    assert thresholds_recommend(book=steady_book)[0].action == "refreshed"
     assert ThresholdRecommendation.objects.get().pk == first.pk
 
     ThresholdRecommendation.objects.filter(pk=first.pk).update(recommended_value=300)
-    thresholds_recommend(book=small_book)
+    thresholds_recommend(book=steady_book)
     assert ThresholdRecommendation.objects.get(pk=first.pk).status == "superseded"
     assert ThresholdRecommendation.objects.filter(status="open").count() == 1
 
 
-def test_the_task_alone_changes_no_configuration(small_book, configs):
-    Book.objects.filter(pk=small_book.pk).update(kind=Book.Kind.LIVE)
+def test_the_task_alone_changes_no_configuration(steady_book, configs):
+    Book.objects.filter(pk=steady_book.pk).update(kind=Book.Kind.LIVE)
     before = config_state()
     frozen = list(BookGuard.objects.values_list("name", "config_version", "params", "active"))
 
@@ -332,12 +374,12 @@ def test_the_task_alone_changes_no_configuration(small_book, configs):
     )
 
 
-def test_a_book_running_an_older_version_recommends_nothing(small_book, configs):
+def test_a_book_running_an_older_version_recommends_nothing(steady_book, configs):
     cooldown = configs[0]
     cooldown.params = {"minutes": 120}
     guard_config_save(config=cooldown)
 
-    outcomes = {o.guard: o for o in thresholds_recommend(book=small_book)}
+    outcomes = {o.guard: o for o in thresholds_recommend(book=steady_book)}
 
     assert outcomes["cooldown v1"].action == "skipped"
     assert "v2" in outcomes["cooldown v1"].detail
@@ -348,16 +390,16 @@ def test_a_book_running_an_older_version_recommends_nothing(small_book, configs)
 
 
 def test_apply_saves_a_new_version_with_the_user_in_its_history(
-    small_book, configs, staff, staff_client
+    steady_book, configs, staff, staff_client
 ):
-    thresholds_recommend(book=small_book)
+    thresholds_recommend(book=steady_book)
     rec = ThresholdRecommendation.objects.get()
-    frozen = list(BookGuard.objects.filter(book=small_book).values_list("params", flat=True))
+    frozen = list(BookGuard.objects.filter(book=steady_book).values_list("params", flat=True))
 
     response = staff_client.post(reverse("analytics:apply-recommendation", args=[rec.pk]))
 
     assert response.status_code == 302
-    assert response["Location"] == f"{reverse('analytics:learning')}?book={small_book.pk}"
+    assert response["Location"] == f"{reverse('analytics:learning')}?book={steady_book.pk}"
     config = GuardConfig.objects.get(name="cooldown")
     assert (config.version, config.params) == (2, {"minutes": 400})
     latest = config.history.order_by("-history_date", "-history_id").first()
@@ -367,7 +409,7 @@ def test_apply_saves_a_new_version_with_the_user_in_its_history(
     assert rec.status == "applied" and rec.applied_by == staff and rec.applied_version == 2
     assert rec.applied_at is not None
     # The book keeps the copy it froze.
-    assert list(BookGuard.objects.filter(book=small_book).values_list("params", flat=True)) == (
+    assert list(BookGuard.objects.filter(book=steady_book).values_list("params", flat=True)) == (
         frozen
     )
     page = staff_client.get(response["Location"])
@@ -378,8 +420,10 @@ def test_apply_saves_a_new_version_with_the_user_in_its_history(
     assert GuardConfig.objects.get(name="cooldown").version == 2
 
 
-def test_a_recommendation_for_a_changed_configuration_is_refused(small_book, configs, staff_client):
-    thresholds_recommend(book=small_book)
+def test_a_recommendation_for_a_changed_configuration_is_refused(
+    steady_book, configs, staff_client
+):
+    thresholds_recommend(book=steady_book)
     rec = ThresholdRecommendation.objects.get()
     cooldown = configs[0]
     cooldown.params = {"minutes": 90}
@@ -394,8 +438,8 @@ def test_a_recommendation_for_a_changed_configuration_is_refused(small_book, con
     assert ThresholdRecommendation.objects.get().status == "open"
 
 
-def test_only_staff_may_apply(small_book, configs, client, trader_client):
-    thresholds_recommend(book=small_book)
+def test_only_staff_may_apply(steady_book, configs, client, trader_client):
+    thresholds_recommend(book=steady_book)
     rec = ThresholdRecommendation.objects.get()
     url = reverse("analytics:apply-recommendation", args=[rec.pk])
     before = config_state()
@@ -409,8 +453,8 @@ def test_only_staff_may_apply(small_book, configs, client, trader_client):
     assert ThresholdRecommendation.objects.get().status == "open"
 
 
-def test_apply_needs_the_csrf_token(small_book, configs, staff):
-    thresholds_recommend(book=small_book)
+def test_apply_needs_the_csrf_token(steady_book, configs, staff):
+    thresholds_recommend(book=steady_book)
     rec = ThresholdRecommendation.objects.get()
     client = Client(enforce_csrf_checks=True)
     client.force_login(staff)
@@ -421,8 +465,8 @@ def test_apply_needs_the_csrf_token(small_book, configs, staff):
     assert GuardConfig.objects.get(name="cooldown").version == 1
 
 
-def test_the_admin_applies_and_dismisses(small_book, configs, admin_client, admin_user):
-    thresholds_recommend(book=small_book)
+def test_the_admin_applies_and_dismisses(steady_book, configs, admin_client, admin_user):
+    thresholds_recommend(book=steady_book)
     rec = ThresholdRecommendation.objects.get()
     changelist = reverse("admin:analytics_thresholdrecommendation_changelist")
     assert admin_client.get(changelist).status_code == 200
@@ -435,7 +479,7 @@ def test_the_admin_applies_and_dismisses(small_book, configs, admin_client, admi
     assert rec.status == "applied" and rec.applied_by == admin_user
     assert GuardConfig.objects.get(name="cooldown").version == 2
     other = ThresholdRecommendation.objects.create(
-        book=small_book,
+        book=steady_book,
         guard_config=configs[1],
         param="max_open",
         current_value=1,
@@ -454,22 +498,22 @@ def test_the_admin_applies_and_dismisses(small_book, configs, admin_client, admi
 # --- The command ---------------------------------------------------------------------
 
 
-def test_the_command_reports_what_it_recommends(small_book, configs):
+def test_the_command_reports_what_it_recommends(steady_book, configs):
     out = StringIO()
     before = config_state()
 
-    call_command("recommend_thresholds", "--book", "small", stdout=out)
+    call_command("recommend_thresholds", "--book", "steady", stdout=out)
 
     text = out.getvalue()
-    assert "Book small" in text
+    assert "Book steady" in text
     assert "cooldown v1: created: minutes 240 -> 400" in text
     assert "max open v1: none" in text
     assert "1 open recommendation(s)" in text and "no configuration was changed" in text
     assert config_state() == before
 
 
-def test_the_command_refuses_an_unknown_book(small_book):
-    with pytest.raises(CommandError, match="no book named 'nope'; books: small"):
+def test_the_command_refuses_an_unknown_book(steady_book):
+    with pytest.raises(CommandError, match="no book named 'nope'; books: steady"):
         call_command("recommend_thresholds", "--book", "nope", stdout=StringIO())
 
 
@@ -477,15 +521,15 @@ def test_the_command_refuses_an_unknown_book(small_book):
 
 
 def test_the_page_shows_curves_the_recommendation_and_its_apply_button(
-    small_book, configs, staff_client, trader_client
+    steady_book, configs, staff_client, trader_client
 ):
-    thresholds_recommend(book=small_book)
+    thresholds_recommend(book=steady_book)
     url = reverse("analytics:learning")
 
-    page = staff_client.get(url, {"book": small_book.pk}).content.decode()
+    page = staff_client.get(url, {"book": steady_book.pk}).content.decode()
 
     assert "cooldown v1" in page and "max open v1" in page
-    assert "+130.00 USD" in page  # net impact at the current threshold
+    assert "+800.00 USD" in page  # net impact at the current threshold
     assert "minutes 240 &rarr; 400" in page
     assert "version 2 of cooldown" in page
     assert (
@@ -494,14 +538,14 @@ def test_the_page_shows_curves_the_recommendation_and_its_apply_button(
     )
     assert "csrfmiddlewaretoken" in page
     assert 'data-chart="curve-' in page
-    plain = trader_client.get(url, {"book": small_book.pk}).content.decode()
+    plain = trader_client.get(url, {"book": steady_book.pk}).content.decode()
     assert "minutes 240 &rarr; 400" in plain
     assert "Create version 2" not in plain
 
 
-def test_the_twin_is_the_page_data(small_book, configs, trader_client):
-    thresholds_recommend(book=small_book)
-    params = {"book": small_book.pk}
+def test_the_twin_is_the_page_data(steady_book, configs, trader_client):
+    thresholds_recommend(book=steady_book)
+    params = {"book": steady_book.pk}
 
     page = trader_client.get(reverse("analytics:learning"), params)
     twin = trader_client.get(reverse("analytics:api-page", args=["learning"]), params).json()
@@ -509,11 +553,12 @@ def test_the_twin_is_the_page_data(small_book, configs, trader_client):
     shown = json.loads(json.dumps(page.context["payload"], cls=DjangoJSONEncoder))
     assert twin == shown
     cooldown = next(g for g in twin["data"]["guards"] if g["name"] == "cooldown")
-    assert cooldown["current"]["net_impact"] == "130.00"
+    assert cooldown["current"]["net_impact"] == "800.00"
     assert cooldown["recommendation"]["recommended_value"] == 400.0
     assert cooldown["chart"]["kind"] == "line"
     series = cooldown["chart"]["series"]
-    assert [v for v in series[2]["values"] if v is not None] == [130.0]
+    assert [v for v in series[2]["values"] if v is not None] == [800.0]
+    assert series[2]["marker"] is True
 
 
 PAGE_QUERIES = 17  # session, user, book, clock, book list, book meta, page cache keys; 4 own
@@ -532,29 +577,6 @@ def test_the_page_needs_a_fixed_number_of_queries(
         trader_client.get(url, {"book": small_book.pk})
 
 
-def _figures(curves):
-    return [
-        (c.book_guard.pk, c.points, c.best, c.decided, c.observed, c.mismatches) for c in curves
-    ]
-
-
-@pytest.mark.parametrize("fixture", ["small_book", "replayed_book"])
-def test_the_database_sums_equal_numpy_over_every_row(fixture, request):
-    """PostgreSQL sums the decisions per bucket between candidates; the portable path
-    (SQLite's) reads every decision and sums with numpy: the same curves to the digit."""
-    from django.db import connection
-
-    from analytics import learning
-
-    if connection.vendor != "postgresql":
-        pytest.skip("the bucketed statement is PostgreSQL's")
-    book = request.getfixturevalue(fixture)
-    tunables = learning._tunables(book)
-    in_sql = learning._curves_in_sql(book, tunables)
-    assert in_sql is not None
-    assert _figures(in_sql) == _figures(learning._curves_from_rows(book, tunables))
-
-
 def test_observed_values_between_whole_numbers_still_match_a_recount(small_book):
     """Fractional observed values of a whole-number threshold (candidates rounded to the
     boundary in the database): every point still matches a plain recount."""
@@ -565,3 +587,147 @@ def test_observed_values_between_whole_numbers_still_match_a_recount(small_book)
             decision.save(update_fields=["observed_value"])
     for curve in guard_curves(book=small_book):
         assert_curve_matches_reference(small_book, curve)
+
+
+# --- Walk-forward: chosen on earlier history, judged on later history ------------------
+
+
+def flipping_regime(n=200, flip=110, seed=4):
+    """Minutes since a stop-out for ``n`` signals in time order: until just past halfway the
+    signals under 500 minutes lose 10 and the others win 10; from ``flip`` on, the
+    other way round."""
+    rng = np.random.default_rng(seed)
+    observed = rng.integers(0, 1000, size=n).astype(float)
+    early = np.arange(n) < flip
+    low = observed < 500
+    pnl = np.where(early == low, -10, 10)
+    return observed, np.array([Decimal(int(v)) for v in pnl], dtype=object)
+
+
+def run_walk_forward(observed, pnl, **overrides):
+    n = len(observed)
+    options = {
+        "observed": observed,
+        "pnl": pnl,
+        "closed": np.ones(n, dtype=bool),
+        "others": np.zeros(n, dtype=bool),
+        "decided_before": np.arange(n + 1),
+        "current": 100.0,
+        "blocks_when": "<",
+        "tolerance": 0.0,
+        "integral": True,
+        "needed": 5,
+        "max_share": 0.9,
+        "folds": 3,
+    }
+    options.update(overrides)
+    return walk_forward(**options)
+
+
+def test_each_fold_is_chosen_on_its_past_alone():
+    observed, pnl = flipping_regime()
+    folds = run_walk_forward(observed, pnl)
+    assert len(folds) == 3
+    for fold in folds:
+        start = fold.train_until
+        # The same choice from the training prefix alone, by the plain best_point.
+        past = Observations.of(observed[:start], pnl[:start], [True] * start, [False] * start)
+        candidates = candidate_thresholds(
+            past.observed, current=100.0, integral=True, blocks_when="<"
+        )
+        best = best_point(
+            threshold_curve(past, candidates, blocks_when="<", current=100.0),
+            needed=5,
+            decided=start,
+            max_share=0.9,
+        )
+        assert fold.chosen == (best.threshold if best is not None else 100.0)
+        # Rewriting everything from the test chunk on changes nothing it was tuned on.
+        scrambled = pnl.copy()
+        scrambled[start:] = -scrambled[start:]
+        again = run_walk_forward(observed, scrambled)
+        same = next(f for f in again if f.train_until == start)
+        assert same.chosen == fold.chosen
+        assert same.chosen_net_impact == -fold.chosen_net_impact
+
+
+def test_a_regime_that_flips_halfway_wins_in_sample_and_loses_out_of_sample():
+    observed, pnl = flipping_regime()
+    everything = Observations.of(observed, pnl, [True] * len(pnl), [False] * len(pnl))
+    candidates = candidate_thresholds(
+        everything.observed, current=100.0, integral=True, blocks_when="<"
+    )
+    in_sample = best_point(
+        threshold_curve(everything, candidates, blocks_when="<", current=100.0),
+        needed=5,
+        decided=len(pnl),
+        max_share=0.9,
+    )
+    assert in_sample is not None  # the whole history says: block below ~500 minutes
+
+    folds = run_walk_forward(observed, pnl)
+
+    # The first fold is judged inside the first regime and gains; the later folds are
+    # judged after the flip, where the threshold tuned before it loses.
+    assert folds[0].gain > 0
+    assert folds[1].gain < 0 and folds[2].gain < 0
+    assert sum(fold.gain for fold in folds) < 0
+
+
+def test_a_flipping_book_gets_no_recommendation(configs):
+    book = BookFactory(name="flipping")
+    book_configure(book=book, strategies=[], guards=list(configs))
+    frozen = (
+        BookGuard.objects.get(book=book, name="cooldown"),
+        BookGuard.objects.get(book=book, name="max open"),
+    )
+    observed, pnl = flipping_regime(n=120, flip=70)
+    decide(book, frozen, [(int(m), 0, str(p)) for m, p in zip(observed, pnl, strict=True)])
+
+    curve = curve_of(book, "cooldown")
+
+    assert curve.best is not None and curve.best.net_impact > curve.current_point.net_impact
+    assert curve.out_of_sample_gain < 0
+    assert curve.recommended is None
+    assert "did not beat the current one on later history" in curve.reason
+    assert thresholds_recommend(book=book)[0].action == "none"
+    assert not ThresholdRecommendation.objects.exists()
+
+
+def test_blocking_most_signals_is_called_trading_less_not_recommended(configs):
+    """A losing strategy where every signal loses a little: the longer the cooldown, the
+    more it 'saves', up to blocking nearly everything."""
+    book = BookFactory(name="losing")
+    book_configure(book=book, strategies=[], guards=list(configs))
+    frozen = (
+        BookGuard.objects.get(book=book, name="cooldown"),
+        BookGuard.objects.get(book=book, name="max open"),
+    )
+    rows = [((i * 37) % 1000, 0, "-5" if i % 4 else "3") for i in range(120)]
+    decide(book, frozen, rows)
+
+    curve = curve_of(book, "cooldown")
+
+    assert curve.trading_less is not None
+    assert curve.trading_less.blocked > 0.5 * curve.decided
+    assert "this amounts to trading less" in curve.reason
+    assert curve.recommended is None or curve.recommended.blocked <= 0.5 * curve.decided
+    for point in curve.points:
+        if curve.recommended is not None and point.threshold == curve.recommended.threshold:
+            assert point.blocked <= 0.5 * curve.decided
+
+
+def test_the_page_marks_the_current_threshold_and_the_share_blocked(steady_book, trader_client):
+    twin = trader_client.get(
+        reverse("analytics:api-page", args=["learning"]), {"book": steady_book.pk}
+    ).json()["data"]
+    cooldown = next(g for g in twin["guards"] if g["name"] == "cooldown")
+    current = cooldown["current"]
+    # 240 minutes blocks 30, 60, 180 and 200 of every 14: 32 of 112.
+    assert (current["blocked"], current["share_blocked"]) == (32, round(32 / 112, 4))
+    assert all(point["share_blocked"] is not None for point in cooldown["points"])
+    assert all("% blocked" in label for label in cooldown["chart"]["labels"])
+    assert len(cooldown["folds"]) == 3
+    assert Decimal(cooldown["out_of_sample_gain"]) > 0
+    assert cooldown["recommendable"] and cooldown["q_value"] < 0.05
+    assert twin["expectancy"]["trades"] == 112

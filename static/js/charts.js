@@ -1,7 +1,7 @@
 /* Draws every <canvas data-chart="ID"> from the JSON spec in <script id="ID" type="application/json">,
  * written by analytics.charts.chart_spec on the server. Chart.js is served from our own static files.
  *
- * spec = {kind: "line" | "bar" | "barh", labels: [...], y_label, series: [{name, values, tone, fill}]}
+ * spec = {kind: "line" | "bar" | "barh", labels: [...], y_label, series: [{name, values, tone, fill, marker}]}
  * tone: "good" / "bad" / "neutral" colour a whole series; "signed" colours each bar by its sign,
  * where a positive value is good for the trader (the server chooses the sign so that holds).
  */
@@ -43,6 +43,17 @@
       spanGaps: true,
     };
     if (series.stepped) ds.stepped = true;
+    if (series.marker) {
+      // One highlighted point (the current threshold): large, no line, always visible.
+      var AMBER = "#bf8700";
+      ds.showLine = false;
+      ds.pointStyle = "rectRot";
+      ds.pointRadius = 8;
+      ds.pointHoverRadius = 10;
+      ds.borderColor = AMBER;
+      ds.backgroundColor = AMBER;
+      ds.order = -1;
+    }
     return ds;
   }
 
