@@ -6,17 +6,20 @@
 ``symbol``, ``side`` (``long``/``short``), ``outcome`` (``win``/``loss``/``open``),
 ``compare`` (a second book's id) and ``page`` (a page number for long lists).
 
-Periods end at the book's clock: the open time of the last candle it has a signal on,
-so a replay of 2019 reads "last 7 days" as its own last week (for the live book that is
-about now). A period counts signals by their candle time and money by when the trade
-closed (its exit time).
+Periods end at the book's clock: the open time of the last closed candle of the book's
+markets it has seen (a replay: the last candle it replayed, its ``until``; the live book:
+the last candle stored for its markets), so a replay of 2019 reads "last 7 days" as its
+own last week (for the live book that is about now), and a trade that closed after the
+last signal is inside the period. A period counts signals by their candle time and money
+by when the trade closed (its exit time, the open time of its exit candle).
 """
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Max, QuerySet
+from django.db.models import DateTimeField, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import QueryDict
 
 from signals.models import Book, Signal
@@ -146,11 +149,39 @@ def default_book() -> Book | None:
 
 
 def book_clock(book: Book) -> datetime | None:
-    """The open time of the last candle ``book`` has a signal on (``None`` without signals):
-    one probe of the index ``signal_book_clock``, or nothing when read with the book."""
+    """The open time of the last closed candle of ``book``'s markets, no later than its
+    ``until`` (``None`` without candles or signals): read with the book when framed
+    (``clock_column``), else queried with the same index probes."""
     if hasattr(book, "frame_clock"):
         return book.frame_clock
-    return Signal.objects.filter(book=book).aggregate(last=Max("candle_time"))["last"]
+    clocked = Book.objects.filter(pk=book.pk).annotate(frame_clock=clock_column())
+    return clocked.values_list("frame_clock", flat=True).first()
+
+
+def clock_column() -> RawSQL:
+    """The book's clock as a column of a ``Book`` query: per market of its strategies,
+    the newest stored candle up to the book's ``until`` (a backward probe of the index
+    ``candle_unique_open_time`` each), the newest of those; or its last signal's candle
+    when that is later or no candle is stored (index ``signal_book_clock``). Stored
+    candles are closed ones: cleaning drops a candle still open."""
+    from markets.models import Candle
+    from signals.models import BookStrategy
+
+    book = f"{Book._meta.db_table}.id"
+    until = f"{Book._meta.db_table}.until"
+    candle = Candle._meta.db_table
+    strategy = BookStrategy._meta.db_table
+    signal = Signal._meta.db_table
+    last_candle = (
+        f"SELECT max((SELECT c.open_time FROM {candle} c WHERE c.exchange = m.exchange "
+        "AND c.symbol = m.symbol AND c.timeframe = m.timeframe "
+        f"AND c.open_time <= COALESCE({until}, 'infinity'::timestamptz) "
+        "ORDER BY c.open_time DESC LIMIT 1)) "
+        f"FROM (SELECT DISTINCT s.exchange, s.symbol, s.timeframe FROM {strategy} s "
+        f"WHERE s.book_id = {book}) m"
+    )
+    last_signal = f"SELECT max(g.candle_time) FROM {signal} g WHERE g.book_id = {book}"
+    return RawSQL(f"GREATEST(({last_candle}), ({last_signal}))", [], output_field=DateTimeField())
 
 
 def _day(raw: str, name: str) -> date:

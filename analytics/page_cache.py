@@ -63,7 +63,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import BigIntegerField, Count, DateTimeField, Field, Max, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 
-from analytics.filters import Filters
+from analytics.filters import Filters, clock_column
 from signals.models import Book
 
 logger = logging.getLogger(__name__)
@@ -141,8 +141,8 @@ STAMP_FIELDS = (
 
 def with_stamp(books: QuerySet[Book]) -> QuerySet[Book]:
     """``books`` with their data stamp's parts (``STAMP_FIELDS``) and their clock
-    (``frame_clock``, the newest signal's candle time) read in the same query: scalar
-    subqueries, each an index probe (``signal_book_clock``, ``signal_book_newest``, the
+    (``frame_clock``, ``analytics.filters.clock_column``) read in the same query: scalar
+    subqueries, each an index probe (``candle_unique_open_time``, ``signal_book_clock``, ``signal_book_newest``, the
     unique index of ``BookState.book``) or a read of the book's few configuration and
     order rows. Written as SQL once: the ORM would take milliseconds to compile them."""
     return books.annotate(**_stamp_columns())
@@ -169,9 +169,7 @@ def _stamp_columns() -> dict[str, RawSQL]:
 
     table = Book._meta.db_table
     return {
-        "frame_clock": column(
-            f"SELECT max(g.candle_time) FROM {signal} g WHERE g.book_id = {book}", DateTimeField()
-        ),
+        "frame_clock": clock_column(),
         "stamp_revision": column(f"SELECT s.revision FROM {state} s WHERE s.book_id = {book}"),
         "stamp_state_at": column(
             f"SELECT s.updated_at FROM {state} s WHERE s.book_id = {book}", DateTimeField()

@@ -76,9 +76,13 @@ def test_the_index_lists_every_page(trader_client):
 
 
 def test_periods_end_at_the_books_clock(trader_client, replayed_book):
+    from markets.models import Candle
     from signals.models import Signal
 
-    last = Signal.objects.filter(book=replayed_book).latest("candle_time").candle_time
+    last_signal = Signal.objects.filter(book=replayed_book).latest("candle_time").candle_time
+    # The clock is the last candle replayed, not the last signal's (issue 12 #11).
+    last = Candle.objects.latest("open_time").open_time
+    assert last == replayed_book.until > last_signal
     body = trader_client.get(
         reverse("analytics:api-page", args=["leaderboard"]),
         {"book": replayed_book.pk, "period": "7d"},
