@@ -71,8 +71,13 @@ def _guard_help() -> str:
     releases = "; ".join(f"{kind}: {cls.release}" for kind, cls in sorted(GUARDS.items()))
     return (
         f"{_kind_help(dict(GUARDS))}. How each lets go of a block (stop_minutes is the stop "
-        f"duration of a guard with a look-back): {releases}"
+        f"duration of a guard with a look-back): {releases}. Live only (it never blocks in "
+        f"a replay, where a candle is known at its close): {', '.join(_live_only())}"
     )
+
+
+def _live_only() -> list[str]:
+    return [kind for kind, cls in sorted(GUARDS.items()) if cls.live_only]
 
 
 class GuardConfigForm(forms.ModelForm):
@@ -191,12 +196,17 @@ class StrategyConfigAdmin(ConfigHistoryAdmin):
 @admin.register(GuardConfig)
 class GuardConfigAdmin(ConfigHistoryAdmin):
     form = GuardConfigForm
-    list_display = ("name", "kind", "enabled", "params", "version", "updated_at")
+    list_display = ("name", "kind", "live_only", "enabled", "params", "version", "updated_at")
     list_filter = ("enabled", "kind")
     readonly_fields = ("version",)
 
     def save_config(self, config: GuardConfig) -> None:
         guard_config_save(config=config)
+
+    @admin.display(boolean=True, description="live only")
+    def live_only(self, obj: GuardConfig) -> bool:
+        """Whether the guard can block only in a live run (a replay has no data delay)."""
+        return bool(getattr(GUARDS.get(obj.kind), "live_only", False))
 
 
 @admin.register(BookState)

@@ -22,6 +22,7 @@ from analytics.selectors import (
     verdict_min_samples,
 )
 from shadow.ablation import ablation_refusal
+from signals.domain.guards import GUARDS
 from signals.models import Book
 
 CONVENTION = (
@@ -78,6 +79,8 @@ def _guard(effect: GuardEffectiveness, skills: BookSkill) -> dict[str, Any]:
         "sole_blocked": effect.sole_blocked,
         "any": _outcome(effect.outcome, skills.every[key]),
         "sole": _outcome(effect.sole_outcome, skills.alone[key]),
+        # stale_data: a replayed candle is known at its close, so it never blocks there.
+        "live_only": bool(getattr(GUARDS.get(effect.kind), "live_only", False)),
     }
 
 

@@ -344,7 +344,8 @@ def run(
     they are the context guards look back at (the live driver passes the latest few).
 
     ``now`` (ms) is the driver's moment: it rejects stale signals and is the guards'
-    clock; a replay passes ``None`` (each candle's close is then the moment). Proposals
+    clock; a replay passes ``None`` (each candle's close is then the moment, and the
+    guards see no clock: a replayed candle has no delivery delay). Proposals
     on candles opening before ``signals_from`` (ms) are dropped: those candles only warm
     the indicators up.
     """
@@ -393,8 +394,7 @@ def run(
         market = candidate.spec.market.key
         through = start[market] + candidate.index + 1
         context = given[market].head(through).tail(max(0, through - config.context_candles))
-        clock = now if now is not None else candidate.close_time
-        record, decided = _decide(candidate, book, config, context, clock)
+        record, decided = _decide(candidate, book, config, context, now)
         signals.append(record)
         transitions.extend(decided)
         if candidate.course is None:
@@ -544,7 +544,9 @@ class _Book:
                     self.guard_releases[name] = (since, self.equity)
             self.equity_points.append((int(known_at), self.equity))
 
-    def snapshot(self, market: Market, now: int, candles: CandleArrays, clock: int) -> Snapshot:
+    def snapshot(
+        self, market: Market, now: int, candles: CandleArrays, clock: int | None
+    ) -> Snapshot:
         return Snapshot(
             now=utc_from_ms(now),
             symbol=market.symbol,
@@ -558,7 +560,7 @@ class _Book:
             equity_peak=self.equity_peak,
             candles=candles,
             timeframe_ms=market.step_ms,
-            clock=utc_from_ms(clock),
+            clock=utc_from_ms(clock) if clock is not None else None,
         )
 
     def guard_view(self, name: str, snapshot: Snapshot) -> Snapshot:
@@ -693,7 +695,7 @@ def _decide(
     book: _Book,
     config: EngineConfig,
     context: CandleArrays,
-    clock: int,
+    clock: int | None,
 ) -> tuple[SignalRecord, list[Transition]]:
     spec, proposal, at = candidate.spec, candidate.proposal, candidate.close_time
     key: SignalKey = (spec.name, candidate.candle_time, proposal.side)

@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from markets.bars import CandleArrays
+from signals.domain import engine
+from signals.domain.fills import FillCosts
 from signals.domain.guards import Snapshot, StaleData, build_guard
-from signals.domain.strategies import Proposal
+from signals.domain.guards.stale_data import REPLAY_REASON
+from signals.domain.strategies import EmaCrossover, Proposal
 
 HOUR = 3_600_000
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -36,6 +39,16 @@ def hourly(count: int) -> CandleArrays:
     return CandleArrays.from_rows(
         [(start + i * HOUR, 100.0, 101.0, 99.0, 100.0, 1.0) for i in range(count)]
     )
+
+
+def zigzag(count: int) -> CandleArrays:
+    """``count`` hourly candles from ``START`` whose close swings up and down every 12 h."""
+    start = int(START.timestamp() * 1000)
+    rows = []
+    for i in range(count):
+        close = 100.0 + (i % 24 if i % 24 < 12 else 24 - i % 24)
+        rows.append((start + i * HOUR, close, close + 0.5, close - 0.5, close, 1.0))
+    return CandleArrays.from_rows(rows)
 
 
 def snapshot(
@@ -73,12 +86,41 @@ def test_it_blocks_beyond_the_limit(minutes_late, passed):
     )
 
 
-def test_without_a_clock_it_reads_now():
+def test_without_a_clock_it_observes_nothing_and_says_it_is_live_only():
+    # A replay hands in no clock (it once read the signal candle's close, where the age is
+    # always 0: 0 in every one of 41,855 replayed decisions audited): a replayed candle is
+    # known at its close, so there is no delivery delay to observe.
     late = START + timedelta(hours=6)
-    verdict = StaleData().check(LONG, snapshot(hourly(3), clock=None, now=late))
-    assert (verdict.passed, verdict.observed) == (False, 3.0)
-    fresh = StaleData().check(LONG, snapshot(hourly(3), clock=None))
-    assert (fresh.passed, fresh.observed) == (True, 0.0)
+    verdict = StaleData(max_timeframes=0.0).check(LONG, snapshot(hourly(3), clock=None, now=late))
+    assert (verdict.passed, verdict.observed, verdict.threshold) == (True, None, 0.0)
+    assert verdict.reason == REPLAY_REASON
+    assert StaleData.live_only
+
+
+def test_through_the_engine_it_observes_only_in_a_live_run():
+    market = engine.Market("x", "BTC/USD", "1h")
+    config = engine.EngineConfig(
+        strategies=(engine.StrategySpec("ema", market, EmaCrossover(fast=3, slow=8)),),
+        guards=(engine.GuardSpec("stale", StaleData(max_timeframes=2.0)),),
+        costs=FillCosts(5.0, 0.0026, 1000.0),
+    )
+    candles = {market.key: zigzag(200)}
+    replay = engine.run(config, engine.EngineState(), candles)
+    assert len(replay.signals) >= 10
+    assert {(v.passed, v.observed, v.reason) for s in replay.signals for _, v in s.verdicts} == {
+        (True, None, REPLAY_REASON)
+    }
+    # The same candles handed to a live run at one moment: each signal's candle is as old
+    # as that moment says, and the older ones are blocked.
+    now = replay.signals[-1].decided_at + HOUR
+    live = engine.run(config, engine.EngineState(), candles, now=now)
+    assert [s.key for s in live.signals] == [s.key for s in replay.signals]
+    for signal in live.signals:
+        ((_, verdict),) = signal.verdicts
+        age = (now - signal.decided_at) / HOUR
+        assert verdict.observed == age
+        assert verdict.passed is (age <= 2.0)
+    assert {s.state == "blocked" for s in live.signals} == {True, False}
 
 
 def test_without_candles_it_passes_unobserved():
