@@ -226,16 +226,49 @@ def _decimal(name: str, default: str) -> Decimal:
     return value
 
 
-# Fill model (shared by paper trading and the shadow engine).
+def _by_quote(name: str) -> dict[str, Decimal]:
+    """``BTC=0.02,ETH=0.5``: a positive amount per quote currency."""
+    out: dict[str, Decimal] = {}
+    for item in env.list(name, default=[]):
+        quote, sep, amount = item.partition("=")
+        try:
+            value = Decimal(amount.strip())
+        except InvalidOperation:
+            value = Decimal("NaN")
+        if not sep or not quote.strip() or not value.is_finite() or value <= 0:
+            raise ImproperlyConfigured(
+                f"{name} must read like BTC=0.02,ETH=0.5 (positive amounts), not {item!r}."
+            )
+        out[quote.strip().upper()] = value
+    return out
+
+
+# Fill model and sizing (shared by paper trading and the shadow engine). These only seed
+# NEW books: a book freezes them at its start (signals.economics), and its ablation legs
+# and later live runs trade on the frozen copy.
 FILL_SLIPPAGE_BPS = _decimal("FILL_SLIPPAGE_BPS", "5")
 FILL_FEE_RATE = _decimal("FILL_FEE_RATE", "0.0026")
+# Money figures are sized in this currency and converted to each market's quote.
+REFERENCE_CURRENCY = env.str("REFERENCE_CURRENCY", default="USD").upper()
+# "notional": every trade is FILL_NOTIONAL (reference currency) worth of the base;
+# "risk": every trade loses FILL_RISK_FRACTION of the paper balance at its stop.
+FILL_SIZING = env.str("FILL_SIZING", default="notional")
+if FILL_SIZING not in {"notional", "risk"}:
+    raise ImproperlyConfigured(f"FILL_SIZING must be 'notional' or 'risk', not {FILL_SIZING!r}.")
 FILL_NOTIONAL = _decimal("FILL_NOTIONAL", "1000")
 if FILL_NOTIONAL == 0:
     raise ImproperlyConfigured("FILL_NOTIONAL must be positive.")
-# Paper balance per quote currency: an approved signal it cannot pay fails.
+FILL_RISK_FRACTION = _decimal("FILL_RISK_FRACTION", "0.01")
+if not 0 < FILL_RISK_FRACTION <= 1:
+    raise ImproperlyConfigured("FILL_RISK_FRACTION must be above 0 and at most 1.")
+# Paper balance (reference currency, converted to each quote): a signal it cannot pay fails.
 PAPER_BALANCE = _decimal("PAPER_BALANCE", "10000")
 if PAPER_BALANCE <= 0:
     raise ImproperlyConfigured("PAPER_BALANCE must be positive.")
+# Per quote currency, in that currency: a notional and a paper balance that override the
+# conversion from REFERENCE_CURRENCY (e.g. NOTIONAL_BY_QUOTE=BTC=0.02).
+NOTIONAL_BY_QUOTE = _by_quote("NOTIONAL_BY_QUOTE")
+PAPER_BALANCE_BY_QUOTE = _by_quote("PAPER_BALANCE_BY_QUOTE")
 # A live signal whose candle closed longer ago than this is stale and rejected.
 SIGNAL_MAX_AGE = timedelta(minutes=env.int("SIGNAL_MAX_AGE_MINUTES", default=180))
 

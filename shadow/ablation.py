@@ -4,7 +4,8 @@ A blocked signal's shadow P&L is a first-order estimate of what a guard cost or 
 taking that trade would have changed what the book held next, and so every later
 decision. An ablation leg replays the book's period with its frozen configuration less
 one guard, so the difference between the two books' paper P&L is the guard's
-path-dependent value. Each leg is a replay book of its own (``ablation_of`` points at
+path-dependent value. A leg trades on its book's frozen economics (fee, slippage,
+sizing, paper balance), never on today's settings. Each leg is a replay book of its own (``ablation_of`` points at
 the book it ablates), so legs run in parallel, one Celery task each.
 """
 
@@ -48,6 +49,8 @@ def ablation_leg_run(*, book_id: int, guard: str) -> ReplayResult:
         until=book.until,
         ablation_of=book,
         without_guard=guard,
+        # The leg trades exactly as the book did, whatever the settings say today.
+        economics=book.economics or None,
     )
 
 

@@ -75,6 +75,7 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
         for problem in problems:
             # An invalid configuration must not stop the others: it is left out and said.
             logger.error("[SIGNAL-BUS] book=%s left out: %s", book.name, problem)
+    # On the book's frozen economics: today's settings never change a running book.
     config = engine_config(book=book, max_signal_age=settings.SIGNAL_MAX_AGE)
     row, _ = BookState.objects.get_or_create(book=book)
     state = engine.EngineState.from_json(row.state)
@@ -83,7 +84,7 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
     # moment a signal could still be fresh; they warm the indicators up.
     history: dict[str, CandleArrays] = {}
     missing_indicators = {s.market.key for s in config.strategies if s.name not in state.indicators}
-    for key, market in config.markets().items():
+    for key, market in engine.markets_of(config, state).items():
         stopped = state.last_time.get(key)
         if stopped is None:
             step = timeframe_delta(market.timeframe)

@@ -11,13 +11,14 @@ from django.contrib import admin
 from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin  # type: ignore[import-untyped]
 
 from markets.admin_format import compact, money, price, quote_currency, two
 from signals.domain.guards import GUARDS
 from signals.domain.params import default_params
 from signals.domain.strategies import STRATEGIES
+from signals.economics import economics_lines
 from signals.models import (
     Book,
     BookGuard,
@@ -119,8 +120,15 @@ class BookAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "signal_count", "created_at")
     list_filter = ("kind",)
     search_fields = ("name",)
-    readonly_fields = ("created_at",)
+    exclude = ("economics",)
+    readonly_fields = ("economics_frozen", "created_at")
     inlines = (BookStrategyInline, BookGuardInline)
+
+    @admin.display(description="economics (frozen at the start)")
+    def economics_frozen(self, obj: Book) -> str:
+        return format_html_join(
+            "", "<div>{}</div>", ((line,) for line in economics_lines(obj.economics))
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Book]:
         return super().get_queryset(request).annotate(signal_count=Count("signals"))

@@ -37,6 +37,13 @@ class Book(models.Model):
         help_text="The book this one replays with one guard removed.",
     )
     without_guard = models.CharField(max_length=100, blank=True)
+    economics = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Fee, slippage, sizing and paper balance per quote currency, frozen at "
+        "the book's start from the settings (signals.economics); its ablation legs and later "
+        "runs trade on this copy.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -9,7 +9,7 @@ that feed it candles and write what it returns sit at the top of the write side
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,6 +24,12 @@ from signals.domain.engine import EngineConfig, GuardSpec, Market, StrategySpec
 from signals.domain.fills import FillCosts
 from signals.domain.guards import build_guard
 from signals.domain.strategies import build_strategy
+from signals.economics import (
+    economics_costs,
+    economics_seed,
+    economics_sizing,
+    economics_with_quotes,
+)
 from signals.models import (
     Book,
     BookGuard,
@@ -44,12 +50,9 @@ DEFAULT_GUARDS = ("max_open_positions", "cooldown_after_stop")
 def fill_costs(*, fee_rate: Decimal | None = None) -> FillCosts:
     """The configured slippage and notional of the fill model, with ``fee_rate`` (default
     the configured one), as floats: the engine's numeric code runs on floats; outcomes
-    are stored back as ``Decimal``."""
-    return FillCosts(
-        slippage_bps=float(settings.FILL_SLIPPAGE_BPS),
-        fee_rate=float(settings.FILL_FEE_RATE if fee_rate is None else fee_rate),
-        notional=float(settings.FILL_NOTIONAL),
-    )
+    are stored back as ``Decimal``. A book trades on its frozen copy instead
+    (``signals.economics``)."""
+    return economics_costs(economics_seed(), fee_rate)
 
 
 def market_fee_rate(*, exchange: str) -> Decimal:
@@ -61,8 +64,23 @@ def market_fee_rate(*, exchange: str) -> Decimal:
 
 def book_live() -> Book:
     """The book the running system trades in (created on first use)."""
-    book, _ = Book.objects.get_or_create(name=LIVE_BOOK, defaults={"kind": Book.Kind.LIVE})
+    book, _ = Book.objects.get_or_create(
+        name=LIVE_BOOK, defaults={"kind": Book.Kind.LIVE, "economics": economics_seed()}
+    )
     return book
+
+
+def book_economics(*, book: Book, markets: Iterable[Market] = ()) -> dict[str, Any]:
+    """``book``'s frozen economics, with every quote currency of ``markets`` settled (and
+    saved) the first time the book meets it. A book that never froze any (made before
+    books froze their economics and not migrated, or by hand) takes today's settings now,
+    once."""
+    economics = book.economics or economics_seed()
+    settled = economics_with_quotes(economics, markets=markets, start=book.since)
+    if settled != book.economics:
+        book.economics = settled
+        Book.objects.filter(pk=book.pk).update(economics=settled)
+    return settled
 
 
 def signal_transition(
@@ -182,7 +200,7 @@ def book_configure(
             symbol=s.symbol,
             timeframe=s.timeframe,
             live=s.live,
-            fee_rate=_fee_rate(s),
+            fee_rate=_fee_rate(s, book.economics or None),
         )
         for s in strategies
     )
@@ -264,20 +282,32 @@ def _follow(
 def engine_config(*, book: Book, max_signal_age: timedelta | None = None) -> EngineConfig:
     """The engine configuration of ``book``: its active frozen strategies and guards (and
     the fees of every market it ever traded, so trades of a retired strategy finish on
-    their market's terms)."""
+    their market's terms), on the book's frozen economics."""
     frozen = list(BookStrategy.objects.filter(book=book).order_by("config_version"))
+    economics = book_economics(
+        book=book, markets=[Market(s.exchange, s.symbol, s.timeframe) for s in frozen]
+    )
     return engine_config_of(
         strategies=[s for s in frozen if s.active],
         guards=BookGuard.objects.filter(book=book, active=True),
         max_signal_age=max_signal_age,
         fees_from=frozen,
+        economics=economics,
     )
 
 
-def _fee_rate(strategy: StrategyConfig | BookStrategy) -> Decimal:
-    # A book uses the rate it froze; a configuration not frozen yet, today's.
+def _fee_rate(
+    strategy: StrategyConfig | BookStrategy, economics: Mapping[str, Any] | None = None
+) -> Decimal:
+    # A book uses the rate it froze; a configuration not frozen yet, its exchange's (or,
+    # where ccxt knows none, the book's frozen default).
     frozen = getattr(strategy, "fee_rate", None)
-    return frozen if frozen is not None else market_fee_rate(exchange=strategy.exchange)
+    if frozen is not None:
+        return frozen
+    known = exchange_taker_fee(strategy.exchange)
+    if known is not None:
+        return known
+    return Decimal(economics["fee_rate"]) if economics else settings.FILL_FEE_RATE
 
 
 def engine_config_of(
@@ -286,10 +316,15 @@ def engine_config_of(
     guards: Iterable[GuardConfig | BookGuard],
     max_signal_age: timedelta | None = None,
     fees_from: Iterable[StrategyConfig | BookStrategy] | None = None,
+    economics: Mapping[str, Any] | None = None,
 ) -> EngineConfig:
     """An engine configuration of these strategies and guards, each ordered by name (the
-    order in which the engine decides signals of one candle and lists verdicts)."""
+    order in which the engine decides signals of one candle and lists verdicts), on
+    ``economics`` (a book's frozen ones; default: today's settings, quotes unsettled)."""
     strategies = list(strategies)
+    if economics is None:
+        economics = economics_seed()
+    sizing, balances = economics_sizing(economics)
     return EngineConfig(
         strategies=tuple(
             StrategySpec(
@@ -303,12 +338,16 @@ def engine_config_of(
             GuardSpec(name=g.name, guard=build_guard(g.kind, g.params))
             for g in sorted(guards, key=lambda g: g.name)
         ),
-        costs=fill_costs(),
+        costs=economics_costs(economics),
         market_costs={
-            Market(s.exchange, s.symbol, s.timeframe).key: fill_costs(fee_rate=_fee_rate(s))
+            Market(s.exchange, s.symbol, s.timeframe).key: economics_costs(
+                economics, _fee_rate(s, economics)
+            )
             for s in (fees_from if fees_from is not None else strategies)
         },
-        starting_balance=float(settings.PAPER_BALANCE),
+        starting_balance=float(economics["paper_balance"]),
+        sizing=sizing,
+        balance_by_quote=balances,
         max_signal_age_ms=(
             int(max_signal_age.total_seconds() * 1000) if max_signal_age is not None else None
         ),

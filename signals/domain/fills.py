@@ -5,7 +5,9 @@ trade enters at the open of candle ``i + 1``; until that candle exists it is pen
 
 Entry fill: the entry open moved against the trade by the slippage
 ``s = slippage_bps / 10000`` (a long buys at ``open * (1 + s)``, a short sells at
-``open * (1 - s)``); ``quantity = notional / entry_price``.
+``open * (1 - s)``); ``quantity = notional / entry_price``, where the notional (quote
+currency) is the plan's own when the signal fixed one (``TradePlan.notional``, see the
+book's sizing in ``signals.domain.engine``), else the costs' ``notional``.
 
 Every candle from the entry candle on (the entry candle is candle 1 of the max hold)
 is checked in this order, and the first rule that applies closes the trade:
@@ -23,7 +25,7 @@ the trade (a long sells at ``raw * (1 - s)``, a short buys at ``raw * (1 + s)``)
 
 ``fees = fee_rate * quantity * (entry_price + exit_price)``;
 ``pnl = direction * (exit_price - entry_price) * quantity - fees``;
-``return_pct = pnl / notional * 100``; ``r_multiple = pnl / (|entry_price - stop| *
+``return_pct = pnl / notional * 100`` (the same notional); ``r_multiple = pnl / (|entry_price - stop| *
 quantity)`` (undefined when that risk is 0).
 
 MAE and MFE are the worst and best raw prices the trade saw, in % of the entry
@@ -43,6 +45,7 @@ assumed finite (no NaN candles).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -88,18 +91,26 @@ class FillCosts:
 
 @dataclass(frozen=True, slots=True)
 class TradePlan:
-    """What the signal fixed on its candle's close."""
+    """What the signal fixed on its candle's close; ``notional`` (quote currency) is the
+    size the book gave it, ``None`` for the costs' fixed notional."""
 
     side: str
     stop: float
     target: float
     max_hold: int
+    notional: float | None = None
 
     def __post_init__(self) -> None:
         if self.side not in (LONG, SHORT):
             raise ValueError(f"side must be {LONG!r} or {SHORT!r}, not {self.side!r}")
         if self.max_hold < 1:
             raise ValueError("max hold must be at least one candle")
+        if self.notional is not None and not (math.isfinite(self.notional) and self.notional > 0):
+            raise ValueError("the notional per trade must be positive")
+
+    def notional_in(self, costs: FillCosts) -> float:
+        """The quote notional this trade is sized at under ``costs``."""
+        return costs.notional if self.notional is None else self.notional
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +142,16 @@ class OpenTrade:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types; ``from_json`` restores an equal trade (JSON floats round-trip)."""
+        plan: dict[str, Any] = {
+            "side": self.plan.side,
+            "stop": self.plan.stop,
+            "target": self.plan.target,
+            "max_hold": self.plan.max_hold,
+        }
+        if self.plan.notional is not None:
+            plan["notional"] = self.plan.notional
         return {
-            "plan": {
-                "side": self.plan.side,
-                "stop": self.plan.stop,
-                "target": self.plan.target,
-                "max_hold": self.plan.max_hold,
-            },
+            "plan": plan,
             "entry_time": self.entry_time,
             "entry_open": self.entry_open,
             "entry_price": self.entry_price,
@@ -157,6 +171,7 @@ class OpenTrade:
                 stop=float(plan["stop"]),
                 target=float(plan["target"]),
                 max_hold=int(plan["max_hold"]),
+                notional=float(plan["notional"]) if plan.get("notional") is not None else None,
             ),
             entry_time=int(data["entry_time"]),
             entry_open=float(data["entry_open"]),
@@ -208,7 +223,7 @@ def _pnl(direction: _Num, entry_price: _Num, exit_price: _Num, quantity: _Num, f
     return direction * (exit_price - entry_price) * quantity - fees
 
 
-def _return_pct(pnl: _Num, notional: float) -> _Num:
+def _return_pct(pnl: _Num, notional: _Num) -> _Num:
     return pnl / notional * 100.0
 
 
@@ -234,7 +249,7 @@ def trade_enter(plan: TradePlan, *, time: int, open_: float, costs: FillCosts) -
         entry_time=time,
         entry_open=open_,
         entry_price=entry_price,
-        quantity=costs.notional / entry_price,
+        quantity=plan.notional_in(costs) / entry_price,
         held=0,
         worst=open_,
         best=open_,
@@ -314,7 +329,7 @@ def trade_step(
         exit_reason=reason,
         fees=fees,
         pnl=pnl,
-        return_pct=_return_pct(pnl, costs.notional),
+        return_pct=_return_pct(pnl, plan.notional_in(costs)),
         r_multiple=pnl / risk if risk > 0 else None,
         mae=_excursion(worst, trade.entry_open, direction),
         mfe=_excursion(best, trade.entry_open, direction),
@@ -437,11 +452,13 @@ def simulate_batch(
     target: np.ndarray,
     max_hold: np.ndarray,
     costs: FillCosts,
+    notional: np.ndarray | None = None,
 ) -> BatchOutcome:
-    """Run many trades over one market's candles at once; ``side`` is +1 long, -1 short.
+    """Run many trades over one market's candles at once; ``side`` is +1 long, -1 short;
+    ``notional`` is each trade's quote notional (default the costs' own).
 
     Trade ``i`` equals ``simulate(plan_i, candles, entry_index[i], costs)`` bit for bit
-    (see ``BatchOutcome.trade``).
+    (see ``BatchOutcome.trade``), ``plan_i`` carrying ``notional[i]``.
     """
     entry_index = np.asarray(entry_index, dtype=np.int64)
     side = np.asarray(side)
@@ -449,8 +466,17 @@ def simulate_batch(
     target = np.asarray(target, dtype=np.float64)
     max_hold = np.asarray(max_hold, dtype=np.int64)
     count = entry_index.shape[0] if entry_index.ndim == 1 else -1
-    if any(a.shape != (count,) for a in (entry_index, side, stop, target, max_hold)):
-        raise ValueError("entry_index, side, stop, target and max_hold must be 1-D, same length")
+    notional = (
+        np.full(count if count >= 0 else 0, costs.notional)
+        if notional is None
+        else np.asarray(notional, dtype=np.float64)
+    )
+    if any(a.shape != (count,) for a in (entry_index, side, stop, target, max_hold, notional)):
+        raise ValueError(
+            "entry_index, side, stop, target, max_hold and notional must be 1-D, same length"
+        )
+    if not (np.isfinite(notional) & (notional > 0)).all():
+        raise ValueError("the notional per trade must be positive")
     if (entry_index < 0).any():
         raise ValueError("entry indices cannot be negative")
     if not np.isin(side, (1, -1)).all():
@@ -507,6 +533,7 @@ def simulate_batch(
             stop[part],
             target[part],
             max_hold[part],
+            notional[part],
             costs,
             width,
         )
@@ -556,6 +583,7 @@ def _kernel(
     stop: np.ndarray,
     target: np.ndarray,
     max_hold: np.ndarray,
+    notional: np.ndarray,
     costs: FillCosts,
     width: int,
 ) -> dict[str, np.ndarray]:
@@ -630,7 +658,7 @@ def _kernel(
 
     buy, sell = _slip_factors(costs)
     entry_price = entry_open * np.where(long, buy, sell)
-    quantity = costs.notional / entry_price
+    quantity = notional / entry_price
     exit_price = raw * np.where(long, sell, buy)
     fees = _fees(costs.fee_rate, quantity, entry_price, exit_price)
     pnl = _pnl(direction, entry_price, exit_price, quantity, fees)
@@ -647,7 +675,7 @@ def _kernel(
         "exit_price": exit_price,
         "fees": fees,
         "pnl": pnl,
-        "return_pct": _return_pct(pnl, costs.notional),
+        "return_pct": _return_pct(pnl, notional),
         "r_multiple": r_multiple,
         "mae": _excursion(worst, entry_open, direction),
         "mfe": _excursion(best, entry_open, direction),

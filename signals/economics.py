@@ -1,0 +1,201 @@
+"""A book's economics: fee, slippage, sizing and paper balance, frozen when it starts.
+
+Settings only seed a NEW book (``economics_seed``). From then on the book's own copy is
+what it trades on: its ablation legs copy it, its later live runs read it, and changing
+the settings never changes it. Quote currencies are settled the first time the book
+meets a market quoted in them (``economics_with_quotes``) and never change afterwards:
+
+- the reference currency itself (``REFERENCE_CURRENCY``, USD by default): the notional
+  ``FILL_NOTIONAL`` and the balance ``PAPER_BALANCE`` as they are;
+- a quote with a ``NOTIONAL_BY_QUOTE`` entry: that notional, and the balance of
+  ``PAPER_BALANCE_BY_QUOTE`` (else ``PAPER_BALANCE`` scaled like the notional);
+- a quote with stored candles of a conversion market (``BTC/USD`` for BTC, or ``USD/BTC``):
+  the notional is converted at each signal's candle close (``engine.QuoteSizing``) and
+  the balance once, at the close of the conversion candle last closed by the book's
+  start (else the first one stored);
+- otherwise as many units of the quote as of the reference currency (said on the book).
+
+Decimals are kept as text so the frozen figures are exact; the engine gets floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Min
+
+from markets.models import Candle
+from markets.selectors import candle_arrays
+from markets.timestamps import ms_from_utc, utc_from_ms
+from signals.domain.engine import Market, QuoteSizing, quote_of
+from signals.domain.fills import FillCosts
+
+Economics = dict[str, Any]
+
+
+def economics_seed() -> Economics:
+    """Today's settings as the economics of a new book (no quote currency settled yet)."""
+    return {
+        "reference_currency": settings.REFERENCE_CURRENCY,
+        "slippage_bps": str(settings.FILL_SLIPPAGE_BPS),
+        "fee_rate": str(settings.FILL_FEE_RATE),
+        "sizing": settings.FILL_SIZING,
+        "notional": str(settings.FILL_NOTIONAL),
+        "risk_fraction": str(settings.FILL_RISK_FRACTION),
+        "paper_balance": str(settings.PAPER_BALANCE),
+        "notional_by_quote": {q: str(v) for q, v in settings.NOTIONAL_BY_QUOTE.items()},
+        "balance_by_quote": {q: str(v) for q, v in settings.PAPER_BALANCE_BY_QUOTE.items()},
+        "quotes": {},
+    }
+
+
+def economics_with_quotes(
+    economics: Mapping[str, Any], *, markets: Iterable[Market], start: datetime | None
+) -> Economics:
+    """``economics`` with terms for every quote currency of ``markets`` it lacks (settled
+    from its own frozen settings and the stored candles as of ``start``, else each
+    market's first candle); terms already there are never changed."""
+    quotes = dict(economics.get("quotes", {}))
+    for market in markets:
+        quote = quote_of(market.symbol)
+        if quote not in quotes:
+            quotes[quote] = _quote_terms(economics, quote, market, start)
+    return {**economics, "quotes": quotes}
+
+
+def _quote_terms(
+    economics: Mapping[str, Any], quote: str, market: Market, start: datetime | None
+) -> dict[str, Any]:
+    reference = economics["reference_currency"]
+    notional, balance = Decimal(economics["notional"]), Decimal(economics["paper_balance"])
+    balance_set = economics.get("balance_by_quote", {}).get(quote)
+    if quote == reference:
+        return {"notional": str(notional), "balance": str(balance), "how": "reference currency"}
+    if (set_notional := economics.get("notional_by_quote", {}).get(quote)) is not None:
+        scaled = balance * Decimal(set_notional) / notional
+        return {
+            "notional": set_notional,
+            "balance": balance_set or str(scaled),
+            "how": "NOTIONAL_BY_QUOTE",
+        }
+    found = _conversion_market(quote, reference, market)
+    if found is not None:
+        conversion, invert = found
+        rate, at = _rate_at_start(conversion, start or _first_candle(market))
+        converted = balance * Decimal(repr(rate)) if invert else balance / Decimal(repr(rate))
+        return {
+            "notional": str(notional),
+            "convert": conversion.key,
+            "invert": invert,
+            "balance": balance_set or str(converted),
+            "balance_rate": repr(rate),
+            "balance_rate_at": at,
+            "how": f"{reference} converted by {conversion.key}",
+        }
+    return {
+        "notional": str(notional),
+        "balance": balance_set or str(balance),
+        "how": (
+            f"no {quote}/{reference} candles stored and no NOTIONAL_BY_QUOTE entry: "
+            f"as many {quote} as {reference}"
+        ),
+    }
+
+
+def _conversion_market(quote: str, reference: str, market: Market) -> tuple[Market, bool] | None:
+    """The stored market that prices ``quote`` in ``reference`` (and whether it is quoted
+    the other way round), preferring ``market``'s exchange and timeframe."""
+    symbols = {f"{quote}/{reference}": False, f"{reference}/{quote}": True}
+    stored = set(
+        Candle.objects.filter(symbol__in=symbols)
+        .values_list("exchange", "symbol", "timeframe")
+        .distinct()
+        .order_by()
+    )
+    if not stored:
+        return None
+    exchange, symbol, timeframe = min(
+        stored,
+        key=lambda m: (m[0] != market.exchange, m[2] != market.timeframe, symbols[m[1]], m),
+    )
+    return Market(exchange, symbol, timeframe), symbols[symbol]
+
+
+def _first_candle(market: Market) -> datetime | None:
+    first: datetime | None = Candle.objects.filter(
+        exchange=market.exchange, symbol=market.symbol, timeframe=market.timeframe
+    ).aggregate(first=Min("open_time"))["first"]
+    return first
+
+
+def _rate_at_start(conversion: Market, start: datetime | None) -> tuple[float, str]:
+    data = candle_arrays(
+        exchange=conversion.exchange, symbol=conversion.symbol, timeframe=conversion.timeframe
+    )
+    closes = data.time + conversion.step_ms
+    # The last candle closed by the start; when none had, the first rate stored.
+    index = int(np.searchsorted(closes, ms_from_utc(start), side="right")) - 1 if start else -1
+    index = max(index, 0)
+    return float(data.close[index]), utc_from_ms(int(closes[index])).isoformat()
+
+
+def economics_costs(economics: Mapping[str, Any], fee_rate: Decimal | None = None) -> FillCosts:
+    """The fill costs of ``economics`` (with ``fee_rate``, default its own), as floats."""
+    return FillCosts(
+        slippage_bps=float(economics["slippage_bps"]),
+        fee_rate=float(economics["fee_rate"] if fee_rate is None else fee_rate),
+        notional=float(economics["notional"]),
+    )
+
+
+def economics_sizing(
+    economics: Mapping[str, Any],
+) -> tuple[dict[str, QuoteSizing], dict[str, float]]:
+    """The engine's sizing and starting balance per settled quote currency."""
+    risk = economics.get("sizing") == "risk"
+    fraction = float(economics["risk_fraction"]) if risk else None
+    sizing: dict[str, QuoteSizing] = {}
+    balances: dict[str, float] = {}
+    for quote, terms in economics.get("quotes", {}).items():
+        sizing[quote] = QuoteSizing(
+            notional=float(terms["notional"]),
+            convert=terms.get("convert"),
+            invert=bool(terms.get("invert", False)),
+            risk_fraction=fraction,
+        )
+        balances[quote] = float(terms["balance"])
+    return sizing, balances
+
+
+def economics_lines(economics: Mapping[str, Any]) -> list[str]:
+    """The economics as a trader reads them, one line each (for the admin)."""
+    if not economics:
+        return ["not frozen yet: the book takes today's settings when it first runs"]
+    reference = economics["reference_currency"]
+    if economics.get("sizing") == "risk":
+        fraction = Decimal(economics["risk_fraction"]) * 100
+        sizing = f"by risk: {fraction.normalize():f} % of the balance lost at the stop"
+    else:
+        sizing = f"{economics['notional']} {reference} a trade"
+    lines = [
+        f"sizing: {sizing}",
+        f"slippage: {economics['slippage_bps']} bps per fill",
+        f"fee: {economics['fee_rate']} per side where ccxt knows no taker fee",
+        f"paper balance: {economics['paper_balance']} {reference}",
+    ]
+    for quote, terms in sorted(economics.get("quotes", {}).items()):
+        lines.append(
+            f"{quote}: balance {terms['balance']} {quote}, notional "
+            + (
+                f"{terms['notional']} {reference} converted at each signal's close"
+                if terms.get("convert")
+                else f"{terms['notional']} {quote}"
+            )
+            + f" ({terms['how']})"
+        )
+    return lines
