@@ -303,7 +303,12 @@ CELERY_TASK_ROUTES = {
     "analytics.*": {"queue": "analytics"},
     "alerts.*": {"queue": "analytics"},
 }
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler that checks the single-beat lock on every tick
+# and exits the moment it is lost (config/beat_lock.py).
+CELERY_BEAT_SCHEDULER = "config.beat_lock:SingleBeatScheduler"
+# How often beat writes its periodic tasks' last-run times to the database (celery's
+# default is 180 s); the late-task alert allows for this lag (alerts/watchers.py).
+BEAT_SYNC_EVERY_SECONDS = env.int("BEAT_SYNC_EVERY_SECONDS", default=30)
 # Installed into django-celery-beat's tables when beat starts; editable in the admin.
 CELERY_BEAT_SCHEDULE = {
     "sync-candles": {"task": "signals.sync_watched_markets", "schedule": 60.0},
