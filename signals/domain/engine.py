@@ -66,6 +66,9 @@ OPEN = "open"
 TRADE_CLOSED = "closed"
 TRADE_EXPIRED = "expired"
 
+# How a signal that the paper balance cannot pay is failed: the reason starts so.
+INSUFFICIENT_BALANCE = "insufficient paper balance"
+
 SignalKey = tuple[str, int, str]
 """A signal's identity within a book: strategy name, candle open time (ms), side."""
 
@@ -108,13 +111,36 @@ class GuardSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class QuoteSizing:
+    """How a book sizes the trades of markets quoted in one currency, fixed by each
+    signal on its candle's close:
+
+    - ``risk_fraction`` set: risk sizing, the quantity that loses this fraction of the
+      quote's starting balance if the trade exits at its stop from the signal's price,
+      ``notional = risk_fraction * balance * entry / |entry - stop|``;
+    - else ``convert`` set (a market key): ``notional`` is in the reference currency and
+      is converted at the close of the conversion market's last candle closed by the
+      signal's close (no lookahead): divided by it for a ``QUOTE/REF`` market, multiplied
+      for ``REF/QUOTE`` (``invert``); a signal before the first such candle is rejected;
+    - else ``notional`` is in the quote currency itself.
+    """
+
+    notional: float
+    convert: str | None = None
+    invert: bool = False
+    risk_fraction: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EngineConfig:
     """A book's frozen configuration. ``max_signal_age_ms``: a signal whose candle closed
     longer than that before the run's ``now`` is rejected as stale (live only).
     ``market_costs``: fill costs of markets whose fee differs from ``costs``.
-    ``starting_balance``: the paper balance in each quote currency; an approved signal
-    whose notional exceeds the free balance (starting balance plus realised P&L minus
-    what open positions hold) fails; ``None`` means no limit."""
+    ``starting_balance``: the paper balance in each quote currency (``balance_by_quote``
+    overrides it per currency); an approved signal whose notional exceeds the free
+    balance (starting balance plus realised P&L minus what open positions hold) fails;
+    ``None`` means no limit. ``sizing``: per quote currency, how trades are sized (see
+    ``QuoteSizing``); a quote without an entry trades the costs' fixed ``notional``."""
 
     strategies: tuple[StrategySpec, ...]
     guards: tuple[GuardSpec, ...]
@@ -125,9 +151,23 @@ class EngineConfig:
     context_candles: int = CONTEXT_CANDLES
     starting_balance: float | None = None
     market_costs: Mapping[str, FillCosts] = field(default_factory=dict)
+    sizing: Mapping[str, QuoteSizing] = field(default_factory=dict)
+    balance_by_quote: Mapping[str, float] = field(default_factory=dict)
 
     def markets(self) -> dict[str, Market]:
         return {spec.market.key: spec.market for spec in self.strategies}
+
+    def conversion_markets(self) -> dict[str, Market]:
+        """Markets whose candles only convert the reference notional into a quote."""
+        return {
+            s.convert: Market.from_key(s.convert)
+            for s in self.sizing.values()
+            if s.convert is not None and s.risk_fraction is None
+        }
+
+    def balance_of(self, quote: str) -> float | None:
+        """The starting paper balance in ``quote`` (``None``: no limit)."""
+        return self.balance_by_quote.get(quote, self.starting_balance)
 
     def costs_of(self, market_key: str) -> FillCosts:
         """The fill costs on a market (its fee rate may differ from the book's default)."""
@@ -156,20 +196,32 @@ class Flight:
             "symbol": self.symbol,
             "paper": self.paper,
             "blocked": self.blocked,
-            "plan": [self.plan.side, self.plan.stop, self.plan.target, self.plan.max_hold],
+            "plan": [
+                self.plan.side,
+                self.plan.stop,
+                self.plan.target,
+                self.plan.max_hold,
+                *([] if self.plan.notional is None else [self.plan.notional]),
+            ],
             "trade": self.trade.to_json() if self.trade else None,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Flight:
-        side, stop, target, max_hold = data["plan"]
+        side, stop, target, max_hold, *notional = data["plan"]
         strategy, candle_time, key_side = data["key"]
         return cls(
             key=(strategy, int(candle_time), key_side),
             market=data["market"],
             symbol=data["symbol"],
             paper=data["paper"],
-            plan=TradePlan(side=side, stop=stop, target=target, max_hold=max_hold),
+            plan=TradePlan(
+                side=side,
+                stop=stop,
+                target=target,
+                max_hold=max_hold,
+                notional=notional[0] if notional else None,
+            ),
             trade=OpenTrade.from_json(data["trade"]) if data["trade"] else None,
             blocked=data.get("blocked", not data["paper"]),
         )
@@ -329,6 +381,7 @@ class _Candidate:
     proposal: Proposal
     invalid: str | None = None
     course: _Course | None = None
+    notional: float | None = None
 
 
 def run(
@@ -367,6 +420,10 @@ def run(
                 continue
             candidate = _Candidate(spec, order, index, candle_time, candle_time + step, proposal)
             candidate.invalid = _invalid_reason(proposal, candidate.close_time, now, config)
+            if candidate.invalid is None:
+                candidate.notional, candidate.invalid = _size(
+                    config, spec.market, proposal, candidate.close_time, given
+                )
             candidates.append(candidate)
     candidates.sort(key=lambda c: (c.close_time, c.order))
     _evaluate_courses(candidates, fresh, config)
@@ -383,7 +440,8 @@ def run(
     book = _Book(config, state)
     for flight, course in carried:
         if flight.paper:
-            book.hold(flight.key, flight.symbol, course)
+            notional = flight.plan.notional_in(config.costs_of(flight.market))
+            book.hold(flight.key, flight.symbol, course, notional)
 
     signals: list[SignalRecord] = []
     transitions: list[Transition] = []
@@ -403,7 +461,9 @@ def run(
         blocked = record.state == BLOCKED
         symbol = candidate.spec.market.symbol
         paper = not blocked
-        if paper and not book.affords(symbol):
+        plan = _plan(candidate.proposal, candidate.notional)
+        notional = plan.notional_in(config.costs_of(market))
+        if paper and not book.affords(symbol, notional):
             # Approved, but the quote currency's free paper balance cannot pay the entry.
             paper = False
             record = replace(record, state=FAILED)
@@ -415,17 +475,17 @@ def run(
                     APPROVED,
                     FAILED,
                     record.decided_at,
-                    {"reason": book.shortfall(symbol)},
+                    {"reason": book.shortfall(symbol, notional)},
                 )
             )
         if paper:
-            book.hold(record.key, symbol, course)
+            book.hold(record.key, symbol, course, notional)
         flight = Flight(
             key=record.key,
             market=candidate.spec.market.key,
             symbol=symbol,
             paper=paper,
-            plan=_plan(candidate.proposal),
+            plan=plan,
             trade=None,
             blocked=blocked,
         )
@@ -473,7 +533,7 @@ class _Book:
         self.book_kept = config.book_closed_kept
         # Ordered by when the exit became known, then by the signal: the same order
         # however the candles were split into runs.
-        self.heap: list[tuple[float, int, str, str, str, TradeResult | None]] = []
+        self.heap: list[tuple[float, int, str, str, str, TradeResult | None, float]] = []
         self.by_symbol: Counter[str] = Counter()
         self.by_symbol_side: Counter[tuple[str, str]] = Counter()
         self.recent: dict[str, list[ClosedTrade]] = {
@@ -484,44 +544,45 @@ class _Book:
         self.equity_peak = state.equity_peak
         self.equity_points: list[tuple[int, float]] = []
         self.guard_releases: dict[str, tuple[int, float]] = dict(state.guard_releases)
-        self.starting_balance = config.starting_balance
-        self.notional = config.costs.notional
+        self.config = config
         self.realised: defaultdict[str, float] = defaultdict(float, state.realised_by_quote)
         self.reserved: defaultdict[str, float] = defaultdict(float)
 
-    def affords(self, symbol: str) -> bool:
+    def affords(self, symbol: str, notional: float) -> bool:
         """Whether the free paper balance of ``symbol``'s quote currency pays an entry."""
-        return self._free(quote_of(symbol)) >= self.notional
+        return self._free(quote_of(symbol)) >= notional
 
-    def shortfall(self, symbol: str) -> str:
+    def shortfall(self, symbol: str, notional: float) -> str:
         quote = quote_of(symbol)
         return (
-            f"insufficient paper balance: {self._free(quote):.2f} {quote} free, "
-            f"{self.notional:.2f} {quote} needed"
+            f"{INSUFFICIENT_BALANCE}: {_amount(self._free(quote))} {quote} free, "
+            f"{_amount(notional)} {quote} needed"
         )
 
     def _free(self, quote: str) -> float:
-        if self.starting_balance is None:
+        balance = self.config.balance_of(quote)
+        if balance is None:
             return float("inf")
-        return self.starting_balance + self.realised[quote] - self.reserved[quote]
+        return balance + self.realised[quote] - self.reserved[quote]
 
-    def hold(self, key: SignalKey, symbol: str, course: _Course) -> None:
+    def hold(self, key: SignalKey, symbol: str, course: _Course, notional: float) -> None:
         """Count an approved trade as an open position until its exit is known."""
         strategy, candle_time, side = key
         heapq.heappush(
-            self.heap, (course.known_at, candle_time, strategy, side, symbol, course.result)
+            self.heap,
+            (course.known_at, candle_time, strategy, side, symbol, course.result, notional),
         )
         self.by_symbol[symbol] += 1
         self.by_symbol_side[(symbol, side)] += 1
-        self.reserved[quote_of(symbol)] += self.notional
+        self.reserved[quote_of(symbol)] += notional
 
     def release(self, until: float) -> None:
         """Let go of every position whose exit became known at or before ``until``."""
         while self.heap and self.heap[0][0] <= until:
-            known_at, _, _, side, symbol, result = heapq.heappop(self.heap)
+            known_at, _, _, side, symbol, result, notional = heapq.heappop(self.heap)
             self.by_symbol[symbol] -= 1
             self.by_symbol_side[(symbol, side)] -= 1
-            self.reserved[quote_of(symbol)] -= self.notional
+            self.reserved[quote_of(symbol)] -= notional
             if result is None:
                 continue  # expired: it never held anything
             closed = ClosedTrade(
@@ -578,6 +639,11 @@ class _Book:
         self.guard_releases[name] = (ms_from_utc(at), peak)
 
 
+def _amount(value: float) -> str:
+    """Cents where a unit is worth cents' care; eight significant digits below (0.142 BTC)."""
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.8g}"
+
+
 def _start(data: CandleArrays, last_time: int | None) -> int:
     """Index of the first candle after ``last_time`` in ``data``."""
     if last_time is None:
@@ -606,13 +672,49 @@ def _invalid_reason(
     return None
 
 
-def _plan(proposal: Proposal) -> TradePlan:
+def _plan(proposal: Proposal, notional: float | None = None) -> TradePlan:
     return TradePlan(
         side=proposal.side,
         stop=proposal.stop_loss,
         target=proposal.take_profit,
         max_hold=proposal.max_hold,
+        notional=notional,
     )
+
+
+def _size(
+    config: EngineConfig,
+    market: Market,
+    proposal: Proposal,
+    close_time: int,
+    candles: Mapping[str, CandleArrays],
+) -> tuple[float | None, str | None]:
+    """The quote notional a signal fixes on its candle's close (``None``: the costs' fixed
+    notional), or why it cannot be sized."""
+    quote = quote_of(market.symbol)
+    sizing = config.sizing.get(quote)
+    if sizing is None:
+        return None, None
+    if sizing.risk_fraction is not None:
+        balance = config.balance_of(quote)
+        if balance is None:
+            return None, f"risk sizing needs a paper balance in {quote}"
+        entry = proposal.entry_price
+        return sizing.risk_fraction * balance * entry / abs(entry - proposal.stop_loss), None
+    if sizing.convert is None:
+        return sizing.notional, None
+    rate = conversion_rate(candles.get(sizing.convert), Market.from_key(sizing.convert), close_time)
+    if rate is None:
+        return None, f"no {sizing.convert} candle closed by the signal's close to size it"
+    return (sizing.notional * rate if sizing.invert else sizing.notional / rate), None
+
+
+def conversion_rate(data: CandleArrays | None, market: Market, at: int) -> float | None:
+    """The close of ``market``'s last candle closed at or before ``at`` (ms), if any."""
+    if data is None or not len(data):
+        return None
+    index = int(np.searchsorted(data.time + market.step_ms, at, side="right")) - 1
+    return float(data.close[index]) if index >= 0 else None
 
 
 def _evaluate_courses(
@@ -626,7 +728,8 @@ def _evaluate_courses(
     for market_key, group in by_market.items():
         data = fresh[market_key]
         step = group[0].spec.market.step_ms
-        plans = [_plan(c.proposal) for c in group]
+        costs = config.costs_of(market_key)
+        plans = [_plan(c.proposal, c.notional) for c in group]
         batch = simulate_batch(
             data,
             np.array([c.index + 1 for c in group], dtype=np.int64),
@@ -634,7 +737,8 @@ def _evaluate_courses(
             np.array([p.stop for p in plans], dtype=np.float64),
             np.array([p.target for p in plans], dtype=np.float64),
             np.array([p.max_hold for p in plans], dtype=np.int64),
-            config.costs_of(market_key),
+            costs,
+            np.array([p.notional_in(costs) for p in plans], dtype=np.float64),
         )
         for position, (candidate, plan) in enumerate(zip(group, plans, strict=True)):
             entry = candidate.index + 1
@@ -853,6 +957,8 @@ def markets_of(config: EngineConfig, state: EngineState) -> dict[str, Market]:
     trades are still in flight (a strategy retired from a live book leaves its open
     trades to finish)."""
     markets = config.markets()
+    for key, market in config.conversion_markets().items():
+        markets.setdefault(key, market)
     for flight in state.flights:
         markets.setdefault(flight.market, Market.from_key(flight.market))
     return markets
