@@ -1,6 +1,6 @@
 """The query string every page and its JSON twin share, read and checked once.
 
-``?book=<id>`` (default: the newest book with signals), ``period`` (``1d``, ``7d``,
+``?book=<id>`` (default: the newest book with signals that is not an ablation leg), ``period`` (``1d``, ``7d``,
 ``30d``, ``90d``, ``all``; default ``all``) or ``since``/``until`` (``YYYY-MM-DD``, UTC,
 ``until`` inclusive), ``strategy`` (a strategy configuration's name in the book),
 ``symbol``, ``side`` (``long``/``short``), ``outcome`` (``win``/``loss``/``open``),
@@ -138,13 +138,15 @@ def _framed(books: QuerySet[Book]) -> QuerySet[Book]:
 
 
 def default_book() -> Book | None:
-    """The most recently created book that has signals, else the newest book, or ``None``."""
+    """The most recently created book that has signals, else the newest book, or ``None``;
+    never an ablation leg (a leg is a variant of its book, opened from the picker only)."""
     from django.db.models import Exists, OuterRef
 
-    with_signals = Book.objects.filter(Exists(Signal.objects.filter(book=OuterRef("pk"))))
+    books = Book.objects.filter(ablation_of__isnull=True)
+    with_signals = books.filter(Exists(Signal.objects.filter(book=OuterRef("pk"))))
     return (
         _framed(with_signals.order_by("-created_at", "-id")).first()
-        or _framed(Book.objects.order_by("-created_at", "-id")).first()
+        or _framed(books.order_by("-created_at", "-id")).first()
     )
 
 

@@ -342,7 +342,9 @@ def signal_state_counts(*, book: Book) -> dict[str, int]:
 
 
 def books() -> list[Book]:
-    """Every book, newest first, each with ``signal_count``.
+    """The book picker's books: every book that is not an ablation leg, newest first, each
+    with ``signal_count`` and ``legs``, its ablation legs (a leg's own legs included) by
+    name, each with ``signal_count``.
 
     The counts come from the page cache under each book's data stamp (one query for every
     book's stamp, index probes only); only the books written since their count was cached
@@ -351,14 +353,31 @@ def books() -> list[Book]:
 
     found = list(with_stamp(Book.objects.order_by("-created_at", "-id")))
     counts = book_signal_counts(found)
+    by_id = {book.pk: book for book in found}
     for book in found:
         book.signal_count = counts.get(book.pk, 0)  # type: ignore[attr-defined]
-    return found
+        book.legs = []  # type: ignore[attr-defined]
+    top = []
+    for book in found:
+        root, seen = book, {book.pk}
+        while root.ablation_of_id in by_id and root.ablation_of_id not in seen:
+            root = by_id[root.ablation_of_id]
+            seen.add(root.pk)
+        if root is book:
+            top.append(book)
+        else:
+            root.legs.append(book)  # type: ignore[attr-defined]
+    for book in top:
+        book.legs.sort(key=lambda leg: (leg.name, leg.pk))  # type: ignore[attr-defined]
+    return top
 
 
 def default_book() -> Book | None:
-    """The most recently created book that has signals, or ``None``."""
-    with_signals = Book.objects.filter(Exists(Signal.objects.filter(book=OuterRef("pk"))))
+    """The most recently created book that has signals and is not an ablation leg, or
+    ``None``."""
+    with_signals = Book.objects.filter(
+        Exists(Signal.objects.filter(book=OuterRef("pk"))), ablation_of__isnull=True
+    )
     return with_signals.order_by("-created_at", "-id").first()
 
 
