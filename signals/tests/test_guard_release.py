@@ -3,13 +3,16 @@
 A guard that reads only the book's closed trades cannot see anything change once it
 blocks every signal of a one-market book: no trade opens, so none closes. Each such guard
 holds a lock for ``stop_minutes`` from its observation's last change, then releases and
-looks back only from the release.
+looks back only from the release. The other kinds let go by themselves (positions end,
+cooldowns run out, the market or the feed moves on): one test per kind shows each one
+letting a one-market book trade again through the engine.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -30,7 +33,7 @@ from signals.domain.guards import (
     build_guard,
 )
 from signals.domain.guards.base import Look, equity_peak_since, look_back
-from signals.domain.strategies import EmaCrossover, Proposal
+from signals.domain.strategies import BollingerReversion, EmaCrossover, Proposal
 
 HOUR = 3_600_000
 NOW = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
@@ -297,3 +300,65 @@ def test_releases_are_the_same_however_the_candles_are_split_into_runs(kind):
     assert kind in state.guard_releases
     since, _peak = state.guard_releases[kind]
     assert utc_from_ms(since) > utc_from_ms(int(data.time[0]))
+
+
+# The other kinds let go by themselves: none of them reads only the book's closed trades.
+
+SELF_RELEASING = {
+    "cooldown_after_stop": ({"minutes": 1440}, None),
+    "cooldown_after_close": ({"minutes": 720}, None),
+    "max_open_positions": ({"max_open": 1}, None),
+    "max_open_per_symbol": ({"max_open": 1}, None),
+    "duplicate_position": ({}, None),
+    "volatility_ceiling": ({"max_atr_pct": 1.44}, None),
+    "liquidity_floor": ({"window": 24, "min_quote_volume": 2800.0}, None),
+    # EmaCrossover's targets sit a fixed multiple of its stops away; Bollinger's vary.
+    "min_reward_risk": ({"min_ratio": 1.3}, BollingerReversion()),
+}
+
+
+def test_every_guard_kind_is_covered_by_a_release_test():
+    assert set(LOCKING) | set(SELF_RELEASING) | {"stale_data"} == set(GUARDS)
+
+
+@pytest.mark.parametrize("kind", sorted(SELF_RELEASING))
+def test_the_other_guards_let_a_one_market_book_trade_again_by_themselves(kind):
+    params, strategy = SELF_RELEASING[kind]
+    config = engine.EngineConfig(
+        strategies=(
+            engine.StrategySpec(
+                "s", MARKET, strategy or EmaCrossover(fast=5, slow=13, max_hold=12)
+            ),
+        ),
+        guards=(engine.GuardSpec(kind, build_guard(kind, params)),),
+        costs=COSTS,
+    )
+    states = [s.state for s in engine.run(config, engine.EngineState(), CANDLES).signals]
+    blocked = states.count("blocked")
+    assert 10 <= blocked <= len(states) - 10
+    # Runs of blocks end: a signal gets through after a blocked one, more than once.
+    ends = sum(a == "blocked" != b for a, b in pairwise(states))
+    assert ends >= 2
+
+
+def test_stale_data_lets_go_once_the_feed_delivers_again():
+    market_key = MARKET.key
+    config = engine.EngineConfig(
+        strategies=(engine.StrategySpec("s", MARKET, EmaCrossover(fast=5, slow=13, max_hold=12)),),
+        guards=(engine.GuardSpec("stale", build_guard("stale_data", {"max_timeframes": 2.0})),),
+        costs=COSTS,
+    )
+    data = CANDLES[market_key]
+    # The book starts live after 50 candles; from then on one live run per new candle.
+    state = engine.run(config, engine.EngineState(), {market_key: data.head(50)}).state
+    decided = []
+    for stop in range(51, len(data) + 1):
+        # A live run per candle; every 100 candles the feed is 5 hours late for 20 runs.
+        late = (stop // 20) % 5 == 0
+        now = int(data.time[stop - 1]) + HOUR + (5 * HOUR if late else HOUR // 2)
+        result = engine.run(config, state, {market_key: data.head(stop)}, now=now)
+        decided += [(late, s.state) for s in result.signals]
+        state = result.state
+    assert {state for late, state in decided if late} == {"blocked"}
+    assert "blocked" not in {state for late, state in decided if not late}
+    assert sum(late for late, _ in decided) >= 10
