@@ -205,6 +205,15 @@ EXCHANGE_API_URL = env.str("EXCHANGE_API_URL", default="")
 EXCHANGE_MAX_ATTEMPTS = env.int("EXCHANGE_MAX_ATTEMPTS", default=5)
 EXCHANGE_BACKOFF_SECONDS = env.float("EXCHANGE_BACKOFF_SECONDS", default=1.0)
 EXCHANGE_MAX_BACKOFF_SECONDS = env.float("EXCHANGE_MAX_BACKOFF_SECONDS", default=30.0)
+# How long after it took an order an exchange may still not list it in its open and
+# closed orders (ADR 0017): an order whose send failed is sent again only after a lookup
+# begun this long past the send's timeout found nothing. Per ccxt id
+# (``ORDER_VISIBILITY_SECONDS=kraken=10,binance=5``); others get the default.
+ORDER_VISIBILITY_SECONDS = {
+    exchange_id: float(seconds)
+    for exchange_id, seconds in env.dict("ORDER_VISIBILITY_SECONDS", default={}).items()
+}
+ORDER_VISIBILITY_DEFAULT_SECONDS = env.float("ORDER_VISIBILITY_DEFAULT_SECONDS", default=10.0)
 TRADING_MODE = env.str("TRADING_MODE", default="paper")
 if TRADING_MODE not in {"paper", "live"}:
     raise ImproperlyConfigured(f"TRADING_MODE must be 'paper' or 'live', not {TRADING_MODE!r}.")

@@ -3,16 +3,15 @@ re-sent blindly.
 
 Placing an order is not a read: a request that timed out may well have been executed, so
 retrying it could buy twice. ``OrderGateway.place`` therefore calls ccxt's
-``create_order`` once. When that call fails in a way that leaves the outcome unknown
-(timeout, network error, exchange unavailable, an unparseable or unclassified answer), it
-looks the order up by its client order id and
-
-- returns the order when the exchange has it (open, filled or canceled);
-- sends it again, once, with the same client order id only when the exchange confirms it
-  has no such order, then applies the same rule to that second send;
-- raises ``OrderStateUnknownError`` when the lookup fails too (nothing is re-sent; look it
-  up later with the same client order id) and ``OrderNotPlacedError`` when both sends
-  failed and both lookups found nothing.
+``create_order`` exactly once. When that call fails in a way that leaves the outcome
+unknown (timeout, network error, exchange unavailable, an unparseable or unclassified
+answer), it looks the order up by its client order id and returns it when the exchange
+has it (open, filled or canceled); otherwise it raises ``OrderStateUnknownError`` and
+sends nothing more. An exchange lists an order it took only some time later (Kraken's
+closed orders lag by seconds), so "not found right after the send" does not mean "not
+placed": only a lookup begun ``visibility_seconds`` (per exchange, setting
+``ORDER_VISIBILITY_SECONDS``) past the send's timeout can say that, and deciding to send
+again is the caller's (signals.execution claims each send in the database).
 
 A refusal (insufficient funds, invalid order, bad request) is a ``rejected`` result with
 the reason, never retried. Reads (lookups, open orders, balances) are retried a bounded
@@ -50,6 +49,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar
 
 import ccxt
+from django.conf import settings
 
 from markets.errors import (
     ExchangeRequestError,
@@ -72,10 +72,12 @@ DEFAULT_READ_ATTEMPTS = 3
 DEFAULT_BACKOFF_SECONDS = 0.5
 DEFAULT_MAX_BACKOFF_SECONDS = 5.0
 # Pause between a failed send and the lookup, so an order the exchange is still
-# processing has a chance to show up.
+# processing has a chance to show up (finding it spares a later lookup; not finding it
+# proves nothing).
 DEFAULT_SETTLE_SECONDS = 1.0
-# At most this many sends of one order: the first and one more after a confirmed absence.
-MAX_SENDS = 2
+# When nothing is configured for an exchange: how long after taking an order it may
+# still not list it (ORDER_VISIBILITY_SECONDS, ORDER_VISIBILITY_DEFAULT_SECONDS).
+DEFAULT_VISIBILITY_SECONDS = 10.0
 
 # The exchange refused the order: it was not placed, and sending it again cannot help.
 REJECTIONS: tuple[type[Exception], ...] = (
@@ -178,6 +180,16 @@ def client_id_rules(exchange_id: str) -> ClientIdRules:
     if exchange_id.startswith("binance"):  # binanceus, binanceusdm, ...: ccxt subclasses
         return CLIENT_ID_RULES["binance"]
     return DEFAULT_CLIENT_ID_RULES
+
+
+def order_visibility_seconds(exchange_id: str) -> float:
+    """How long after taking an order ``exchange_id`` may still not list it among its open
+    and closed orders: ``ORDER_VISIBILITY_SECONDS[exchange_id]``, else
+    ``ORDER_VISIBILITY_DEFAULT_SECONDS`` (10 s)."""
+    configured = getattr(settings, "ORDER_VISIBILITY_SECONDS", {}) or {}
+    if exchange_id in configured:
+        return float(configured[exchange_id])
+    return float(getattr(settings, "ORDER_VISIBILITY_DEFAULT_SECONDS", DEFAULT_VISIBILITY_SECONDS))
 
 
 def check_client_order_id(exchange_id: str, client_order_id: str) -> None:
@@ -390,72 +402,86 @@ class OrderGateway:
     def exchange_id(self) -> str:
         return str(self.exchange.id)
 
+    @property
+    def send_timeout_seconds(self) -> float:
+        """How long one request may take before the client gives up (ccxt's timeout)."""
+        return float(self.exchange.timeout) / 1000
+
+    @property
+    def visibility_seconds(self) -> float:
+        """How long after taking an order this exchange may still not list it."""
+        return order_visibility_seconds(self.exchange_id)
+
+    def ready(self) -> None:
+        """Load the markets now (a read, retried), so a ``place`` right after sends at
+        once. Raises ``ExchangeUnavailableError``/``ExchangeRequestError``."""
+        self._markets()
+
     # -- placing ----------------------------------------------------------------------
 
-    def place(self, request: OrderRequest) -> OrderResult:
-        """Place ``request`` once; see the module docstring for what happens on failure.
+    def place(self, request: OrderRequest, *, send_before: float | None = None) -> OrderResult:
+        """Send ``request`` once; see the module docstring for what happens on failure.
 
         Returns the order (``open``, ``closed`` or ``canceled``, with what filled) or a
-        ``rejected`` result with the reason. Raises ``OrderStateUnknownError`` (do not
-        re-send; look it up later), ``OrderNotPlacedError`` (nothing placed),
-        ``ExchangeRequestError`` (credentials or a request ccxt cannot make; nothing placed),
-        ``ExchangeUnavailableError`` (the markets could not be loaded; nothing sent) or
-        ``ValueError`` (a client order id this exchange would refuse; nothing sent).
+        ``rejected`` result with the reason. Raises ``OrderStateUnknownError`` (the send
+        failed and the exchange does not list the order, or could not be asked: do not
+        re-send before a lookup has proven it absent), ``OrderNotPlacedError`` (nothing
+        was sent: ``send_before``, a ``time.monotonic()`` moment, had passed when the
+        send was due), ``ExchangeRequestError`` (credentials or a request ccxt cannot
+        make; nothing placed), ``ExchangeUnavailableError`` (the markets could not be
+        loaded; nothing sent) or ``ValueError`` (a client order id this exchange would
+        refuse; nothing sent).
         """
         check_client_order_id(self.exchange_id, request.client_order_id)
         self._markets()
+        if send_before is not None and time.monotonic() > send_before:
+            # The caller's claim on this send only covers a send that starts at once: one
+            # starting later could land after another pass has proven it absent.
+            message = (
+                f"{self.exchange_id}: {request.describe()} was not sent: it was due before "
+                f"its deadline, {time.monotonic() - send_before:.1f} s ago"
+            )
+            logger.error("%s", message)
+            raise OrderNotPlacedError(
+                message, client_order_id=request.client_order_id, symbol=request.symbol
+            )
         logger.info("%s: placing %s", self.exchange_id, request.describe())
-        for send in range(1, MAX_SENDS + 1):
-            try:
-                order = self._send(request)
-            except REJECTIONS as exc:
-                scrub_exception(exc)
-                if send > 1:
-                    # The first send may have landed after the lookup said it had not, and
-                    # this refusal be the exchange saying "duplicate client order id".
-                    found = self._find_after_failure(request, exc)
-                    if found is not None:
-                        return found
-                return self._rejected(request, exc)
-            except REFUSALS as exc:
-                scrub_exception(exc)
-                message = (
-                    f"{self.exchange_id}: {request.describe()} was refused before any order "
-                    f"was placed: {_describe(exc)}"
-                )
-                logger.error("%s", message)
-                raise ExchangeRequestError(message) from exc
-            except ccxt.BaseError as exc:
-                scrub_exception(exc)
-                logger.warning(
-                    "%s: sending %s failed (%s); it may have reached the exchange: "
-                    "looking it up by client order id instead of sending it again",
-                    self.exchange_id,
-                    request.describe(),
-                    _describe(exc),
-                )
-                found = self._find_after_failure(request, exc)
-                if found is not None:
-                    return found
-                if send == MAX_SENDS:
-                    message = (
-                        f"{self.exchange_id}: {request.describe()} was not placed: "
-                        f"{MAX_SENDS} sends failed (last: {_describe(exc)}) and the exchange "
-                        "has no order with that client order id"
-                    )
-                    logger.error("%s", message)
-                    raise OrderNotPlacedError(
-                        message, client_order_id=request.client_order_id, symbol=request.symbol
-                    ) from exc
-                logger.warning(
-                    "%s: the exchange has no order %s: sending it again, once, with the "
-                    "same client order id",
-                    self.exchange_id,
-                    request.client_order_id,
-                )
-            else:
-                return self._confirmed(order, request)
-        raise AssertionError("unreachable: every send returns or raises")  # pragma: no cover
+        try:
+            order = self._send(request)
+        except REJECTIONS as exc:
+            scrub_exception(exc)
+            return self._rejected(request, exc)
+        except REFUSALS as exc:
+            scrub_exception(exc)
+            message = (
+                f"{self.exchange_id}: {request.describe()} was refused before any order "
+                f"was placed: {_describe(exc)}"
+            )
+            logger.error("%s", message)
+            raise ExchangeRequestError(message) from exc
+        except ccxt.BaseError as exc:
+            scrub_exception(exc)
+            logger.warning(
+                "%s: sending %s failed (%s); it may have reached the exchange: "
+                "looking it up by client order id instead of sending it again",
+                self.exchange_id,
+                request.describe(),
+                _describe(exc),
+            )
+            found = self._find_after_failure(request, exc)
+            if found is not None:
+                return found
+            message = (
+                f"{self.exchange_id}: cannot tell yet whether {request.describe()} reached "
+                f"the exchange: sending failed ({_describe(exc)}) and the exchange does not "
+                f"list it yet (it may, up to {self.visibility_seconds:g} s after taking it). "
+                "It is NOT sent again: look it up later by its client order id"
+            )
+            logger.warning("%s", message)
+            raise OrderStateUnknownError(
+                message, client_order_id=request.client_order_id, symbol=request.symbol
+            ) from exc
+        return self._confirmed(order, request)
 
     def _send(self, request: OrderRequest) -> Any:
         """One ``create_order`` call, never retried here."""

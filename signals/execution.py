@@ -5,27 +5,34 @@ has its ``live`` flag. The engine keeps deciding and paper-trading exactly as in
 mode (the signal's states follow the fill model); these orders are what the exchange
 did, kept beside the paper trade so the two can be compared.
 
-Every order is first written as an ``ExchangeOrder`` row with a client order id derived
-from the book, the signal and the purpose, and only then sent. So a worker that dies
-mid-send leaves a row that the next run (or the reconciliation at worker start) looks
-up by that id: found, it is recorded; absent, it was never placed. An order is never
-sent twice blindly (``markets.orders.OrderGateway.place`` owns that rule on timeouts).
+One order per intent (ADR 0017). Every order is first written as an ``ExchangeOrder``
+row with a client order id derived from the book, the signal and the purpose. Before
+each send a pass claims it: a conditional update from the status and send count it read
+to ``sending``; only the pass whose update changed the row sends, so two execute passes,
+two settle passes, or one of each, never send one order twice. A send whose outcome is
+unknown (timeout, network error, a worker that died holding the claim) is sent again
+only after a lookup by client order id, begun once the send's ``visible_by`` had passed
+(claim + client timeout + the exchange's visibility delay), found nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F
+from django.db.models.functions import Now
 
 from markets.errors import (
     ExchangeRequestError,
     ExchangeUnavailableError,
     OrderError,
+    OrderNotPlacedError,
     OrderStateUnknownError,
 )
 from markets.orders import OrderGateway, OrderRequest, OrderResult, client_order_id_for
@@ -36,7 +43,15 @@ logger = logging.getLogger("signals")
 _AMOUNT_PLACES = Decimal("0.00000001")
 # Signals that passed the guards and were paid on paper: the ones a live book trades.
 _ENTERED_STATES = (SignalState.APPROVED, SignalState.EXECUTED, SignalState.CLOSED)
-_UNSETTLED = (ExchangeOrder.Status.NEW, ExchangeOrder.Status.OPEN, ExchangeOrder.Status.UNKNOWN)
+_UNSETTLED = (
+    ExchangeOrder.Status.NEW,
+    ExchangeOrder.Status.SENDING,
+    ExchangeOrder.Status.UNKNOWN,
+    ExchangeOrder.Status.OPEN,
+)
+# A claim covers a send that starts within this many seconds of it (the markets are loaded
+# before claiming, so a send starts at once); one due later is not sent (see ``place``).
+SEND_START_SECONDS = 0.5
 
 
 @dataclass
@@ -47,6 +62,9 @@ class ExecutionReport:
     sent: list[str] = field(default_factory=list)
     found: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    # Not looked at or not proven absent yet: another pass holds the claim, or its send's
+    # visibility window has not passed.
+    waiting: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[str]]:
         return {
@@ -54,6 +72,7 @@ class ExecutionReport:
             "sent": self.sent,
             "found": self.found,
             "unknown": self.unknown,
+            "waiting": self.waiting,
         }
 
 
@@ -97,9 +116,20 @@ def orders_record_due(*, book: Book, exchange: str, now: datetime) -> list[Excha
     return recorded
 
 
-def order_submit(*, order: ExchangeOrder, gateway: OrderGateway) -> ExchangeOrder:
-    """Send a recorded order and keep what the exchange answered. A send whose fate the
-    exchange could not tell leaves the order ``unknown``, to be looked up, not resent."""
+def order_submit(
+    *, order: ExchangeOrder, gateway: OrderGateway, proven_absent_at: datetime | None = None
+) -> bool:
+    """Claim ``order`` and, when this pass won the claim, send it and keep what the
+    exchange answered. Returns whether this pass sent it.
+
+    A ``new`` order is claimed as it is. An order sent before (``unknown``, or
+    ``sending`` with a claim whose window has passed) is claimed only with
+    ``proven_absent_at``: the database time a lookup that found nothing began, which
+    must not be before the last send's ``visible_by``. A send whose fate stays unknown
+    leaves the order ``unknown``, to be looked up, never resent blindly."""
+    gateway.ready()  # a slow markets load must not eat into the claim's window
+    if not _claim(order, gateway=gateway, proven_absent_at=proven_absent_at):
+        return False
     request = OrderRequest(
         symbol=order.symbol,
         side="buy" if order.side == "buy" else "sell",
@@ -107,55 +137,76 @@ def order_submit(*, order: ExchangeOrder, gateway: OrderGateway) -> ExchangeOrde
         client_order_id=order.client_order_id,
     )
     try:
-        result = gateway.place(request)
+        result = gateway.place(request, send_before=time.monotonic() + SEND_START_SECONDS)
+    except OrderNotPlacedError as error:
+        # Nothing left, but "unknown" costs one lookup after the window and is never wrong.
+        _write(order, status=ExchangeOrder.Status.UNKNOWN, reason=str(error))
     except OrderStateUnknownError as error:
-        return _update(order, status=ExchangeOrder.Status.UNKNOWN, reason=str(error))
+        _write(order, status=ExchangeOrder.Status.UNKNOWN, reason=str(error))
     except OrderError as error:
-        return _update(order, status=ExchangeOrder.Status.REJECTED, reason=str(error))
-    return _apply(order, result)
+        _write(order, status=ExchangeOrder.Status.REJECTED, reason=str(error))
+    except BaseException as error:
+        _write(order, status=ExchangeOrder.Status.UNKNOWN, reason=f"sending failed: {error!r}")
+        raise
+    else:
+        _apply(order, result)
+    return True
 
 
 def orders_settle(*, gateway: OrderGateway, now: datetime) -> ExecutionReport:
-    """Look every unsettled order up by its client order id (at worker start, and before
-    each pass): found, record it; absent and recorded recently, send it (it never left);
-    absent and older than ``SIGNAL_MAX_AGE``, mark it rejected (too late to enter)."""
+    """Find out what became of every unsettled order (at worker start, and before each
+    pass): a ``new`` one never left, so it is sent (or marked rejected when older than
+    ``SIGNAL_MAX_AGE``); any other is looked up by its client order id: found, it is
+    recorded; absent, and the lookup began after its last send's ``visible_by``, it never
+    reached the exchange and is sent again (or marked rejected when too old). One that
+    another pass is sending right now is left alone."""
     report = ExecutionReport()
     unsettled = ExchangeOrder.objects.filter(status__in=_UNSETTLED, exchange=gateway.exchange_id)
     for order in unsettled:
+        cid = order.client_order_id
+        too_old = order.created_at < now - settings.SIGNAL_MAX_AGE
+        if order.status == ExchangeOrder.Status.NEW:
+            if too_old:
+                _write(order, status=ExchangeOrder.Status.REJECTED, reason=_TOO_LATE)
+            elif order_submit(order=order, gateway=gateway):
+                report.sent.append(cid)
+            continue
+        asked_at = _database_now(order)
+        if order.status == ExchangeOrder.Status.SENDING and (
+            order.visible_by is None or order.visible_by > asked_at
+        ):
+            report.waiting.append(cid)  # another pass is sending it now
+            continue
         try:
-            found = gateway.lookup(order.client_order_id, order.symbol)
+            found = gateway.lookup(cid, order.symbol)
         except (ExchangeUnavailableError, ExchangeRequestError, OrderError) as error:
-            logger.warning(
-                "[EXECUTION] %s could not be looked up: %s", order.client_order_id, error
-            )
-            report.unknown.append(order.client_order_id)
+            logger.warning("[EXECUTION] %s could not be looked up: %s", cid, error)
+            report.unknown.append(cid)
             continue
         if found is not None:
             _apply(order, found)
-            report.found.append(order.client_order_id)
-        elif (
-            order.status == ExchangeOrder.Status.NEW
-            and order.created_at >= now - settings.SIGNAL_MAX_AGE
-        ):
-            order_submit(order=order, gateway=gateway)
-            report.sent.append(order.client_order_id)
-        elif order.status != ExchangeOrder.Status.OPEN:
-            _update(
-                order,
-                status=ExchangeOrder.Status.REJECTED,
-                reason="never reached the exchange, and too late to send now",
-            )
+            report.found.append(cid)
+        elif order.status == ExchangeOrder.Status.OPEN:
+            continue  # listed as open before: a lag of the exchange's lists, look again
+        elif order.visible_by is not None and order.visible_by > asked_at:
+            report.waiting.append(cid)  # not listed yet proves nothing
+        elif too_old:
+            _write(order, status=ExchangeOrder.Status.REJECTED, reason=_TOO_LATE, asked=asked_at)
+        elif order_submit(order=order, gateway=gateway, proven_absent_at=asked_at):
+            report.sent.append(cid)
     return report
 
 
 def book_execute(*, book_id: int, gateway: OrderGateway, now: datetime) -> ExecutionReport:
     """One pass of live execution for a book: settle what earlier passes left open,
-    record the orders due now, and send them one by one."""
+    record the orders due now, and send them one by one (each only if this pass wins
+    its claim)."""
     book = Book.objects.get(pk=book_id)
     report = orders_settle(gateway=gateway, now=now)
     for order in orders_record_due(book=book, exchange=gateway.exchange_id, now=now):
         report.recorded.append(order.client_order_id)
-        order_submit(order=order, gateway=gateway)
+        if not order_submit(order=order, gateway=gateway):
+            continue  # another pass (a settle) claimed it first and sends it
         report.sent.append(order.client_order_id)
         logger.info(
             "[EXECUTION] book=%s signal=%s %s %s %s %s: %s",
@@ -168,6 +219,46 @@ def book_execute(*, book_id: int, gateway: OrderGateway, now: datetime) -> Execu
             order.status,
         )
     return report
+
+
+_TOO_LATE = "never reached the exchange, and too late to send now"
+
+
+def _claim(
+    order: ExchangeOrder, *, gateway: OrderGateway, proven_absent_at: datetime | None
+) -> bool:
+    """Take the right to send ``order`` once more: a conditional update from the status
+    and send count read, so of passes racing for it exactly one changes the row."""
+    claimable = ExchangeOrder.objects.filter(pk=order.pk, status=order.status, sends=order.sends)
+    if order.status != ExchangeOrder.Status.NEW:
+        if proven_absent_at is None:
+            return False
+        claimable = claimable.filter(visible_by__lte=proven_absent_at)
+    window = timedelta(
+        seconds=SEND_START_SECONDS + gateway.send_timeout_seconds + gateway.visibility_seconds
+    )
+    won = claimable.update(
+        status=ExchangeOrder.Status.SENDING,
+        sends=F("sends") + 1,
+        claimed_at=Now(),
+        visible_by=ExpressionWrapper(Now() + window, output_field=DateTimeField()),
+        updated_at=Now(),
+    )
+    if won != 1:
+        return False
+    order.refresh_from_db(fields=["status", "sends", "claimed_at", "visible_by", "updated_at"])
+    return True
+
+
+def _database_now(order: ExchangeOrder) -> datetime:
+    """The database's clock, the one claims are stamped with (no two workers' clocks
+    need to agree)."""
+    return (
+        ExchangeOrder.objects.filter(pk=order.pk)
+        .annotate(database_now=Now())
+        .values_list("database_now", flat=True)
+        .get()
+    )
 
 
 def _order(book: Book, signal: Signal, purpose: str, amount: Decimal) -> ExchangeOrder:
@@ -193,8 +284,8 @@ def _paper_closed(signal: Signal) -> bool:
     return PaperTrade.objects.filter(signal=signal, status=PaperTrade.Status.CLOSED).exists()
 
 
-def _apply(order: ExchangeOrder, result: OrderResult) -> ExchangeOrder:
-    return _update(
+def _apply(order: ExchangeOrder, result: OrderResult) -> bool:
+    return _write(
         order,
         status=result.status,
         exchange_order_id=result.exchange_order_id or "",
@@ -206,11 +297,24 @@ def _apply(order: ExchangeOrder, result: OrderResult) -> ExchangeOrder:
     )
 
 
-def _update(order: ExchangeOrder, **fields: object) -> ExchangeOrder:
+def _write(order: ExchangeOrder, *, asked: datetime | None = None, **fields: object) -> bool:
+    """Write ``fields`` only if the order is still as this pass read it (status and send
+    count): a pass that lost it to another (a claim, a newer fate) changes nothing.
+    ``asked``: only if that moment is past the last send's ``visible_by`` too."""
+    current = ExchangeOrder.objects.filter(pk=order.pk, status=order.status, sends=order.sends)
+    if asked is not None and order.visible_by is not None:
+        current = current.filter(visible_by__lte=asked)
+    if current.update(**fields, updated_at=Now()) != 1:
+        logger.warning(
+            "[EXECUTION] %s changed under this pass (now not %s, send %d): left as it is",
+            order.client_order_id,
+            order.status,
+            order.sends,
+        )
+        return False
     for name, value in fields.items():
         setattr(order, name, value)
-    order.save(update_fields=[*fields, "updated_at"])
-    return order
+    return True
 
 
 def positions_reconcile(*, gateway: OrderGateway) -> dict[str, object]:

@@ -423,8 +423,10 @@ class ExchangeOrder(models.Model):
 
     The row is written, with its client order id, before the order is sent, so a worker
     that dies mid-send finds it again: the order is then looked up by that id and never
-    sent twice blindly. The signal's state keeps following the fill model; this row is
-    what the exchange did.
+    sent twice blindly. Each send is claimed first (``new``/``unknown`` -> ``sending``
+    by a conditional update on the status and ``sends`` read, signals.execution), so
+    of two passes that meet one order only one sends it. The signal's state keeps
+    following the fill model; this row is what the exchange did.
     """
 
     class Purpose(models.TextChoices):
@@ -432,12 +434,13 @@ class ExchangeOrder(models.Model):
         EXIT = "exit", "exit"
 
     class Status(models.TextChoices):
-        NEW = "new", "recorded, not confirmed by the exchange"
+        NEW = "new", "recorded, never sent"
+        SENDING = "sending", "claimed by a pass and being sent"
         OPEN = "open", "open"
         CLOSED = "closed", "filled"
         CANCELED = "canceled", "canceled"
         REJECTED = "rejected", "rejected"
-        UNKNOWN = "unknown", "unknown: the exchange could not be asked"
+        UNKNOWN = "unknown", "sent, but the exchange has not told its fate yet"
 
     book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="orders")
     signal = models.ForeignKey(Signal, on_delete=models.CASCADE, related_name="orders")
@@ -454,6 +457,19 @@ class ExchangeOrder(models.Model):
     fee_cost = decimal_field(null=True, blank=True)
     fee_currency = models.CharField(max_length=16, blank=True)
     reason = models.TextField(blank=True)
+    sends = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times a pass claimed this order to send it."
+    )
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last send was claimed (database clock)."
+    )
+    visible_by = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The last send, if the exchange took it, is listed there by then (claim + "
+        "client timeout + the exchange's visibility delay): only a lookup begun after this "
+        "moment can prove the order absent and allow another send.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

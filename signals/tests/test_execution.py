@@ -186,6 +186,10 @@ def test_a_worker_that_died_after_recording_finds_its_order_instead_of_sending_i
         side="buy",
         amount=Decimal("0.03"),
         client_order_id=client_order_id_for(book.pk, signal.pk, "entry"),
+        # The worker had claimed the send, and its window has passed.
+        status="sending",
+        sends=1,
+        visible_by=timezone.now() - timedelta(seconds=1),
     )
     # The exchange did receive it before the worker died.
     venue = Binance(known={order.client_order_id: _filled(order.client_order_id, "BUY", "0.03")})
