@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import DateTimeField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import QueryDict
@@ -174,16 +175,27 @@ def clock_column() -> RawSQL:
     candle = Candle._meta.db_table
     strategy = BookStrategy._meta.db_table
     signal = Signal._meta.db_table
+    # SQLite (make run) has no GREATEST and no 'infinity': its scalar max() returns NULL
+    # when either side is NULL, so each side falls back on the other.
+    sqlite = connection.vendor == "sqlite"
+    no_end = "'9999-12-31 23:59:59'" if sqlite else "'infinity'::timestamptz"
     last_candle = (
         f"SELECT max((SELECT c.open_time FROM {candle} c WHERE c.exchange = m.exchange "
         "AND c.symbol = m.symbol AND c.timeframe = m.timeframe "
-        f"AND c.open_time <= COALESCE({until}, 'infinity'::timestamptz) "
+        f"AND c.open_time <= COALESCE({until}, {no_end}) "
         "ORDER BY c.open_time DESC LIMIT 1)) "
         f"FROM (SELECT DISTINCT s.exchange, s.symbol, s.timeframe FROM {strategy} s "
         f"WHERE s.book_id = {book}) m"
     )
     last_signal = f"SELECT max(g.candle_time) FROM {signal} g WHERE g.book_id = {book}"
-    return RawSQL(f"GREATEST(({last_candle}), ({last_signal}))", [], output_field=DateTimeField())
+    if sqlite:
+        both = (
+            f"max(COALESCE(({last_candle}), ({last_signal})), "
+            f"COALESCE(({last_signal}), ({last_candle})))"
+        )
+    else:
+        both = f"GREATEST(({last_candle}), ({last_signal}))"
+    return RawSQL(both, [], output_field=DateTimeField())
 
 
 def _day(raw: str, name: str) -> date:
