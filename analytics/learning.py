@@ -610,7 +610,8 @@ def _one_curve(
     )
     decided = len(decisions)
     best = best_point(points, needed=needed, decided=decided, max_share=share)
-    unlimited = best_point(points, needed=needed, decided=decided)
+    # Without the share limit, blocking every signal included: what trading less would 'save'.
+    unlimited = best_point(points, needed=needed)
     trading_less = (
         unlimited
         if unlimited is not None
@@ -697,7 +698,7 @@ def _judged(curve: GuardCurve, q_value: float | None) -> GuardCurve:
         share = curve.share(point) or 0.0
         less = (
             f"{curve.param} = {label(point.threshold)} would have saved more in sample "
-            f"({point.net_impact:+.2f}), but it blocks {point.blocked} of {curve.decided} "
+            f"({point.net_impact:+,.2f}), but it blocks {point.blocked} of {curve.decided} "
             f"signals ({share:.0%}, over the {limit} limit): this amounts to trading less, "
             "not to a better guard"
         )
@@ -712,7 +713,7 @@ def _judged(curve: GuardCurve, q_value: float | None) -> GuardCurve:
         reason = (
             f"{curve.param} = {label(best.threshold)} is better in sample, but thresholds "
             f"chosen on earlier history did not beat the current one on later history "
-            f"({curve.out_of_sample_gain:+.2f} over {len(curve.folds)} folds)"
+            f"({curve.out_of_sample_gain:+,.2f} over {len(curve.folds)} folds)"
         )
     elif q_value is None or q_value >= skill.FDR_LEVEL:
         reason = (
@@ -724,7 +725,7 @@ def _judged(curve: GuardCurve, q_value: float | None) -> GuardCurve:
         recommended = best
         reason = (
             f"{curve.param} = {label(best.threshold)} wins out of sample "
-            f"({curve.out_of_sample_gain:+.2f} over {len(curve.folds)} folds), beats random "
+            f"({curve.out_of_sample_gain:+,.2f} over {len(curve.folds)} folds), beats random "
             f"blocking (q {q_value:.3f}) and blocks {curve.share(best) or 0:.0%} of the signals"
         )
     if less:

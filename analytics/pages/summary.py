@@ -25,8 +25,10 @@ from django.utils import timezone
 
 from analytics.charts import chart_spec
 from analytics.filters import PERIOD_LABELS, PERIODS, Filters
+from analytics.guard_skill import book_expectancy
 from analytics.numbers import cents, rate
 from analytics.pages import Page, register
+from analytics.pages.guards import expectancy_data
 from analytics.selectors import book_equity_curve
 from markets.timestamps import utc_from_ms
 from shadow.models import ShadowTrade
@@ -250,6 +252,10 @@ def build(filters: Filters) -> dict[str, Any]:
         "periods": period_figures(filters, spans),
         "health": health(),
         "equity": sparkline(filters),
+        # All history: on a losing strategy any guard that blocks looks good.
+        "expectancy": expectancy_data(book_expectancy(book=filters.book))
+        if filters.book is not None
+        else None,
     }
 
 

@@ -113,3 +113,11 @@ def test_volume_plus_selection_is_the_net_impact_on_a_real_replay(
                 assert (net, volume, selection) == want
             else:
                 assert net == volume == selection == 0
+
+
+def test_the_summary_says_the_strategies_lose_on_average(trader_client, losing_book):
+    page = trader_client.get(reverse("analytics:summary"), {"book": losing_book.pk})
+    html = page.content.decode()
+    assert page.context["data"]["expectancy"]["losing"]
+    assert "The strategies lose money on average" in html
+    assert "Which guards beat random blocking" in html
