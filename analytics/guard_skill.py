@@ -72,7 +72,8 @@ class SkillReport:
     difference_low: Decimal | None
     difference_high: Decimal | None
     decomposition: skill.Decomposition
-    # Mean net impact per blocked trade: stationary bootstrap and Student t (reference).
+    # Mean net impact per blocked trade: its interval is the wider of the stationary
+    # bootstrap and Student t (``_wider``); Student t alone as the reference.
     mean_net_impact: Decimal | None
     ci_low: Decimal | None
     ci_high: Decimal | None
@@ -207,8 +208,8 @@ def _report(
         difference_high=_money(difference.high),
         decomposition=parts,
         mean_net_impact=-blocked_mean if blocked_mean is not None else None,
-        ci_low=_money(net.low),
-        ci_high=_money(net.high),
+        ci_low=_wider(_money(net.low), t.low, min),
+        ci_high=_wider(_money(net.high), t.high, max),
         t_low=t.low,
         t_high=t.high,
         p_value=test.p_value if test is not None else None,
@@ -217,6 +218,15 @@ def _report(
         verdict=skill.NOT_ENOUGH_DATA,
     )
     return report, test
+
+
+def _wider(bootstrap: Decimal | None, t: Decimal | None, pick: Any) -> Decimal | None:
+    """The verdict's interval is the wider of the stationary bootstrap (right when trades
+    cluster, too narrow on a handful: ADR 0012) and Student t (right on a handful of
+    independent trades, too narrow when they cluster)."""
+    if bootstrap is None or t is None:
+        return bootstrap if t is None else t
+    return pick(bootstrap, t)
 
 
 def _with_verdicts(reports: dict[Key, SkillReport], min_samples: int) -> dict[Key, SkillReport]:

@@ -353,6 +353,12 @@ ALERT_EXCHANGE_ERROR_STREAK = env.int("ALERT_EXCHANGE_ERROR_STREAK", default=3)
 # --- Guard verdicts -------------------------------------------------------------------
 # Below this many closed shadow trades a guard's verdict is "inconclusive".
 GUARD_VERDICT_MIN_SAMPLES = env.int("GUARD_VERDICT_MIN_SAMPLES", default=5)
+# Honest verdicts (docs/guard-effectiveness.md, docs/learning-engine.md): the seed of every
+# randomisation test and bootstrap, the walk-forward's folds, and the largest share of a
+# guard's signals a recommended threshold may block.
+GUARD_STATS_SEED = env.int("GUARD_STATS_SEED", default=20261207)
+LEARNING_FOLDS = env.int("LEARNING_FOLDS", default=3)
+LEARNING_MAX_BLOCK_SHARE = env.float("LEARNING_MAX_BLOCK_SHARE", default=0.5)
 
 # --- Cache (pending ablation legs, ...): Redis shared by every web and worker process
 # when CACHE_URL is set (production); this process's memory otherwise (make run).

@@ -91,7 +91,10 @@ def test_money_is_rounded_for_readers(trader_client, book):
     outcome = guards[MAX_OPEN]["any"]
     assert outcome["net_impact"] == "50.00"
     assert outcome["t_low"] == "8.0368"
-    assert Decimal("8") <= Decimal(outcome["ci_low"]) <= Decimal("10")
+    # Five trades: the bootstrap alone would be too narrow (ADR 0012); the verdict's
+    # interval is never narrower than Student t.
+    assert Decimal(outcome["ci_low"]) <= Decimal(outcome["t_low"])
+    assert Decimal(outcome["ci_high"]) >= Decimal(outcome["t_high"])
     assert outcome["win_rate"] == 0
 
 
