@@ -27,10 +27,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from analytics.filters import PERIOD_LABELS, Filters, parse_filters
+from analytics.guard_skill import book_skill
 from analytics.metrics import trade_stats
 from analytics.models import Report
 from analytics.numbers import cents, fine, json_clean, rate
-from analytics.selectors import book_quote_currency, guard_effectiveness
+from analytics.selectors import book_quote_currency, guard_effectiveness, verdict_min_samples
 from markets.timestamps import ms_from_utc
 from shadow.models import ShadowTrade
 from signals.models import Book, PaperTrade, Signal, SignalState
@@ -201,23 +202,37 @@ def report_data(*, book: Book, period: str, now: datetime | None = None) -> dict
     stats = trade_stats(pnl_column, exit_column)
     paper_pnl = sum((line["paper_pnl"] for line in strategies.values()), ZERO)
 
-    guards = [
-        {
-            "guard": effect.guard,
-            "version": effect.version,
-            "blocked": effect.blocked,
-            "sole_blocked": effect.sole_blocked,
-            "evaluated": effect.outcome.evaluated,
-            "shadow_pnl": cents(effect.outcome.shadow_pnl),
-            "net_impact": cents(effect.outcome.net_impact),
-            "sole_net_impact": cents(effect.sole_outcome.net_impact),
-            "mean_net_impact": fine(effect.outcome.mean_net_impact),
-            "interval_low": fine(effect.outcome.ci_low),
-            "interval_high": fine(effect.outcome.ci_high),
-            "verdict": effect.outcome.verdict,
-        }
-        for effect in guard_effectiveness(book=book, since=filters.since, until=filters.until)
-    ]
+    effects = guard_effectiveness(book=book, since=filters.since, until=filters.until)
+    skills = book_skill(
+        book=book,
+        keys=[(effect.guard, effect.book_guard_id) for effect in effects],
+        min_samples=verdict_min_samples(),
+        since=filters.since,
+        until=filters.until,
+    )
+    guards = []
+    for effect in effects:
+        honest = skills.every[(effect.guard, effect.book_guard_id)]
+        guards.append(
+            {
+                "guard": effect.guard,
+                "version": effect.version,
+                "blocked": effect.blocked,
+                "sole_blocked": effect.sole_blocked,
+                "evaluated": effect.outcome.evaluated,
+                "shadow_pnl": cents(effect.outcome.shadow_pnl),
+                "net_impact": cents(effect.outcome.net_impact),
+                "volume": cents(honest.decomposition.volume),
+                "selection": cents(honest.decomposition.selection),
+                "sole_net_impact": cents(effect.sole_outcome.net_impact),
+                "mean_net_impact": fine(effect.outcome.mean_net_impact),
+                "interval_low": fine(honest.ci_low),
+                "interval_high": fine(honest.ci_high),
+                "p_value": None if honest.p_value is None else round(honest.p_value, 4),
+                "q_value": None if honest.q_value is None else round(honest.q_value, 4),
+                "verdict": honest.verdict,
+            }
+        )
 
     return json_clean(
         {
@@ -286,10 +301,14 @@ GUARD_COLUMNS = (
     ("evaluated", "Closed shadow trades"),
     ("shadow_pnl", "Shadow P&L"),
     ("net_impact", "Net impact"),
+    ("volume", "Trading less"),
+    ("selection", "Choosing"),
     ("sole_net_impact", "Net impact alone"),
     ("mean_net_impact", "Mean net impact per trade"),
     ("interval_low", "95% interval low"),
     ("interval_high", "95% interval high"),
+    ("p_value", "Beats random p"),
+    ("q_value", "Beats random q (BH)"),
     ("verdict", "Verdict"),
 )
 STRATEGY_COLUMNS = (
