@@ -17,12 +17,10 @@ from django.db.models import (
     BooleanField,
     Case,
     Count,
-    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
     Min,
-    OuterRef,
     Prefetch,
     Q,
     QuerySet,
@@ -370,15 +368,6 @@ def books() -> list[Book]:
     for book in top:
         book.legs.sort(key=lambda leg: (leg.name, leg.pk))  # type: ignore[attr-defined]
     return top
-
-
-def default_book() -> Book | None:
-    """The most recently created book that has signals and is not an ablation leg, or
-    ``None``."""
-    with_signals = Book.objects.filter(
-        Exists(Signal.objects.filter(book=OuterRef("pk"))), ablation_of__isnull=True
-    )
-    return with_signals.order_by("-created_at", "-id").first()
 
 
 def data_sources(*, book: Book) -> list[str]:

@@ -42,11 +42,10 @@ can be streamed; ``clean_candles`` runs both passes over a list.
 
 import logging
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from itertools import pairwise
 
 import numpy as np
 
@@ -489,22 +488,6 @@ class CandleSorter:
                     missing=count,
                 )
             )
-
-
-def find_gaps(bars: Sequence[Bar], *, timeframe: timedelta) -> list[Gap]:
-    """The runs of missing candles between consecutive ``bars`` (sorted by open time)."""
-    gaps = []
-    for before, after in pairwise(bars):
-        missing = (after.open_time - before.open_time) // timeframe - 1
-        if missing > 0:
-            gaps.append(
-                Gap(
-                    start=before.open_time + timeframe,
-                    end=before.open_time + timeframe * missing,
-                    missing=missing,
-                )
-            )
-    return gaps
 
 
 def _checked(raw: RawCandle, timeframe: timedelta) -> Bar | str:

@@ -20,7 +20,6 @@ errors: they travel on to cleaning, which rejects those rows and keeps the rest.
 """
 
 import csv
-import io
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -119,11 +118,6 @@ def read_ohlcv_json(text: str, *, name: str = "<json>") -> list[RawCandle]:
         )
         rows.append(RawCandle(time_ms, open_, high, low, close, volume, where=where))
     return rows
-
-
-def read_ohlcv_csv(text: str, *, name: str = "<csv>") -> list[RawCandle]:
-    """Rows of a headed OHLCV CSV; ``where`` is ``line N`` (1-based file line)."""
-    return list(_csv_rows(io.StringIO(text, newline=""), name))
 
 
 def _csv_rows(lines: Iterable[str], name: str) -> Iterator[RawCandle]:

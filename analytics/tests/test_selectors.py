@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from analytics.filters import default_book
 from analytics.selectors import (
     COSTS_MONEY,
     INCONCLUSIVE,
@@ -11,7 +12,6 @@ from analytics.selectors import (
     book_summary,
     books,
     data_sources,
-    default_book,
     guard_effectiveness,
     opportunity_cost,
     signal_state_counts,
@@ -250,7 +250,7 @@ def test_book_summary(book, other_book):
     assert (summary.shadow_open, summary.shadow_closed) == (1, 5)
 
 
-def test_default_book_is_the_newest_with_signals():
+def test_the_default_book_is_the_newest_with_signals():
     older = BookFactory(name="older")
     SignalFactory(book=older)
     newer = BookFactory(name="newer")
@@ -262,10 +262,11 @@ def test_default_book_is_the_newest_with_signals():
     assert [b.signal_count for b in books()] == [0, 1, 1]
 
 
-def test_default_book_is_none_without_signals():
-    BookFactory()
+def test_without_signals_the_default_book_is_the_newest_book():
+    BookFactory(name="first")
+    newest = BookFactory(name="second")
 
-    assert default_book() is None
+    assert default_book() == newest
 
 
 def test_data_sources_come_from_the_markets_of_the_book():

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from markets.bars import Bar
-from markets.cleaning import RawCandle, clean_candles, find_gaps
+from markets.cleaning import RawCandle, clean_candles
 
 MINUTE = timedelta(minutes=1)
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -210,12 +210,6 @@ def test_gaps_report_the_missing_open_times_and_counts():
     ]
     assert result.missing == 4
     assert str(result.gaps[0]) == "2024-01-01 12:02 to 2024-01-01 12:04 (3 missing)"
-
-
-def test_find_gaps_on_contiguous_bars_is_empty():
-    bars = clean_candles([row(i) for i in range(5)], timeframe=MINUTE, now=LATER).bars
-
-    assert find_gaps(bars, timeframe=MINUTE) == []
 
 
 def test_rejections_are_logged_with_their_count(caplog):
