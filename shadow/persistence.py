@@ -6,8 +6,10 @@ psycopg 3's ``COPY``, SQLite through ``executemany``, with primary keys reserved
 so children can point at their parents without reading anything back. The caller owns
 the transaction: a failure leaves nothing behind.
 
-Floats leave the engine here: every price and money value is written as a ``Decimal``
-rounded to the column's 12 decimal places.
+Floats leave the engine here: every price, quantity and money value is written as the
+shortest decimal that reads back as the same float (``repr``), which the engine-number
+columns (``signals.models.engine_number``) store exactly, so a stored trade gives back
+the engine's figures.
 """
 
 from __future__ import annotations
@@ -132,15 +134,16 @@ class Written:
 
 
 def decimal_text(value: float | None) -> str | None:
-    """A float from the engine as the text of the ``Decimal`` a 12-place column stores
-    (``None`` for missing and not-a-number values). Bulk writes send this text as it is."""
+    """A float from the engine as the text of the ``Decimal`` that reads back as the same
+    float (``None`` for missing and not-a-number values). Bulk writes send this text as it
+    is."""
     if value is None or not math.isfinite(value):
         return None
-    return f"{value:.12f}"
+    return repr(float(value))
 
 
 def decimal_of(value: float | None) -> Decimal | None:
-    """A float from the engine as the ``Decimal`` a 12-place column stores."""
+    """A float from the engine as the ``Decimal`` that reads back as the same float."""
     text = decimal_text(value)
     return None if text is None else Decimal(text)
 

@@ -6,12 +6,23 @@ Models hold tables and transitions only; the work is in ``signals.services``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from simple_history.models import HistoricalRecords  # type: ignore[import-untyped]
 
 from markets.models import decimal_field
+
+
+def engine_number(**options: Any) -> models.DecimalField:
+    """A price, quantity or money figure the engine computed in float64, stored so that
+    it gives the engine's float back: 18 digits before the point and 30 after, room for
+    the 17 significant digits of any float from 1e-13 up (``repr(float)`` written as
+    it is, see ``shadow.persistence.decimal_text``), where ``decimal_field``'s 12 fixed
+    places kept 4 significant digits of a price near 1e-8."""
+    return models.DecimalField(max_digits=48, decimal_places=30, **options)
 
 
 class Book(models.Model):
@@ -208,7 +219,7 @@ class EquityPoint(models.Model):
 
     book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="equity_points")
     time = models.DateTimeField(help_text="When the closing trade's exit became known.")
-    equity = decimal_field()
+    equity = engine_number()
 
     class Meta:
         ordering = ["book", "time", "id"]
@@ -259,9 +270,9 @@ class Signal(ConcurrentTransitionMixin, models.Model):
     timeframe = models.CharField(max_length=8)
     candle_time = models.DateTimeField(help_text="Open time of the candle the signal closed on.")
     side = models.CharField(max_length=8, choices=Side.choices)
-    entry_price = decimal_field(help_text="Reference price: the candle's close.")
-    stop_loss = decimal_field()
-    take_profit = decimal_field()
+    entry_price = engine_number(help_text="Reference price: the candle's close.")
+    stop_loss = engine_number()
+    take_profit = engine_number()
     max_hold_candles = models.PositiveIntegerField()
     reason = models.TextField(blank=True)
     state = FSMField(default=SignalState.GENERATED, choices=SignalState.choices, protected=True)
@@ -386,18 +397,18 @@ class SimulatedTrade(models.Model):
     book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="+")
     side = models.CharField(max_length=8, choices=Side.choices)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    quantity = decimal_field(null=True, blank=True)
+    quantity = engine_number(null=True, blank=True)
     entry_time = models.DateTimeField(null=True, blank=True)
-    entry_price = decimal_field(null=True, blank=True)
+    entry_price = engine_number(null=True, blank=True)
     exit_time = models.DateTimeField(null=True, blank=True)
-    exit_price = decimal_field(null=True, blank=True)
+    exit_price = engine_number(null=True, blank=True)
     exit_reason = models.CharField(max_length=8, choices=ExitReason.choices, blank=True)
-    fees = decimal_field(null=True, blank=True)
-    pnl = decimal_field(null=True, blank=True, help_text="Quote currency, net.")
-    return_pct = decimal_field(null=True, blank=True)
-    r_multiple = decimal_field(null=True, blank=True)
-    mae = decimal_field(null=True, blank=True, help_text="Worst excursion, %.")
-    mfe = decimal_field(null=True, blank=True, help_text="Best excursion, %.")
+    fees = engine_number(null=True, blank=True)
+    pnl = engine_number(null=True, blank=True, help_text="Quote currency, net.")
+    return_pct = engine_number(null=True, blank=True)
+    r_multiple = engine_number(null=True, blank=True)
+    mae = engine_number(null=True, blank=True, help_text="Worst excursion, %.")
+    mfe = engine_number(null=True, blank=True, help_text="Best excursion, %.")
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
