@@ -13,6 +13,7 @@ from analytics.filters import Filters
 from analytics.guard_skill import BookSkill, Expectancy, SkillReport, book_skill
 from analytics.numbers import cents, fine, rate
 from analytics.pages import Page, register
+from analytics.paper_balance import balance_failures_by_guard
 from analytics.selectors import (
     AblationRow,
     GuardEffectiveness,
@@ -68,7 +69,9 @@ def _outcome(outcome: ShadowOutcome, report: SkillReport) -> dict[str, Any]:
     }
 
 
-def _guard(effect: GuardEffectiveness, skills: BookSkill) -> dict[str, Any]:
+def _guard(
+    effect: GuardEffectiveness, skills: BookSkill, short: dict[int | None, int]
+) -> dict[str, Any]:
     key = (effect.guard, effect.book_guard_id)
     return {
         "name": effect.guard,
@@ -79,6 +82,9 @@ def _guard(effect: GuardEffectiveness, skills: BookSkill) -> dict[str, Any]:
         "sole_blocked": effect.sole_blocked,
         "any": _outcome(effect.outcome, skills.every[key]),
         "sole": _outcome(effect.sole_outcome, skills.alone[key]),
+        # Signals it let through that the paper balance could not pay: they never held a
+        # position, so what the guards saw afterwards differs from trading.
+        "balance_failed": short.get(effect.book_guard_id, 0),
         # stale_data: a replayed candle is known at its close, so it never blocks there.
         "live_only": bool(getattr(GUARDS.get(effect.kind), "live_only", False)),
     }
@@ -143,7 +149,14 @@ def build(filters: Filters) -> dict[str, Any]:
         strategy=filters.strategy,
         symbol=filters.symbol,
     )
-    guards = [_guard(effect, skills) for effect in effects]
+    short = balance_failures_by_guard(
+        book=book,
+        since=filters.since,
+        until=filters.until,
+        strategy=filters.strategy,
+        symbol=filters.symbol,
+    )
+    guards = [_guard(effect, skills, short) for effect in effects]
     labels = [guard["label"] for guard in guards]
     return {
         "convention": CONVENTION,

@@ -36,6 +36,7 @@ from analytics.filters import Filters
 from analytics.heartbeats import error_text
 from analytics.numbers import rate
 from analytics.pages import Page, register
+from analytics.paper_balance import balance_failures
 from analytics.selectors import signal_state_counts
 from analytics.stuck import deadlines, describe, human_duration, overdue
 from markets.bars import timeframe_delta
@@ -65,7 +66,14 @@ def build(filters: Filters) -> dict[str, Any]:
         "tasks": periodic_tasks(now=now),
         "queues": queue_depths(),
         "recovery": recovery_runs(),
+        "paper_balance": paper_balance(book=book),
     }
+
+
+def paper_balance(*, book: Book) -> dict[str, Any]:
+    """The book's signals that failed for lack of paper balance: how many, first, last."""
+    total, _ = balance_failures(book=book)
+    return {"failed": total.count, "first": total.first, "last": total.last}
 
 
 # --- Signals per state and stuck signals ---------------------------------------------

@@ -29,6 +29,7 @@ from analytics.guard_skill import book_expectancy
 from analytics.numbers import cents, rate
 from analytics.pages import Page, register
 from analytics.pages.guards import expectancy_data
+from analytics.paper_balance import balance_failures
 from analytics.selectors import book_equity_curve
 from markets.timestamps import utc_from_ms
 from shadow.models import ShadowTrade
@@ -244,12 +245,27 @@ def sparkline(filters: Filters) -> dict[str, Any] | None:
     }
 
 
+def paper_balance(filters: Filters, spans: list[Window]) -> dict[str, Any] | None:
+    """Signals that failed for lack of paper balance: all history and per window."""
+    if filters.book is None:
+        return None
+    total, by_window = balance_failures(
+        book=filters.book, windows={w.key: (w.since, w.until) for w in spans}
+    )
+    return {"failed": total.count, "first": total.first, "last": total.last, **by_window}
+
+
 def build(filters: Filters) -> dict[str, Any]:
     spans = windows(filters.clock)
+    balance = paper_balance(filters, spans)
+    periods = period_figures(filters, spans)
+    for period in periods:
+        period["balance_failed"] = balance[period["period"]] if balance else 0
     return {
         "convention": CONVENTION,
         "clock": filters.clock,
-        "periods": period_figures(filters, spans),
+        "periods": periods,
+        "paper_balance": balance,
         "health": health(),
         "equity": sparkline(filters),
         # All history: on a losing strategy any guard that blocks looks good.
