@@ -8,22 +8,61 @@ and past ``TASK_MAX_DELIVERIES`` (default 3) the message is not run again: it is
 from the queue, kept in the table (Admin → Alerts → Task deliveries) with its arguments,
 logged and alerted on. The row of a task whose process survived (success or an ordinary
 exception, which Celery handles) is deleted, so the table holds only the unfinished.
+
+Every task retries the database errors it can meet mid-write (``DATABASE_ERRORS``: a
+dropped connection, a restart, a serialization failure, a deadlock), with backoff, both
+as Django raises them and as psycopg raises them raw (a bulk ``COPY`` goes through
+psycopg's own cursor, outside Django's error wrapping). Before a retry the connections
+are closed, so the run that follows opens a fresh one.
 """
 
 import logging
 from typing import Any
 
+import psycopg
 from celery import Task
 from celery.exceptions import Reject
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
 logger = logging.getLogger("config.tasks")
 
 
+# What a task retries (Celery's ``autoretry_for``). psycopg's ``OperationalError`` covers its
+# subclasses: AdminShutdown and ConnectionFailure (the connection dropped or the server
+# restarted), SerializationFailure and DeadlockDetected (both TransactionRollback); Django
+# raises them as its own ``OperationalError``. A task whose work is not a database write
+# that may be repeated whole must not keep this default.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+
 class PipelineTask(Task):
+    autoretry_for = DATABASE_ERRORS
+    retry_backoff = 5
+    retry_backoff_max = 60
+    max_retries = 5
+
+    def retry(
+        self,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        exc: Exception | None = None,
+        *rest: Any,
+        **options: Any,
+    ) -> Any:
+        if isinstance(exc, DATABASE_ERRORS):
+            # The failed connection may be dead without Django knowing (psycopg's raw COPY
+            # error bypasses its bookkeeping): a retry in this process must not reuse it.
+            connections.close_all()
+        return super().retry(args, kwargs, exc, *rest, **options)
+
     def _delivery_key(self) -> str:
         # A retry (``self.retry``, ``autoretry_for``) is a new message with the same id:
         # it is counted apart, so ordinary failures that retry never add up to a

@@ -16,6 +16,8 @@ from markets.services import candles_sync_latest
 # retry: the failure is recorded and the next beat tick (``signals.sync_watched_markets``,
 # every minute) syncs the market again from its newest stored candle, losing nothing.
 # A refused request (bad symbol or key) would fail the same way every time anyway.
+# Database errors are another matter: those it retries, like every task
+# (config.task_base.DATABASE_ERRORS).
 
 
 @shared_task(name="markets.sync_candles")

@@ -7,9 +7,10 @@ from typing import Any
 
 from celery import current_app, shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from config.task_base import DATABASE_ERRORS
 from shadow.ablation import ablation_leg_run
 from shadow.live import BookBusyError, book_advance
 from signals.models import Book
@@ -36,8 +37,9 @@ def advance_live_books() -> list[int]:
     name="shadow.advance_book",
     time_limit=ADVANCE_TIME_LIMIT,
     soft_time_limit=ADVANCE_TIME_LIMIT - 30,
-    # A dropped database connection (a PostgreSQL restart) or a lost race: try again.
-    autoretry_for=(OperationalError, InterfaceError, BookBusyError),
+    # A dropped database connection (a PostgreSQL restart, raw psycopg errors from the bulk
+    # COPY included) or a lost race: try again.
+    autoretry_for=(*DATABASE_ERRORS, BookBusyError),
     retry_backoff=5,
     retry_backoff_max=60,
     max_retries=5,

@@ -1,10 +1,12 @@
 from datetime import UTC, datetime, timedelta
 
+import ccxt
 import pytest
 import time_machine
 
 from config.celery import app
-from markets.errors import ExchangeUnavailableError
+from config.task_base import DATABASE_ERRORS
+from markets.errors import ExchangeRequestError, ExchangeUnavailableError
 from markets.gateway import DEFAULT_MAX_ATTEMPTS, ExchangeGateway
 from markets.models import Candle
 from markets.tasks import sync_candles
@@ -36,8 +38,11 @@ def test_task_is_registered_by_name_and_leaves_retries_to_the_gateway():
     task = app.tasks["markets.sync_candles"]
 
     assert task.name == "markets.sync_candles"
-    # One retry layer: the gateway's bounded backoff. No Celery autoretry on top of it.
-    assert not getattr(task, "autoretry_for", ())
+    # One retry layer for exchange errors: the gateway's bounded backoff. Celery retries
+    # only database errors (every task does), never an exchange error on top of it.
+    assert set(task.autoretry_for) == set(DATABASE_ERRORS)
+    exchange_errors = [ExchangeUnavailableError, ExchangeRequestError, ccxt.BaseError]
+    assert not [e for e in exchange_errors if issubclass(e, tuple(task.autoretry_for))]
 
 
 @pytest.mark.django_db
