@@ -58,7 +58,8 @@ class AblationRefusedError(ValueError):
     """This book cannot be ablated; the message says why."""
 
 
-# How long the page shows a requested ablation as pending: a leg's task time limit.
+# How long the page shows a requested ablation as pending: legs queue behind each other,
+# each up to its task's time limit (shadow.tasks.ABLATION_LEG_TIME_LIMIT, 600 s).
 PENDING_FOR_SECONDS = 1800
 
 

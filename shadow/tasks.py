@@ -55,7 +55,17 @@ def advance_book(book_id: int) -> dict[str, Any]:
     return progress
 
 
-@shared_task(name="shadow.ablation_leg", time_limit=1800, soft_time_limit=1770)
+# A leg replays a finished period (90,000 candles take seconds): the default 600 s is
+# ample, and every task must end well inside the broker's visibility timeout (900 s) or
+# its message is handed to another worker and the leg runs twice (config/celery.py).
+ABLATION_LEG_TIME_LIMIT = 600
+
+
+@shared_task(
+    name="shadow.ablation_leg",
+    time_limit=ABLATION_LEG_TIME_LIMIT,
+    soft_time_limit=ABLATION_LEG_TIME_LIMIT - 30,
+)
 def ablation_leg(book_id: int, guard: str) -> dict[str, Any]:
     """Replay a book's period without one of its guards, into the leg's own book."""
     result = ablation_leg_run(book_id=book_id, guard=guard)
