@@ -38,6 +38,8 @@ CONFIDENCE = 0.95
 FDR_LEVEL = 0.05
 RANDOMISATION_DRAWS = 2000
 BOOTSTRAP_RESAMPLES = 1000
+# Above this many (trades x resamples) the bootstrap's variance is computed in closed form.
+BOOTSTRAP_BUDGET = 1_000_000
 DEFAULT_SEED = 20261207
 # Above this many (pool size x draws) the randomisation test uses the normal approximation.
 MONTE_CARLO_BUDGET = 10_000_000
@@ -159,6 +161,45 @@ def benjamini_hochberg(p_values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
+def _autocovariances(centred: np.ndarray, lags: int) -> np.ndarray:
+    """``sum(x[t] x[t + k]) / n`` for k = 0..lags of a centred series (by FFT)."""
+    n = len(centred)
+    size = 1 << (2 * n - 1).bit_length()
+    spectrum = np.fft.rfft(centred, size)
+    return np.fft.irfft(spectrum * np.conj(spectrum), size)[: lags + 1] / n
+
+
+def stationary_bootstrap_variance(values: np.ndarray, mean_block: float | None = None) -> float:
+    """The variance of a stationary-bootstrap resample's mean, in closed form: two
+    positions ``k`` apart in a resample lie in one block with probability ``q^k``
+    (``q = 1 - p``), and then covary as the series' circular autocovariance ``c(k)``
+    (Politis & Romano 1994), so the variance is ``(c(0) + 2 sum (1 - k/n) q^k c(k)) / n``.
+    What the resamples estimate, without drawing them: used on long series."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n < 2:
+        return 0.0
+    p = 1.0 / (mean_block if mean_block is not None else block_length(x))
+    q = 1.0 - p
+    centred = x - x.mean()
+    # q^k falls below 1e-15 long before n on a long series: only those lags count.
+    lags = 0 if q <= 0 else min(n - 1, int(math.log(1e-15) / math.log(q)) + 1)
+    linear = _autocovariances(centred, lags)
+    if lags == 0:
+        return float(max(linear[0] / n, 0.0))
+    k = np.arange(1, lags + 1)
+    # Circular: the lag-k products that wrap round the end of the series,
+    # sum(tail[lags - k + t] * head[t] for t < k), a cross-correlation of the last and
+    # first ``lags`` values (by FFT).
+    head, tail = centred[:lags], centred[n - lags :]
+    size = 1 << (2 * lags).bit_length()
+    cross = np.fft.irfft(np.fft.rfft(tail, size) * np.conj(np.fft.rfft(head, size)), size)
+    wrapped = cross[lags - k] / n
+    circular = linear[1:] + wrapped
+    weights = (1 - k / n) * q**k
+    return float(max((linear[0] + 2 * weights @ circular) / n, 0.0))
+
+
 def block_length(values: np.ndarray) -> float:
     """The stationary bootstrap's mean block length, chosen from the data by Politis &
     White (2004) with the correction of Patton, Politis & White (2009): longer when the
@@ -171,7 +212,7 @@ def block_length(values: np.ndarray) -> float:
     kn = max(5, math.floor(math.log10(n)))
     m_max = min(math.ceil(math.sqrt(n)) + kn, n - 1)
     b_max = math.ceil(min(3 * math.sqrt(n), n / 3))
-    acv = np.array([x[k:] @ x[: n - k] / n for k in range(m_max + 1)])
+    acv = _autocovariances(x, m_max)
     if acv[0] <= 0:
         return 1.0
     significant = 2 * math.sqrt(math.log10(n) / n)
@@ -241,18 +282,33 @@ def percentile_interval(samples: np.ndarray, confidence: float = CONFIDENCE) -> 
     return Interval(float(low), float(high))
 
 
+def _z(confidence: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf((1 + confidence) / 2)
+
+
 def bootstrap_mean_interval(
     values: np.ndarray,
     *,
     confidence: float = CONFIDENCE,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int | Sequence[int] = DEFAULT_SEED,
+    budget: int = BOOTSTRAP_BUDGET,
 ) -> Interval:
     """The stationary-bootstrap percentile interval of the mean of ``values`` (time
-    order); no interval below two values."""
-    if len(values) < 2:
+    order); no interval below two values. Past ``budget`` (trades x resamples) the
+    resamples are not drawn: the interval is normal with the bootstrap's own variance in
+    closed form (``stationary_bootstrap_variance``), which at those lengths is what the
+    percentile interval converges to."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
         return Interval(None, None)
-    means = stationary_bootstrap_means(values, resamples=resamples, seed=seed)
+    if len(x) * resamples > budget:
+        half = _z(confidence) * math.sqrt(stationary_bootstrap_variance(x))
+        mean = float(x.mean())
+        return Interval(mean - half, mean + half)
+    means = stationary_bootstrap_means(x, resamples=resamples, seed=seed)
     return percentile_interval(means, confidence)
 
 
@@ -268,6 +324,12 @@ def bootstrap_difference_interval(
     order by the stationary bootstrap."""
     if len(first) < 2 or len(second) < 2:
         return Interval(None, None)
+    if (len(first) + len(second)) * resamples > BOOTSTRAP_BUDGET:
+        a, b = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+        variance = stationary_bootstrap_variance(a) + stationary_bootstrap_variance(b)
+        half = _z(confidence) * math.sqrt(variance)
+        difference = float(a.mean() - b.mean())
+        return Interval(difference - half, difference + half)
     rng = np.random.default_rng(seed)
     seeds = rng.integers(0, 2**31, size=2)
     a = stationary_bootstrap_means(first, resamples=resamples, seed=int(seeds[0]))

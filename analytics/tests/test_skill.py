@@ -234,3 +234,48 @@ def test_the_difference_interval_is_reproducible_and_centred_on_the_difference()
     assert interval.low is not None and interval.high is not None
     assert interval.low < kept.mean() - blocked.mean() < interval.high
     assert interval.low > 0
+
+
+def test_the_closed_form_variance_is_what_the_resamples_estimate():
+    rng = np.random.default_rng(11)
+    x = ar1(800, 0.5, 0.0, rng)
+    length = skill.block_length(x)
+    drawn = skill.stationary_bootstrap_means(x, resamples=4000, mean_block=length, seed=1)
+    closed = skill.stationary_bootstrap_variance(x, mean_block=length)
+    assert drawn.var() == pytest.approx(closed, rel=0.08)
+
+
+def test_a_long_series_gets_the_closed_form_interval_fast_and_close_to_the_drawn_one():
+    rng = np.random.default_rng(12)
+    x = ar1(3000, 0.4, -2.0, rng)
+    drawn = skill.bootstrap_mean_interval(x, seed=1, budget=10**12)
+    closed = skill.bootstrap_mean_interval(x, seed=1, budget=0)
+    assert closed.low == pytest.approx(drawn.low, abs=0.05)
+    assert closed.high == pytest.approx(drawn.high, abs=0.05)
+    long = ar1(1_000_000, 0.3, 1.0, rng)
+    interval = skill.bootstrap_mean_interval(long)
+    assert interval.low is not None and interval.high is not None
+    assert interval.low < 1.0 < interval.high
+
+
+def test_the_block_length_by_fft_equals_the_plain_autocovariances():
+    rng = np.random.default_rng(13)
+    x = ar1(500, 0.6, 0, rng)
+    centred = x - x.mean()
+    plain = np.array([centred[k:] @ centred[: len(x) - k] / len(x) for k in range(30)])
+    assert skill._autocovariances(centred, 29) == pytest.approx(plain, rel=1e-9, abs=1e-12)
+
+
+def test_the_closed_form_wraps_round_like_a_plain_sum():
+    rng = np.random.default_rng(14)
+    x = ar1(300, 0.7, 0, rng)
+    q = 1 - 1 / 8.0
+    c = x - x.mean()
+    n = len(x)
+    plain = c @ c / n
+    for k in range(1, n):
+        circular = sum(c[t] * c[(t + k) % n] for t in range(n)) / n
+        plain += 2 * (1 - k / n) * q**k * circular
+    assert skill.stationary_bootstrap_variance(x, mean_block=8.0) == pytest.approx(
+        plain / n, rel=1e-9
+    )
