@@ -71,7 +71,7 @@ web: static
 	$(VENV)/bin/gunicorn config.wsgi -b $${BIND:-127.0.0.1:8000} -w $${WORKERS:-4}
 
 worker: install
-	$(VENV)/bin/celery -A config worker -l info -Q default,market_data,signals,shadow,analytics
+	$(VENV)/bin/celery -A config worker -l info -Q default,market_data,signals,shadow,analytics,alerts
 
 beat: install
 	$(VENV)/bin/celery -A config beat -l info

@@ -66,7 +66,7 @@ def celery_worker_process(transactional_db, settings):
                 "-c",
                 "1",
                 "-Q",
-                "default,market_data,signals,shadow,analytics",
+                "default,market_data,signals,shadow,analytics,alerts",
                 "--without-mingle",
                 "--without-gossip",
                 "--without-heartbeat",

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from alerts.models import Alert, AlertChannel, TaskDelivery
+from alerts.models import Alert, AlertChannel, AlertDelivery, TaskDelivery
 from alerts.services import deliver
 
 
@@ -62,6 +62,20 @@ class TaskDeliveryAdmin(admin.ModelAdmin):
     list_filter = ("task",)
     search_fields = ("task", "task_id", "arguments")
     readonly_fields = [field.name for field in TaskDelivery._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AlertDelivery)
+class AlertDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("alert", "channel", "state", "attempts", "next_attempt_at", "sent_at")
+    list_filter = ("state", "channel")
+    list_select_related = ("alert", "channel")
+    readonly_fields = [field.name for field in AlertDelivery._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

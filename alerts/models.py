@@ -75,6 +75,49 @@ class Alert(models.Model):
         return f"[{self.severity}] {self.title}"
 
 
+class AlertDelivery(models.Model):
+    """One alert to one channel: a queue row that lives until the channel took it.
+
+    ``alerts.deliver`` (its own task, on its own ``alerts`` queue) claims a due row, sends
+    within ``ALERT_DELIVERY_DEADLINE_SECONDS`` of wall-clock time and either marks it sent
+    or schedules the next attempt with a doubling backoff; the ``alerts.deliver_due``
+    sweep re-sends rows whose message was lost. A row is given up (``failed``) only after
+    ``ALERT_DELIVERY_GIVE_UP_HOURS`` of failed attempts."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "pending"
+        SENT = "sent", "sent"
+        FAILED = "failed", "given up"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="delivery_rows")
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="An attempt is in flight until then."
+    )
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "channel"], name="one_delivery_per_channel")
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="alert_delivery_due",
+                condition=models.Q(state="pending"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} -> {self.channel_id}: {self.state}"
+
+
 class WatchState(models.Model):
     """What a watcher remembers between runs (last verdicts, streaks, cursors)."""
 

@@ -52,7 +52,7 @@ MAX_AGE_MINUTES = 60 * 24 * 365 * 100
 WORKER_LOG = ROOT / "var" / "bench-worker.log"
 WORKER_ARGV = [
     sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-c", "1",
-    "-Q", "default,market_data,signals,shadow,analytics",
+    "-Q", "default,market_data,signals,shadow,analytics,alerts",
     "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "info",
 ]  # fmt: skip
 

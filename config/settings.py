@@ -310,6 +310,9 @@ CELERY_TASK_ROUTES = {
     "signals.*": {"queue": "signals"},
     "shadow.*": {"queue": "shadow"},
     "analytics.*": {"queue": "analytics"},
+    # Alert delivery waits on other people's servers: a queue of its own, never in the
+    # pipeline's way (alerts/services.py).
+    "alerts.deliver*": {"queue": "alerts"},
     "alerts.*": {"queue": "analytics"},
 }
 # django-celery-beat's DatabaseScheduler that checks the single-beat lock on every tick
@@ -324,6 +327,7 @@ CELERY_BEAT_SCHEDULE = {
     "advance-live-books": {"task": "shadow.advance_live_books", "schedule": 60.0},
     "monitor-pipeline": {"task": "analytics.monitor_pipeline", "schedule": 300.0},
     "evaluate-alerts": {"task": "alerts.evaluate", "schedule": 60.0},
+    "deliver-due-alerts": {"task": "alerts.deliver_due", "schedule": 60.0},
     "recover-stuck-signals": {"task": "analytics.recover_stuck_signals", "schedule": 300.0},
     "daily-report": {"task": "analytics.daily_report", "schedule": crontab(hour=0, minute=5)},
     "recommend-thresholds": {
@@ -347,6 +351,14 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="signal-pipeline@loca
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # One alert per kind and subject within this window; repeats are counted, not sent.
 ALERT_MIN_INTERVAL_SECONDS = env.int("ALERT_MIN_INTERVAL_SECONDS", default=900)
+# Each delivery of an alert to a channel gets this much wall-clock time (a server that
+# trickles its answer cannot stretch it); a failed one is retried after a backoff that
+# doubles from ALERT_RETRY_BASE_SECONDS up to ALERT_RETRY_MAX_SECONDS (below the broker's
+# visibility timeout), and given up only after ALERT_DELIVERY_GIVE_UP_HOURS.
+ALERT_DELIVERY_DEADLINE_SECONDS = env.float("ALERT_DELIVERY_DEADLINE_SECONDS", default=10.0)
+ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=15.0)
+ALERT_RETRY_MAX_SECONDS = env.float("ALERT_RETRY_MAX_SECONDS", default=600.0)
+ALERT_DELIVERY_GIVE_UP_HOURS = env.float("ALERT_DELIVERY_GIVE_UP_HOURS", default=24.0)
 # Market-data task failures in a row (each after the gateway's retries) before an alert.
 ALERT_EXCHANGE_ERROR_STREAK = env.int("ALERT_EXCHANGE_ERROR_STREAK", default=3)
 

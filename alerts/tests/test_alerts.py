@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import Alert, AlertChannel, WatchState
-from alerts.services import raise_alert
+from alerts.services import alert_deliveries_due, alert_delivery_send, raise_alert
 from alerts.streaks import record_failure, record_success
 from alerts.watchers import (
     watch_guard_verdicts,
@@ -59,6 +59,13 @@ class Receiver:
         self.server.server_close()
 
 
+def send_due() -> None:
+    """What the ``alerts.deliver`` tasks do, here in the test's process: one attempt at
+    every due delivery."""
+    for delivery_id in alert_deliveries_due(now=timezone.now()):
+        alert_delivery_send(delivery_id=delivery_id)
+
+
 @pytest.fixture
 def receiver():
     server = Receiver()
@@ -74,6 +81,8 @@ def webhook(receiver):
 def test_an_alert_is_posted_as_json_and_emailed(receiver, webhook):
     AlertChannel.objects.create(name="ops-mail", kind="email", recipients="a@example.org, b@x.io")
     alert = raise_alert("test", "k", title="Disk on fire", message="details", severity="critical")
+    assert receiver.bodies == [] and mail.outbox == [], "raising sends nothing itself"
+    send_due()
 
     assert len(receiver.bodies) == 1
     body = receiver.bodies[0]
@@ -94,14 +103,19 @@ def test_a_failure_storm_sends_one_alert_and_counts_the_rest(receiver, webhook, 
     settings.ALERT_MIN_INTERVAL_SECONDS = 900
     for _ in range(500):
         raise_alert("exchange_errors", "kraken", title="Kraken down", message="x")
+    send_due()
     assert len(receiver.bodies) == 1
+    assert "Repeated 499 more time(s)" in receiver.bodies[0]["message"]
+    assert receiver.bodies[0]["repeats"] == 499
     assert Alert.objects.count() == 1
     assert Alert.objects.get().repeats == 499
     # Another subject is another alert; after the window the same subject alerts again.
     raise_alert("exchange_errors", "binance", title="Binance down", message="x")
+    send_due()
     assert len(receiver.bodies) == 2
     Alert.objects.filter(key="kraken").update(created_at=timezone.now() - timedelta(hours=1))
     raise_alert("exchange_errors", "kraken", title="Kraken down", message="x")
+    send_due()
     assert len(receiver.bodies) == 3
 
 
@@ -109,10 +123,14 @@ def test_a_failing_channel_is_recorded_not_raised_and_hides_its_url(receiver, we
     receiver.status = 500
     AlertChannel.objects.create(name="dead", kind="webhook", url="http://127.0.0.1:9/x?token=abc")
     alert = raise_alert("test", "k", title="t", message="m")
+    send_due()
+    alert.refresh_from_db()
     results = {d["channel"]: d for d in alert.deliveries}
     assert results["ops-slack"] == {
         "channel": "ops-slack",
         "ok": False,
+        "state": "pending",
+        "attempts": 1,
         "detail": "RuntimeError: the webhook answered HTTP 500",
     }
     assert results["dead"]["ok"] is False
@@ -124,8 +142,10 @@ def test_channels_below_their_minimum_severity_are_skipped(receiver, webhook):
     webhook.min_severity = "critical"
     webhook.save()
     raise_alert("report_ready", "r1", title="Report", message="m", severity="info")
+    send_due()
     assert receiver.bodies == []
     raise_alert("task_failing", "t", title="Failing", message="m", severity="critical")
+    send_due()
     assert len(receiver.bodies) == 1
 
 
@@ -135,6 +155,7 @@ def test_stuck_signals_of_a_live_book_alert(receiver, webhook):
     SignalFactory(book=BookFactory(kind=Book.Kind.REPLAY), state=SignalState.GENERATED)
     later = timezone.now() + timedelta(hours=2)
     assert len(watch_stuck_signals(later)) == 1
+    send_due()
     assert f"#{signal.pk} generated" in receiver.bodies[0]["message"]
     assert watch_stuck_signals(timezone.now() - timedelta(hours=1)) == []
 
@@ -161,6 +182,7 @@ def test_periodic_tasks_late_or_failing_alert(receiver, webhook):
         task="fine", last_success_at=now, last_failure_at=now - timedelta(1)
     )
     watch_periodic_tasks(now)
+    send_due()
     titles = sorted(body["title"] for body in receiver.bodies)
     assert titles == [
         "Periodic task sync-candles is not running on time",
@@ -181,10 +203,12 @@ def test_a_drawdown_guard_pausing_a_live_book_alerts_once(receiver, webhook):
             signal=signal, guard="dd", book_guard=frozen, verdict=GuardDecision.Verdict.BLOCK
         )
     watch_trading_pauses()
+    send_due()
     assert [body["title"] for body in receiver.bodies] == [
         "Guard dd is pausing trading in book live"
     ]
     watch_trading_pauses()
+    send_due()
     assert len(receiver.bodies) == 1, "nothing new, nothing sent"
 
 
@@ -197,6 +221,7 @@ def test_a_verdict_flip_alerts(receiver, webhook):
     for _ in range(30):
         decided_signal(live, blocked_by=["cooldown"], pnl="25")  # now they cost money
     watch_guard_verdicts()
+    send_due()
     assert [body["title"] for body in receiver.bodies] == [
         "Guard cooldown now costs money (was: saves money)"
     ]
@@ -207,6 +232,7 @@ def test_a_new_report_alerts_with_its_link(receiver, webhook):
     report = Report.objects.create(book=book, period="1d", created_by="daily task")
     watch_reports()
     watch_reports()
+    send_due()
     assert len(receiver.bodies) == 1
     assert f"/reports/{report.pk}.html" in receiver.bodies[0]["message"]
 
@@ -218,8 +244,10 @@ def test_repeated_exchange_errors_alert_after_the_streak(receiver, webhook, sett
     record_success("markets.sync_candles", "kraken")  # a success ends the streak
     for _ in range(2):
         record_failure("markets.sync_candles", "kraken", error)
+    send_due()
     assert receiver.bodies == []
     record_failure("markets.sync_candles", "kraken", error)
+    send_due()
     assert len(receiver.bodies) == 1
     assert "failed 3 times in a row" in receiver.bodies[0]["message"]
 
@@ -228,7 +256,10 @@ def test_the_admin_lists_alerts(client, django_user_model, webhook):
     admin = django_user_model.objects.create_superuser("ops", "o@example.org", "x-Pass-1234")
     client.force_login(admin)
     raise_alert("test", "k", title="Listed alert", message="m", severity="warning")
+    send_due()
     page = client.get(reverse("admin:alerts_alert_changelist"))
     assert page.status_code == 200
     assert b"Listed alert" in page.content and b"ops-slack" in page.content
     assert client.get(reverse("admin:alerts_alertchannel_changelist")).status_code == 200
+    deliveries = client.get(reverse("admin:alerts_alertdelivery_changelist"))
+    assert deliveries.status_code == 200 and b"sent" in deliveries.content

@@ -310,7 +310,7 @@ def test_periodic_tasks_are_flagged_when_they_have_not_succeeded_in_two_interval
 
 
 def test_queue_depth_is_read_from_the_real_redis(trader_client, live, broker, settings):
-    assert queue_names() == ["default", "market_data", "signals", "shadow", "analytics"]
+    assert queue_names() == ["default", "market_data", "signals", "shadow", "analytics", "alerts"]
     for _ in range(3):
         broker.lpush("signals", b"{}")
     broker.lpush("analytics", b"{}")
@@ -326,6 +326,7 @@ def test_queue_depth_is_read_from_the_real_redis(trader_client, live, broker, se
         "signals": 3,
         "shadow": 0,
         "analytics": 2,
+        "alerts": 0,
     }
     assert queues["total"] == 5 and queues["unacked"] == 1
     parts = urlsplit(settings.CELERY_BROKER_URL)

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlparse
 RECORDED = "data/api-responses/kraken"
 PAIR = "XBTUSDT"
 SYMBOL = "BTC/USDT"
-QUEUES = "default,market_data,signals,shadow,analytics"
+QUEUES = "default,market_data,signals,shadow,analytics,alerts"
 # ccxt's load_markets asks for the currencies too (/0/public/Assets). There is no
 # recording of it in ../shared/data: this answer is written here in Kraken's documented
 # format, for the two currencies of the recorded pair.

@@ -37,7 +37,7 @@ from signals.models import Book, BookState, Signal, StrategyConfig
 from signals.services import guard_configs_default
 
 pytestmark = [pytest.mark.fault, pytest.mark.django_db(transaction=True)]
-QUEUES = "default,market_data,signals,shadow,analytics"
+QUEUES = "default,market_data,signals,shadow,analytics,alerts"
 SYMBOLS = ("AAA/USD", "BBB/USD", "CCC/USD")
 
 
