@@ -47,6 +47,7 @@ from shadow.models import ShadowTrade
 from signals.domain.guards import GUARDS, build_guard, validate_guard_config
 from signals.models import Book, BookGuard, GuardConfig, GuardDecision
 from signals.services import guard_config_save
+from work.task_base import WorkTask
 
 logger = logging.getLogger("analytics")
 
@@ -623,21 +624,17 @@ def _one_curve(
     if best is not None:
         # The pool: every decision of this guard with a closed shadow trade (the ones
         # without an observed value pass at any threshold).
-        pool = np.array([float(r[5]) for r in decisions if _closed(r)])
-        at_best = np.array(
-            [
-                r[1] is not None
-                and bool(
-                    _blocks(
-                        np.array([float(r[1])]),
-                        np.array([best.threshold]),
-                        tunable.blocks_when,
-                        tunable.tolerance,
-                    )[0]
-                )
-                for r in decisions
-                if _closed(r)
-            ],
+        closed_rows = [r for r in decisions if _closed(r)]
+        pool = np.array([float(r[5]) for r in closed_rows])
+        seen = np.array([r[1] is not None for r in closed_rows], dtype=bool)
+        values = np.array([float(r[1]) if r[1] is not None else 0.0 for r in closed_rows])
+        at_best = seen & np.asarray(
+            _blocks(
+                values,
+                np.full(len(values), best.threshold),
+                tunable.blocks_when,
+                tunable.tolerance,
+            ),
             dtype=bool,
         )
         test = skill.randomisation_test(pool, at_best, seed=[_seed(), tunable.copy.pk])
@@ -923,7 +920,7 @@ def recommendation_dismiss(*, recommendation_id: int) -> bool:
     return bool(changed)
 
 
-@shared_task(name="analytics.recommend_thresholds")
+@shared_task(name="analytics.recommend_thresholds", base=WorkTask)
 def recommend_thresholds() -> dict[str, int]:
     """Recommend thresholds for every live book (a daily beat entry); changes no
     configuration. Returns how many recommendations each action produced."""
