@@ -76,7 +76,7 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
             # An invalid configuration must not stop the others: it is left out and said.
             logger.error("[SIGNAL-BUS] book=%s left out: %s", book.name, problem)
     # On the book's frozen economics: today's settings never change a running book.
-    config = engine_config(book=book, max_signal_age=settings.SIGNAL_MAX_AGE)
+    config = engine_config(book=book, max_signal_age=settings.SIGNAL_MAX_AGE, now=now)
     row, _ = BookState.objects.get_or_create(book=book)
     state = engine.EngineState.from_json(row.state)
 

@@ -70,13 +70,16 @@ def book_live() -> Book:
     return book
 
 
-def book_economics(*, book: Book, markets: Iterable[Market] = ()) -> dict[str, Any]:
+def book_economics(
+    *, book: Book, markets: Iterable[Market] = (), start: datetime | None = None
+) -> dict[str, Any]:
     """``book``'s frozen economics, with every quote currency of ``markets`` settled (and
-    saved) the first time the book meets it. A book that never froze any (made before
-    books froze their economics and not migrated, or by hand) takes today's settings now,
-    once."""
+    saved) the first time the book meets it, its balance converted as of the book's
+    ``since``, else ``start`` (the live driver's moment). A book that never froze any
+    (made before books froze their economics and not migrated, or by hand) takes today's
+    settings now, once."""
     economics = book.economics or economics_seed()
-    settled = economics_with_quotes(economics, markets=markets, start=book.since)
+    settled = economics_with_quotes(economics, markets=markets, start=book.since or start)
     if settled != book.economics:
         book.economics = settled
         Book.objects.filter(pk=book.pk).update(economics=settled)
@@ -279,13 +282,16 @@ def _follow(
     return changes, problems
 
 
-def engine_config(*, book: Book, max_signal_age: timedelta | None = None) -> EngineConfig:
+def engine_config(
+    *, book: Book, max_signal_age: timedelta | None = None, now: datetime | None = None
+) -> EngineConfig:
     """The engine configuration of ``book``: its active frozen strategies and guards (and
     the fees of every market it ever traded, so trades of a retired strategy finish on
-    their market's terms), on the book's frozen economics."""
+    their market's terms), on the book's frozen economics (a quote currency met for the
+    first time is settled as of ``now``)."""
     frozen = list(BookStrategy.objects.filter(book=book).order_by("config_version"))
     economics = book_economics(
-        book=book, markets=[Market(s.exchange, s.symbol, s.timeframe) for s in frozen]
+        book=book, markets=[Market(s.exchange, s.symbol, s.timeframe) for s in frozen], start=now
     )
     return engine_config_of(
         strategies=[s for s in frozen if s.active],

@@ -2,6 +2,7 @@
 1,000 USD worth of BTC (converted from stored BTC/USD candles) against a BTC balance, or
 the per-quote notional of NOTIONAL_BY_QUOTE, or a fraction of its balance at risk."""
 
+from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
 
@@ -10,8 +11,10 @@ from django.core.management import call_command
 
 from markets.bars import timeframe_delta
 from markets.models import Candle
+from shadow.live import book_advance
 from signals.models import Book, PaperTrade
-from signals.tests.candles import store, walk
+from signals.services import book_live, strategy_config_default
+from signals.tests.candles import START, store, walk
 
 ETH_BTC = {"exchange": "testex", "symbol": "ETH/BTC", "timeframe": "1h"}
 
@@ -122,3 +125,29 @@ def test_a_usd_book_keeps_its_figures(settings):
         assert trade.quantity * trade.entry_price == pytest.approx(
             Decimal(1000), rel=Decimal("1e-9")
         )
+
+
+@pytest.mark.django_db
+def test_the_live_book_sizes_btc_trades_by_the_conversion_market_too(settings):
+    settings.SIGNAL_MAX_AGE = timedelta(days=36500)  # every candle's signal is fresh
+    settings.FILL_NOTIONAL = Decimal("1000")
+    settings.PAPER_BALANCE = Decimal("10000")
+    store_markets(500)
+    strategy_config_default(**ETH_BTC)
+    book = book_live()
+    now = START + timedelta(hours=300)
+    book_advance(book_id=book.pk, now=now)
+    book_advance(book_id=book.pk, now=now + timedelta(hours=200))
+
+    book.refresh_from_db()
+    terms = book.economics["quotes"]["BTC"]
+    # Settled at the first run: the BTC/USD candle that closed by then.
+    rate = usd_per_btc_at(now)
+    assert Decimal(terms["balance"]) == pytest.approx(Decimal(10000) / rate, rel=Decimal("1e-9"))
+    trades = PaperTrade.objects.filter(book=book).exclude(entry_price=None).select_related("signal")
+    assert trades.filter(signal__candle_time__gte=now).exists()
+    step = timeframe_delta("1h")
+    for trade in trades:
+        value = trade.quantity * trade.entry_price
+        at_close = usd_per_btc_at(trade.signal.candle_time + step)
+        assert value == pytest.approx(Decimal(1000) / at_close, rel=Decimal("1e-9"))
