@@ -226,6 +226,85 @@ def test_an_order_recorded_but_never_sent_is_sent_once_with_its_own_client_id(li
     assert order.status == "closed"
 
 
+def _sent_once_unknown(book, **fields) -> ExchangeOrder:
+    """An entry sent once whose fate the exchange has not told (the send timed out)."""
+    signal = Signal.objects.filter(book=book, state__in=["executed", "closed"]).last()
+    order = ExchangeOrder.objects.create(
+        book=book,
+        signal=signal,
+        purpose="entry",
+        exchange="binance",
+        symbol="BTC/USDT",
+        side="buy",
+        amount=Decimal("0.03"),
+        client_order_id=client_order_id_for(book.pk, signal.pk, "entry"),
+        status="unknown",
+        sends=1,
+    )
+    ExchangeOrder.objects.filter(pk=order.pk).update(**fields)
+    order.refresh_from_db()
+    return order
+
+
+def test_an_unknown_order_not_listed_before_its_window_passed_waits(live_book):
+    book, now = live_book
+    order = _sent_once_unknown(book, visible_by=timezone.now() + timedelta(seconds=30))
+    orders_gateway, adapter = gateway(Binance())
+
+    report = orders_settle(gateway=orders_gateway, now=now)
+
+    order.refresh_from_db()
+    assert report.waiting == [order.client_order_id]
+    assert (order.status, order.sends) == ("unknown", 1)
+    assert creates(adapter) == []
+    assert [request_path(r) for r in adapter.requests] == ["/api/v3/order"]  # the lookup
+
+
+def test_an_unknown_order_proven_absent_after_its_window_is_sent_once_more(live_book):
+    book, now = live_book
+    order = _sent_once_unknown(book, visible_by=timezone.now() - timedelta(seconds=1))
+    orders_gateway, adapter = gateway(Binance())
+
+    first = orders_settle(gateway=orders_gateway, now=now)
+    second = orders_settle(gateway=orders_gateway, now=now)
+
+    order.refresh_from_db()
+    assert first.sent == [order.client_order_id] and second.sent == []
+    assert (order.status, order.sends) == ("closed", 2)
+    assert [p["newClientOrderId"] for p in creates(adapter)] == [order.client_order_id]
+
+
+def test_an_unknown_order_proven_absent_but_too_old_is_rejected_not_sent(live_book, settings):
+    book, now = live_book
+    order = _sent_once_unknown(
+        book,
+        visible_by=timezone.now() - timedelta(seconds=1),
+        created_at=now - settings.SIGNAL_MAX_AGE - timedelta(minutes=1),
+    )
+    orders_gateway, adapter = gateway(Binance())
+
+    orders_settle(gateway=orders_gateway, now=now)
+
+    order.refresh_from_db()
+    assert order.status == "rejected" and "too late" in order.reason
+    assert creates(adapter) == []
+
+
+def test_an_order_another_pass_is_sending_is_left_alone(live_book):
+    book, now = live_book
+    order = _sent_once_unknown(
+        book, status="sending", visible_by=timezone.now() + timedelta(seconds=30)
+    )
+    orders_gateway, adapter = gateway(Binance())
+
+    report = orders_settle(gateway=orders_gateway, now=now)
+
+    order.refresh_from_db()
+    assert report.waiting == [order.client_order_id]
+    assert order.status == "sending"
+    assert adapter.requests == []  # not even looked up
+
+
 def test_a_refused_entry_is_recorded_with_its_reason_and_never_retried(live_book):
     book, now = live_book
     orders_gateway, adapter = gateway(Binance(refuse=True))
