@@ -21,17 +21,14 @@ Decimals are kept as text so the frozen figures are exact; the engine gets float
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 from django.conf import settings
-from django.db.models import Min
+from django.db.models import Min, QuerySet
 
 from markets.models import Candle
-from markets.selectors import candle_arrays
-from markets.timestamps import ms_from_utc, utc_from_ms
 from signals.domain.engine import Market, QuoteSizing, quote_of
 from signals.domain.fills import FillCosts
 
@@ -111,6 +108,11 @@ def _conversion_market(quote: str, reference: str, market: Market) -> tuple[Mark
     """The stored market that prices ``quote`` in ``reference`` (and whether it is quoted
     the other way round), preferring ``market``'s exchange and timeframe."""
     symbols = {f"{quote}/{reference}": False, f"{reference}/{quote}": True}
+    # The likely ones first, by the candle table's index; the table-wide look only if not.
+    for symbol, invert in symbols.items():
+        same = Market(market.exchange, symbol, market.timeframe)
+        if _stored(same).exists():
+            return same, invert
     stored = set(
         Candle.objects.filter(symbol__in=symbols)
         .values_list("exchange", "symbol", "timeframe")
@@ -126,22 +128,30 @@ def _conversion_market(quote: str, reference: str, market: Market) -> tuple[Mark
     return Market(exchange, symbol, timeframe), symbols[symbol]
 
 
-def _first_candle(market: Market) -> datetime | None:
-    first: datetime | None = Candle.objects.filter(
+def _stored(market: Market) -> QuerySet[Candle]:
+    return Candle.objects.filter(
         exchange=market.exchange, symbol=market.symbol, timeframe=market.timeframe
-    ).aggregate(first=Min("open_time"))["first"]
+    )
+
+
+def _first_candle(market: Market) -> datetime | None:
+    first: datetime | None = _stored(market).aggregate(first=Min("open_time"))["first"]
     return first
 
 
 def _rate_at_start(conversion: Market, start: datetime | None) -> tuple[float, str]:
-    data = candle_arrays(
-        exchange=conversion.exchange, symbol=conversion.symbol, timeframe=conversion.timeframe
-    )
-    closes = data.time + conversion.step_ms
-    # The last candle closed by the start; when none had, the first rate stored.
-    index = int(np.searchsorted(closes, ms_from_utc(start), side="right")) - 1 if start else -1
-    index = max(index, 0)
-    return float(data.close[index]), utc_from_ms(int(closes[index])).isoformat()
+    """The close of the conversion candle last closed by ``start`` (else the first one
+    stored) and when it closed."""
+    step = timedelta(milliseconds=conversion.step_ms)
+    candles = _stored(conversion)
+    if start is not None:
+        candles = candles.filter(open_time__lte=start - step).order_by("-open_time")
+    row = candles.values_list("open_time", "close").first()
+    if row is None:
+        row = _stored(conversion).order_by("open_time").values_list("open_time", "close").first()
+    assert row is not None, f"{conversion.key} has no candle"
+    opened, close = row
+    return float(close), (opened + step).isoformat()
 
 
 def economics_costs(economics: Mapping[str, Any], fee_rate: Decimal | None = None) -> FillCosts:
