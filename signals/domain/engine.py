@@ -408,6 +408,8 @@ def run(
     start = {key: _start(given[key], state.last_time.get(key)) for key in markets}
     fresh = {key: given[key].tail(start[key]) for key in markets}
     indicators = dict(state.indicators)
+    # Each conversion market's closes by close time, computed once for every signal.
+    rates = {key: _Rates(given[key], market) for key, market in config.conversion_markets().items()}
     candidates: list[_Candidate] = []
     for order, spec in enumerate(config.strategies):
         data = fresh[spec.market.key]
@@ -422,7 +424,7 @@ def run(
             candidate.invalid = _invalid_reason(proposal, candidate.close_time, now, config)
             if candidate.invalid is None:
                 candidate.notional, candidate.invalid = _size(
-                    config, spec.market, proposal, candidate.close_time, given
+                    config, spec.market, proposal, candidate.close_time, rates
                 )
             candidates.append(candidate)
     candidates.sort(key=lambda c: (c.close_time, c.order))
@@ -687,7 +689,7 @@ def _size(
     market: Market,
     proposal: Proposal,
     close_time: int,
-    candles: Mapping[str, CandleArrays],
+    rates: Mapping[str, _Rates],
 ) -> tuple[float | None, str | None]:
     """The quote notional a signal fixes on its candle's close (``None``: the costs' fixed
     notional), or why it cannot be sized."""
@@ -703,18 +705,23 @@ def _size(
         return sizing.risk_fraction * balance * entry / abs(entry - proposal.stop_loss), None
     if sizing.convert is None:
         return sizing.notional, None
-    rate = conversion_rate(candles.get(sizing.convert), Market.from_key(sizing.convert), close_time)
+    rate = rates[sizing.convert].at(close_time)
     if rate is None:
         return None, f"no {sizing.convert} candle closed by the signal's close to size it"
     return (sizing.notional * rate if sizing.invert else sizing.notional / rate), None
 
 
-def conversion_rate(data: CandleArrays | None, market: Market, at: int) -> float | None:
-    """The close of ``market``'s last candle closed at or before ``at`` (ms), if any."""
-    if data is None or not len(data):
-        return None
-    index = int(np.searchsorted(data.time + market.step_ms, at, side="right")) - 1
-    return float(data.close[index]) if index >= 0 else None
+class _Rates:
+    """A conversion market's closes, looked up by time without lookahead."""
+
+    def __init__(self, data: CandleArrays, market: Market) -> None:
+        self.closed_at = data.time + market.step_ms
+        self.close = data.close
+
+    def at(self, moment: int) -> float | None:
+        """The close of the last candle closed at or before ``moment`` (ms), if any."""
+        index = int(np.searchsorted(self.closed_at, moment, side="right")) - 1
+        return float(self.close[index]) if index >= 0 else None
 
 
 def _evaluate_courses(
