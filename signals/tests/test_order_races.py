@@ -245,17 +245,26 @@ TIMEOUT_MS = 200
 VISIBILITY_SETTING = {"ORDER_VISIBILITY_SECONDS": {"kraken": 0.8}}
 
 
-def _slow_trial(racers: Racers, book: Book, desk: LoopbackKraken, rng: random.Random) -> None:
+def _slow_trial(
+    racers: Racers,
+    book: Book,
+    desk: LoopbackKraken,
+    rng: random.Random,
+    *,
+    settle_seconds: float = 0.1,
+    settle_within: float = 2.5,
+    overrides: dict[str, Any] = VISIBILITY_SETTING,
+) -> None:
     """An execute pass, two settle passes at random moments over the windows, then a last
     settle pass once every window has passed."""
     passes = [Pass("execute", 0.0)]
-    passes += [Pass("settle", rng.uniform(0.0, 2.5)) for _ in range(2)]
+    passes += [Pass("settle", rng.uniform(0.0, settle_within)) for _ in range(2)]
     options: dict[str, Any] = {
         "book_id": book.pk,
         "url": desk.url,
         "timeout_ms": TIMEOUT_MS,
-        "settle_seconds": 0.1,
-        "overrides": VISIBILITY_SETTING,
+        "settle_seconds": settle_seconds,
+        "overrides": overrides,
     }
     _no_errors(racers.run(passes, **options))
     last = ExchangeOrder.objects.filter(book=book).order_by("-visible_by").first()
@@ -278,6 +287,26 @@ def test_a_send_that_timed_out_is_not_sent_again_before_the_exchange_lists_it(bo
             continue
         _all_filled_once(book, desk)
     assert not duplicated, f"{len(duplicated)} of {trials} trials sent an order twice: {duplicated}"
+
+
+def test_the_measured_case_listed_two_seconds_later_is_found_not_sent_again(book, desk, racers):
+    """The case measured on the code before: the exchange took the order, the answer
+    came after the client's timeout, and the order showed in the closed orders only 2 s
+    later, while ``place`` looked after its default 1 s pause (and sent it again). With
+    the exchange's 2 s lag configured (2.5 s), nothing is sent twice."""
+    rng = random.Random(SEED + 4)
+    _fresh(book, desk, visibility=2.0, reply_delay=0.4)
+    _slow_trial(
+        racers,
+        book,
+        desk,
+        rng,
+        settle_seconds=1.0,
+        settle_within=6.0,
+        overrides={"ORDER_VISIBILITY_SECONDS": {"kraken": 2.5}},
+    )
+    assert _duplicates(desk) == {}
+    _all_filled_once(book, desk)
 
 
 def test_a_send_lost_on_the_way_is_sent_again_once_after_its_window(book, desk, racers):
