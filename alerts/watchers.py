@@ -8,14 +8,22 @@ happen: ``alerts.streaks``.)"""
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import F, Q
 from django.urls import reverse
 
 from alerts.models import Alert, WatchState
 from alerts.services import raise_alert
+from signals.domain.guards import GUARDS
 from signals.models import Book, GuardDecision
 
-PAUSING_GUARDS = ("max_drawdown", "stoploss_guard", "daily_loss_limit")
+
+def pausing_guards() -> list[str]:
+    """The guard kinds whose block means the book stopped trading (``pauses_trading`` on
+    the guard's class)."""
+    return [kind for kind, cls in GUARDS.items() if cls.pauses_trading]
+
+
 FLIPS = {("saves money", "costs money"), ("costs money", "saves money")}
 
 
@@ -54,38 +62,63 @@ def watch_stuck_signals(now: datetime) -> list[Alert]:
     return raised
 
 
-def _interval_seconds(task: Any) -> float | None:
-    interval = getattr(task, "interval", None)
-    if interval is None:
+def next_run_after(task: Any, last_run_at: datetime) -> datetime | None:
+    """When the periodic task was due next after ``last_run_at``: interval and crontab
+    schedules (one-off, clocked and solar tasks are not watched)."""
+    if task.one_off:
         return None
-    return float(interval.schedule.run_every.total_seconds())
+    if task.interval is not None:
+        return last_run_at + task.interval.schedule.run_every
+    if task.crontab is not None:
+        start, delta, _ = task.crontab.schedule.remaining_delta(last_run_at)
+        return start + delta
+    return None
+
+
+def late_grace(task: Any) -> timedelta:
+    """How long past its due time a task may show no newer run before it is late: beat
+    writes last-run times only every ``BEAT_SYNC_EVERY_SECONDS``, plus a margin of
+    ``ALERT_TASK_LATE_MARGIN_SECONDS`` or one whole interval, whichever is longer."""
+    sync = float(getattr(settings, "BEAT_SYNC_EVERY_SECONDS", 30))
+    margin = float(getattr(settings, "ALERT_TASK_LATE_MARGIN_SECONDS", 120))
+    every = task.interval.schedule.run_every.total_seconds() if task.interval else 0.0
+    return timedelta(seconds=sync + max(margin, every))
+
+
+def _schedule_text(task: Any) -> str:
+    if task.interval is not None:
+        return f"every {task.interval.schedule.run_every.total_seconds():.0f} s"
+    return f"on crontab {task.crontab}"
 
 
 def watch_periodic_tasks(now: datetime) -> list[Alert]:
-    """A periodic task not run for more than twice its interval (plus a minute), or whose
-    last run failed (its last failure is newer than its last success)."""
+    """A periodic task (interval or crontab) whose next run after its last one is overdue
+    by more than ``late_grace``, or whose last run failed (its last failure is newer
+    than its last success)."""
     from django_celery_beat.models import PeriodicTask
 
     from analytics.models import TaskHeartbeat
 
     raised = []
-    for task in PeriodicTask.objects.filter(enabled=True).select_related("interval"):
-        every = _interval_seconds(task)
-        if every is None or task.last_run_at is None or task.name.startswith("celery."):
+    tasks = PeriodicTask.objects.filter(enabled=True).select_related("interval", "crontab")
+    for task in tasks:
+        if task.last_run_at is None or task.name.startswith("celery."):
             continue
-        late = now - task.last_run_at
-        if late > timedelta(seconds=2 * every + 60):
-            raised.append(
-                raise_alert(
-                    "task_late",
-                    task.name,
-                    title=f"Periodic task {task.name} is not running on time",
-                    message=f"{task.task} should run every {every:.0f} s; its last run was "
-                    f"{int(late.total_seconds() // 60)} min ago. Is celery beat running "
-                    "(exactly one)?",
-                    severity="critical",
-                )
+        due = next_run_after(task, task.last_run_at)
+        if due is None or now <= due + late_grace(task):
+            continue
+        ago = int((now - task.last_run_at).total_seconds() // 60)
+        raised.append(
+            raise_alert(
+                "task_late",
+                task.name,
+                title=f"Periodic task {task.name} is not running on time",
+                message=f"{task.task} should run {_schedule_text(task)}; its last run was "
+                f"{ago} min ago and the next was due at {due:%Y-%m-%d %H:%M:%S %Z}. Is "
+                "celery beat running (exactly one)?",
+                severity="critical",
             )
+        )
     failing = TaskHeartbeat.objects.filter(last_failure_at__isnull=False).filter(
         Q(last_success_at__isnull=True) | Q(last_failure_at__gt=F("last_success_at"))
     )
@@ -119,7 +152,7 @@ def watch_trading_pauses() -> list[Alert]:
             id__gt=after,
             verdict=GuardDecision.Verdict.BLOCK,
             signal__book__kind=Book.Kind.LIVE,
-            book_guard__kind__in=PAUSING_GUARDS,
+            book_guard__kind__in=pausing_guards(),
         )
         .order_by("id")
         .values_list("id", "signal__book__name", "guard", "reason")

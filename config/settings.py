@@ -359,6 +359,10 @@ ALERT_DELIVERY_DEADLINE_SECONDS = env.float("ALERT_DELIVERY_DEADLINE_SECONDS", d
 ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=15.0)
 ALERT_RETRY_MAX_SECONDS = env.float("ALERT_RETRY_MAX_SECONDS", default=600.0)
 ALERT_DELIVERY_GIVE_UP_HOURS = env.float("ALERT_DELIVERY_GIVE_UP_HOURS", default=24.0)
+# A periodic task is late when its next run after the last one is overdue by more than
+# BEAT_SYNC_EVERY_SECONDS (beat's write lag) plus this margin or one interval, whichever
+# is longer (alerts/watchers.py).
+ALERT_TASK_LATE_MARGIN_SECONDS = env.int("ALERT_TASK_LATE_MARGIN_SECONDS", default=120)
 # Market-data task failures in a row (each after the gateway's retries) before an alert.
 ALERT_EXCHANGE_ERROR_STREAK = env.int("ALERT_EXCHANGE_ERROR_STREAK", default=3)
 
