@@ -51,25 +51,13 @@ from work.task_base import WorkTask
 
 logger = logging.getLogger("analytics")
 
-# The parameter each guard compares its observed value with. duplicate_position has a
-# fixed threshold (one position) and nothing to tune.
-THRESHOLD_PARAMS: dict[str, str] = {
-    "max_open_positions": "max_open",
-    "max_open_per_symbol": "max_open",
-    "cooldown_after_stop": "minutes",
-    "cooldown_after_close": "minutes",
-    "stoploss_guard": "stop_outs",
-    "max_drawdown": "max_drawdown",
-    "daily_loss_limit": "max_loss",
-    "low_profit_markets": "min_profit_pct",
-    "volatility_ceiling": "max_atr_pct",
-    "liquidity_floor": "min_quote_volume",
-    "stale_data": "max_timeframes",
-    "min_reward_risk": "min_ratio",
-}
-# min_reward_risk passes a ratio a few ulps under its minimum (prices at exact ATR
-# multiples); the replayed comparison must forgive the same amount.
-RELATIVE_TOLERANCE: dict[str, float] = {"min_reward_risk": 1e-9}
+
+def threshold_params() -> dict[str, str]:
+    """Per guard kind, the parameter its observed value is compared with (the guard
+    class's ``tunable``; kinds with a fixed threshold have none)."""
+    return {kind: cls.tunable for kind, cls in GUARDS.items() if cls.tunable}
+
+
 MAX_CANDIDATES = 50
 # Recommended float thresholds are kept to the places ThresholdRecommendation stores.
 PLACES = 8
@@ -441,7 +429,7 @@ def _observation_rows(book: Book) -> list[tuple[Any, ...]]:
         GuardDecision.objects.filter(
             signal__book=book,
             book_guard__isnull=False,
-            book_guard__kind__in=list(THRESHOLD_PARAMS),
+            book_guard__kind__in=list(threshold_params()),
         )
         .annotate(others=Exists(another_guard_blocked))
         .order_by("book_guard_id", "signal__candle_time", "signal_id")
@@ -499,12 +487,12 @@ def _tunables(book: Book) -> list[_Tunable]:
     """The book's guard versions with a numeric threshold, by name and version (one query)."""
     tunables = []
     frozen = (
-        BookGuard.objects.filter(book=book, kind__in=list(THRESHOLD_PARAMS))
+        BookGuard.objects.filter(book=book, kind__in=list(threshold_params()))
         .select_related("config")
         .order_by("name", "config_version")
     )
     for copy in frozen:
-        kind, param = copy.kind, THRESHOLD_PARAMS[copy.kind]
+        kind, param = copy.kind, threshold_params()[copy.kind]
         cls = GUARDS[kind]
         try:
             guard = build_guard(kind, copy.params)
@@ -519,7 +507,7 @@ def _tunables(book: Book) -> list[_Tunable]:
                 unit=cls.unit,
                 current=float(getattr(guard, param)),
                 integral=isinstance(getattr(guard, param), int),
-                tolerance=RELATIVE_TOLERANCE.get(kind, 0.0),
+                tolerance=cls.tolerance,
             )
         )
     return tunables
@@ -879,7 +867,7 @@ def recommendation_apply(*, recommendation_id: int, user: Any) -> ThresholdRecom
         if rec.status != ThresholdRecommendation.Status.OPEN:
             raise RecommendationError(f"this recommendation is {rec.status}, not open")
         config = GuardConfig.objects.select_for_update().get(pk=rec.guard_config_id)
-        param = THRESHOLD_PARAMS.get(config.kind)
+        param = threshold_params().get(config.kind)
         if param != rec.param:
             raise RecommendationError(f"{config.name} is now a {config.kind} guard")
         guard = build_guard(config.kind, config.params)

@@ -81,8 +81,13 @@ def _live_only() -> list[str]:
     return [kind for kind, cls in sorted(GUARDS.items()) if cls.live_only]
 
 
+def _guard_kinds() -> list[tuple[str, str]]:
+    # A callable: a kind registered after this module loaded is offered too.
+    return [(kind, kind) for kind in sorted(GUARDS)]
+
+
 class GuardConfigForm(forms.ModelForm):
-    kind = forms.ChoiceField(choices=[(kind, kind) for kind in sorted(GUARDS)])
+    kind = forms.ChoiceField(choices=_guard_kinds)
 
     class Meta:
         model = GuardConfig

@@ -185,7 +185,12 @@ class Guard(Protocol):
     ``blocks_when`` the comparison of observed with threshold that blocks (">=", ">" or
     "<"); with nothing to observe it passes and observes ``None``. ``release`` says in a
     trader's words what lets a block go (so no guard locks a one-market book for good),
-    ``live_only`` that it can only block in a live run.
+    ``live_only`` that it can only block in a live run. ``tunable`` names the parameter
+    its observed value is compared with (what the learning engine sweeps; ``None``: a
+    fixed threshold), ``tolerance`` the relative slack that comparison forgives when
+    replayed, and ``pauses_trading`` that a block means the book stopped trading (the
+    pause alert watches it). Everything about a kind is on its class: learning, alerts,
+    the admin and the docs read it from ``GUARDS``.
     """
 
     kind: ClassVar[str]
@@ -193,5 +198,8 @@ class Guard(Protocol):
     blocks_when: ClassVar[str]
     release: ClassVar[str]
     live_only: ClassVar[bool]
+    tunable: ClassVar[str | None]
+    tolerance: ClassVar[float]
+    pauses_trading: ClassVar[bool]
 
     def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict: ...

@@ -20,6 +20,9 @@ class CooldownAfterClose:
     blocks_when: ClassVar[str] = "<"
     release: ClassVar[str] = "by itself: once minutes have passed since the close"
     live_only: ClassVar[bool] = False
+    tunable: ClassVar[str | None] = "minutes"
+    tolerance: ClassVar[float] = 0.0
+    pauses_trading: ClassVar[bool] = False
     minutes: int = 60
 
     def __post_init__(self) -> None:

@@ -37,6 +37,9 @@ class DailyLossLimit:
         "if sooner; only trades closed after the release count"
     )
     live_only: ClassVar[bool] = False
+    tunable: ClassVar[str | None] = "max_loss"
+    tolerance: ClassVar[float] = 0.0
+    pauses_trading: ClassVar[bool] = True
     max_loss: float = 100.0
     stop_minutes: int = STOP_MINUTES
 

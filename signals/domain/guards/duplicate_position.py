@@ -19,6 +19,9 @@ class DuplicatePosition:
     blocks_when: ClassVar[str] = ">="
     release: ClassVar[str] = "by itself: a position ends at its stop, target or max hold"
     live_only: ClassVar[bool] = False
+    tunable: ClassVar[str | None] = None
+    tolerance: ClassVar[float] = 0.0
+    pauses_trading: ClassVar[bool] = False
 
     def check(self, proposal: Proposal, snapshot: Snapshot) -> Verdict:
         observed = snapshot.open_by_symbol_side.get((snapshot.symbol, proposal.side), 0)

@@ -23,6 +23,9 @@ class LiquidityFloor:
     blocks_when: ClassVar[str] = "<"
     release: ClassVar[str] = "with the market: it reads the latest candles, not the book's trades"
     live_only: ClassVar[bool] = False
+    tunable: ClassVar[str | None] = "min_quote_volume"
+    tolerance: ClassVar[float] = 0.0
+    pauses_trading: ClassVar[bool] = False
     window: int = 24
     min_quote_volume: float = 1_000_000.0
 

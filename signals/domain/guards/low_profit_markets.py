@@ -41,6 +41,9 @@ class LowProfitMarkets:
         "release count"
     )
     live_only: ClassVar[bool] = False
+    tunable: ClassVar[str | None] = "min_profit_pct"
+    tolerance: ClassVar[float] = 0.0
+    pauses_trading: ClassVar[bool] = False
     lookback_trades: int = 10
     min_trades: int = 3
     min_profit_pct: float = 0.0

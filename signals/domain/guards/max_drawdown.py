@@ -37,6 +37,9 @@ class MaxDrawdown:
         "of the release"
     )
     live_only: ClassVar[bool] = False
+    tunable: ClassVar[str | None] = "max_drawdown"
+    tolerance: ClassVar[float] = 0.0
+    pauses_trading: ClassVar[bool] = True
     max_drawdown: float = 200.0
     stop_minutes: int = STOP_MINUTES
 

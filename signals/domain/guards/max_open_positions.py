@@ -19,6 +19,9 @@ class MaxOpenPositions:
     blocks_when: ClassVar[str] = ">="
     release: ClassVar[str] = "by itself: a position ends at its stop, target or max hold"
     live_only: ClassVar[bool] = False
+    tunable: ClassVar[str | None] = "max_open"
+    tolerance: ClassVar[float] = 0.0
+    pauses_trading: ClassVar[bool] = False
     max_open: int = 1
 
     def __post_init__(self) -> None:

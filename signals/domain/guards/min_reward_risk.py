@@ -23,6 +23,11 @@ class MinRewardRisk:
     blocks_when: ClassVar[str] = "<"
     release: ClassVar[str] = "none needed: it judges each proposal on its own"
     live_only: ClassVar[bool] = False
+    tunable: ClassVar[str | None] = "min_ratio"
+    # It passes a ratio a few ulps under its minimum (prices at exact ATR
+    # multiples); replaying the comparison must forgive the same amount.
+    tolerance: ClassVar[float] = 1e-9
+    pauses_trading: ClassVar[bool] = False
     min_ratio: float = 1.5
 
     def __post_init__(self) -> None:

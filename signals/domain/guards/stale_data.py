@@ -33,6 +33,9 @@ class StaleData:
         "its close, so it never blocks there)"
     )
     live_only: ClassVar[bool] = True
+    tunable: ClassVar[str | None] = "max_timeframes"
+    tolerance: ClassVar[float] = 0.0
+    pauses_trading: ClassVar[bool] = False
     max_timeframes: float = 2.0
 
     def __post_init__(self) -> None:

@@ -42,6 +42,9 @@ class StoplossGuard:
         "stop-out if sooner; only stop-outs after the release count"
     )
     live_only: ClassVar[bool] = False
+    tunable: ClassVar[str | None] = "stop_outs"
+    tolerance: ClassVar[float] = 0.0
+    pauses_trading: ClassVar[bool] = True
     stop_outs: int = 4
     lookback_minutes: int = 1440
     scope: str = "book"

@@ -23,6 +23,9 @@ class VolatilityCeiling:
     blocks_when: ClassVar[str] = ">"
     release: ClassVar[str] = "with the market: it reads the latest candles, not the book's trades"
     live_only: ClassVar[bool] = False
+    tunable: ClassVar[str | None] = "max_atr_pct"
+    tolerance: ClassVar[float] = 0.0
+    pauses_trading: ClassVar[bool] = False
     atr_period: int = 14
     max_atr_pct: float = 5.0
 
