@@ -3,11 +3,19 @@
 Tasks are acknowledged late and rejected back to the queue when their worker process
 dies (``acks_late`` + ``task_reject_on_worker_lost``), so a task killed by a crash or a
 SIGKILL runs again. A task that kills its process *every* time would loop forever; so
-each delivery is counted in the database (``alerts.TaskDelivery``) before the task runs,
-and past ``TASK_MAX_DELIVERIES`` (default 3) the message is not run again: it is dropped
-from the queue, kept in the table (Admin → Alerts → Task deliveries) with its arguments,
-logged and alerted on. The row of a task whose process survived (success or an ordinary
-exception, which Celery handles) is deleted, so the table holds only the unfinished.
+each *redelivery* is counted (by the delivery ledger an app registers: ``alerts``
+keeps it in ``alerts.TaskDelivery``), and past ``TASK_MAX_DELIVERIES`` (default 3) the
+message is not run again: it is dropped from the queue, kept in the ledger (Admin →
+Alerts → Task deliveries) with its arguments, logged and alerted on.
+
+A first delivery costs nothing: only a message the broker marks redelivered (Redis and
+RabbitMQ both set the flag on a message that comes back unacknowledged: a rejected
+message of a dead worker process, or one restored after the visibility timeout) is
+counted, its first delivery included. A run whose process survived (success or an
+ordinary exception) clears its count, so the ledger holds only the unfinished.
+
+``config`` imports no app: the ledger is registered by the app that keeps it
+(``register_delivery_ledger`` in ``AlertsConfig.ready``); without one, nothing is counted.
 
 Every task retries the database errors it can meet mid-write (``DATABASE_ERRORS``: a
 dropped connection, a restart, a serialization failure, a deadlock), with backoff, both
@@ -17,15 +25,13 @@ are closed, so the run that follows opens a fresh one.
 """
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from celery import Task
 from celery.exceptions import Reject
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db import InterfaceError, OperationalError, connections
 
 logger = logging.getLogger("config.tasks")
 
@@ -41,6 +47,32 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
 )
+
+
+class DeliveryLedger(Protocol):
+    """Where redeliveries are counted and poison messages kept (``alerts.deliveries``)."""
+
+    def count(self, *, task_id: str, task: str, arguments: str) -> int:
+        """Count one more delivery of ``task_id`` (its first delivery included: the
+        first call says 2) and return how many there have been."""
+        ...
+
+    def quarantine(self, *, task_id: str, task: str, deliveries: int, limit: int) -> None:
+        """Keep ``task_id`` as quarantined and tell the operators."""
+        ...
+
+    def forget(self, *, task_id: str) -> None:
+        """Its process survived a run: drop the count (never a quarantined one)."""
+        ...
+
+
+_ledger: DeliveryLedger | None = None
+
+
+def register_delivery_ledger(ledger: DeliveryLedger | None) -> None:
+    """Install the ledger redeliveries are counted in (an app's ``ready``)."""
+    global _ledger
+    _ledger = ledger
 
 
 class PipelineTask(Task):
@@ -71,8 +103,11 @@ class PipelineTask(Task):
         return f"{self.request.id}#{self.request.retries or 0}"
 
     def _counted(self) -> bool:
+        """A redelivered message run by a worker: the only kind whose deliveries count."""
         request = self.request
-        return bool(request.id) and not request.is_eager and not request.called_directly
+        if not request.id or request.is_eager or request.called_directly or _ledger is None:
+            return False
+        return bool((request.delivery_info or {}).get("redelivered"))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._counted():
@@ -92,31 +127,16 @@ class PipelineTask(Task):
         return super().__call__(*args, **kwargs)
 
     def _count_delivery(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-        from alerts.models import TaskDelivery
-
-        task_id = self._delivery_key()
-        with transaction.atomic():
-            row, created = TaskDelivery.objects.select_for_update().get_or_create(
-                task_id=task_id,
-                defaults={
-                    "task": self.name,
-                    "arguments": repr({"args": args, "kwargs": kwargs})[:2000],
-                    "deliveries": 1,
-                },
-            )
-            if not created:
-                TaskDelivery.objects.filter(pk=row.pk).update(
-                    deliveries=F("deliveries") + 1, last_at=timezone.now()
-                )
-                row.refresh_from_db(fields=["deliveries"])
-        return row.deliveries
+        assert _ledger is not None
+        return _ledger.count(
+            task_id=self._delivery_key(),
+            task=self.name,
+            arguments=repr({"args": args, "kwargs": kwargs})[:2000],
+        )
 
     def _quarantine(self, deliveries: int, limit: int) -> None:
-        from alerts.models import TaskDelivery
-        from alerts.services import raise_alert
-
+        assert _ledger is not None
         task_id = self._delivery_key()
-        TaskDelivery.objects.filter(task_id=task_id).update(quarantined_at=timezone.now())
         message = (
             f"[QUARANTINE] task {self.name} id={task_id} killed its worker process "
             f"{deliveries - 1} times (limit {limit}); not run again. It is kept in "
@@ -124,25 +144,17 @@ class PipelineTask(Task):
         )
         logger.critical(message)
         try:
-            raise_alert(
-                "task_quarantined",
-                self.name,
-                title=f"Task {self.name} quarantined",
-                message=message,
-                severity="critical",
-            )
+            _ledger.quarantine(task_id=task_id, task=self.name, deliveries=deliveries, limit=limit)
         except Exception:
-            logger.exception("[QUARANTINE] the alert could not be raised")
+            logger.exception("[QUARANTINE] the quarantine could not be recorded")
 
     def after_return(self, status: str, retval: Any, task_id: str, *args: Any, **kw: Any) -> None:
-        # The process survived this run (success, failure or retry): forget the count.
-        if task_id and not self.request.is_eager:
-            from alerts.models import TaskDelivery
-
+        # The process survived this run (success, failure or retry): forget the count,
+        # which only a redelivered message has.
+        if task_id and self._counted():
+            assert _ledger is not None
             try:
-                TaskDelivery.objects.filter(
-                    task_id=self._delivery_key(), quarantined_at__isnull=True
-                ).delete()
+                _ledger.forget(task_id=self._delivery_key())
             except Exception:
                 logger.exception("could not clear the delivery count of %s", task_id)
         super().after_return(status, retval, task_id, *args, **kw)
