@@ -35,6 +35,7 @@ from analytics.selectors import book_quote_currency, guard_effectiveness, verdic
 from markets.timestamps import ms_from_utc
 from shadow.models import ShadowTrade
 from signals.models import Book, PaperTrade, Signal, SignalState
+from work.task_base import WorkTask
 
 logger = logging.getLogger(__name__)
 
@@ -459,7 +460,7 @@ def daily_report_store(*, book: Book, now: datetime | None = None) -> tuple[Repo
         return report, True
 
 
-@shared_task(name="analytics.daily_report")
+@shared_task(name="analytics.daily_report", base=WorkTask)
 def daily_report() -> dict[str, Any]:
     """Store the last day's report of every live book with signals (one per book and UTC
     day; a rerun replaces it). Returns the report ids per book name."""

@@ -12,10 +12,10 @@ the book it ablates), so legs run in parallel, one Celery task each.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 
 from shadow.replay import ReplayResult, replay_run
 from signals.models import Book, BookGuard, BookStrategy
+from work.services import work_request
 
 
 def ablation_guards(*, book: Book) -> list[str]:
@@ -90,15 +90,16 @@ def ablation_start(*, book: Book) -> list[str]:
     from django.db import transaction
     from django.utils import timezone
 
-    from shadow.tasks import ablation_leg
-
     refusal = ablation_refusal(book=book)
     if refusal is not None:
         raise AblationRefusedError(refusal)
     guards = ablation_guards(book=book)
     cache.set(_requested_key(book.pk), timezone.now(), timeout=PENDING_FOR_SECONDS)
-    for guard in guards:
-        transaction.on_commit(partial(ablation_leg.delay, book.pk, guard))
+    # Each leg is recorded in the database with the request, so a leg whose message the
+    # broker loses is sent again by the sweep (work.resend_lost), never silently dropped.
+    with transaction.atomic():
+        for guard in guards:
+            work_request(kind="shadow.ablation_leg", args=[book.pk, guard])
     return guards
 
 

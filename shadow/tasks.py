@@ -15,6 +15,7 @@ from shadow.ablation import ablation_leg_run
 from shadow.live import BookBusyError, book_advance
 from signals.models import Book
 from signals.services import book_live
+from work.task_base import WorkTask
 
 # A book's run reads, computes and writes in well under a minute; the limit stops a
 # run that hangs (a lost database connection) before the next periodic one piles up.
@@ -63,6 +64,7 @@ ABLATION_LEG_TIME_LIMIT = 600
 
 @shared_task(
     name="shadow.ablation_leg",
+    base=WorkTask,
     time_limit=ABLATION_LEG_TIME_LIMIT,
     soft_time_limit=ABLATION_LEG_TIME_LIMIT - 30,
 )

@@ -1,0 +1,110 @@
+"""Fault: Redis emptied with one-off work queued and no worker consuming (issue 13, point 5).
+
+Before: the daily report, the threshold recommendations and the ablation legs queued at
+the time never ran, and nothing said so. Now each is a ``WorkRequest`` row in the
+database; the sweep (``work.resend_lost``) sends again what was not started, and each
+run claims its row, so every piece of work runs exactly once however many of its
+messages arrive.
+"""
+
+import re
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+import redis
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+
+from analytics.models import Report
+from analytics.tests.factories import BookFactory, decided_signal
+from config.celery import app
+from config.tests import test_faults
+from shadow.ablation import ablation_start
+from signals.models import Book
+from work.models import WorkRequest
+from work.services import resend_after, work_resend_lost
+
+pytestmark = [pytest.mark.fault, pytest.mark.django_db(transaction=True)]
+
+processes = test_faults.processes
+
+
+def _queued(client: redis.Redis) -> dict[str, int]:
+    return {queue: client.llen(queue) for queue in ("analytics", "shadow")}
+
+
+def test_redis_emptied_with_each_kind_of_work_queued_every_piece_runs_exactly_once(
+    processes, settings
+):
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.flushdb()
+    # A live book with a signal (the daily report has something to report), and a
+    # replayed history to ablate (two default guards: two legs).
+    live = BookFactory(name="live", kind="live")
+    decided_signal(live, blocked_by=["cooldown"], pnl="-5")
+    test_faults._markets(400)
+    call_command(
+        "replay",
+        *("--exchange", "gen", "--all-symbols", "--timeframe", "1h"),
+        *("--book", "history", "--no-progress"),
+        stdout=StringIO(),
+    )
+    history = Book.objects.get(name="history")
+
+    # Queued while no worker consumes: beat's two daily tasks (published by name, as
+    # beat does) and an ablation asked for from the guard page.
+    app.send_task("analytics.daily_report")
+    app.send_task("analytics.recommend_thresholds")
+    with transaction.atomic():
+        guards = ablation_start(book=history)
+    assert len(guards) == 2
+    assert _queued(client) == {"analytics": 2, "shadow": 2}
+    rows = list(WorkRequest.objects.order_by("id"))
+    assert [row.kind for row in rows] == [
+        "analytics.daily_report",
+        "analytics.recommend_thresholds",
+        "shadow.ablation_leg",
+        "shadow.ablation_leg",
+    ]
+    assert all(row.sends == 1 and row.finished_at is None for row in rows)
+
+    # Redis comes back empty (no persistence, like the production one): every message
+    # is gone.
+    client.flushdb()
+    assert client.dbsize() == 0
+
+    # The sweep, run once the grace has passed, sends every piece again; a second sweep
+    # as well (as if the first re-send only looked lost): two messages of each.
+    later = timezone.now() + resend_after() + timedelta(seconds=1)
+    first = work_resend_lost(now=later)
+    assert sorted(first.resent) == sorted(row.task_id for row in rows)
+    second = work_resend_lost(now=timezone.now() + resend_after() + timedelta(seconds=1))
+    assert sorted(second.resent) == sorted(first.resent)
+    assert _queued(client) == {"analytics": 4, "shadow": 4}
+
+    worker = processes("worker").start()
+    worker.wait_for("ready")
+    test_faults._wait(
+        lambda: (
+            not WorkRequest.objects.filter(finished_at__isnull=True).exists()
+            and sum(_queued(client).values()) == 0
+        ),
+        timeout=180,
+        what="every piece of work and every duplicate message consumed",
+    )
+    worker.wait_for("not run again", count=4, timeout=60)
+    worker.wait_for("succeeded in", count=8, timeout=60)
+
+    for row in WorkRequest.objects.all():
+        assert (row.outcome, row.attempts, row.sends) == ("done", 1, 3), row
+    log = worker.text()
+    assert len(re.findall(r"not run again: already done", log)) == 4
+    assert log.count("[REPORT] book=live ") == 1, "the daily report ran once"
+    assert Report.objects.filter(book=live).count() == 1
+    legs = Book.objects.filter(ablation_of=history)
+    assert sorted(legs.values_list("without_guard", flat=True)) == sorted(guards)
+    assert legs.count() == 2
+    assert len(re.findall(r"Task analytics\.recommend_thresholds\[[^\]]+\] succeeded", log)) == 2
+    assert "raised unexpected" not in log
