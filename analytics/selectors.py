@@ -38,6 +38,7 @@ from analytics.equity import (
     equity_curve,
     equity_curve_arrays,
 )
+from analytics.stuck import overdue
 from markets.admin_format import quote_currency
 from markets.bars import timeframe_delta
 from markets.selectors import candle_arrays, candle_sources
@@ -407,8 +408,6 @@ def stuck_signals(*, book: Book, now: datetime, limit: int = 100) -> list[StuckS
     after its decision, executed 2 candles past its maximum hold. Signals whose timeframe
     cannot be read are never flagged.
     """
-    from analytics.stuck import overdue
-
     rows = (
         overdue(book=book, now=now)
         .order_by("since", "id")
@@ -432,16 +431,9 @@ def pipeline_health(*, book: Book, now: datetime, limit: int = 100) -> PipelineH
     return PipelineHealth(
         book=book,
         state_counts=signal_state_counts(book=book),
-        stuck_count=_stuck(book=book, now=now).count(),
+        stuck_count=overdue(book=book, now=now).count(),
         stuck=stuck_signals(book=book, now=now, limit=limit),
     )
-
-
-def _stuck(*, book: Book, now: datetime) -> QuerySet[Signal]:
-    """Signals of ``book`` past their state's deadline (``analytics.stuck``)."""
-    from analytics.stuck import overdue
-
-    return overdue(book=book, now=now)
 
 
 @dataclass(frozen=True, slots=True)

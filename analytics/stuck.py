@@ -141,3 +141,10 @@ def overdue(*, book: Book, now: datetime) -> "QuerySet[WithAnnotations[Signal, S
         late |= condition & Q(since__lt=now - allowed)
         matched = True
     return signals.filter(late) if matched else signals.none()
+
+
+def live_stuck_count(*, now: datetime) -> dict[str, Any]:
+    """``/healthz``'s check of the live books' stuck signals (registered by the app)."""
+    live = Book.objects.filter(kind=Book.Kind.LIVE)
+    count = sum(overdue(book=book, now=now).count() for book in live)
+    return {"status": "ok" if count == 0 else "stuck", "count": count}

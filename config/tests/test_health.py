@@ -32,9 +32,9 @@ def beat_ran(ago: timedelta) -> PeriodicTask:
     )
 
 
-def test_all_ok_on_the_real_database_and_broker(client):
+def test_all_ok_on_the_real_database_and_broker(signed_in):
     beat_ran(timedelta(seconds=30))
-    response = client.get("/healthz")
+    response = signed_in.get("/healthz")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert "no-cache" in response["Cache-Control"]
@@ -51,23 +51,44 @@ def test_all_ok_on_the_real_database_and_broker(client):
     assert checks["stuck_signals"] == {"status": "ok", "count": 0}
 
 
+@pytest.fixture
+def signed_in(client, django_user_model):
+    """The figures of every check are shown to someone who signed in."""
+    client.force_login(django_user_model.objects.create_user(username="ops", password="x"))
+    return client
+
+
+def test_logged_out_it_says_the_status_alone(client):
+    beat_ran(timedelta(seconds=30))
+    body = client.get("/healthz").json()
+    assert body == {"status": "ok"}
+
+
+def test_an_app_registers_its_own_check(signed_in):
+    from config.health import _CHECKS
+
+    # The analytics app put the stuck-signal check there; config names no app.
+    assert "stuck_signals" in _CHECKS
+    assert _CHECKS["stuck_signals"].__module__ == "analytics.stuck"
+
+
 def test_it_needs_no_login(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert "login" not in response.get("Location", "")
 
 
-def test_beat_that_never_ran_is_unknown_but_not_degraded(client):
-    body = client.get("/healthz").json()
+def test_beat_that_never_ran_is_unknown_but_not_degraded(signed_in):
+    body = signed_in.get("/healthz").json()
     assert body["checks"]["beat"]["status"] == "unknown"
     assert body["status"] == "ok"
 
 
-def test_a_late_beat_is_degraded(client, settings):
+def test_a_late_beat_is_degraded(signed_in, settings):
     settings.HEALTH_BEAT_MAX_AGE_SECONDS = 120
     beat_ran(timedelta(minutes=10))
     beat_ran(timedelta(minutes=5))
-    response = client.get("/healthz")
+    response = signed_in.get("/healthz")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "degraded"
@@ -76,7 +97,7 @@ def test_a_late_beat_is_degraded(client, settings):
     assert body["checks"]["beat"]["max_age_seconds"] == 120
 
 
-def test_stuck_live_signals_are_degraded_replays_are_not(client):
+def test_stuck_live_signals_are_degraded_replays_are_not(signed_in):
     beat_ran(timedelta(seconds=1))
     live = BookFactory(name="live", kind=Book.Kind.LIVE)
     replay = BookFactory(kind=Book.Kind.REPLAY)
@@ -85,14 +106,14 @@ def test_stuck_live_signals_are_degraded_replays_are_not(client):
         SignalFactory(book=live)
         SignalFactory(book=replay)
     SignalFactory(book=live)  # just generated: not late yet
-    body = client.get("/healthz").json()
+    body = signed_in.get("/healthz").json()
     assert body["status"] == "degraded"
     assert body["checks"]["stuck_signals"] == {"status": "stuck", "count": 2}
 
 
-def test_broker_down_is_down_with_503(client, settings):
+def test_broker_down_is_down_with_503(signed_in, settings):
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
-    response = client.get("/healthz")
+    response = signed_in.get("/healthz")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "down"
@@ -101,13 +122,13 @@ def test_broker_down_is_down_with_503(client, settings):
 
 
 @pytest.mark.parametrize("reachable", [True, False])
-def test_the_broker_password_never_appears(client, settings, reachable):
+def test_the_broker_password_never_appears(signed_in, settings, reachable):
     password = "s3cr3t-broker-pa55word"
     real = urlsplit(settings.CELERY_BROKER_URL)
     port = real.port if reachable else closed_port()
     netloc = f"default:{password}@{real.hostname}:{port}"
     settings.CELERY_BROKER_URL = urlunsplit(real._replace(netloc=netloc))
-    response = client.get("/healthz")
+    response = signed_in.get("/healthz")
     text = response.content.decode()
     assert password not in text
     assert "default" not in text
