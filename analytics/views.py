@@ -13,6 +13,7 @@ from django.views.generic import RedirectView
 from analytics.selectors import (
     signal_detail,
 )
+from analytics.signal_chart import signal_chart
 from markets import admin_format
 
 # The guard page's JSON used to live at /guards.json: old links keep their query string.
@@ -81,9 +82,10 @@ def _payload_value(value: Any) -> str:
 
 @login_required
 def signal_page(request: HttpRequest, signal_id: int) -> HttpResponse:
-    """One signal, readable: the strategy version that made it, every guard's verdict
-    with observed value against threshold, its transitions in market and wall-clock
-    time, and its paper and shadow trades."""
+    """One signal, readable: its trade on a price chart (``analytics.signal_chart``), the
+    strategy version that made it, every guard's verdict with observed value against
+    threshold, its transitions in market and wall-clock time, and its paper and shadow
+    trades."""
     detail = signal_detail(signal_id=signal_id)
     if detail is None:
         raise Http404("No such signal.")
@@ -122,5 +124,6 @@ def signal_page(request: HttpRequest, signal_id: int) -> HttpResponse:
             "block_impact": block_impact,
             "transitions": transitions,
             "trades": trades,
+            "chart": signal_chart(detail=detail),
         },
     )

@@ -18,8 +18,8 @@ from signals.models import Book, BookGuard, GuardConfig, GuardDecision, Signal, 
 pytestmark = pytest.mark.django_db
 
 # Session, user, the signal with its book, strategy version and trades, its decisions,
-# its transitions: whatever their number.
-PAGE_QUERIES = 5
+# its transitions, the window of candles its chart shows: whatever their number.
+PAGE_QUERIES = 6
 
 
 def signal_url(signal_id):
@@ -219,3 +219,122 @@ def test_payload_summary_reads_in_one_line():
 
 def test_signal_detail_of_a_missing_signal_is_none():
     assert signal_detail(signal_id=123456) is None
+
+
+def chart_of(client, signal):
+    response = client.get(signal_url(signal.pk))
+    assert response.status_code == 200
+    return response.context["chart"], response.content.decode()
+
+
+def test_the_chart_shows_the_candles_around_a_closed_trade_through_its_exit(trader_client, book):
+    from analytics.signal_chart import CANDLES_AFTER, CANDLES_BEFORE
+    from markets.models import Candle
+
+    closed = book.signals.filter(state=SignalState.CLOSED).select_related("paper_trade").first()
+    paper = closed.paper_trade
+    chart, html = chart_of(trader_client, closed)
+
+    stored = Candle.objects.filter(symbol=closed.symbol, timeframe=closed.timeframe)
+    hour = 3600
+    signal_s = int(closed.candle_time.timestamp())
+    exit_s = int(paper.exit_time.timestamp())
+    times = [row[0] for row in chart["candles"]]
+    assert times[0] == signal_s - CANDLES_BEFORE * hour
+    assert times[-1] == exit_s + CANDLES_AFTER * hour
+    assert times == sorted(times) and len(times) == len(set(times))
+    first = stored.get(open_time=closed.candle_time)
+    assert chart["candles"][CANDLES_BEFORE] == [
+        signal_s,
+        float(first.open),
+        float(first.high),
+        float(first.low),
+        float(first.close),
+    ]
+    assert chart["signal_time"] == signal_s
+    assert chart["lines"] == [
+        {"name": "entry", "price": float(closed.entry_price), "tone": "neutral"},
+        {"name": "stop", "price": float(closed.stop_loss), "tone": "bad"},
+        {"name": "target", "price": float(closed.take_profit), "tone": "good"},
+    ]
+    texts = {marker["text"]: marker for marker in chart["markers"]}
+    assert texts[f"{closed.side} signal"]["time"] == signal_s
+    # Paper and shadow fill alike on an approved signal: one marker names both.
+    entry = texts["paper + shadow entry"]
+    assert entry == {
+        "time": int(paper.entry_time.timestamp()),
+        "position": "atPriceMiddle",
+        "price": float(paper.entry_price),
+        "shape": "circle",
+        "tone": "paper",
+        "text": "paper + shadow entry",
+    }
+    exit_marker = texts[f"paper + shadow exit: {paper.get_exit_reason_display()}"]
+    assert exit_marker["time"] == exit_s
+    assert exit_marker["price"] == float(paper.exit_price)
+    assert exit_marker["tone"] == ("good" if paper.pnl > 0 else "bad")
+    assert [m["time"] for m in chart["markers"]] == sorted(m["time"] for m in chart["markers"])
+    if exit_s > int(paper.entry_time.timestamp()):
+        assert chart["trades"] == [
+            {
+                "name": "paper",
+                "points": [
+                    [int(paper.entry_time.timestamp()), float(paper.entry_price)],
+                    [exit_s, float(paper.exit_price)],
+                ],
+                "tone": "paper",
+            }
+        ]
+    # The data ride in a json_script block; the drawing code is a static file.
+    assert '<script id="signal-chart-data" type="application/json">' in html
+    assert "vendor/lightweight-charts/lightweight-charts.standalone.production.js" in html
+    assert "js/signal-chart.js" in html
+
+
+def test_a_blocked_signal_charts_the_shadow_trade_it_would_have_been(trader_client, blocked):
+    shadow = blocked.shadow_trade
+    chart, html = chart_of(trader_client, blocked)
+
+    texts = [marker["text"] for marker in chart["markers"]]
+    assert f"{blocked.side} blocked by cooldown_after_stop" in texts
+    assert "shadow entry" in texts
+    assert f"shadow exit: {shadow.get_exit_reason_display()}" in texts
+    assert not any("paper" in text for text in texts)
+    assert all(trade["name"] == "shadow" for trade in chart["trades"])
+    # Each guard's verdict at the signal's candle, beside the chart.
+    legend = html.split('class="chart-verdicts"')[1].split("</p>")[0]
+    assert 'verdict-block">block</span> cooldown_after_stop' in legend
+    assert 'verdict-pass">pass</span> max_open_positions' in legend
+    assert "The shadow fills show the trade it would have been." in html
+
+
+def test_the_chart_reads_one_bounded_window_of_candles(blocked, django_assert_num_queries):
+    from analytics.signal_chart import (
+        CANDLES_AFTER,
+        CANDLES_BEFORE,
+        MAX_CANDLES_AFTER_SIGNAL,
+        signal_chart,
+    )
+
+    detail = signal_detail(signal_id=blocked.pk)
+    with django_assert_num_queries(1) as captured:
+        chart = signal_chart(detail=detail)
+
+    assert "open_time >" in captured.captured_queries[0]["sql"]
+    assert "open_time <=" in captured.captured_queries[0]["sql"]
+    assert chart is not None
+    most = CANDLES_BEFORE + 1 + min(blocked.max_hold_candles + 1, MAX_CANDLES_AFTER_SIGNAL)
+    assert len(chart["candles"]) <= most + CANDLES_AFTER
+    # The book holds 400 candles; the chart reads only the signal's neighbourhood.
+    assert len(chart["candles"]) < 400
+
+
+def test_a_signal_without_stored_candles_says_so_instead_of_a_chart(trader_client):
+    signal = SignalFactory(state=SignalState.BLOCKED)
+
+    chart, html = chart_of(trader_client, signal)
+
+    assert chart is None
+    assert "so no chart" in html
+    assert "signal-chart-data" not in html
+    assert "lightweight-charts" not in html
