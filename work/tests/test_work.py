@@ -177,3 +177,21 @@ def test_finished_work_is_forgotten_after_the_keep_days(settings):
     kept = _requested(finished_at=timezone.now(), outcome="done")
     assert work_resend_lost().pruned == 1
     assert list(WorkRequest.objects.all()) == [kept]
+
+
+def test_the_sweep_task_alerts_on_work_resent_and_given_up(broker):
+    from alerts.models import Alert
+    from work.tasks import resend_lost
+
+    long_ago = timezone.now() - timedelta(days=1)
+    lost = [_requested(sent_at=long_ago, sends=1) for _ in range(2)]
+    hopeless = _requested("shadow.ablation_leg", args=[1, "cooldown"], sent_at=long_ago, sends=5)
+    result = resend_lost.apply().get()
+    assert sorted(result["resent"]) == sorted(row.task_id for row in lost)
+    assert result["given_up"] == [hopeless.task_id]
+    resent = Alert.objects.get(kind="work_resent")
+    assert resent.key == "analytics.daily_report" and resent.severity == "warning"
+    assert all(row.task_id in resent.message for row in lost)
+    given_up = Alert.objects.get(kind="work_given_up")
+    assert given_up.key == hopeless.task_id and given_up.severity == "critical"
+    assert sorted(broker("analytics")) == sorted(row.task_id for row in lost)
