@@ -171,10 +171,15 @@ def orders_settle(*, gateway: OrderGateway, now: datetime) -> ExecutionReport:
             elif order_submit(order=order, gateway=gateway):
                 report.sent.append(cid)
             continue
+        if order.status != ExchangeOrder.Status.OPEN and order.visible_by is None:
+            # No window on record (a row written by hand): no lookup can prove it absent
+            # before one has passed from now.
+            _write(order, visible_by=_window_from_now(gateway))
+            report.waiting.append(cid)
+            continue
         asked_at = _database_now(order)
-        if order.status == ExchangeOrder.Status.SENDING and (
-            order.visible_by is None or order.visible_by > asked_at
-        ):
+        not_listed_yet = order.visible_by is not None and order.visible_by > asked_at
+        if order.status == ExchangeOrder.Status.SENDING and not_listed_yet:
             report.waiting.append(cid)  # another pass is sending it now
             continue
         try:
@@ -188,7 +193,7 @@ def orders_settle(*, gateway: OrderGateway, now: datetime) -> ExecutionReport:
             report.found.append(cid)
         elif order.status == ExchangeOrder.Status.OPEN:
             continue  # listed as open before: a lag of the exchange's lists, look again
-        elif order.visible_by is not None and order.visible_by > asked_at:
+        elif not_listed_yet:
             report.waiting.append(cid)  # not listed yet proves nothing
         elif too_old:
             _write(order, status=ExchangeOrder.Status.REJECTED, reason=_TOO_LATE, asked=asked_at)
@@ -234,20 +239,27 @@ def _claim(
         if proven_absent_at is None:
             return False
         claimable = claimable.filter(visible_by__lte=proven_absent_at)
-    window = timedelta(
-        seconds=SEND_START_SECONDS + gateway.send_timeout_seconds + gateway.visibility_seconds
-    )
     won = claimable.update(
         status=ExchangeOrder.Status.SENDING,
         sends=F("sends") + 1,
         claimed_at=Now(),
-        visible_by=ExpressionWrapper(Now() + window, output_field=DateTimeField()),
+        visible_by=_window_from_now(gateway),
         updated_at=Now(),
     )
     if won != 1:
         return False
     order.refresh_from_db(fields=["status", "sends", "claimed_at", "visible_by", "updated_at"])
     return True
+
+
+def _window_from_now(gateway: OrderGateway) -> ExpressionWrapper:
+    """When a send starting now is listed by the exchange if it took it: the start's
+    grace, the client's timeout and the exchange's visibility delay from now (database
+    clock)."""
+    window = timedelta(
+        seconds=SEND_START_SECONDS + gateway.send_timeout_seconds + gateway.visibility_seconds
+    )
+    return ExpressionWrapper(Now() + window, output_field=DateTimeField())
 
 
 def _database_now(order: ExchangeOrder) -> datetime:

@@ -290,6 +290,23 @@ def test_an_unknown_order_proven_absent_but_too_old_is_rejected_not_sent(live_bo
     assert creates(adapter) == []
 
 
+def test_an_unknown_order_with_no_window_on_record_gets_one_and_waits(live_book, settings):
+    settings.ORDER_VISIBILITY_SECONDS = {"binance": 5.0}
+    book, now = live_book
+    order = _sent_once_unknown(book, visible_by=None)
+    orders_gateway, adapter = gateway(Binance())
+    before = timezone.now()
+
+    report = orders_settle(gateway=orders_gateway, now=now)
+
+    order.refresh_from_db()
+    assert report.waiting == [order.client_order_id]
+    assert order.status == "unknown" and order.visible_by is not None
+    # start 0.5 s + the client's 10 s timeout + the exchange's 5 s
+    assert order.visible_by >= before + timedelta(seconds=15.5)
+    assert adapter.requests == []
+
+
 def test_an_order_another_pass_is_sending_is_left_alone(live_book):
     book, now = live_book
     order = _sent_once_unknown(
