@@ -124,3 +124,72 @@ def wait_for():
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
     return wait
+
+
+# --- docs/reliability.md from the suite's own results --------------------------------
+# A fault test carries ``@pytest.mark.reliability(fault=..., expected=...)`` and records
+# what it observed through the ``reliability`` fixture; each run writes the records to
+# var/reliability-results.json, and ``bin/reliability-doc`` turns them into the table
+# at the top of docs/reliability.md.
+
+RELIABILITY_RESULTS = Path(__file__).resolve().parent / "var" / "reliability-results.json"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "reliability(fault, expected): a fault listed in docs/reliability.md; the test "
+        "records what it observed with the `reliability` fixture",
+    )
+
+
+class ReliabilityRecord:
+    """What one fault test saw: ``observed(text, lost=..., duplicated=...)``."""
+
+    def __init__(self, fields: dict):
+        self.fields = fields
+
+    def observed(self, text: str, *, lost: int, duplicated: int, trials: int = 1) -> None:
+        self.fields.update(observed=text, lost=lost, duplicated=duplicated, trials=trials)
+
+
+@pytest.fixture
+def reliability(request):
+    marker = request.node.get_closest_marker("reliability")
+    if marker is None:
+        raise pytest.UsageError("the reliability fixture needs @pytest.mark.reliability")
+    fields = {
+        "fault": marker.kwargs["fault"],
+        "expected": marker.kwargs["expected"],
+        "test": request.node.nodeid,
+    }
+    request.node.user_properties.append(("reliability", fields))
+    return ReliabilityRecord(fields)
+
+
+_reliability_results: list[dict] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call":
+        return
+    for key, fields in report.user_properties:
+        if key == "reliability":
+            _reliability_results.append(
+                {**fields, "outcome": report.outcome, "seconds": round(report.duration, 1)}
+            )
+
+
+def pytest_sessionfinish(session):
+    if not _reliability_results:
+        return
+    import json
+
+    known = {}
+    if RELIABILITY_RESULTS.exists():
+        known = {row["test"]: row for row in json.loads(RELIABILITY_RESULTS.read_text())}
+    known.update({row["test"]: row for row in _reliability_results})
+    RELIABILITY_RESULTS.parent.mkdir(exist_ok=True)
+    RELIABILITY_RESULTS.write_text(
+        json.dumps(sorted(known.values(), key=lambda r: r["test"]), indent=1)
+    )

@@ -224,7 +224,14 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(processes, clean_b
     assert "raised unexpected" not in restarted.text()
 
 
-def test_a_poison_task_is_quarantined_and_the_worker_goes_on(processes, clean_broker, settings):
+@pytest.mark.reliability(
+    fault="a task that kills its worker process at every delivery (poison message)",
+    expected="run at most TASK_MAX_DELIVERIES times, then quarantined with an alert; "
+    "the worker goes on",
+)
+def test_a_poison_task_is_quarantined_and_the_worker_goes_on(
+    processes, clean_broker, settings, reliability
+):
     from alerts.models import Alert, TaskDelivery
 
     worker = processes("worker", pool="prefork").start()
@@ -245,6 +252,11 @@ def test_a_poison_task_is_quarantined_and_the_worker_goes_on(processes, clean_br
     _send("config.noop", settings.CELERY_BROKER_URL)
     worker.wait_for("Task config.noop[", timeout=30)
     worker.wait_for("succeeded in", timeout=30)
+    reliability.observed(
+        f"quarantined after {row.deliveries - 1} deliveries, one alert; the next task ran",
+        lost=0,
+        duplicated=0,
+    )
 
 
 @pytest.fixture
