@@ -1,5 +1,6 @@
 """The guard page's "Ablate this book" button: what ``manage.py ablate --book NAME`` does,
-started from the page (one Celery task per guard, in parallel), for staff only."""
+started from the page (one Celery task per guard, in parallel), for those who hold
+``analytics.roles.START_ABLATION``."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from analytics.roles import START_ABLATION
 from shadow.ablation import AblationRefusedError, ablation_start
 from signals.models import Book
 
@@ -17,8 +19,8 @@ from signals.models import Book
 def start_ablation(request: HttpRequest) -> HttpResponse:
     """Start one ablation leg per guard of the posted book, then go back to its guard page
     with a message saying what was started (or why nothing was)."""
-    if not request.user.is_staff:
-        raise PermissionDenied("Only staff can start an ablation.")
+    if not request.user.has_perm(START_ABLATION):
+        raise PermissionDenied("Starting an ablation needs the start_ablation permission.")
     raw = request.POST.get("book", "")
     if not (raw.isascii() and raw.isdigit()):
         raise Http404("No such book.")

@@ -1,10 +1,11 @@
 """The two views every page has: HTML behind the login, and its JSON twin under the
 versioned read-only API (``/api/v1/<page>/``).
 
+Both need the ``analytics.roles.READ_PAGES`` permission (the trader role holds it).
 The twin answers every error as JSON with a proper status: 401 for an anonymous client
-(no redirect to a login page), 404 for an unknown page or book, 400 for a filter it
-cannot read, 405 for anything but GET and HEAD, and 500 (logged with its traceback) for
-a fault of ours, still as JSON.
+(no redirect to a login page), 403 for a user without that permission, 404 for an
+unknown page or book, 400 for a filter it cannot read, 405 for anything but GET and
+HEAD, and 500 (logged with its traceback) for a fault of ours, still as JSON.
 """
 
 import hashlib
@@ -12,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -31,6 +32,7 @@ from analytics.filters import (
 )
 from analytics.numbers import json_clean
 from analytics.pages import PAGES, Page, load_pages, nav_pages
+from analytics.roles import READ_PAGES
 
 API_VERSION = 1
 logger = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ def _page(name: str) -> Page:
 
 
 @login_required
+@permission_required(READ_PAGES, raise_exception=True)
 @require_safe
 def html(request: HttpRequest, name: str) -> HttpResponse:
     from analytics.selectors import books
@@ -146,6 +149,15 @@ def _json_error(status: int, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
 
 
+def _refused(request: HttpRequest) -> JsonResponse | None:
+    """401 for an anonymous client, 403 for a user who may not read the pages, else None."""
+    if not request.user.is_authenticated:
+        return _json_error(401, "authentication required: log in first")
+    if not request.user.has_perm(READ_PAGES):
+        return _json_error(403, f"permission required: {READ_PAGES} (the trader role)")
+    return None
+
+
 def api(request: HttpRequest, name: str) -> JsonResponse:
     """The JSON twin of page ``name``."""
     try:
@@ -157,8 +169,9 @@ def api(request: HttpRequest, name: str) -> JsonResponse:
 
 
 def _api(request: HttpRequest, name: str) -> JsonResponse:
-    if not request.user.is_authenticated:
-        return _json_error(401, "authentication required: log in first")
+    refused = _refused(request)
+    if refused is not None:
+        return refused
     if request.method not in ("GET", "HEAD"):
         return _json_error(405, "read-only API: use GET")
     load_pages()
@@ -176,8 +189,9 @@ def _api(request: HttpRequest, name: str) -> JsonResponse:
 
 def api_index(request: HttpRequest) -> JsonResponse:
     """What the API offers: one URL per page, and the filters they take."""
-    if not request.user.is_authenticated:
-        return _json_error(401, "authentication required: log in first")
+    refused = _refused(request)
+    if refused is not None:
+        return refused
     if request.method not in ("GET", "HEAD"):
         return _json_error(405, "read-only API: use GET")
     return JsonResponse(
@@ -192,8 +206,9 @@ def api_index(request: HttpRequest) -> JsonResponse:
 
 
 def api_not_found(request: HttpRequest, rest: str) -> JsonResponse:
-    if not request.user.is_authenticated:
-        return _json_error(401, "authentication required: log in first")
+    refused = _refused(request)
+    if refused is not None:
+        return refused
     return _json_error(404, f"no API endpoint {request.path!r}")
 
 

@@ -1,4 +1,5 @@
-"""Applying a threshold recommendation from the learning page (POST, staff only)."""
+"""Applying a threshold recommendation from the learning page (POST, for those who hold
+``analytics.roles.APPLY_RECOMMENDATION``)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from analytics.learning import RecommendationError, recommendation_apply
 from analytics.models import ThresholdRecommendation
+from analytics.roles import APPLY_RECOMMENDATION
 
 
 @login_required
@@ -17,10 +19,10 @@ from analytics.models import ThresholdRecommendation
 def apply_recommendation(request: HttpRequest, pk: int) -> HttpResponse:
     """Save recommendation ``pk``'s threshold as a new version of its guard configuration
     (the user is recorded in its history), then go back to the learning page of its book.
-    Staff who may change guard configurations only; anyone else gets 403."""
+    Those who may change guard configurations only; anyone else gets 403."""
     user = request.user
-    if not (user.is_staff and user.has_perm("signals.change_guardconfig")):
-        raise PermissionDenied("Only staff who may change guard configurations can apply.")
+    if not user.has_perm(APPLY_RECOMMENDATION):
+        raise PermissionDenied("Only those who may change guard configurations can apply.")
     rec = get_object_or_404(ThresholdRecommendation.objects.select_related("guard_config"), pk=pk)
     back = f"{reverse('analytics:learning')}?book={rec.book_id}"
     try:

@@ -38,6 +38,8 @@ class RecoveryRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # analytics.roles.START_RECOVERY: the health page's "Run recovery now".
+        permissions = [("start_recovery", "Can start a stuck-signal recovery from the pages")]
 
     def __str__(self) -> str:
         return f"recovery {self.created_at:%Y-%m-%d %H:%M} ({self.stuck_found} stuck)"

@@ -1,4 +1,5 @@
-"""The "Run recovery now" button of the Pipeline health page (staff only, POST)."""
+"""The "Run recovery now" button of the Pipeline health page (POST, for those who hold
+``analytics.roles.START_RECOVERY``)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,14 +9,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from analytics.recovery import recover
+from analytics.roles import START_RECOVERY
 
 
 @login_required
 @require_POST
 def run_recovery(request: HttpRequest) -> HttpResponse:
     """Run the stuck-signal recovery now, as this user, and go back to the page."""
-    if not request.user.is_staff:
-        raise PermissionDenied("Only staff can run the recovery.")
+    if not request.user.has_perm(START_RECOVERY):
+        raise PermissionDenied("Running the recovery needs the start_recovery permission.")
     run = recover(actor=request.user.get_username())
     assert run is not None  # a person's run is always recorded
     if run.stuck_found:

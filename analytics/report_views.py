@@ -1,14 +1,16 @@
-"""Downloads of stored reports: ``reports/<id>.<html|json|csv>``, as attachments."""
+"""Downloads of stored reports: ``reports/<id>.<html|json|csv>``, as attachments, for
+those who hold ``analytics.roles.READ_REPORTS`` (the trader role does)."""
 
 import json
 
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.text import slugify
 from django.views.decorators.http import require_safe
 
 from analytics.models import Report
 from analytics.reports import CONTENT_TYPES
+from analytics.roles import READ_REPORTS
 
 
 def report_filename(report: Report, fmt: str) -> str:
@@ -18,6 +20,7 @@ def report_filename(report: Report, fmt: str) -> str:
 
 
 @login_required
+@permission_required(READ_REPORTS, raise_exception=True)
 @require_safe
 def report_download(request: HttpRequest, report_id: int, fmt: str) -> HttpResponse:
     """The stored report ``report_id`` as a file in ``fmt``; 404 for an unknown report or

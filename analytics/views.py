@@ -5,11 +5,12 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.generic import RedirectView
 
+from analytics.roles import READ_PAGES
 from analytics.selectors import (
     signal_detail,
 )
@@ -81,6 +82,7 @@ def _payload_value(value: Any) -> str:
 
 
 @login_required
+@permission_required(READ_PAGES, raise_exception=True)
 def signal_page(request: HttpRequest, signal_id: int) -> HttpResponse:
     """One signal, readable: its trade on a price chart (``analytics.signal_chart``), the
     strategy version that made it, every guard's verdict with observed value against

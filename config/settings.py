@@ -177,8 +177,10 @@ CONTENT_SECURITY_POLICY = (
     "base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
 )
 
-LOGIN_URL = "admin:login"
+# The trader's view's own login page (config/urls.py); the admin keeps its own.
+LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Production hardening (active whenever DEBUG is off) ---------------------------
 if not DEBUG:

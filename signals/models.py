@@ -59,6 +59,8 @@ class Book(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # analytics.roles.START_ABLATION: the guard page's "Ablate this book".
+        permissions = [("start_ablation", "Can start an ablation of a book from the pages")]
 
     def __str__(self) -> str:
         return self.name

@@ -1,11 +1,18 @@
-"""Personas for the page tests: an anonymous visitor and a logged-in trader."""
+"""Personas for the page tests: an anonymous visitor and a logged-in trader (the
+read-only role of ``analytics.roles``)."""
 
 import pytest
 
 
 @pytest.fixture
 def trader(django_user_model):
-    return django_user_model.objects.create_user(username="trader", password="not-used")
+    """A non-staff account with the read-only trader role. (It used to be a bare account:
+    reading the pages now takes the role's permissions, which a bare account lacks.)"""
+    from analytics.roles import trader_add
+
+    user = django_user_model.objects.create_user(username="trader", password="not-used")
+    trader_add(user=user)
+    return user
 
 
 @pytest.fixture

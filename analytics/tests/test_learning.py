@@ -443,7 +443,7 @@ def test_a_recommendation_for_a_changed_configuration_is_refused(
     assert ThresholdRecommendation.objects.get().status == "open"
 
 
-def test_only_those_who_may_change_guard_configurations_may_apply(steady_book, configs, client, trader_client):
+def test_only_holders_of_change_guardconfig_may_apply(steady_book, configs, client, trader_client):
     thresholds_recommend(book=steady_book)
     rec = ThresholdRecommendation.objects.get()
     url = reverse("analytics:apply-recommendation", args=[rec.pk])

@@ -151,7 +151,8 @@ def test_the_page_issues_a_fixed_number_of_queries(
     grow(book, 30)
     with django_assert_num_queries(len(small)):
         assert trader_client.get(URL, {"book": book.pk}).status_code == 200
-    assert len(small) <= 20
+    # 20, and 2 for the reader's permissions (the user's own and their groups').
+    assert len(small) <= 22
 
 
 def test_a_book_without_decisions_says_so(trader_client):

@@ -126,9 +126,10 @@ def test_the_chart_has_a_bar_per_day_and_the_running_total(trader_client, replay
 def test_the_page_issues_a_fixed_number_of_queries(
     trader_client, replayed_book, django_assert_max_num_queries
 ):
-    # Session, user, book lookup and clock, book metadata, then four queries of the page.
+    # Session, user, the user's and their groups' permissions, book lookup and clock, book
+    # metadata, then four queries of the page.
     url = reverse("analytics:opportunity")
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(16):
         assert trader_client.get(url, {"book": replayed_book.pk}).status_code == 200
 
 

@@ -136,10 +136,10 @@ def test_the_home_page_is_the_summary(trader_client, replayed_book):
     assert "<h1>Summary</h1>" in response.content.decode()
 
 
-def test_anonymous_visitor_is_sent_to_the_admin_login(client):
+def test_anonymous_visitor_is_sent_to_the_login(client):
     response = client.get(URL)
     assert response.status_code == 302
-    assert response.url == f"{reverse('admin:login')}?next={URL}"
+    assert response.url == f"{reverse('login')}?next={URL}"
 
 
 def test_every_period_equals_the_plain_reference_and_the_page_shows_the_twin(

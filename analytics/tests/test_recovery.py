@@ -14,7 +14,9 @@ from django.utils import timezone
 
 from analytics.models import RecoveryRun
 from analytics.recovery import recover, recover_stuck_signals
+from analytics.roles import START_RECOVERY
 from analytics.tests.factories import BookFactory, SignalFactory
+from analytics.tests.personas import person
 from signals.models import Book, Signal, SignalState
 
 pytestmark = pytest.mark.django_db
@@ -131,16 +133,18 @@ def test_a_broker_that_is_down_is_recorded_not_raised(books, settings, monkeypat
     assert "topsecret" not in run.detail
 
 
-def test_the_button_runs_recovery_for_staff_only(books, broker, django_user_model):
+def test_the_button_runs_recovery_for_holders_of_the_permission_only(books, broker):
     anonymous = Client()
-    assert anonymous.post(RECOVER)["Location"].startswith("/admin/login/")
+    assert anonymous.post(RECOVER)["Location"].startswith("/login/?next=")
 
-    trader = django_user_model.objects.create_user("trader", password="x")
+    trader = person("trader", trader=True)
     client = Client(enforce_csrf_checks=True)
     client.force_login(trader)
     assert client.post(RECOVER).status_code == 403  # no CSRF token
 
-    staff = django_user_model.objects.create_user("ops", password="x", is_staff=True)
+    # Staff status alone no longer runs it (the permission does): the same account with
+    # the trader role and start_recovery.
+    staff = person("ops", staff=True, trader=True, perms=(START_RECOVERY,))
     client.force_login(staff)
     page = client.get(reverse("analytics:health"), {"book": books["live"].pk})
     html = page.content.decode()
@@ -161,7 +165,7 @@ def test_the_button_runs_recovery_for_staff_only(books, broker, django_user_mode
     assert "book live: 3 stuck" in html  # the run is listed on the page
     assert len(queued(broker)) == 2
 
-    # A trader who is not staff may look but not press.
+    # A trader may look but not press.
     client.force_login(trader)
     page = client.get(reverse("analytics:health"), {"book": books["live"].pk})
     assert "Run recovery now" not in page.content.decode()

@@ -17,9 +17,10 @@ from signals.models import Book, BookGuard, GuardConfig, GuardDecision, Signal, 
 
 pytestmark = pytest.mark.django_db
 
-# Session, user, the signal with its book, strategy version and trades, its decisions,
-# its transitions, the window of candles its chart shows: whatever their number.
-PAGE_QUERIES = 6
+# Session, user, the user's and their groups' permissions, the signal with its book,
+# strategy version and trades, its decisions, its transitions, the window of candles its
+# chart shows: whatever their number.
+PAGE_QUERIES = 8
 
 
 def signal_url(signal_id):
@@ -45,11 +46,11 @@ def blocked(book):
     return book.signals.filter(state=SignalState.BLOCKED).first()
 
 
-def test_anonymous_visitor_is_sent_to_the_admin_login(client, blocked):
+def test_anonymous_visitor_is_sent_to_the_login(client, blocked):
     response = client.get(signal_url(blocked.pk))
 
     assert response.status_code == 302
-    assert response.url.startswith(reverse("admin:login"))
+    assert response.url.startswith(f"{reverse('login')}?next=")
 
 
 def test_it_shows_every_guard_verdict_with_units_and_versions(trader_client, blocked):
