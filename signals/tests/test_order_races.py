@@ -99,7 +99,7 @@ class Racers:
         *,
         book_id: int,
         url: str,
-        timeout_ms: int = 2_000,
+        timeout_ms: int = 5_000,
         settle_seconds: float = 0.0,
         overrides: dict[str, Any] | None = None,
     ) -> list[tuple[str, Any]]:
@@ -242,7 +242,7 @@ def test_settle_and_execute_passes_meeting_orders_a_dead_worker_left_send_each_o
 
 # Client timeout, the exchange's real lag, what the setting allows for it.
 TIMEOUT_MS = 200
-VISIBILITY_SETTING = {"ORDER_VISIBILITY_SECONDS": {"kraken": 0.8}}
+VISIBILITY_SETTING = {"ORDER_VISIBILITY_SECONDS": {"kraken": 1.5}}
 
 
 def _slow_trial(
@@ -252,7 +252,7 @@ def _slow_trial(
     rng: random.Random,
     *,
     settle_seconds: float = 0.1,
-    settle_within: float = 2.5,
+    settle_within: float = 3.0,
     overrides: dict[str, Any] = VISIBILITY_SETTING,
 ) -> None:
     """An execute pass, two settle passes at random moments over the windows, then a last
@@ -275,8 +275,8 @@ def _slow_trial(
 
 def test_a_send_that_timed_out_is_not_sent_again_before_the_exchange_lists_it(book, desk, racers):
     """The desk takes each order but answers after the client gave up, and lists it only
-    0.1 to 0.6 s later (the setting allows 0.8 s). Nothing is sent a second time, and
-    every order ends up recorded as filled."""
+    0.1 to 0.6 s later (the setting allows 1.5 s: a margin for a loaded machine). Nothing
+    is sent a second time, and every order ends up recorded as filled."""
     rng = random.Random(SEED + 2)
     trials, duplicated = 6, []
     for trial in range(trials):
