@@ -209,3 +209,43 @@ def economics_lines(economics: Mapping[str, Any]) -> list[str]:
             + f" ({terms['how']})"
         )
     return lines
+
+
+class UnsizableSignalError(ValueError):
+    """The book's economics cannot size this signal (the message says why)."""
+
+
+def signal_notional(*, economics: Mapping[str, Any], signal: Any) -> Decimal:
+    """The quote notional ``signal`` fixed on its candle's close under the book's frozen
+    ``economics``: what the engine sized its paper trade by (``engine.QuoteSizing``),
+    so a live order buys what the paper trade bought. Raises ``UnsizableSignalError``."""
+    market = Market(signal.exchange, signal.symbol, signal.timeframe)
+    quote = quote_of(signal.symbol)
+    terms = economics.get("quotes", {}).get(quote)
+    if terms is None:
+        # A quote the book never settled: the costs' fixed notional, as the engine does.
+        return Decimal(economics["notional"])
+    entry = Decimal(signal.entry_price)
+    if economics.get("sizing") == "risk":
+        risk = abs(entry - Decimal(signal.stop_loss))
+        if risk == 0:
+            raise UnsizableSignalError("risk sizing needs a stop away from the entry")
+        return Decimal(economics["risk_fraction"]) * Decimal(terms["balance"]) * entry / risk
+    notional = Decimal(terms["notional"])
+    if not terms.get("convert"):
+        return notional
+    conversion = Market.from_key(terms["convert"])
+    closed_by = signal.candle_time + timedelta(milliseconds=market.step_ms)
+    step = timedelta(milliseconds=conversion.step_ms)
+    rate = (
+        _stored(conversion)
+        .filter(open_time__lte=closed_by - step)
+        .order_by("-open_time")
+        .values_list("close", flat=True)
+        .first()
+    )
+    if rate is None:
+        raise UnsizableSignalError(
+            f"no {conversion.key} candle closed by the signal's close to size it"
+        )
+    return notional * Decimal(rate) if terms.get("invert") else notional / Decimal(rate)

@@ -36,6 +36,7 @@ from markets.errors import (
     OrderStateUnknownError,
 )
 from markets.orders import OrderGateway, OrderRequest, OrderResult, client_order_id_for
+from signals.economics import UnsizableSignalError, economics_seed, signal_notional
 from signals.models import Book, ExchangeOrder, PaperTrade, Signal, SignalState
 
 logger = logging.getLogger("signals")
@@ -96,10 +97,15 @@ def orders_record_due(*, book: Book, exchange: str, now: datetime) -> list[Excha
         .exclude(signal__orders__purpose=ExchangeOrder.Purpose.EXIT)
         .select_related("signal")
     )
-    due = [
-        _order(book, signal, ExchangeOrder.Purpose.ENTRY, _entry_amount(signal))
-        for signal in entries
-    ]
+    due = []
+    for signal in entries:
+        try:
+            amount = _entry_amount(book, signal)
+        except UnsizableSignalError as exc:
+            # Recorded nowhere: nothing is sent for it, and it is said why.
+            logger.error("[LIVE] %s: signal %s not sized: %s", book.name, signal.pk, exc)
+            continue
+        due.append(_order(book, signal, ExchangeOrder.Purpose.ENTRY, amount))
     due += [
         _order(book, entry.signal, ExchangeOrder.Purpose.EXIT, entry.filled or Decimal(0))
         for entry in exits
@@ -287,9 +293,11 @@ def _order(book: Book, signal: Signal, purpose: str, amount: Decimal) -> Exchang
     )
 
 
-def _entry_amount(signal: Signal) -> Decimal:
-    """The base amount worth the configured notional at the signal's reference price."""
-    return (settings.FILL_NOTIONAL / signal.entry_price).quantize(_AMOUNT_PLACES)
+def _entry_amount(book: Book, signal: Signal) -> Decimal:
+    """The base amount worth the notional the book's frozen economics give the signal
+    (what its paper trade was sized by) at the signal's reference price."""
+    notional = signal_notional(economics=book.economics or economics_seed(), signal=signal)
+    return (notional / signal.entry_price).quantize(_AMOUNT_PLACES)
 
 
 def _paper_closed(signal: Signal) -> bool:
