@@ -31,7 +31,7 @@ from analytics.filters import (
     parse_filters,
 )
 from analytics.numbers import json_clean
-from analytics.pages import PAGES, Page, load_pages, nav_pages
+from analytics.pages import PAGES, Page, all_pages, load_pages, nav_pages
 from analytics.roles import READ_PAGES
 
 API_VERSION = 1
@@ -198,7 +198,7 @@ def api_index(request: HttpRequest) -> JsonResponse:
         {
             "api_version": API_VERSION,
             "pages": {
-                page.name: reverse("analytics:api-page", args=[page.name]) for page in nav_pages()
+                page.name: reverse("analytics:api-page", args=[page.name]) for page in all_pages()
             },
             "filters": list(NAMES),
         }

@@ -8,7 +8,7 @@ from analytics import (
     report_views,
     views,
 )
-from analytics.pages import nav_pages
+from analytics.pages import all_pages
 
 app_name = "analytics"
 urlpatterns = [
@@ -27,5 +27,5 @@ urlpatterns = [
     re_path(r"^api/(?P<rest>.*)$", api.api_not_found, name="api-not-found"),
 ]
 urlpatterns += [
-    path(page.path, api.html, {"name": page.name}, name=page.name) for page in nav_pages()
+    path(page.path, api.html, {"name": page.name}, name=page.name) for page in all_pages()
 ]

@@ -41,13 +41,19 @@ def register(page: Page) -> Page:
 
 
 def nav_pages() -> list[Page]:
+    return [page for page in all_pages() if page.nav]
+
+
+def all_pages() -> list[Page]:
+    """Every page, those of the top bar and the others (reached by links), in order."""
     load_pages()
-    return sorted((page for page in PAGES.values() if page.nav), key=lambda page: page.order)
+    return sorted(PAGES.values(), key=lambda page: page.order)
 
 
 def load_pages() -> dict[str, Page]:
     """Import every page module (each registers itself) and return the registry."""
     from analytics.pages import (  # noqa: F401
+        blocked,
         fidelity,
         guards,
         health,

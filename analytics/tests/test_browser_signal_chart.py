@@ -90,6 +90,30 @@ def test_a_blocked_signal_shows_its_shadow_trade_and_every_verdict(replayed_book
     assert box_png.stat().st_size > 10_000
 
 
+def test_a_guards_blocks_open_on_their_charts_from_the_guard_page(
+    replayed_book, browser_session
+):
+    page = browser_session.open(f"/guards/?book={replayed_book.pk}")
+    link = page.locator('table.guards-table a[href^="/blocked/"]').first
+    count = int(link.inner_text())
+    link.click()
+    page.wait_for_url("**/blocked/**")
+    assert page.locator("#blocked-count").inner_text() == str(count)
+    rows = page.locator("table.blocked-signals tbody a[href^='/signals/']")
+    assert rows.count() == count
+    assert not browser_session.console_errors, browser_session.console_errors
+    browser_session.check_layout("blocked")
+    # On a phone the table keeps the signal and what its shadow trade made in view.
+    page.set_viewport_size({"width": 390, "height": 844})
+    table = page.locator("table.blocked-signals")
+    assert table.evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    rows.first.click()
+    page.wait_for_url("**/signals/*/")
+    page.locator("#signal-chart[data-drawn=true]").wait_for(timeout=10_000)
+    assert not browser_session.console_errors, browser_session.console_errors
+
+
 def test_the_readme_screenshot_is_small():
     from pathlib import Path
 

@@ -1,0 +1,109 @@
+"""Blocked signals: the signals of a book one guard blocked (``?guard=<name>``; every
+blocked signal without it), newest first, each linked to its signal page and its chart,
+with what its shadow trade made. Reached from the guard page's "Blocked" counts; not in
+the top bar."""
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.db.models import Prefetch, QuerySet
+from django.urls import reverse
+
+from analytics.filters import Filters
+from analytics.numbers import cents
+from analytics.pages import Page, register
+from analytics.selectors import quote_currency
+from analytics.trades import EXIT_REASON_WORDS, STATUS_WORDS
+from signals.models import GuardDecision, Signal, SignalState
+
+PAGE_SIZE = 50
+
+
+def blocked_signals(filters: Filters, guard: str) -> QuerySet[Signal]:
+    """The book's blocked signals (by ``guard`` when given) whose candle is in the
+    filters' window, as the guard page counts them: by candle time, strategy and symbol
+    (and side)."""
+    signals = Signal.objects.filter(book=filters.book, state=SignalState.BLOCKED)
+    if guard:
+        signals = signals.filter(
+            decisions__guard=guard, decisions__verdict=GuardDecision.Verdict.BLOCK
+        )
+    if filters.since is not None:
+        signals = signals.filter(candle_time__gte=filters.since)
+    if filters.until is not None:
+        signals = signals.filter(candle_time__lt=filters.until)
+    if filters.strategy:
+        signals = signals.filter(book_strategy__name=filters.strategy)
+    if filters.symbol:
+        signals = signals.filter(symbol=filters.symbol)
+    if filters.side:
+        signals = signals.filter(side=filters.side)
+    return signals
+
+
+def build(filters: Filters) -> dict[str, Any]:
+    """The count (one query) and one page of rows (two queries: the signals with their
+    shadow trades, and the guards that blocked them)."""
+    guard = filters.raw.get("guard", "")
+    signals = blocked_signals(filters, guard)
+    count = signals.count()
+    last = max(1, -(-count // PAGE_SIZE))
+    number = filters.page
+    start = (number - 1) * PAGE_SIZE
+    blockers = GuardDecision.objects.filter(verdict=GuardDecision.Verdict.BLOCK).order_by("guard")
+    rows = (
+        signals.select_related("shadow_trade")
+        .prefetch_related(Prefetch("decisions", queryset=blockers, to_attr="blockers"))
+        .order_by("-candle_time", "-id")[start : start + PAGE_SIZE]
+    )
+
+    def page_query(page: int) -> str:
+        return urlencode({**filters.raw, "page": str(page)})
+
+    return {
+        "guard": guard or None,
+        "count": count,
+        "signals": [_row(signal) for signal in rows],
+        "pages": {
+            "number": number,
+            "last": last,
+            "size": PAGE_SIZE,
+            "previous": page_query(number - 1) if number > 1 else None,
+            "next": page_query(number + 1) if number < last else None,
+            "last_query": page_query(last),
+        },
+    }
+
+
+def _row(signal: Signal) -> dict[str, Any]:
+    shadow = getattr(signal, "shadow_trade", None)
+    return {
+        "signal_id": signal.pk,
+        "signal_url": reverse("analytics:signal", args=[signal.pk]),
+        "signal_time": signal.candle_time,
+        "symbol": signal.symbol,
+        "side": signal.side,
+        "blocked_by": [decision.guard for decision in signal.blockers],  # type: ignore[attr-defined]
+        "shadow_status": STATUS_WORDS.get(shadow.status, shadow.status) if shadow else None,
+        "shadow_exit_reason": (
+            EXIT_REASON_WORDS.get(shadow.exit_reason, shadow.exit_reason) or None
+            if shadow
+            else None
+        ),
+        "shadow_pnl": cents(shadow.pnl) if shadow else None,
+        "currency": quote_currency(signal.symbol),
+    }
+
+
+PAGE = register(
+    Page(
+        name="blocked",
+        title="Blocked signals",
+        template="analytics/pages/blocked.html",
+        build=build,
+        path="blocked/",
+        order=45,
+        nav=False,
+        filters=("period", "strategy", "symbol", "guard", "side"),
+    )
+)

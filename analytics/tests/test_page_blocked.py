@@ -1,0 +1,84 @@
+"""The blocked signals page: a guard's blocks, reached from the guard page, each linked
+to its signal page (and its chart), agreeing with the guard page's counts and its JSON twin."""
+
+import re
+from html import unescape
+
+import pytest
+from django.urls import reverse
+
+from signals.models import GuardDecision, Signal, SignalState
+
+pytestmark = pytest.mark.django_db
+
+
+def blocked_by(book, guard):
+    return Signal.objects.filter(
+        book=book,
+        state=SignalState.BLOCKED,
+        decisions__guard=guard,
+        decisions__verdict=GuardDecision.Verdict.BLOCK,
+    )
+
+
+def test_the_guard_page_links_each_guards_blocks_to_their_list(trader_client, replayed_book):
+    html = trader_client.get(reverse("analytics:guards"), {"book": replayed_book.pk}).content
+    links = dict(
+        (unescape(href), int(count))
+        for href, count in re.findall(r'<a href="(/blocked/\?[^"]+)"[^>]*>(\d+)</a>', html.decode())
+    )
+    guards = set(
+        GuardDecision.objects.filter(
+            signal__book=replayed_book, verdict=GuardDecision.Verdict.BLOCK
+        ).values_list("guard", flat=True)
+    )
+    assert guards, "the replay blocks signals"
+    for guard in guards:
+        href = f"/blocked/?book={replayed_book.pk}&guard={guard}"
+        assert links[href] == blocked_by(replayed_book, guard).count() > 0
+
+        page = trader_client.get(href)
+        assert page.status_code == 200
+        body = page.content.decode()
+        shown = set(int(pk) for pk in re.findall(r'<a href="/signals/(\d+)/"', body))
+        expected = set(blocked_by(replayed_book, guard).values_list("pk", flat=True))
+        assert shown == expected
+        assert f'<span id="blocked-count">{len(expected)}</span>' in body
+        twin = trader_client.get(f"/api/v1/blocked/?book={replayed_book.pk}&guard={guard}").json()
+        assert twin["data"]["count"] == len(expected)
+        assert {row["signal_id"] for row in twin["data"]["signals"]} == expected
+        assert all(guard in row["blocked_by"] for row in twin["data"]["signals"])
+
+
+def test_without_a_guard_it_lists_every_blocked_signal_newest_first(trader_client, replayed_book):
+    twin = trader_client.get(f"/api/v1/blocked/?book={replayed_book.pk}").json()["data"]
+
+    blocked = Signal.objects.filter(book=replayed_book, state=SignalState.BLOCKED)
+    assert twin["guard"] is None
+    assert twin["count"] == blocked.count() > 0
+    times = [row["signal_time"] for row in twin["signals"]]
+    assert times == sorted(times, reverse=True)
+    for row in twin["signals"]:
+        shadow = blocked.get(pk=row["signal_id"]).shadow_trade
+        assert row["shadow_pnl"] == (f"{shadow.pnl:.2f}" if shadow.pnl is not None else None)
+
+
+def test_it_pages_and_keeps_the_filters(trader_client, replayed_book, monkeypatch, settings):
+    from analytics.pages import blocked
+
+    settings.PAGE_CACHE = False  # the page size is patched: no payload kept from before
+    monkeypatch.setattr(blocked, "PAGE_SIZE", 4)
+    total = Signal.objects.filter(book=replayed_book, state=SignalState.BLOCKED).count()
+    assert total > 4
+    url = f"/api/v1/blocked/?book={replayed_book.pk}&side="
+    first = trader_client.get(url).json()["data"]
+    assert len(first["signals"]) == 4
+    assert first["pages"]["last"] == -(-total // 4)
+    assert first["pages"]["previous"] is None
+    assert first["pages"]["next"] == f"book={replayed_book.pk}&page=2"
+    second = trader_client.get(f"{url}&page=2").json()["data"]
+    assert not {r["signal_id"] for r in first["signals"]} & {
+        r["signal_id"] for r in second["signals"]
+    }
+    html = trader_client.get(f"/blocked/?book={replayed_book.pk}&page=2").content.decode()
+    assert f'href="?book={replayed_book.pk}&amp;page=1"' in html
