@@ -90,9 +90,7 @@ def test_a_blocked_signal_shows_its_shadow_trade_and_every_verdict(replayed_book
     assert box_png.stat().st_size > 10_000
 
 
-def test_a_guards_blocks_open_on_their_charts_from_the_guard_page(
-    replayed_book, browser_session
-):
+def test_a_guards_blocks_open_on_their_charts_from_the_guard_page(replayed_book, browser_session):
     page = browser_session.open(f"/guards/?book={replayed_book.pk}")
     link = page.locator('table.guards-table a[href^="/blocked/"]').first
     count = int(link.inner_text())

@@ -23,10 +23,10 @@ def blocked_by(book, guard):
 
 def test_the_guard_page_links_each_guards_blocks_to_their_list(trader_client, replayed_book):
     html = trader_client.get(reverse("analytics:guards"), {"book": replayed_book.pk}).content
-    links = dict(
-        (unescape(href), int(count))
+    links = {
+        unescape(href): int(count)
         for href, count in re.findall(r'<a href="(/blocked/\?[^"]+)"[^>]*>(\d+)</a>', html.decode())
-    )
+    }
     guards = set(
         GuardDecision.objects.filter(
             signal__book=replayed_book, verdict=GuardDecision.Verdict.BLOCK
@@ -40,7 +40,7 @@ def test_the_guard_page_links_each_guards_blocks_to_their_list(trader_client, re
         page = trader_client.get(href)
         assert page.status_code == 200
         body = page.content.decode()
-        shown = set(int(pk) for pk in re.findall(r'<a href="/signals/(\d+)/"', body))
+        shown = {int(pk) for pk in re.findall(r'<a href="/signals/(\d+)/"', body)}
         expected = set(blocked_by(replayed_book, guard).values_list("pk", flat=True))
         assert shown == expected
         assert f'<span id="blocked-count">{len(expected)}</span>' in body
