@@ -219,3 +219,55 @@ def test_each_button_shows_only_to_holders_of_its_permission(people, steady_book
     admin.is_superuser = True
     admin.save()
     assert buttons(logged_in(admin), steady_book) == {"guards", "health", "learning"}
+
+
+# --- In docs/reliability.md ------------------------------------------------------------
+
+
+@pytest.mark.reliability(
+    fault=(
+        "every account without the act's permission (no role, staff, trader, holders of the "
+        "other acts) POSTs each act: start an ablation, run the recovery, apply a "
+        "recommendation"
+    ),
+    expected="403 every time; no ablation leg requested, no recovery run, no new version",
+)
+def test_no_account_acts_without_the_acts_permission(
+    people,
+    ablatable,
+    broker,
+    reliability,
+    steady_book,  # noqa: F811 (the fixture imported above)
+):
+    from work.models import WorkRequest
+
+    thresholds_recommend(book=steady_book)
+    rec = ThresholdRecommendation.objects.get()
+    acts = {
+        "ablator": (reverse("analytics:start-ablation"), {"book": ablatable.pk}),
+        "recoverer": (reverse("analytics:run-recovery"), {}),
+        "applier": (reverse("analytics:apply-recommendation", args=[rec.pk]), {}),
+    }
+    versions = list(GuardConfig.objects.values_list("name", "version"))
+    tries = refused = 0
+    for holder, (url, data) in acts.items():
+        for who, user in people.items():
+            if who == holder:
+                continue
+            tries += 1
+            refused += logged_in(user).post(url, data).status_code == 403
+    started = (
+        WorkRequest.objects.count()
+        + RecoveryRun.objects.count()
+        + Book.objects.filter(ablation_of=ablatable).count()
+    )
+    changed = list(GuardConfig.objects.values_list("name", "version")) != versions
+    reliability.observed(
+        f"{refused} of {tries} refused with 403; {started} pieces of work started, "
+        f"configurations {'changed' if changed else 'unchanged'}",
+        lost=0,
+        duplicated=0,
+        trials=tries,
+    )
+    assert (refused, tries, started, changed) == (15, 15, 0, False)
+    assert ThresholdRecommendation.objects.get().status == "open"
