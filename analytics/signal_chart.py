@@ -153,10 +153,12 @@ def _markers(
     for fill in fills.values():
         names = " + ".join(fill["names"])
         if fill["kind"] == "in":
-            text, tone = f"{names} entry", fill["names"][0]
+            text = f"{names} entry"
         else:
-            text = f"{names} exit: {fill['reason'] or 'closed'}"
-            tone = _pnl_tone(fill["pnl"])
+            text = f"{names} exit: {fill['reason'] or 'closed'}{_outcome(fill['pnl'])}"
+        # Coloured by trade, not by outcome: green and red are the candles' own colours,
+        # and a marker on a candle of its colour would vanish.
+        tone = fill["names"][0]
         markers.append(
             {
                 "time": fill["time"],
@@ -171,10 +173,10 @@ def _markers(
     return markers
 
 
-def _pnl_tone(pnl: Decimal | None) -> str:
+def _outcome(pnl: Decimal | None) -> str:
     if pnl is None or pnl == 0:
-        return "neutral"
-    return "good" if pnl > 0 else "bad"
+        return ""
+    return ", won" if pnl > 0 else ", lost"
 
 
 def _trade_lines(

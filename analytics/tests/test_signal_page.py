@@ -271,10 +271,11 @@ def test_the_chart_shows_the_candles_around_a_closed_trade_through_its_exit(trad
         "tone": "paper",
         "text": "paper + shadow entry",
     }
-    exit_marker = texts[f"paper + shadow exit: {paper.get_exit_reason_display()}"]
+    outcome = ", won" if paper.pnl > 0 else ", lost"
+    exit_marker = texts[f"paper + shadow exit: {paper.get_exit_reason_display()}{outcome}"]
     assert exit_marker["time"] == exit_s
     assert exit_marker["price"] == float(paper.exit_price)
-    assert exit_marker["tone"] == ("good" if paper.pnl > 0 else "bad")
+    assert exit_marker["tone"] == "paper"
     assert [m["time"] for m in chart["markers"]] == sorted(m["time"] for m in chart["markers"])
     if exit_s > int(paper.entry_time.timestamp()):
         assert chart["trades"] == [
@@ -300,7 +301,8 @@ def test_a_blocked_signal_charts_the_shadow_trade_it_would_have_been(trader_clie
     texts = [marker["text"] for marker in chart["markers"]]
     assert f"{blocked.side} blocked by cooldown_after_stop" in texts
     assert "shadow entry" in texts
-    assert f"shadow exit: {shadow.get_exit_reason_display()}" in texts
+    outcome = ", won" if shadow.pnl > 0 else ", lost"
+    assert f"shadow exit: {shadow.get_exit_reason_display()}{outcome}" in texts
     assert not any("paper" in text for text in texts)
     assert all(trade["name"] == "shadow" for trade in chart["trades"])
     # Each guard's verdict at the signal's candle, beside the chart.
