@@ -337,23 +337,23 @@ CELERY_BEAT_SCHEDULE = {
         "task": "analytics.recommend_thresholds",
         "schedule": crontab(hour=3, minute=17),
     },
-}
-# --- Stuck signals (analytics/stuck.py): how long a signal may stay in a state ------
     # One-off work whose message the broker lost is sent again (work/services.py).
     "resend-lost-work": {"task": "work.resend_lost", "schedule": 300.0},
+}
+# --- Stuck signals (analytics/stuck.py): how long a signal may stay in a state ------
 STUCK_SIGNAL_DEADLINES = {
     "generated": timedelta(minutes=env.int("STUCK_GENERATED_MINUTES", default=10)),
     # candles after the decision
     "approved": env.int("STUCK_APPROVED_CANDLES", default=2),
     # candles past the trade's max hold
     "executed": env.int("STUCK_EXECUTED_CANDLES", default=2),
+}
 # One-off work (reports, recommendations, ablation legs) is recorded in the database and
 # sent again when not started this long after its last send (work/services.py); given up
 # after WORK_MAX_SENDS sends; finished requests are kept WORK_KEEP_DAYS.
 WORK_RESEND_AFTER_SECONDS = env.int("WORK_RESEND_AFTER_SECONDS", default=600)
 WORK_MAX_SENDS = env.int("WORK_MAX_SENDS", default=5)
 WORK_KEEP_DAYS = env.int("WORK_KEEP_DAYS", default=30)
-}
 # --- Alerts (channels are configured in the admin) ---------------------------------
 # Email alerts go through Django's mail settings: EMAIL_URL like
 # smtp+tls://user:password@smtp.example.org:587 (the console backend when unset).
