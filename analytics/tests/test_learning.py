@@ -566,7 +566,9 @@ def test_the_twin_is_the_page_data(steady_book, configs, trader_client):
     assert series[2]["marker"] is True
 
 
-PAGE_QUERIES = 18  # session, user, book, clock, book list, book meta, page cache keys; 5 own (expectancy)
+PAGE_QUERIES = (
+    18  # session, user, book, clock, book list, book meta, page cache keys; 5 own (expectancy)
+)
 
 
 def test_the_page_needs_a_fixed_number_of_queries(
