@@ -100,7 +100,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The pages' aggregates over a million signals spent most of their time compiling
     # (PostgreSQL's JIT: 3.4 s of a 3.9 s query); without it they run in a fraction.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
+    # A worker cut off by the network in the middle of a transaction keeps its row locks
+    # until the server notices it is gone (by default hours: the kernel's 2 h keepalive),
+    # and the same work redelivered to another node waits on those locks all that time.
+    # Keepalives and a user timeout on both ends of every connection (set per session: no
+    # server configuration needed) drop a dead peer within DATABASE_DEAD_PEER_SECONDS, well
+    # inside the broker's visibility timeout (config/tests/test_two_nodes.py).
+    _dead = env.int("DATABASE_DEAD_PEER_SECONDS", default=60)
+    _idle, _interval = max(1, _dead // 2), max(1, _dead // 6)
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault(
+        "options",
+        f"-c jit=off -c tcp_keepalives_idle={_idle} -c tcp_keepalives_interval={_interval} "
+        f"-c tcp_keepalives_count=3 -c tcp_user_timeout={_dead * 1000}",
+    )
+    # libpq's side: the worker gives up on a server that stopped answering.
+    for _key, _value in {
+        "keepalives": 1,
+        "keepalives_idle": _idle,
+        "keepalives_interval": _interval,
+        "keepalives_count": 3,
+        "tcp_user_timeout": _dead * 1000,
+    }.items():
+        _options.setdefault(_key, _value)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
