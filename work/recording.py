@@ -10,7 +10,6 @@ worker records it when it starts (``work.task_base.WorkTask``).
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
@@ -19,21 +18,30 @@ from django.db.models import F
 from django.utils import timezone
 
 from work.models import WorkRequest
-from work.services import task_registry
+from work.services import registry_whole, task_registry
 from work.task_base import WorkTask
 
 logger = logging.getLogger("work")
 
 
-@functools.cache
+_kinds: dict[str, bool] | None = None
+
+
 def work_kinds() -> dict[str, bool]:
     """The names of the tasks run as recorded work (``WorkTask``), each with whether every
     send of it is recorded (``record_every_send``) or only those ``work_request`` made."""
-    return {
+    global _kinds
+    if _kinds is not None:
+        return _kinds
+    registry = task_registry()
+    kinds = {
         name: bool(task.record_every_send)
-        for name, task in task_registry().items()
+        for name, task in registry.items()
         if isinstance(task, WorkTask)
     }
+    if registry_whole():
+        _kinds = kinds
+    return kinds
 
 
 def _body(body: Any) -> tuple[list[Any], dict[str, Any]]:

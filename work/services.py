@@ -3,7 +3,6 @@ whose message the broker lost."""
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import os
@@ -57,16 +56,30 @@ def _new_task_id() -> str:
     return str(uuid4())
 
 
-@functools.cache
+_registry_whole = False
+
+
 def task_registry() -> Any:
-    """Celery's task registry, whole."""
-    # A web or manage.py process has not imported the task modules yet (workers and beat
-    # do, at start). Not through ``loader.import_default_modules()``: its Django fix-up
-    # runs django.setup() (resetting logging) and the system checks again.
-    current_app.autodiscover_tasks(force=True)
-    for module in current_app.conf.imports or ():
-        importlib.import_module(module)
+    """Celery's task registry, with every task module imported when that works."""
+    global _registry_whole
+    if not _registry_whole:
+        # A web or manage.py process has not imported the task modules yet (workers and
+        # beat do, at start). Not through ``loader.import_default_modules()``: its Django
+        # fix-up runs django.setup() (resetting logging) and the system checks again.
+        try:
+            current_app.autodiscover_tasks(force=True)
+            for module in current_app.conf.imports or ():
+                importlib.import_module(module)
+            _registry_whole = True
+        except Exception:
+            # A broken task module must not stop work from being sent: by name, then.
+            logger.exception("[WORK] could not import every task module")
     return current_app.tasks
+
+
+def registry_whole() -> bool:
+    """Whether every task module has been imported into the registry."""
+    return _registry_whole
 
 
 def publish(row: WorkRequest) -> None:

@@ -195,3 +195,21 @@ def test_the_sweep_task_alerts_on_work_resent_and_given_up(broker):
     given_up = Alert.objects.get(kind="work_given_up")
     assert given_up.key == hopeless.task_id and given_up.severity == "critical"
     assert sorted(broker("analytics")) == sorted(row.task_id for row in lost)
+
+
+def test_a_broken_task_module_does_not_stop_work_from_being_sent(broker, monkeypatch, caplog):
+    from celery import current_app
+
+    from work import recording, services
+
+    monkeypatch.setattr(services, "_registry_whole", False)
+    monkeypatch.setattr(recording, "_kinds", None)
+    monkeypatch.setitem(
+        current_app.conf, "imports", [*current_app.conf.imports, "work.tests.no_such_module"]
+    )
+    row = _requested(sent_at=timezone.now() - timedelta(days=1), sends=1)
+    with caplog.at_level("ERROR", logger="work"):
+        assert work_resend_lost().resent == [row.task_id]
+    assert broker("analytics") == [row.task_id]
+    assert any("could not import every task module" in r.getMessage() for r in caplog.records)
+    assert not services.registry_whole()
