@@ -1,5 +1,6 @@
 """The signal page: every decision of one signal, readable, with the versions that made it."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -288,8 +289,13 @@ def test_the_chart_shows_the_candles_around_a_closed_trade_through_its_exit(trad
                 "tone": "paper",
             }
         ]
-    # The data ride in a json_script block; the drawing code is a static file.
+    # The data ride in a json_script block; the drawing code is a static file. Every other
+    # script is loaded from our static files: the CSP (script-src 'self') allows no more.
     assert '<script id="signal-chart-data" type="application/json">' in html
+    scripts = re.findall(r"<script([^>]*)>", html)
+    assert scripts
+    for attributes in scripts:
+        assert 'src="/static/' in attributes or 'type="application/json"' in attributes
     assert "vendor/lightweight-charts/lightweight-charts.standalone.production.js" in html
     assert "js/signal-chart.js" in html
 
