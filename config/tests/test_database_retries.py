@@ -144,21 +144,47 @@ def test_the_fault_reaches_the_task_as_this_error(live_markets, fault, name):
     assert _revision() == 0, "the failed attempt left nothing behind"
 
 
+DESCRIBED = {
+    "copy-terminated": "connection terminated during advance_book's bulk COPY",
+    "copy-connection-failure": "connection failure (08006) during advance_book's bulk COPY",
+    "copy-serialization": "serialization failure (40001) during advance_book's bulk COPY",
+    "copy-deadlock": "deadlock (40P01) during advance_book's bulk COPY",
+    "orm-terminated": "connection terminated at advance_book's ORM write",
+    "orm-serialization": "serialization failure (40001) at advance_book's ORM write",
+    "orm-deadlock": "deadlock (40P01) at advance_book's ORM write",
+}
+
+
+@pytest.mark.reliability(fault="(per parameter)", expected="retried; rows equal a clean replay")
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_advance_book_retries_and_writes_exactly_what_a_clean_replay_writes(
-    live_markets, fault, name
+    live_markets, fault, name, reliability
 ):
+    raised = EXPECTED[name]
+    reliability.fields["fault"] = (
+        f"{DESCRIBED[name]} (raised as {raised.__module__}.{raised.__name__})"
+    )
     fault(name)
     result = advance_book.apply(kwargs={"book_id": live_markets})
+    equal = result.successful() and book_rows(Book.objects.get(name="live")) == _reference()
+    reliability.observed(
+        "retried once, rows equal a clean replay" if equal else "not retried: the run failed",
+        lost=0 if equal else 1,
+        duplicated=0,
+    )
     assert result.successful(), result.traceback
     assert fault.fired() >= 2, "the first attempt failed and a retry wrote the rows"
     assert _revision() == 1
-    assert book_rows(Book.objects.get(name="live")) == _reference()
+    assert equal
 
 
 @pytest.mark.worker
+@pytest.mark.reliability(
+    fault="a real worker's connection terminated during advance_book's bulk COPY",
+    expected="retried with backoff; rows equal a clean replay",
+)
 def test_a_worker_retries_advance_book_when_its_connection_drops_mid_copy(
-    live_markets, fault, celery_worker_process, wait_for
+    live_markets, fault, celery_worker_process, wait_for, reliability
 ):
     """The measured case: the connection dropped during the bulk COPY (a raw psycopg
     error) failed the run for good; a real worker now retries it with backoff."""
@@ -170,3 +196,6 @@ def test_a_worker_retries_advance_book_when_its_connection_drops_mid_copy(
     assert "terminating connection due to administrator command" in log
     assert fault.fired() >= 2
     assert book_rows(Book.objects.get(name="live")) == _reference()
+    reliability.observed(
+        "'Retry in' logged, the retry wrote rows equal to a clean replay", lost=0, duplicated=0
+    )
