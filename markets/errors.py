@@ -45,10 +45,11 @@ class OrderError(MarketDataError):
 
 class OrderStateUnknownError(OrderError):
     """A placement failed in a way that may or may not have reached the exchange, and the
-    lookup by client order id failed too. Do NOT place it again: look it up later
-    (``OrderGateway.lookup`` or ``reconcile``) with the same client order id."""
+    lookup by client order id failed or did not list it (yet). Do NOT place it again
+    until a lookup begun past the exchange's visibility delay has found nothing
+    (``OrderGateway.lookup``, ADR 0017)."""
 
 
 class OrderNotPlacedError(OrderError):
-    """Every send failed and the lookup by client order id confirmed each time that the
-    exchange has no such order: nothing was placed. Safe to try again later."""
+    """Nothing was sent: the send was due past its ``send_before`` deadline. Safe to try
+    again (under a new claim)."""
