@@ -348,3 +348,30 @@ def test_a_signal_without_stored_candles_says_so_instead_of_a_chart(trader_clien
     assert "so no chart" in html
     assert "signal-chart-data" not in html
     assert "lightweight-charts" not in html
+
+
+def test_an_open_trade_is_charted_through_the_longest_it_may_be_held(
+    book, django_assert_num_queries
+):
+    from datetime import timedelta
+
+    from analytics.signal_chart import CANDLES_AFTER, MAX_CANDLES_AFTER_SIGNAL, signal_chart
+    from signals.models import PaperTrade
+
+    signal = book.signals.filter(state=SignalState.CLOSED).order_by("candle_time").first()
+    signal.paper_trade.status = PaperTrade.Status.OPEN
+    signal.paper_trade.save(update_fields=["status"])
+    hour = 3600
+    signal_s = int(signal.candle_time.timestamp())
+
+    chart = signal_chart(detail=signal_detail(signal_id=signal.pk))
+    last = chart["candles"][-1][0]
+    assert last == signal_s + (signal.max_hold_candles + 1 + CANDLES_AFTER) * hour
+
+    # A hold longer than the cap reads no further than the cap (and the candles after).
+    Signal.objects.filter(pk=signal.pk).update(max_hold_candles=100_000)
+    detail = signal_detail(signal_id=signal.pk)
+    with django_assert_num_queries(1) as captured:
+        signal_chart(detail=detail)
+    end = signal.candle_time + timedelta(hours=MAX_CANDLES_AFTER_SIGNAL + CANDLES_AFTER)
+    assert f"open_time <= '{end:%Y-%m-%d %H:%M:%S}" in captured.captured_queries[0]["sql"]
