@@ -818,6 +818,10 @@ def _recommend_one(book: Book, curve: GuardCurve, config: GuardConfig) -> Recomm
             "current_net_impact": _stored(current.net_impact),
             "recommended_net_impact": _stored(best.net_impact),
             "samples": best.samples,
+            "out_of_sample_gain": _stored(curve.out_of_sample_gain),
+            "q_value": curve.q_value,
+            "share_blocked": curve.share(best),
+            "reason": curve.reason,
             "curve": _curve_json(curve),
         }
         same = open_rows.filter(

@@ -85,6 +85,13 @@ class ThresholdRecommendation(models.Model):
     current_net_impact = models.DecimalField(max_digits=24, decimal_places=8)
     recommended_net_impact = models.DecimalField(max_digits=24, decimal_places=8)
     samples = models.PositiveIntegerField()
+    # Why it holds: what thresholds chosen on earlier history gained on later history,
+    # its randomisation test against blocking as many signals at random (q after
+    # Benjamini-Hochberg across the book's guards) and the share of signals it blocks.
+    out_of_sample_gain = models.DecimalField(max_digits=24, decimal_places=8, null=True)
+    q_value = models.FloatField(null=True)
+    share_blocked = models.FloatField(null=True)
+    reason = models.TextField(blank=True)
     curve = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)

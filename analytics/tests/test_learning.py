@@ -343,6 +343,10 @@ def test_it_recommends_the_best_supported_threshold(steady_book, configs):
         key=lambda p: p.net_impact,
     )
     assert curve.recommended == curve.best == expected
+    # The stored row says why it holds (the admin and the page show it).
+    assert rec.out_of_sample_gain == curve.out_of_sample_gain > 0
+    assert rec.q_value == curve.q_value and rec.share_blocked == pytest.approx(48 / 112)
+    assert "wins out of sample" in rec.reason
     assert len(curve.folds) == 3 and curve.out_of_sample_gain > 0
     assert curve.q_value is not None and curve.q_value < 0.05
     assert float(rec.recommended_value) == expected.threshold
