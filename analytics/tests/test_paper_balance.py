@@ -72,6 +72,7 @@ def test_each_guard_says_how_many_of_its_passed_signals_failed(trader_client, sh
     assert guards
     # A failed signal was approved: every guard let it through.
     assert {g["name"]: g["balance_failed"] for g in guards} == {g["name"]: count for g in guards}
+    assert f"{count} passed, not paid" in html(trader_client, "guards", short_book)
 
 
 def test_a_book_whose_balance_never_ran_short_shows_none(trader_client, settings):
