@@ -16,7 +16,7 @@ from typing import Any
 
 from celery.exceptions import Reject, Retry
 
-from config.task_base import PipelineTask
+from config.task_base import DATABASE_ERRORS, PipelineTask
 from markets.redaction import redact
 from work.models import WorkRequest
 from work.services import work_claim, work_finish, work_release
@@ -42,16 +42,21 @@ class WorkTask(PipelineTask):
         request = self.request
         if not request.id or request.called_directly:
             return super().__call__(*args, **kwargs)
-        claim = work_claim(
-            task_id=request.id,
-            kind=self.name,
-            args=list(args),
-            kwargs=kwargs,
-            lease=self._lease(),
-            # Run in-process (eagerly), a task is recorded work only when it was requested
-            # as such; a delivered message always is.
-            create=not request.is_eager,
-        )
+        try:
+            claim = work_claim(
+                task_id=request.id,
+                kind=self.name,
+                args=list(args),
+                kwargs=kwargs,
+                lease=self._lease(),
+                # Run in-process (eagerly), a task is recorded work only when it was
+                # requested as such; a delivered message always is.
+                create=not request.is_eager,
+            )
+        except DATABASE_ERRORS as exc:
+            # The claim is what keeps the work from running twice: never run without it.
+            # Ask again shortly (outside the task's body, so autoretry does not see this).
+            raise self.retry(exc=exc, countdown=5) from exc
         if claim is None:
             return super().__call__(*args, **kwargs)
         if not claim.run:

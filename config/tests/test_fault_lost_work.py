@@ -123,3 +123,43 @@ def test_redis_emptied_with_each_kind_of_work_queued_every_piece_runs_exactly_on
     assert legs.count() == 2
     assert len(re.findall(r"Task analytics\.recommend_thresholds\[[^\]]+\] succeeded", log)) == 2
     assert "raised unexpected" not in log
+
+
+def test_a_claim_that_meets_a_database_error_is_retried_not_run_unclaimed():
+    """The claim's own write fails (PostgreSQL's serialization failure, once): the task
+    asks again after a pause and then runs the work once, never without its claim."""
+    from django.db import connection
+
+    from analytics.reports import daily_report
+
+    live = BookFactory(name="live", kind="live")
+    decided_signal(live, blocked_by=["cooldown"], pnl="-5")
+    row = WorkRequest.objects.create(task_id="claim-fault", kind="analytics.daily_report")
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE SEQUENCE claim_fault_shots")
+        cursor.execute(
+            "CREATE FUNCTION claim_fault_once() RETURNS trigger AS $$ BEGIN "
+            "IF nextval('claim_fault_shots') = 1 THEN "
+            "RAISE EXCEPTION 'fault' USING ERRCODE = '40001'; END IF; RETURN NEW; END $$ "
+            "LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            "CREATE TRIGGER claim_fault_once BEFORE UPDATE ON work_workrequest "
+            "FOR EACH ROW EXECUTE FUNCTION claim_fault_once()"
+        )
+    try:
+        result = daily_report.apply(task_id=row.task_id)
+        assert result.successful(), result.traceback
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT last_value FROM claim_fault_shots")
+            (shots,) = cursor.fetchone()
+    finally:
+        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS claim_fault_once ON work_workrequest")
+            cursor.execute("DROP FUNCTION IF EXISTS claim_fault_once()")
+            cursor.execute("DROP SEQUENCE IF EXISTS claim_fault_shots")
+    assert shots >= 2, "the first claim failed and a retry claimed"
+    row.refresh_from_db()
+    assert (row.outcome, row.attempts) == ("done", 1)
+    assert Report.objects.filter(book=live).count() == 1
