@@ -163,3 +163,38 @@ def test_a_claim_that_meets_a_database_error_is_retried_not_run_unclaimed():
     row.refresh_from_db()
     assert (row.outcome, row.attempts) == ("done", 1)
     assert Report.objects.filter(book=live).count() == 1
+
+
+def test_what_a_real_beat_sent_before_redis_was_emptied_runs_once(processes, settings):
+    """Beat's own sends are recorded (Celery's publish signals in the beat process), so
+    the daily report it sent into a Redis that then came back empty still runs."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.flushdb()
+    live = BookFactory(name="live", kind="live")
+    decided_signal(live, blocked_by=["cooldown"], pnl="-5")
+    every = IntervalSchedule.objects.create(every=3, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="report-probe", task="analytics.daily_report", interval=every)
+
+    beat = processes("beat").start()
+    test_faults._wait(
+        lambda: WorkRequest.objects.filter(sends=1).exists(), timeout=60, what="beat's send"
+    )
+    beat.stop()
+    sent = list(WorkRequest.objects.values_list("task_id", flat=True))
+    assert sent and client.llen("analytics") >= len(sent)
+    client.flushdb()
+
+    later = timezone.now() + resend_after() + timedelta(seconds=1)
+    assert sorted(work_resend_lost(now=later).resent) == sorted(sent)
+    worker = processes("worker").start()
+    worker.wait_for("ready")
+    test_faults._wait(
+        lambda: not WorkRequest.objects.filter(finished_at__isnull=True).exists(),
+        timeout=60,
+        what="the re-sent reports",
+    )
+    assert [row.attempts for row in WorkRequest.objects.all()] == [1] * len(sent)
+    assert worker.text().count("[REPORT] book=live ") == len(sent)
+    assert Report.objects.filter(book=live).count() == 1  # one per book and day, replaced
