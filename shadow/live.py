@@ -122,7 +122,13 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
             trades=result.trades,
             equity=result.equity,
         )
-        carried = _apply_carried(book, result, set(ids), {s.config_id: s.name for s in strategies})
+        carried = _apply_carried(
+            book,
+            result,
+            set(ids),
+            {s.pk: s.name for s in strategies},
+            {s.config_id: s.name for s in strategies if s.active},
+        )
     _log(book, result)
     return LiveProgress(
         book_id=book.pk,
@@ -155,9 +161,13 @@ def _apply_carried(
     result: engine.EngineResult,
     new_keys: set[engine.SignalKey],
     names: dict[int, str],
+    legacy: dict[int | None, str],
 ) -> int:
     """Transitions and trade updates of signals written by earlier runs; returns how
-    many of their paper trades closed."""
+    many of their paper trades closed. ``names`` maps each of the book's strategy
+    versions (``BookStrategy`` ids) to its name: a signal is found by the version that
+    made it, whatever the configuration is called now (a rename makes a new version
+    under the new name while the old version's trades are still carried)."""
     transitions = [t for t in result.transitions if t.key not in new_keys]
     trades = [t for t in result.trades if t.key not in new_keys]
     if not transitions and not trades:
@@ -169,7 +179,8 @@ def _apply_carried(
     signals = {
         key: s
         for s in candidates
-        if (key := (names[s.strategy_config_id], ms_from_utc(s.candle_time), s.side)) in wanted
+        if (name := _made_by(s, names, legacy)) is not None
+        and (key := (name, ms_from_utc(s.candle_time), s.side)) in wanted
     }
     by_signal: dict[engine.SignalKey, list[engine.Transition]] = defaultdict(list)
     for transition in transitions:
@@ -210,6 +221,14 @@ def _apply_carried(
             PaperTrade.objects.create(book=book, signal_id=signal_id, side=record.side, **fields)
             closed += record.result is not None
     return closed
+
+
+def _made_by(signal: Signal, names: dict[int, str], legacy: dict[int | None, str]) -> str | None:
+    """The name the engine keys ``signal`` by: its strategy version's; a signal from
+    before versions were frozen in books goes by its configuration's active version."""
+    if signal.book_strategy_id is not None:
+        return names.get(signal.book_strategy_id)
+    return legacy.get(signal.strategy_config_id)
 
 
 def _log(book: Book, result: engine.EngineResult) -> None:

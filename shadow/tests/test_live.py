@@ -241,3 +241,47 @@ def test_a_strategy_disabled_with_a_trade_open_lets_the_trade_finish(fresh_signa
     open_trade.refresh_from_db()
     assert open_trade.status == "closed"
     assert Signal.objects.get(pk=open_trade.signal_id).state == "closed"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("edit", ["rename", "new parameters", "rename back and forth"])
+def test_an_admin_edit_of_a_strategy_with_a_trade_open_never_stops_the_live_book(
+    fresh_signals_forever, edit
+):
+    """A configuration is known by its id: renaming it (or changing its parameters) while
+    the live book holds its open trade makes a new version, and the carried trade of the
+    old one still finishes. A rename once made every later run raise KeyError."""
+    from signals.models import PaperTrade
+    from signals.services import strategy_config_save
+
+    _market_data(count=400)
+    book = book_live()
+    for hours in range(150, 400, 5):
+        book_advance(book_id=book.pk, now=END - timedelta(hours=400 - hours))
+        open_trade = (
+            PaperTrade.objects.filter(book=book, status="open").select_related("signal").first()
+        )
+        if open_trade:
+            break
+    assert open_trade is not None
+    config = StrategyConfig.objects.get(pk=open_trade.signal.strategy_config_id)
+    original = config.name
+    if edit == "new parameters":
+        config.params = {**config.params, "max_hold": 13}
+        strategy_config_save(config=config)
+    else:
+        config.name = f"{original} renamed"
+        strategy_config_save(config=config)
+        if edit == "rename back and forth":
+            book_advance(book_id=book.pk, now=END - timedelta(hours=400 - hours - 1))
+            config.name = original
+            strategy_config_save(config=config)
+
+    book_advance(book_id=book.pk, now=END)
+
+    open_trade.refresh_from_db()
+    assert open_trade.status == "closed"
+    assert Signal.objects.get(pk=open_trade.signal_id).state == "closed"
+    # Signals made after the edit carry the new version.
+    newest = Signal.objects.filter(book=book).order_by("-candle_time").first()
+    assert newest.book_strategy.config_version >= 1
