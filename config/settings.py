@@ -307,6 +307,11 @@ PAPER_BALANCE_BY_QUOTE = _by_quote("PAPER_BALANCE_BY_QUOTE")
 SIGNAL_MAX_AGE = timedelta(minutes=env.int("SIGNAL_MAX_AGE_MINUTES", default=180))
 
 # --- Celery -----------------------------------------------------------------------
+# Whether a broker was configured at all: ``make run`` configures none, and then the one
+# piece of work its pages start (an ablation) runs in a background thread of the web
+# process instead of a message to whatever listens on Redis's default port.
+BROKER_CONFIGURED = bool(env.str("CELERY_BROKER_URL", default=""))
+TASKS_IN_WEB_PROCESS = env.bool("TASKS_IN_WEB_PROCESS", default=not BROKER_CONFIGURED)
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

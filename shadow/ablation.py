@@ -6,16 +6,23 @@ decision. An ablation leg replays the book's period with its frozen configuratio
 one guard, so the difference between the two books' paper P&L is the guard's
 path-dependent value. A leg trades on its book's frozen economics (fee, slippage,
 sizing, paper balance), never on today's settings. Each leg is a replay book of its own (``ablation_of`` points at
-the book it ablates), so legs run in parallel, one Celery task each.
+the book it ablates), so legs run in parallel, one Celery task each. With no broker
+configured (``make run``: ``settings.TASKS_IN_WEB_PROCESS``) they run one after the other
+in a background thread of the web process instead.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import datetime
+from functools import partial
 
 from shadow.replay import ReplayResult, replay_run
 from signals.models import Book, BookGuard, BookStrategy
 from work.services import work_request
+
+logger = logging.getLogger(__name__)
 
 
 def ablation_guards(*, book: Book) -> list[str]:
@@ -86,6 +93,7 @@ def ablation_start(*, book: Book) -> list[str]:
     transaction commits) and remember when, so the guard page shows the legs as pending
     until they are written. Raises ``AblationRefusedError`` for a book that cannot be
     ablated. Returns the guards removed, one leg each."""
+    from django.conf import settings
     from django.core.cache import cache
     from django.db import transaction
     from django.utils import timezone
@@ -95,6 +103,9 @@ def ablation_start(*, book: Book) -> list[str]:
         raise AblationRefusedError(refusal)
     guards = ablation_guards(book=book)
     cache.set(_requested_key(book.pk), timezone.now(), timeout=PENDING_FOR_SECONDS)
+    if settings.TASKS_IN_WEB_PROCESS:
+        transaction.on_commit(partial(_legs_in_background, book.pk, guards))
+        return guards
     # Each leg is recorded in the database with the request, so a leg whose message the
     # broker loses is sent again by the sweep (work.resend_lost), never silently dropped.
     with transaction.atomic():
@@ -110,3 +121,30 @@ def ablation_requested_at(*, book: Book) -> datetime | None:
 
     requested: datetime | None = cache.get(_requested_key(book.pk))
     return requested
+
+
+# One ablation at a time in the web process: SQLite has one writer.
+_IN_PROCESS = threading.Lock()
+
+
+def _legs_in_background(book_id: int, guards: list[str]) -> None:
+    """No broker (``make run``): run the legs in a thread of this process, so the request
+    answers at once and the guard page shows each leg done as it is written."""
+    thread = threading.Thread(
+        target=_run_legs, args=(book_id, guards), name=f"ablation-{book_id}", daemon=True
+    )
+    thread.start()
+
+
+def _run_legs(book_id: int, guards: list[str]) -> None:
+    from django.db import connection
+
+    try:
+        with _IN_PROCESS:
+            for guard in guards:
+                try:
+                    ablation_leg_run(book_id=book_id, guard=guard)
+                except Exception:
+                    logger.exception("ablation leg of book %d without %r failed", book_id, guard)
+    finally:
+        connection.close()

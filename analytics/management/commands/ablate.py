@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
@@ -60,7 +61,8 @@ class Command(BaseCommand):
             file=sys.stderr,
             disable=options["no_progress"],
         ) as bar:
-            if options["inline"]:
+            # No broker configured (make run): no worker to send to, so here.
+            if options["inline"] or settings.TASKS_IN_WEB_PROCESS:
                 for guard in guards:
                     ablation_leg_run(book_id=book.pk, guard=guard)
                     bar.update()
