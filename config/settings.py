@@ -164,6 +164,8 @@ else:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
     AXES_IPWARE_PROXY_COUNT = None
 AXES_IPWARE_PROXY_ORDER = "left-most"
+# No "AXES: BEGIN" line from every process that starts (eight at make run's start).
+AXES_VERBOSE = False
 # Clients may prepend addresses of their own; take the trusted position, not an exact count.
 IPWARE_STRICT = False
 

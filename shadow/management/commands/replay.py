@@ -137,35 +137,55 @@ class Command(BaseCommand):
             candle_count(exchange=exchange, symbol=symbol, timeframe=timeframe, until=until)
             for symbol in symbols
         )
-        with tqdm(
-            total=total,
-            unit="step",
-            desc="replay: engine",
-            file=sys.stderr,
-            disable=options["no_progress"],
-            mininterval=0.5,
-        ) as bar:
+        # Two bars, one per phase, each with its own total, so neither ever goes back:
+        # the engine's candles, then the rows written (known only once the engine is done).
+        bars = {
+            "engine": tqdm(
+                total=total,
+                unit="candle",
+                desc="replay: engine",
+                file=sys.stderr,
+                disable=options["no_progress"],
+                mininterval=0.5,
+            )
+        }
 
-            def progress(phase: str, count: int) -> None:
-                if phase == "rows to write":
-                    bar.set_description("replay: writing")
-                    bar.total = (bar.total or 0) + count
-                    bar.refresh()
-                else:
-                    bar.update(count)
-
-            try:
-                result = replay_run(
-                    name=name,
-                    description=description,
-                    strategies=strategies,
-                    guards=guards,
-                    since=since,
-                    until=until,
-                    on_progress=progress,
+        def progress(phase: str, count: int) -> None:
+            if phase == "candles":
+                engine = bars["engine"]
+                # The engine reports once, at its end: 100 %, whatever the estimate was.
+                engine.total = engine.n + count
+                engine.update(count)
+            elif phase == "rows to write":
+                bars["engine"].close()
+                bars["writing"] = tqdm(
+                    total=count,
+                    unit="row",
+                    desc="replay: writing",
+                    file=sys.stderr,
+                    disable=options["no_progress"],
+                    mininterval=0.5,
                 )
-            except ReplayRefusedError as error:
-                raise CommandError(str(error)) from None
+            elif "writing" in bars:
+                writing = bars["writing"]
+                writing.total = max(writing.total or 0, writing.n + count)
+                writing.update(count)
+
+        try:
+            result = replay_run(
+                name=name,
+                description=description,
+                strategies=strategies,
+                guards=guards,
+                since=since,
+                until=until,
+                on_progress=progress,
+            )
+        except ReplayRefusedError as error:
+            raise CommandError(str(error)) from None
+        finally:
+            for bar in bars.values():
+                bar.close()
 
         book = result.book
         self.stdout.write(
