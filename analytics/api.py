@@ -18,6 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from analytics.filters import (
@@ -28,6 +29,7 @@ from analytics.filters import (
     BadFilterError,
     Filters,
     NoSuchBookError,
+    empty_period_reason,
     parse_filters,
 )
 from analytics.numbers import json_clean
@@ -125,6 +127,7 @@ def html(request: HttpRequest, name: str) -> HttpResponse:
         "currency": payload["book"]["currency"] if payload["book"] else "",
         "synthetic": bool(payload["book"] and payload["book"]["synthetic"]),
         "data_sources": payload["book"]["data_sources"] if payload["book"] else [],
+        "empty_period": empty_period_reason(filters),
     }
     return render(request, page.template, context)
 
@@ -158,6 +161,9 @@ def _refused(request: HttpRequest) -> JsonResponse | None:
     return None
 
 
+# The API changes nothing: exempt from CSRF, so a POST or DELETE from a logged-in client
+# is answered by the view's JSON 405, not by the CSRF check's HTML 403.
+@csrf_exempt
 def api(request: HttpRequest, name: str) -> JsonResponse:
     """The JSON twin of page ``name``."""
     try:
@@ -187,6 +193,7 @@ def _api(request: HttpRequest, name: str) -> JsonResponse:
     return JsonResponse(page_payload(page, filters), encoder=DjangoJSONEncoder)
 
 
+@csrf_exempt
 def api_index(request: HttpRequest) -> JsonResponse:
     """What the API offers: one URL per page, and the filters they take."""
     refused = _refused(request)
@@ -205,6 +212,7 @@ def api_index(request: HttpRequest) -> JsonResponse:
     )
 
 
+@csrf_exempt
 def api_not_found(request: HttpRequest, rest: str) -> JsonResponse:
     refused = _refused(request)
     if refused is not None:

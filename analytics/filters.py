@@ -198,6 +198,31 @@ def clock_column() -> RawSQL:
     return RawSQL(both, [], output_field=DateTimeField())
 
 
+def empty_period_reason(filters: Filters) -> str:
+    """Why a chosen window holds nothing of the book (it lies wholly after the book's last
+    candle or before its first), for the page to say so; ``""`` otherwise."""
+    book, clock = filters.book, filters.clock
+    if book is None or clock is None:
+        return ""
+    if filters.since is not None and filters.since > clock:
+        return (
+            f"No candles after {filters.since:%Y-%m-%d}: the data end {clock:%Y-%m-%d %H:%M} UTC."
+        )
+    if filters.until is None:
+        return ""
+    start = (
+        book.since
+        or Signal.objects.filter(book=book)
+        .order_by("candle_time")
+        .values_list("candle_time", flat=True)
+        .first()
+    )
+    if start is not None and filters.until <= start:
+        last_day = filters.until - timedelta(days=1)
+        return f"No candles up to {last_day:%Y-%m-%d}: the data start {start:%Y-%m-%d %H:%M} UTC."
+    return ""
+
+
 def _day(raw: str, name: str) -> date:
     try:
         return date.fromisoformat(raw)
