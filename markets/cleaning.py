@@ -561,6 +561,8 @@ def _values(bar: Bar) -> str:
 
 def _decimal(value: Number | None) -> Decimal | str:
     """The value as a finite ``Decimal``, or the end of a sentence saying what is wrong."""
+    if type(value) is Decimal and value.is_finite():
+        return value  # what the file readers give: the common case, kept cheap
     if value is None or value == "":
         return "is missing"
     if isinstance(value, bool):

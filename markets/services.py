@@ -13,7 +13,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import DecimalField, Max, QuerySet
 
 from markets.bars import Bar
@@ -160,55 +160,131 @@ def candles_upsert(
     by_time = {bar.open_time: bar for bar in bars}
     if not by_time:
         return Upserted(0, 0, 0)
-    restated: list[tuple[datetime, tuple[Decimal, ...], tuple[Decimal, ...]]] = []
-    unchanged = 0
     with transaction.atomic():
-        stored_rows = (
-            _market(exchange, symbol, timeframe)
-            .filter(open_time__gte=min(by_time), open_time__lte=max(by_time))
-            .values_list("open_time", "open", "high", "low", "close", "volume")
-            .iterator(chunk_size=_BATCH_SIZE)
-        )
-        existing = {row[0]: tuple(row[1:]) for row in stored_rows}
-        for open_time, old in existing.items():
-            bar = by_time.get(open_time)
-            if bar is None:
-                continue
-            new = tuple(
-                _stored(getattr(bar, name), name)
-                for name in ("open", "high", "low", "close", "volume")
+        if connection.vendor == "postgresql":
+            created, unchanged, restated, shown = _upsert_copy(
+                exchange, symbol, timeframe, by_time, source
             )
-            if new == old:
-                unchanged += 1
-            else:
-                restated.append((open_time, old, new))
-        # Model instances are built one batch at a time: a list of them all is what made
-        # large loads take gigabytes.
-        pending = (bar for open_time, bar in by_time.items() if open_time not in existing)
-        created = 0
-        while batch := list(islice(pending, _BATCH_SIZE)):
-            Candle.objects.bulk_create(
-                [_candle(exchange, symbol, timeframe, bar, source) for bar in batch],
-                ignore_conflicts=True,
+        else:
+            created, unchanged, restated, shown = _upsert_orm(
+                exchange, symbol, timeframe, by_time, source
             )
-            created += len(batch)
     if restated:
-        shown = "; ".join(
-            f"{open_time:%Y-%m-%d %H:%M} stored o/h/l/c/v {'/'.join(map(str, old))}, "
-            f"now {'/'.join(map(str, new))}"
-            for open_time, old, new in restated[:5]
-        )
         logger.warning(
             "[CANDLES] %d restated candle(s) of %s %s %s kept as first stored, not "
             "overwritten: %s%s",
-            len(restated),
+            restated,
             exchange,
             symbol,
             timeframe,
-            shown,
-            " ..." if len(restated) > 5 else "",
+            "; ".join(
+                f"{open_time:%Y-%m-%d %H:%M} stored o/h/l/c/v {'/'.join(map(str, old))}, "
+                f"now {'/'.join(map(str, new))}"
+                for open_time, old, new in shown
+            ),
+            " ..." if restated > _RESTATED_SHOWN else "",
         )
-    return Upserted(created, unchanged, len(restated))
+    return Upserted(created, unchanged, restated)
+
+
+_Restated = tuple[datetime, tuple[Decimal, ...], tuple[Decimal, ...]]
+_VALUES = ("open", "high", "low", "close", "volume")
+_RESTATED_SHOWN = 5
+
+
+def _upsert_orm(
+    exchange: str, symbol: str, timeframe: str, by_time: dict[datetime, Bar], source: str
+) -> tuple[int, int, int, list[_Restated]]:
+    """``candles_upsert`` through the ORM (SQLite): created, unchanged, restated and the
+    first restated candles with both versions."""
+    restated: list[_Restated] = []
+    unchanged = 0
+    stored_rows = (
+        _market(exchange, symbol, timeframe)
+        .filter(open_time__gte=min(by_time), open_time__lte=max(by_time))
+        .values_list("open_time", *_VALUES)
+        .iterator(chunk_size=_BATCH_SIZE)
+    )
+    existing = {row[0]: tuple(row[1:]) for row in stored_rows}
+    for open_time, old in sorted(existing.items()):
+        bar = by_time.get(open_time)
+        if bar is None:
+            continue
+        new = tuple(_stored(getattr(bar, name), name) for name in _VALUES)
+        if new == old:
+            unchanged += 1
+        else:
+            restated.append((open_time, old, new))
+    # Model instances are built one batch at a time: a list of them all is what made
+    # large loads take gigabytes.
+    pending = (bar for open_time, bar in by_time.items() if open_time not in existing)
+    created = 0
+    while batch := list(islice(pending, _BATCH_SIZE)):
+        Candle.objects.bulk_create(
+            [_candle(exchange, symbol, timeframe, bar, source) for bar in batch],
+            ignore_conflicts=True,
+        )
+        created += len(batch)
+    return created, unchanged, len(restated), restated[:_RESTATED_SHOWN]
+
+
+def _upsert_copy(
+    exchange: str, symbol: str, timeframe: str, by_time: dict[datetime, Bar], source: str
+) -> tuple[int, int, int, list[_Restated]]:
+    """``candles_upsert`` on PostgreSQL, in at most six statements whatever the number of bars:
+    the bars go through ``COPY`` into a temporary table (the replay's bulk path), which
+    is then compared with and added to the candle table in SQL. Stored candles are never
+    updated; ``ON CONFLICT DO NOTHING`` leaves a candle another writer stored meanwhile
+    as it stored it (not counted as created)."""
+    table = Candle._meta.db_table
+    market = [exchange, symbol, timeframe]
+    with connection.cursor() as cursor:
+        # ON COMMIT DROP: the table lives as long as the caller's transaction, so the
+        # chunks of one file load share it and nothing is left on a pooled connection.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (open_time timestamptz PRIMARY KEY, "
+            "open numeric, high numeric, low numeric, close numeric, volume numeric) "
+            "ON COMMIT DROP"
+        )
+        cursor.execute(f"TRUNCATE {_INCOMING}")
+        with cursor.cursor.copy(f"COPY {_INCOMING} FROM STDIN") as copy:
+            for open_time, bar in by_time.items():
+                copy.write_row(
+                    (open_time, *(str(_stored(getattr(bar, name), name)) for name in _VALUES))
+                )
+        same = " AND ".join(f"c.{name} = i.{name}" for name in _VALUES)
+        stored = (
+            f"FROM {_INCOMING} i JOIN {table} c ON c.exchange = %s AND c.symbol = %s "
+            "AND c.timeframe = %s AND c.open_time = i.open_time"
+        )
+        cursor.execute(
+            f"SELECT count(*) FILTER (WHERE {same}), count(*) FILTER (WHERE NOT ({same})) "
+            + stored,
+            market,
+        )
+        unchanged, restated_count = cursor.fetchone()
+        restated: list[_Restated] = []
+        if restated_count:
+            old = ", ".join(f"c.{name}" for name in _VALUES)
+            new = ", ".join(f"i.{name}" for name in _VALUES)
+            cursor.execute(
+                f"SELECT i.open_time, {old}, {new} {stored} WHERE NOT ({same}) "
+                f"ORDER BY i.open_time LIMIT {_RESTATED_SHOWN}",
+                market,
+            )
+            restated = [(row[0], tuple(row[1:6]), tuple(row[6:11])) for row in cursor.fetchall()]
+        cursor.execute(
+            f"INSERT INTO {table} (exchange, symbol, timeframe, open_time, open, high, low, "
+            "close, volume, source, created_at) "
+            "SELECT %s, %s, %s, i.open_time, i.open, i.high, i.low, i.close, i.volume, %s, "
+            f"now() FROM {_INCOMING} i ON CONFLICT DO NOTHING",
+            [*market, source],
+        )
+        created = cursor.rowcount
+    return created, unchanged, restated_count, restated
+
+
+_INCOMING = "markets_candle_incoming"
 
 
 def candles_load_file(
@@ -453,10 +529,18 @@ def _market_label(summary: CandleLoadSummary) -> str:
 
 def _stored(value: Decimal, name: str) -> Decimal:
     """The value rounded to the column's decimal places; ``ValueError`` if it cannot fit."""
-    field = Candle._meta.get_field(name)
-    if not isinstance(field, DecimalField) or field.decimal_places is None:
-        return value
-    rounded = value.quantize(Decimal(1).scaleb(-field.decimal_places), context=_WIDE)
-    if field.max_digits is not None and len(rounded.as_tuple().digits) > field.max_digits:
+    limits = _COLUMN_LIMITS.get(name)
+    if limits is None:
+        field = Candle._meta.get_field(name)
+        if not isinstance(field, DecimalField) or field.decimal_places is None:
+            return value
+        limits = _COLUMN_LIMITS[name] = (Decimal(1).scaleb(-field.decimal_places), field.max_digits)
+    quantum, max_digits = limits
+    rounded = value.quantize(quantum, context=_WIDE)
+    if max_digits is not None and len(rounded.as_tuple().digits) > max_digits:
         raise ValueError(f"{name} {value} is too large to store")
     return rounded
+
+
+# Per decimal column of the candle table: its quantum and maximum digits (read once).
+_COLUMN_LIMITS: dict[str, tuple[Decimal, int | None]] = {}
