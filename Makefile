@@ -2,21 +2,31 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | cksum | cut -d' ' -f1)
+# Two installs into one virtualenv: what the running product needs (requirements.txt,
+# for `make run`, `web`, `worker`, `beat`) and the development tools on top
+# (requirements-dev.txt, for `make test`, `lint`, `typecheck`). Each stamp names the
+# checksum of its files, so an edited requirement installs again.
+RUN_STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt constraints.txt requirements-install.txt | cksum | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-dev.txt constraints.txt requirements-install.txt | cksum | cut -d' ' -f1)
 
 # The test suite's PostgreSQL database and Redis database number; override to point elsewhere.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/app
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test lint typecheck format migrations-check check bench worker beat services static web clean
+.PHONY: install install-dev run test lint typecheck format migrations-check check bench worker beat services static web clean
 
-install: $(STAMP)
+install: $(RUN_STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
-	rm -f $(VENV)/.installed-*
+install-dev: $(DEV_STAMP)
+
+$(RUN_STAMP): requirements.txt constraints.txt requirements-install.txt
+	PYTHON="$(PYTHON)" VENV="$(VENV)" bin/install-requirements run
+	rm -f $(VENV)/.installed-run-*
+	touch $@
+
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
+	PYTHON="$(PYTHON)" VENV="$(VENV)" bin/install-requirements dev
+	rm -f $(VENV)/.installed-dev-*
 	touch $@
 
 ## Set everything up on SQLite, get candles, replay them, create an admin, serve on :8000.
@@ -27,24 +37,24 @@ run: install
 	PY="$(PY)" bin/run-demo
 
 ## The whole suite against PostgreSQL and Redis on 127.0.0.1.
-test: install services
+test: install-dev services
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(PY) -m pytest $(PYTEST_ARGS)
 
 services:
 	bin/ensure-services
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: install
+format: install-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-typecheck: install
+typecheck: install-dev
 	$(VENV)/bin/mypy .
 
-migrations-check: install
+migrations-check: install-dev
 	DJANGO_SETTINGS_MODULE=config.settings_test DATABASE_URL=sqlite:///:memory: $(PY) manage.py makemigrations --check --dry-run
 
 ## Everything CI checks.
@@ -55,7 +65,7 @@ check: lint typecheck migrations-check test
 ## The pages at BENCH_PAGES_SIGNALS (1,000,000) signals against hand-written SQL, and under load.
 ## BENCH_SIZES=2000 BENCH_LIVE_CANDLES=100 BENCH_PAGES_SIGNALS=20000 for a quick run;
 ## BENCH_SKIP=pg,sqlite,bt,floor,live,pages.
-bench: install services
+bench: install-dev services
 	test -x var/bench-venv/bin/python || $(PYTHON) -m venv var/bench-venv
 	cmp -s benchmarks/requirements.txt var/bench-venv/requirements.txt || { \
 	  var/bench-venv/bin/python -m pip install -q --upgrade pip && \

@@ -36,10 +36,20 @@ def demo_server(tmp_path: Path, **env_vars: str) -> Iterator[tuple[str, Path]]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG"}
+        # make run configures no broker; its settings are in its own .env.
+        if k
+        not in {
+            "DJANGO_SETTINGS_MODULE",
+            "SECRET_KEY",
+            "DEBUG",
+            "CELERY_BROKER_URL",
+            "READ_DOT_ENV_FILE",
+            "PYTHONDONTWRITEBYTECODE",
+        }
     }
     env.update(
         PY=sys.executable,
+        DOT_ENV_FILE=str(tmp_path / ".env"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         PORT=str(port),
         DJANGO_SUPERUSER_USERNAME=USERNAME,
@@ -70,20 +80,25 @@ def demo_server(tmp_path: Path, **env_vars: str) -> Iterator[tuple[str, Path]]:
                 time.sleep(0.5)
         yield base, log
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
 
 
 def logged_in_page(base: str, path: str) -> str:
     """``path`` fetched after logging in through the admin's login form."""
+    _opener, page = login(base, path)
+    return page
+
+
+def login(base: str, path: str = "/") -> tuple[urllib.request.OpenerDirector, str]:
+    """An opener holding a logged-in session, and ``path`` as it answered the login."""
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
     page = opener.open(f"{base}{path}").read().decode()
     assert "csrfmiddlewaretoken" in page, "anonymous visitors get the login form"
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-    assert token is not None
     form = urlencode(
         {
-            "csrfmiddlewaretoken": token.group(1),
+            "csrfmiddlewaretoken": csrf_token(page),
             "username": USERNAME,
             "password": PASSWORD,
             "next": path,
@@ -92,4 +107,10 @@ def logged_in_page(base: str, path: str) -> str:
     request = urllib.request.Request(
         f"{base}/admin/login/?next={path}", data=form, headers={"Referer": base}
     )
-    return opener.open(request).read().decode()
+    return opener, opener.open(request).read().decode()
+
+
+def csrf_token(page: str) -> str:
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token is not None, page
+    return token.group(1)

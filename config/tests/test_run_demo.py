@@ -1,6 +1,7 @@
 """``make run``'s script on a candle file: migrate, load, replay, create the admin, serve."""
 
 import json
+import re
 
 from config.tests.demo_server import demo_server, logged_in_page
 from signals.tests.candles import walk
@@ -17,7 +18,14 @@ def test_it_serves_the_replayed_book_behind_the_login(tmp_path):
         text = log.read_text()
         assert "Loading candles from" in text
         assert "Replay done into book 'replay file BTC/USD 1h'" in text
-        assert "Creating admin account 'trader'" in text
+        assert "Created admin account 'trader'" in text
+        # Each phase of the replay's progress only ever goes forward, and ends at 100 %.
+        shown: dict[str, list[int]] = {}
+        for phase, percent in re.findall(r"replay: (engine|writing):\s+(\d+)%", text):
+            shown.setdefault(phase, []).append(int(percent))
+        assert set(shown) == {"engine", "writing"}, text
+        for percents in shown.values():
+            assert percents == sorted(percents) and percents[-1] == 100, shown
 
         page = logged_in_page(base, "/guards/")
         assert "Guard effectiveness" in page
