@@ -109,7 +109,11 @@ def html(request: HttpRequest, name: str) -> HttpResponse:
         "outcome_choices": OUTCOMES,
     }
     try:
-        filters = parse_filters(request.GET, default_period=page.default_period)
+        filters = parse_filters(
+            request.GET,
+            default_period=page.default_period,
+            sorts=page.sorts,
+        )
     except NoSuchBookError:
         raise Http404("No such book.") from None
     except BadFilterError as error:
@@ -185,7 +189,11 @@ def _api(request: HttpRequest, name: str) -> JsonResponse:
     if page is None:
         return _json_error(404, f"no page {name!r}", pages=sorted(PAGES))
     try:
-        filters = parse_filters(request.GET, default_period=page.default_period)
+        filters = parse_filters(
+            request.GET,
+            default_period=page.default_period,
+            sorts=page.sorts,
+        )
     except NoSuchBookError as error:
         return _json_error(404, str(error))
     except BadFilterError as error:

@@ -4,7 +4,8 @@
 ``30d``, ``90d``, ``all``; default ``all``) or ``since``/``until`` (``YYYY-MM-DD``, UTC,
 ``until`` inclusive), ``strategy`` (a strategy configuration's name in the book),
 ``symbol``, ``side`` (``long``/``short``), ``outcome`` (``win``/``loss``/``open``),
-``compare`` (a second book's id) and ``page`` (a page number for long lists).
+``compare`` (a second book's id), ``page`` (a page number for long lists) and ``sort``
+(a column of a paginated table, ``-`` for descending; ``analytics.sorting``).
 
 Periods end at the book's clock: the open time of the last closed candle of the book's
 markets it has seen (a replay: the last candle it replayed, its ``until``; the live book:
@@ -14,6 +15,7 @@ last signal is inside the period. A period counts signals by their candle time a
 by when the trade closed (its exit time, the open time of its exit candle).
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -53,6 +55,7 @@ NAMES = (
     "outcome",
     "compare",
     "page",
+    "sort",
 )
 MAX_PAGE = 1_000_000
 # The largest id PostgreSQL's bigint holds: a longer one names no book.
@@ -91,6 +94,7 @@ class Filters:
     outcome: str = ""
     compare: Book | None = None
     page: int = 1
+    sort: str = ""
     clock: datetime | None = None
     raw: dict[str, str] = field(default_factory=dict)
 
@@ -107,6 +111,7 @@ class Filters:
             "outcome": self.outcome or None,
             "compare": self.compare.pk if self.compare is not None else None,
             "page": self.page,
+            "sort": self.sort or None,
         }
 
     @property
@@ -230,8 +235,16 @@ def _day(raw: str, name: str) -> date:
         raise BadFilterError(name, f"{_shown(raw)} is not a date (YYYY-MM-DD)") from None
 
 
-def parse_filters(params: QueryDict | dict[str, str], *, default_period: str = "all") -> Filters:
-    """The filters in ``params``; raises ``NoSuchBookError`` or ``BadFilterError`` with a clear message."""
+def parse_filters(
+    params: QueryDict | dict[str, str],
+    *,
+    default_period: str = "all",
+    sorts: Collection[str] = (),
+) -> Filters:
+    """The filters in ``params``; raises ``NoSuchBookError`` or ``BadFilterError`` with a
+    clear message. ``sorts`` are the page's sort keys (``?sort=`` must be one of them,
+    with or without ``-``); a page without any ignores ``sort`` and drops it from its
+    links."""
     raw = {key: str(params.get(key, "")).strip() for key in params}
     for name in NAMES:
         # PostgreSQL refuses NUL in text: no name, symbol or date holds one.
@@ -281,6 +294,10 @@ def parse_filters(params: QueryDict | dict[str, str], *, default_period: str = "
     for name in ("strategy", "symbol"):
         if len(raw.get(name, "")) > 100:
             raise BadFilterError(name, "longer than 100 characters")
+    sort = raw.get("sort", "") if sorts else ""
+    if sort and sort.removeprefix("-") not in sorts:
+        choices = ", ".join(value for key in sorts for value in (key, f"-{key}"))
+        raise BadFilterError("sort", f"{_shown(sort)} is not one of {choices}")
     return Filters(
         book=book,
         period=period,
@@ -292,6 +309,11 @@ def parse_filters(params: QueryDict | dict[str, str], *, default_period: str = "
         outcome=outcome,
         compare=compare,
         page=int(digits),
+        sort=sort,
         clock=clock,
-        raw={key: value for key, value in raw.items() if key != "page" and value},
+        raw={
+            key: value
+            for key, value in raw.items()
+            if key != "page" and value and (key != "sort" or sorts)
+        },
     )

@@ -22,10 +22,22 @@ from django.urls import reverse
 from analytics.filters import Filters
 from analytics.numbers import cents, fine, rate
 from analytics.selectors import quote_currency
+from analytics.sorting import ordered
 from markets.admin_format import price_places
 from signals.models import PaperTrade
 
 PAGE_SIZE = 50
+# The trades table's ``?sort=`` keys (``analytics.sorting``): entry and exit by their time.
+TRADE_SORTS: dict[str, tuple[str, ...]] = {
+    "signal": ("signal_id",),
+    "market": ("signal__symbol",),
+    "strategy": ("signal__book_strategy__name",),
+    "entry": ("entry_time",),
+    "exit": ("exit_time",),
+    "quantity": ("quantity",),
+    "pnl": ("pnl",),
+    "r": ("r_multiple",),
+}
 
 ACTIVE = (PaperTrade.Status.OPEN, PaperTrade.Status.PENDING)
 CLOSED = PaperTrade.Status.CLOSED
@@ -110,13 +122,18 @@ def trade_totals(trades: QuerySet[PaperTrade]) -> dict[str, Any]:
     }
 
 
-def trade_page(trades: QuerySet[PaperTrade], number: int) -> list[dict[str, Any]]:
-    """Page ``number`` (1-based, ``PAGE_SIZE`` rows) of ``trades`` in one query: the
-    active ones first (newest signal first), then the closed ones, latest exit first."""
+def trade_page(trades: QuerySet[PaperTrade], number: int, sort: str = "") -> list[dict[str, Any]]:
+    """Page ``number`` (1-based, ``PAGE_SIZE`` rows) of ``trades`` in one query, in the
+    order ``sort`` names (a ``TRADE_SORTS`` key, ``-`` for descending; over all of
+    ``trades``, then by id); without one the active ones first (newest signal first),
+    then the closed ones, latest exit first."""
     start = (number - 1) * PAGE_SIZE
-    rows = trades.select_related(
-        "signal", "signal__book_strategy", "signal__strategy_config"
-    ).order_by("-status", "-exit_time", "-signal__candle_time", "-id")[start : start + PAGE_SIZE]
+    trades = trades.select_related("signal", "signal__book_strategy", "signal__strategy_config")
+    if sort:
+        trades = ordered(trades, sort, TRADE_SORTS)
+    else:
+        trades = trades.order_by("-status", "-exit_time", "-signal__candle_time", "-id")
+    rows = trades[start : start + PAGE_SIZE]
     return [trade_row(trade) for trade in rows]
 
 

@@ -7,8 +7,8 @@ data and the API (``/api/v1/<name>/``) returns the very same data as JSON, so th
 and its twin cannot disagree. ``analytics.api`` holds both views.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from analytics.filters import Filters
@@ -28,6 +28,8 @@ class Page:
     default_period: str = "all"
     nav: bool = True
     filters: tuple[str, ...] = ()  # which filter controls the page's form offers
+    # ``?sort=`` keys of a paginated table -> the fields to order by (``analytics.sorting``)
+    sorts: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
 
 PAGES: dict[str, Page] = {}

@@ -13,10 +13,20 @@ from analytics.filters import Filters
 from analytics.numbers import cents
 from analytics.pages import Page, register
 from analytics.selectors import quote_currency
+from analytics.sorting import headers, ordered
 from analytics.trades import EXIT_REASON_WORDS, STATUS_WORDS
 from signals.models import GuardDecision, Signal, SignalState
 
 PAGE_SIZE = 50
+# The table's ``?sort=`` keys (``analytics.sorting``), and each column's first direction.
+SORTS: dict[str, tuple[str, ...]] = {
+    "signal": ("id",),
+    "market": ("symbol",),
+    "candle": ("candle_time",),
+    "pnl": ("shadow_trade__pnl",),
+}
+SORT_COLUMNS = {"signal": "-", "market": "", "candle": "-", "pnl": "-"}
+DEFAULT_SORT = "-candle"
 
 
 def blocked_signals(filters: Filters, guard: str) -> QuerySet[Signal]:
@@ -51,11 +61,13 @@ def build(filters: Filters) -> dict[str, Any]:
     number = filters.page
     start = (number - 1) * PAGE_SIZE
     blockers = GuardDecision.objects.filter(verdict=GuardDecision.Verdict.BLOCK).order_by("guard")
-    rows = (
-        signals.select_related("shadow_trade")
-        .prefetch_related(Prefetch("decisions", queryset=blockers, to_attr="blockers"))
-        .order_by("-candle_time", "-id")[start : start + PAGE_SIZE]
-    )
+    rows = ordered(
+        signals.select_related("shadow_trade").prefetch_related(
+            Prefetch("decisions", queryset=blockers, to_attr="blockers")
+        ),
+        filters.sort or DEFAULT_SORT,
+        SORTS,
+    )[start : start + PAGE_SIZE]
 
     def page_query(page: int) -> str:
         return urlencode({**filters.raw, "page": str(page)})
@@ -64,6 +76,8 @@ def build(filters: Filters) -> dict[str, Any]:
         "guard": guard or None,
         "count": count,
         "signals": [_row(signal) for signal in rows],
+        "sort": filters.sort or DEFAULT_SORT,
+        "sort_links": headers(filters.raw, filters.sort or DEFAULT_SORT, SORT_COLUMNS),
         "pages": {
             "number": number,
             "last": last,
@@ -105,5 +119,6 @@ PAGE = register(
         order=45,
         nav=False,
         filters=("period", "strategy", "symbol", "guard", "side"),
+        sorts=SORTS,
     )
 )

@@ -6,6 +6,19 @@ from typing import Any
 from analytics import trades as trade_queries
 from analytics.filters import Filters
 from analytics.pages import Page, register
+from analytics.sorting import headers
+
+# Each sortable column's first direction: money, size and time highest first.
+SORT_COLUMNS = {
+    "signal": "-",
+    "market": "",
+    "strategy": "",
+    "entry": "-",
+    "exit": "-",
+    "quantity": "-",
+    "pnl": "-",
+    "r": "-",
+}
 
 
 def build(filters: Filters) -> dict[str, Any]:
@@ -17,7 +30,9 @@ def build(filters: Filters) -> dict[str, Any]:
     number = filters.page
     return {
         "totals": totals,
-        "trades": trade_queries.trade_page(trades, number),
+        "trades": trade_queries.trade_page(trades, number, filters.sort),
+        "sort": filters.sort or None,
+        "sort_links": headers(filters.raw, filters.sort, SORT_COLUMNS),
         "pages": {
             "number": number,
             "last": last,
@@ -40,5 +55,6 @@ PAGE = register(
         order=60,
         default_period="all",
         filters=("period", "strategy", "symbol", "side", "outcome"),
+        sorts=trade_queries.TRADE_SORTS,
     )
 )

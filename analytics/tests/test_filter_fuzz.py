@@ -27,6 +27,7 @@ PARAMETERS = (
     "outcome",
     "compare",
     "page",
+    "sort",
 )
 BOOK = "<the replayed book>"  # replaced by its id: the strategies are built before the fixture
 
@@ -59,6 +60,7 @@ KNOWN = {
     "book": [BOOK],
     "compare": [BOOK],
     "symbol": ["BTC/USD"],
+    "sort": ["-pnl", "pnl", "candle", "-signal"],
 }
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
