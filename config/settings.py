@@ -19,8 +19,11 @@ django_stubs_ext.monkeypatch()
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+# ``manage.py`` reads the ``.env`` that ``make run`` leaves (its secret key, DEBUG off,
+# its database), so the commands the pages suggest work from any terminal; variables
+# already in the environment win over the file. Off elsewhere (tests, gunicorn).
 if env.bool("READ_DOT_ENV_FILE", default=False):
-    env.read_env(str(BASE_DIR / ".env"))
+    env.read_env(env.str("DOT_ENV_FILE", default=str(BASE_DIR / ".env")))
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -182,19 +185,20 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# In development, and under ``make run`` (DEBUG off), WhiteNoise serves straight from the
+# app folders, no collectstatic needed; production serves collectstatic's hashed copies.
+STATIC_FROM_APPS = env.bool("STATIC_FROM_APPS", default=DEBUG)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
+            if STATIC_FROM_APPS
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
-
-# In development WhiteNoise serves straight from the app folders, no collectstatic needed.
-WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_USE_FINDERS = STATIC_FROM_APPS
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # Every page and the admin load scripts, styles and images from this site only. The one
@@ -212,14 +216,17 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Production hardening (active whenever DEBUG is off) ---------------------------
+# ``make run`` serves DEBUG off on http://127.0.0.1 (no TLS there): PLAIN_HTTP=true keeps
+# every hardening but the ones that need HTTPS (redirect, secure cookies, HSTS).
+PLAIN_HTTP = env.bool("PLAIN_HTTP", default=False)
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not PLAIN_HTTP)
     # Load balancers and deploy gates probe the health check over plain HTTP.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SESSION_COOKIE_SECURE = not PLAIN_HTTP
+    CSRF_COOKIE_SECURE = not PLAIN_HTTP
+    SECURE_HSTS_SECONDS = 0 if PLAIN_HTTP else env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True

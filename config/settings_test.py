@@ -4,6 +4,8 @@ environment says otherwise, a fast password hasher and in-memory cache and mail.
 import os
 
 os.environ.setdefault("DEBUG", "false")
+# Never a developer's .env (make run's), in the tests or the manage.py they start.
+os.environ.setdefault("READ_DOT_ENV_FILE", "false")
 os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/app")
