@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from analytics import skill
 from analytics.models import ThresholdRecommendation
+from markets import admin_format
 from shadow.models import ShadowTrade
 from signals.domain.guards import GUARDS, build_guard, validate_guard_config
 from signals.models import Book, BookGuard, GuardConfig, GuardDecision
@@ -677,14 +678,14 @@ def _judged(curve: GuardCurve, q_value: float | None) -> GuardCurve:
     best, current = curve.best, curve.current_point
     label = lambda v: threshold_label(v, curve.integral)  # noqa: E731
     recommended, reason, less = None, "", ""
-    limit = f"{curve.max_share:.0%}"
+    limit = admin_format.compact(curve.max_share * 100, "%")
     if curve.trading_less is not None:
         point = curve.trading_less
         share = curve.share(point) or 0.0
         less = (
             f"{curve.param} = {label(point.threshold)} would have saved more in sample "
-            f"({point.net_impact:+,.2f}), but it blocks {point.blocked} of {curve.decided} "
-            f"signals ({share:.0%}, over the {limit} limit): this amounts to trading less, "
+            f"({admin_format.signed_money(point.net_impact)}), but it blocks {point.blocked} of {curve.decided} "
+            f"signals ({admin_format.percent(share)}, over the {limit} limit): this amounts to trading less, "
             "not to a better guard"
         )
     if best is None or current is None:
@@ -698,7 +699,7 @@ def _judged(curve: GuardCurve, q_value: float | None) -> GuardCurve:
         reason = (
             f"{curve.param} = {label(best.threshold)} is better in sample, but thresholds "
             f"chosen on earlier history did not beat the current one on later history "
-            f"({curve.out_of_sample_gain:+,.2f} over {len(curve.folds)} folds)"
+            f"({admin_format.signed_money(curve.out_of_sample_gain)} over {len(curve.folds)} folds)"
         )
     elif q_value is None or q_value >= skill.FDR_LEVEL:
         reason = (
@@ -710,8 +711,10 @@ def _judged(curve: GuardCurve, q_value: float | None) -> GuardCurve:
         recommended = best
         reason = (
             f"{curve.param} = {label(best.threshold)} wins out of sample "
-            f"({curve.out_of_sample_gain:+,.2f} over {len(curve.folds)} folds), beats random "
-            f"blocking (q {q_value:.3f}) and blocks {curve.share(best) or 0:.0%} of the signals"
+            f"({admin_format.signed_money(curve.out_of_sample_gain)} over {len(curve.folds)} folds), "
+            "beats random "
+            f"blocking (q {q_value:.3f}) and blocks {admin_format.percent(curve.share(best) or 0)} "
+            "of the signals"
         )
     if less:
         reason = f"{less}. Within the {limit} limit: {reason}"

@@ -30,7 +30,7 @@ from analytics.filters import PERIOD_LABELS, Filters, parse_filters
 from analytics.guard_skill import book_skill
 from analytics.metrics import trade_stats
 from analytics.models import Report
-from analytics.numbers import cents, fine, json_clean, rate
+from analytics.numbers import cents, json_clean, probability, rate, ratio
 from analytics.selectors import book_quote_currency, guard_effectiveness, verdict_min_samples
 from markets.timestamps import ms_from_utc
 from shadow.models import ShadowTrade
@@ -226,11 +226,11 @@ def report_data(*, book: Book, period: str, now: datetime | None = None) -> dict
                 "volume": cents(honest.decomposition.volume),
                 "selection": cents(honest.decomposition.selection),
                 "sole_net_impact": cents(effect.sole_outcome.net_impact),
-                "mean_net_impact": fine(effect.outcome.mean_net_impact),
-                "interval_low": fine(honest.ci_low),
-                "interval_high": fine(honest.ci_high),
-                "p_value": None if honest.p_value is None else round(honest.p_value, 4),
-                "q_value": None if honest.q_value is None else round(honest.q_value, 4),
+                "mean_net_impact": cents(effect.outcome.mean_net_impact),
+                "interval_low": cents(honest.ci_low),
+                "interval_high": cents(honest.ci_high),
+                "p_value": probability(honest.p_value),
+                "q_value": probability(honest.q_value),
                 "verdict": honest.verdict,
             }
         )
@@ -252,10 +252,11 @@ def report_data(*, book: Book, period: str, now: datetime | None = None) -> dict
                 "wins": stats.wins,
                 "losses": stats.losses,
                 "win_rate": rate(stats.win_rate),
-                "profit_factor": rate(stats.profit_factor),
-                "expectancy": fine(stats.expectancy),
+                "profit_factor": ratio(stats.profit_factor),
+                # From the exact sum, as the pages compute it: one rounding everywhere.
+                "expectancy": cents(paper_pnl / stats.trades) if stats.trades else None,
                 "max_drawdown": cents(stats.max_drawdown),
-                "sharpe": rate(stats.sharpe),
+                "sharpe": ratio(stats.sharpe),
                 "signals": sum(by_state.values()),
                 "signals_by_state": by_state,
                 "blocked_closed": blocked_closed,

@@ -225,7 +225,7 @@ def fidelity_summary(pairs: QuerySet[ShadowTrade]) -> dict[str, Any]:
         "pnl_differs": row["n_pnl_differs"],
         "entry_difference": {"mean": fine(row["n_mean_entry"]), "max": fine(row["n_max_entry"])},
         "exit_difference": {"mean": fine(row["n_mean_exit"]), "max": fine(row["n_max_exit"])},
-        "pnl_difference": {"mean": fine(row["n_mean_pnl"]), "max": fine(row["n_max_pnl"])},
+        "pnl_difference": {"mean": cents(row["n_mean_pnl"]), "max": cents(row["n_max_pnl"])},
     }
 
 
@@ -302,5 +302,5 @@ def _disagreement(row: dict[str, Any]) -> dict[str, Any]:
         },
         "entry_difference": fine(row["entry_difference"]),
         "exit_difference": fine(row["exit_difference"]),
-        "pnl_difference": fine(row["pnl_difference"]),
+        "pnl_difference": cents(row["pnl_difference"]),
     }

@@ -118,7 +118,7 @@ def trade_totals(trades: QuerySet[PaperTrade]) -> dict[str, Any]:
         "losses": row["losses"],
         "win_rate": rate(row["wins"] / row["closed"]) if row["closed"] else None,
         "total_pnl": cents(row["total_pnl"] or 0),
-        "average_pnl": fine(row["average_pnl"]),
+        "average_pnl": cents(row["average_pnl"]),
     }
 
 

@@ -3,6 +3,9 @@
 Money: ``1,234.56 USD`` (the market's quote currency, a real minus sign on losses);
 prices and quantities: six significant digits, at least two decimals, grouped
 (``30,163.73``, ``0.000123457``); R multiples and percentages: two decimals. The columns store 12 decimals; the admin never shows them raw.
+Rates (a win rate as a fraction): a percentage to one decimal (``31.5 %``); ratios
+(Sharpe, profit factor): two decimals; p and q values: three. Every number, everywhere,
+rounds half up and writes a loss with U+2212, never an ASCII hyphen.
 
 These are the rules of the whole product: the pages (``analytics.views.price_places``,
 ``analytics.templatetags.trader.money``, ``analytics.trades.significant``) and
@@ -37,6 +40,14 @@ def money(value: Decimal | float | None, currency: str = "") -> str:
     return f"{_signed(amount, 2)} {currency}".rstrip()
 
 
+def signed_money(value: Decimal | float | None, currency: str = "") -> str:
+    """Like ``money`` with a ``+`` on gains, for amounts that read as a change."""
+    text = money(value, currency)
+    if value is not None and Decimal(str(value)).quantize(Decimal("0.01"), ROUND_HALF_UP) > 0:
+        return f"+{text}"
+    return text
+
+
 def price_places(value: Decimal) -> int:
     """Decimals that show ``value`` to six significant digits, at least two."""
     return max(2, 5 - value.adjusted()) if value else 2
@@ -58,6 +69,23 @@ def two(value: Decimal | float | None, suffix: str = "") -> str:
         return NOTHING
     amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     return f"{_signed(amount, 2)} {suffix}".rstrip()
+
+
+def percent(value: Decimal | float | None) -> str:
+    """A rate given as a fraction, as a percentage to one decimal: ``0.315`` as ``31.5 %``."""
+    if value is None:
+        return NOTHING
+    amount = (Decimal(str(value)) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{_signed(amount, 1)} %"
+
+
+def number(value: Decimal | float | None, places: int = 2) -> str:
+    r"""A plain figure (a ratio, a p value) to ``places`` decimals, grouped, with a real minus
+    sign: ``\N{MINUS SIGN}5.25``."""
+    if value is None:
+        return NOTHING
+    amount = Decimal(str(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return _signed(amount, places)
 
 
 def compact(value: Decimal | float | None, unit: str = "") -> str:

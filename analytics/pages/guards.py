@@ -11,7 +11,7 @@ from analytics.charts import chart_spec
 from analytics.confidence import CONFIDENCE
 from analytics.filters import Filters
 from analytics.guard_skill import BookSkill, Expectancy, SkillReport, book_skill
-from analytics.numbers import cents, fine, rate
+from analytics.numbers import cents, probability, rate
 from analytics.pages import Page, register
 from analytics.paper_balance import balance_failures_by_guard
 from analytics.selectors import (
@@ -32,10 +32,6 @@ CONVENTION = (
 )
 
 
-def _p(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
 def _outcome(outcome: ShadowOutcome, report: SkillReport) -> dict[str, Any]:
     """One set of a guard's blocks: the money, the honest verdict and its statistics.
 
@@ -50,19 +46,19 @@ def _outcome(outcome: ShadowOutcome, report: SkillReport) -> dict[str, Any]:
         "net_impact": cents(outcome.net_impact),
         "volume": cents(parts.volume),
         "selection": cents(parts.selection),
-        "mean_net_impact": fine(outcome.mean_net_impact),
-        "ci_low": fine(report.ci_low),
-        "ci_high": fine(report.ci_high),
-        "t_low": fine(outcome.ci_low),
-        "t_high": fine(outcome.ci_high),
+        "mean_net_impact": cents(outcome.mean_net_impact),
+        "ci_low": cents(report.ci_low),
+        "ci_high": cents(report.ci_high),
+        "t_low": cents(outcome.ci_low),
+        "t_high": cents(outcome.ci_high),
         "t_verdict": outcome.verdict,
-        "blocked_mean_pnl": fine(report.blocked_mean_pnl),
-        "passed_mean_pnl": fine(report.passed_mean_pnl),
-        "difference": fine(report.difference),
-        "difference_low": fine(report.difference_low),
-        "difference_high": fine(report.difference_high),
-        "p_value": _p(report.p_value),
-        "q_value": _p(report.q_value),
+        "blocked_mean_pnl": cents(report.blocked_mean_pnl),
+        "passed_mean_pnl": cents(report.passed_mean_pnl),
+        "difference": cents(report.difference),
+        "difference_low": cents(report.difference_low),
+        "difference_high": cents(report.difference_high),
+        "p_value": probability(report.p_value),
+        "q_value": probability(report.q_value),
         "test": report.test_method,
         "verdict": report.verdict,
         "too_few_samples": outcome.too_few_samples,
@@ -95,9 +91,9 @@ def expectancy_data(expectancy: Expectancy) -> dict[str, Any]:
     return {
         "name": expectancy.name,
         "trades": expectancy.trades,
-        "mean_pnl": fine(expectancy.mean_pnl),
-        "low": fine(expectancy.low),
-        "high": fine(expectancy.high),
+        "mean_pnl": cents(expectancy.mean_pnl),
+        "low": cents(expectancy.low),
+        "high": cents(expectancy.high),
         "losing": expectancy.losing,
         "negative": expectancy.negative,
     }

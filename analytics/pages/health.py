@@ -67,6 +67,54 @@ def build(filters: Filters) -> dict[str, Any]:
         "queues": queue_depths(),
         "recovery": recovery_runs(),
         "paper_balance": paper_balance(book=book),
+        "system": system_status(now=now),
+    }
+
+
+# What each /healthz check's status says, in the trader's words. Nothing here says
+# "fine" about what was not seen: beat's "unknown" (no periodic task has run, e.g. no
+# beat under ``make run``) reads "no run seen yet", never "ok".
+CHECK_WORDS: dict[str, dict[str, str]] = {
+    "database": {"ok": "database reachable"},
+    "broker": {"ok": "broker reachable"},
+    "beat": {
+        "ok": "scheduler running",
+        "late": "scheduler (celery beat) late",
+        "unknown": "scheduler: no run seen yet",
+    },
+    "stuck_signals": {"ok": "no live signal stuck"},
+}
+CHECK_NAMES = {"database": "database", "broker": "broker", "beat": "scheduler"}
+
+
+def _check_words(name: str, check: dict[str, Any]) -> str:
+    words = CHECK_WORDS.get(name, {}).get(check["status"])
+    if words:
+        return words
+    if name in ("database", "broker"):
+        return f"{name} cannot be reached"
+    if name == "stuck_signals" and check.get("count") is not None:
+        count = check["count"]
+        return f"{count} live signal{'' if count == 1 else 's'} stuck"
+    return f"{CHECK_NAMES.get(name, name.replace('_', ' '))}: {check['status']}"
+
+
+def system_status(*, now: datetime | None = None) -> dict[str, Any]:
+    """The pipeline's status by the ``/healthz`` rule (``config.health``): down when the
+    database or the broker cannot be reached, degraded when celery beat is late or live
+    signals are stuck, else ok; with each check's status and what it says (``parts``),
+    so a line built from it never calls fine what no check saw."""
+    from config.health import system_health
+
+    status, checks = system_health(now or timezone.now())
+    return {
+        "status": status,
+        "checks": {name: check["status"] for name, check in checks.items()},
+        "stuck_signals": checks.get("stuck_signals", {}).get("count"),
+        "parts": [
+            {"check": name, "status": check["status"], "words": _check_words(name, check)}
+            for name, check in checks.items()
+        ],
     }
 
 

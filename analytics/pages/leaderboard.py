@@ -21,7 +21,7 @@ import numpy as np
 from analytics.breakdowns import leaderboard_strategies, leaderboard_trades, stats_by_strategy
 from analytics.filters import Filters
 from analytics.metrics import TradeStats, trade_stats
-from analytics.numbers import cents, fine, rate
+from analytics.numbers import cents, rate, ratio
 from analytics.pages import Page, register
 
 CONVENTION = (
@@ -43,11 +43,12 @@ def _figures(stats: TradeStats, total: Decimal) -> dict[str, Any]:
         "wins": stats.wins,
         "win_rate": rate(stats.win_rate),
         "total_pnl": cents(total),
-        "average_pnl": fine(total / trades) if trades else None,
-        "expectancy": fine(stats.expectancy),
-        "profit_factor": rate(stats.profit_factor, 2),
+        "average_pnl": cents(total / trades) if trades else None,
+        # The same figure as the average, from the exact sum: one rounding on every page.
+        "expectancy": cents(total / trades) if trades else None,
+        "profit_factor": ratio(stats.profit_factor),
         "max_drawdown": cents(stats.max_drawdown),
-        "sharpe": rate(stats.sharpe, 2),
+        "sharpe": ratio(stats.sharpe),
     }
 
 

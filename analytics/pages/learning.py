@@ -23,10 +23,11 @@ from analytics.learning import (
     walk_forward_folds,
 )
 from analytics.models import ThresholdRecommendation
-from analytics.numbers import cents, rate
+from analytics.numbers import cents, probability, rate
 from analytics.pages import Page, register
 from analytics.pages.guards import expectancy_data
 from analytics.selectors import book_quote_currency
+from markets import admin_format
 
 CONVENTION = (
     "Net impact is minus the shadow P&L of the signals a guard blocks (or would block): "
@@ -130,7 +131,7 @@ def _guard(
     points = [_point(point, curve) for point in curve.points]
     labels = [
         f"{p['label']}{' (now)' if p['current'] else ''} \u00b7 "
-        f"{(p['share_blocked'] or 0) * 100:.0f}\u00a0% blocked"
+        f"{admin_format.percent(p['share_blocked'] or 0)} blocked"
         for p in points
     ]
     current = next((point for point in points if point["current"]), None)
@@ -165,8 +166,8 @@ def _guard(
         "folds": [_fold(fold, curve) for fold in curve.folds],
         "later_from": curve.later_from,
         "out_of_sample_gain": cents(curve.out_of_sample_gain) if curve.folds else None,
-        "p_value": rate(curve.p_value),
-        "q_value": rate(curve.q_value),
+        "p_value": probability(curve.p_value),
+        "q_value": probability(curve.q_value),
         "recommendable": curve.recommended is not None,
         "reason": curve.reason,
         "trading_less": (

@@ -13,6 +13,7 @@ number of trades: two for the trades (their float columns in exit order, their e
 sums per day), the equity curve's reads.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -27,7 +28,7 @@ from analytics.breakdowns import EpochMs, float_columns
 from analytics.charts import chart_spec
 from analytics.filters import Filters
 from analytics.metrics import daily_pnl, trade_stats
-from analytics.numbers import cents, fine, rate
+from analytics.numbers import cents, rate, ratio
 from analytics.pages import Page, register
 from analytics.selectors import book_equity_curve, book_quote_currency
 from markets.timestamps import ms_from_utc, utc_from_ms
@@ -93,26 +94,43 @@ def trades(book: Book, filters: Filters) -> Trades:
     return Trades(columns[:, 0], columns[:, 1].astype(np.int64), by_day)
 
 
-def figures(closed: Trades) -> dict[str, Any]:
-    """The headline figures (``analytics.metrics``); totals summed exactly in decimals
-    (by the database, per day)."""
+def exact_figures(closed: Trades) -> dict[str, Any]:
+    """The headline figures (``analytics.metrics``) before rounding; totals summed exactly
+    in decimals (by the database, per day)."""
     stats = trade_stats(closed.pnl, closed.exits)
     total = sum((pnl for pnl, _, _ in closed.by_day.values()), ZERO)
     gross_profit = sum((gains for _, gains, _ in closed.by_day.values()), ZERO)
     gross_loss = -sum((losses for _, _, losses in closed.by_day.values()), ZERO)
     return {
-        "total_pnl": cents(total),
+        "total_pnl": total,
         "trades": stats.trades,
         "wins": stats.wins,
         "losses": stats.losses,
-        "win_rate": rate(stats.win_rate),
-        "gross_profit": cents(gross_profit),
-        "gross_loss": cents(gross_loss),
-        "profit_factor": rate(gross_profit / gross_loss if gross_loss > 0 else None),
-        "expectancy": fine(total / len(closed)) if len(closed) else None,
-        "max_drawdown": cents(stats.max_drawdown),
-        "sharpe": rate(stats.sharpe),
+        "win_rate": stats.win_rate,
+        "gross_profit": gross_profit,
+        "gross_loss": gross_loss,
+        "profit_factor": gross_profit / gross_loss if gross_loss > 0 else None,
+        "expectancy": total / len(closed) if len(closed) else None,
+        "max_drawdown": stats.max_drawdown,
+        "sharpe": stats.sharpe,
     }
+
+
+ROUNDING: dict[str, Callable[[Any], Any]] = {
+    "total_pnl": cents,
+    "win_rate": rate,
+    "gross_profit": cents,
+    "gross_loss": cents,
+    "profit_factor": ratio,
+    "expectancy": cents,
+    "max_drawdown": cents,
+    "sharpe": ratio,
+}
+
+
+def figures(exact: dict[str, Any]) -> dict[str, Any]:
+    """``exact_figures`` as the page shows them (``analytics.numbers``)."""
+    return {key: ROUNDING[key](value) if key in ROUNDING else value for key, value in exact.items()}
 
 
 def _day(ms: int) -> str:
@@ -189,17 +207,19 @@ def realised_by_day(days: list[str], totals: list[Decimal]) -> dict[str, Decimal
     return out
 
 
-def book_part(book: Book, filters: Filters) -> tuple[dict[str, Any], Trades]:
-    """One book's figures and daily P&L, with its trades' columns."""
+def book_part(book: Book, filters: Filters) -> tuple[dict[str, Any], Trades, dict[str, Any]]:
+    """One book's figures and daily P&L, with its trades' columns and its figures before
+    rounding (a comparison takes its differences from those, then rounds once)."""
     closed = trades(book, filters)
     days, totals = daily(closed)
+    exact = exact_figures(closed)
     part = {
         "book": {"id": book.pk, "name": book.name, "kind": book.kind},
-        "figures": figures(closed),
+        "figures": figures(exact),
         "days": days,
         "daily_pnl": totals,
     }
-    return part, closed
+    return part, closed, exact
 
 
 FIGURES = (
@@ -215,21 +235,27 @@ FIGURES = (
 LOWER_IS_BETTER = {"max_drawdown"}
 
 
-def comparison(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each figure of book A beside book B's, with A minus B (``None`` if either lacks it)."""
+def comparison(
+    a: dict[str, Any], b: dict[str, Any], exact_a: dict[str, Any], exact_b: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each figure of book A beside book B's, with A minus B (``None`` if either lacks it).
+
+    The difference is that of the exact figures, rounded once like the figure itself: a
+    difference of two rounded totals can be a cent off the same difference shown elsewhere
+    (the guard page's path-dependent value is the exact paper P&L of the book minus its
+    leg's, rounded once)."""
     rows = []
     for key, label, unit in FIGURES:
         left, right = a["figures"][key], b["figures"][key]
+        exact_left, exact_right = exact_a[key], exact_b[key]
         difference: Any = None
-        if left is not None and right is not None:
-            if unit == "money":
-                difference = (cents if key != "expectancy" else fine)(
-                    Decimal(str(left)) - Decimal(str(right))
-                )
-            elif unit == "count":
-                difference = left - right
+        if exact_left is not None and exact_right is not None:
+            if unit == "count":
+                difference = exact_left - exact_right
+            elif unit == "money":
+                difference = cents(Decimal(str(exact_left)) - Decimal(str(exact_right)))
             else:
-                difference = rate(left - right)
+                difference = ROUNDING[key](exact_left - exact_right)
         better = None
         if difference:
             better = "a" if (difference > 0) != (key in LOWER_IS_BETTER) else "b"
@@ -298,7 +324,7 @@ def ablation_links(book: Book) -> list[dict[str, Any]]:
 def build(filters: Filters) -> dict[str, Any]:
     book = filters.book
     assert book is not None
-    main, closed = book_part(book, filters)
+    main, closed, exact = book_part(book, filters)
     data: dict[str, Any] = {
         "convention": CONVENTION,
         **main,
@@ -318,11 +344,11 @@ def build(filters: Filters) -> dict[str, Any]:
         "compare": None,
     }
     if filters.compare is not None:
-        other, _ = book_part(filters.compare, filters)
+        other, _, other_exact = book_part(filters.compare, filters)
         data["compare"] = {
             **other,
             "currency": book_quote_currency(book=filters.compare),
-            "rows": comparison(main, other),
+            "rows": comparison(main, other, exact, other_exact),
             "chart": overlay(main, other),
         }
     return data

@@ -203,17 +203,11 @@ def _best_and_worst(
 
 
 def health() -> dict[str, Any]:
-    """The pipeline's status by the ``/healthz`` rule (``config.health``): down when the
-    database or the broker cannot be reached, degraded when celery beat is late or live
-    signals are stuck, else ok."""
-    from config.health import system_health
+    """The pipeline's status by the ``/healthz`` rule, each check in words
+    (``analytics.pages.health.system_status``, which the health page shows too)."""
+    from analytics.pages.health import system_status
 
-    status, checks = system_health(timezone.now())
-    return {
-        "status": status,
-        "checks": {name: check["status"] for name, check in checks.items()},
-        "stuck_signals": checks["stuck_signals"].get("count"),
-    }
+    return system_status(now=timezone.now())
 
 
 def sparkline(filters: Filters) -> dict[str, Any] | None:

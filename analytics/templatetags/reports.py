@@ -11,7 +11,6 @@ from django import template
 register = template.Library()
 
 RECENT = 5
-MINUS = "\N{MINUS SIGN}"
 # Money where a positive amount is bad for the trader (blocking gave up a gain).
 BAD_WHEN_POSITIVE = {"blocked_opportunity_cost"}
 UNTONED = {"max_drawdown"}
@@ -51,22 +50,6 @@ def tone(value: Any, key: str) -> str:
         return ""
     good = amount < 0 if key in BAD_WHEN_POSITIVE else amount > 0
     return " pos" if good else " neg"
-
-
-@register.filter
-def percent(value: float | None) -> str:
-    """``0.5`` as ``50.0 %``; an en dash for nothing."""
-    if value is None:
-        return "\N{EN DASH}"
-    return f"{float(value) * 100:.1f} %"
-
-
-@register.filter
-def ratio(value: float | None) -> str:
-    """A ratio to two places; an en dash when undefined."""
-    if value is None:
-        return "\N{EN DASH}"
-    return f"{float(value):.2f}".replace("-", MINUS)
 
 
 @register.filter

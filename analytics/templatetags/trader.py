@@ -1,4 +1,7 @@
-"""Template filters that write numbers the way a trader reads them."""
+"""Template filters that write numbers the way a trader reads them: the one home of the
+pages' number text (each calls ``markets.admin_format``, where the admin's live too).
+Money to the cent, rates as a percentage to one decimal, ratios to two decimals, p and
+q values to three, a real minus sign (U+2212) on every negative figure."""
 
 from decimal import Decimal
 
@@ -19,7 +22,22 @@ def money(value: Decimal | float | None, currency: str = "") -> str:
 @register.filter
 def signed_money(value: Decimal | float | None, currency: str = "") -> str:
     """Like ``money`` with a ``+`` on gains, for amounts that read as a change."""
-    text = money(value, currency)
-    if value is not None and Decimal(str(value)).quantize(Decimal("0.01")) > 0:
-        return f"+{text}"
-    return text
+    return admin_format.signed_money(value, currency)
+
+
+@register.filter
+def percent(value: Decimal | float | None) -> str:
+    """A rate given as a fraction: ``0.315`` as ``31.5 %``; an en dash for nothing."""
+    return admin_format.percent(value)
+
+
+@register.filter
+def ratio(value: Decimal | float | None) -> str:
+    r"""A ratio (Sharpe, profit factor, an R multiple) to two places: ``\N{MINUS SIGN}5.25``."""
+    return admin_format.number(value, 2)
+
+
+@register.filter
+def probability(value: Decimal | float | None) -> str:
+    """A p or q value to three places: ``0.044``."""
+    return admin_format.number(value, 3)

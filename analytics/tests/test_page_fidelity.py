@@ -68,14 +68,15 @@ def test_it_detects_a_paper_trade_whose_exit_price_changed(trader_client, replay
     assert summary["reason_differs"] == summary["time_differs"] == 0
     assert summary["exact"] == summary["compared"] - 1
     assert Decimal(summary["exit_difference"]["max"]) == Decimal("1.5000")
+    # Money to the cent; the price differences above keep four places (per unit).
     assert Decimal(summary["pnl_difference"]["max"]) == abs(moved).quantize(
-        Decimal("0.0001"), ROUND_HALF_UP
+        Decimal("0.01"), ROUND_HALF_UP
     )
     [row] = data["disagreements"]
     assert row["signal_id"] == trade.signal_id
     assert row["signal_url"] == f"/signals/{trade.signal_id}/"
     assert row["differs_in"] == ["P&L"] and row["executed"] == "paper"
-    assert Decimal(row["pnl_difference"]) == moved.quantize(Decimal("0.0001"), ROUND_HALF_UP)
+    assert Decimal(row["pnl_difference"]) == moved.quantize(Decimal("0.01"), ROUND_HALF_UP)
     html = trader_client.get(PAGE, {"book": replayed_book.pk}).content.decode()
     assert f'href="/signals/{trade.signal_id}/"' in html
     assert 'id="disagreement-count">1<' in html

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from analytics.metrics import trade_stats
+from analytics.numbers import rate, ratio
 from analytics.tests.factories import replay_testex
 from markets.timestamps import ms_from_utc
 from shadow.models import ShadowTrade
@@ -68,13 +69,11 @@ def test_one_row_per_strategy_best_first_with_guarded_and_unguarded(
         unguarded = trade_stats(pnl, ms)
         for shown, stats in ((row["guarded"], guarded), (row["unguarded"], unguarded)):
             assert shown["trades"] == stats.trades
-            assert shown["win_rate"] == (round(stats.win_rate, 4) if stats.trades else None)
-            assert shown["sharpe"] == (round(stats.sharpe, 2) if stats.sharpe is not None else None)
-            assert shown["profit_factor"] == (
-                round(stats.profit_factor, 2) if stats.profit_factor is not None else None
-            )
+            assert shown["win_rate"] == (rate(stats.win_rate) if stats.trades else None)
+            assert shown["sharpe"] == ratio(stats.sharpe)
+            assert shown["profit_factor"] == ratio(stats.profit_factor)
         assert row["unguarded"]["trades"] == row["guarded"]["trades"] + row["blocked_closed"]
-        assert row["approval_rate"] == round(row["approved"] / row["decided"], 4)
+        assert row["approval_rate"] == rate(row["approved"] / row["decided"])
 
     html = trader_client.get(reverse("analytics:leaderboard"), {"book": three_strategies.pk})
     text = html.content.decode()

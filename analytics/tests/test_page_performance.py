@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from analytics.equity import EquityCurve, PaperPosition, equity_curve
 from analytics.filters import book_clock
-from analytics.numbers import cents
+from analytics.numbers import cents, rate, ratio
 from analytics.tests.factories import BookFactory, PaperTradeFactory, SignalFactory
 from markets.bars import CandleArrays
 from signals.models import Book, PaperTrade, SignalState
@@ -80,11 +80,11 @@ def reference(trades):
         "total_pnl": cents(total),
         "trades": len(pnl),
         "wins": len(wins),
-        "win_rate": round(len(wins) / len(pnl), 4) if pnl else None,
-        "profit_factor": round(float(sum(wins, Decimal(0)) / gross_loss), 4) if losses else None,
-        "expectancy": (total / len(pnl)).quantize(Decimal("0.0001")) if pnl else None,
+        "win_rate": rate(len(wins) / len(pnl)) if pnl else None,
+        "profit_factor": ratio(sum(wins, Decimal(0)) / gross_loss) if losses else None,
+        "expectancy": cents(total / len(pnl)) if pnl else None,
         "max_drawdown": cents(worst),
-        "sharpe": round(sharpe, 4) if sharpe is not None else None,
+        "sharpe": ratio(sharpe),
     }
 
 

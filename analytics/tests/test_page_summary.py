@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from analytics.filters import PERIODS, book_clock
-from analytics.numbers import cents
+from analytics.numbers import cents, rate
 from analytics.tests.factories import (
     BookFactory,
     CandleFactory,
@@ -85,7 +85,7 @@ def reference(book, key):
         "pnl": cents(sum((t.pnl for t in closed), Decimal(0))),
         "trades": len(closed),
         "wins": wins,
-        "win_rate": round(wins / len(closed), 4) if closed else None,
+        "win_rate": rate(wins / len(closed)) if closed else None,
         "signals": sum(1 for s in Signal.objects.filter(book=book) if inside(s.candle_time, span)),
         "opportunity_cost": cents(opportunity),
         "net_impact": cents(-opportunity),

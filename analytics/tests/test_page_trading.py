@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from analytics.numbers import rate
 from analytics.tests.factories import PaperTradeFactory, SignalFactory, StrategyConfigFactory
 from signals.models import BookStrategy, PaperTrade, SignalState
 
@@ -97,11 +98,9 @@ def reference(book, *, since=None, until=None, strategy="", symbol="", side="", 
         "closed": len(pnls),
         "wins": wins,
         "losses": sum(1 for pnl in pnls if pnl < 0),
-        "win_rate": round(wins / len(pnls), 4) if pnls else None,
+        "win_rate": rate(wins / len(pnls)) if pnls else None,
         "total_pnl": sum(pnls, Decimal(0)).quantize(Decimal("0.01"), ROUND_HALF_UP),
-        "average_pnl": (sum(pnls, Decimal(0)) / len(pnls)).quantize(
-            Decimal("0.0001"), ROUND_HALF_UP
-        )
+        "average_pnl": (sum(pnls, Decimal(0)) / len(pnls)).quantize(Decimal("0.01"), ROUND_HALF_UP)
         if pnls
         else None,
     }

@@ -22,6 +22,7 @@ from django.urls import reverse
 
 from analytics.filters import parse_filters
 from analytics.models import Report
+from analytics.numbers import rate, ratio
 from analytics.reports import (
     DAILY_CREATOR,
     daily_report,
@@ -127,8 +128,8 @@ def reference(book: Book, period: str) -> dict:
         "paper_pnl": _cents(pnl),
         "trades": len(closes),
         "wins": len(wins),
-        "win_rate": round(len(wins) / len(closes), 4) if closes else None,
-        "profit_factor": round(float(gross_profit / gross_loss), 4) if gross_loss else None,
+        "win_rate": rate(len(wins) / len(closes)) if closes else None,
+        "profit_factor": ratio(gross_profit / gross_loss) if gross_loss else None,
         "max_drawdown": _cents(drawdown),
         "states": states,
         "opportunity": _cents(opportunity),
@@ -185,7 +186,7 @@ def test_it_reports_hand_made_rows_exactly():
     assert headline["paper_pnl"] == Decimal("75.25")
     assert headline["trades"] == 4 and headline["wins"] == 2
     assert headline["win_rate"] == 0.5
-    assert headline["profit_factor"] == round(125.25 / 50, 4)
+    assert headline["profit_factor"] == 2.51  # 2.505, half up
     assert headline["max_drawdown"] == Decimal("50.00")  # 100 down to 50
     # Opportunity cost 12.345 - 40.10 + 3.005 = -24.75: the blocks avoided a loss.
     assert headline["blocked_opportunity_cost"] == Decimal("-24.75")
