@@ -1,8 +1,9 @@
 """The signal page (one signal with every decision it was given) and the helpers that
 write its numbers; the other pages live in ``analytics.pages``."""
 
+import re
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.decorators import login_required, permission_required
@@ -45,9 +46,8 @@ def measure(value: Decimal | None, unit: str, currency: str) -> str:
 
 
 def _fixed(value: Decimal, places: int) -> str:
-    # Half up, as the template's floatformat rounds the other numbers of the page.
-    rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    return f"{rounded:,.{places}f}"
+    # Half up and with a real minus sign, as every number of the pages (admin_format).
+    return admin_format.number(value, places)
 
 
 def price_places(price: Decimal) -> str:
@@ -59,20 +59,27 @@ def price_places(price: Decimal) -> str:
 def payload_summary(payload: dict[str, Any]) -> str:
     """A transition's payload on one line: "exit price 30,148.65 · exit reason target"."""
     return " · ".join(
-        f"{key.replace('_', ' ')} {_payload_value(value)}" for key, value in payload.items()
+        f"{key.replace('_', ' ')} {_payload_value(value, key)}" for key, value in payload.items()
     )
 
 
-def _payload_value(value: Any) -> str:
+DECIMAL_TEXT = re.compile(r"-?\d+\.\d+")
+# Payload keys that hold money (to the cent); other numbers are prices or quantities.
+PAYLOAD_MONEY = {"pnl", "fees"}
+
+
+def _payload_value(value: Any, key: str = "") -> str:
     if isinstance(value, bool) or value is None:
         return str(value).lower()
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, float):
+    if isinstance(value, str) and DECIMAL_TEXT.fullmatch(value):
+        value = Decimal(value)
+    if isinstance(value, float | Decimal):
         number = Decimal(str(value))
-        return f"{number:,.{max(2, 5 - number.adjusted()) if number else 2}f}"
+        return admin_format.money(number) if key in PAYLOAD_MONEY else admin_format.price(number)
     if isinstance(value, list | tuple):
-        return ", ".join(_payload_value(item) for item in value) if value else "none"
+        return ", ".join(_payload_value(item, key) for item in value) if value else "none"
     if isinstance(value, str):
         try:
             return f"{datetime.fromisoformat(value):%Y-%m-%d %H:%M}"

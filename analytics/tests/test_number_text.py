@@ -268,3 +268,25 @@ def test_a_difference_is_rounded_once_from_the_exact_figures():
 )
 def test_a_rate_reads_as_a_percentage_to_one_decimal_rounded_half_up(value, text):
     assert admin_format.percent(rate(value)) == text
+
+
+def test_the_signal_pages_write_losses_with_a_real_minus_sign(trader_client, replayed_book):
+    from shadow.models import ShadowTrade
+    from signals.models import PaperTrade
+
+    losing = list(
+        PaperTrade.objects.filter(book=replayed_book, pnl__lt=0).values_list(
+            "signal_id", flat=True
+        )[:5]
+    ) + list(
+        ShadowTrade.objects.filter(signal__book=replayed_book, pnl__lt=0).values_list(
+            "signal_id", flat=True
+        )[:5]
+    )
+    assert len(losing) == 10
+    for signal_id in losing:
+        response = trader_client.get(reverse("analytics:signal", args=[signal_id]))
+        assert response.status_code == 200
+        text = visible_text(response.content.decode())
+        assert hyphen_numbers(text) == [], signal_id
+        assert admin_format.MINUS in text, signal_id

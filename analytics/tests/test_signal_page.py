@@ -14,6 +14,7 @@ from analytics.tests.factories import (
     replay_testex,
 )
 from analytics.views import measure, payload_summary
+from markets import admin_format
 from signals.models import Book, BookGuard, GuardConfig, GuardDecision, Signal, SignalState
 
 pytestmark = pytest.mark.django_db
@@ -93,8 +94,8 @@ def test_a_blocked_signal_shows_what_its_shadow_trade_made(trader_client, blocke
     shadow = blocked.shadow_trade
     html = trader_client.get(signal_url(blocked.pk)).content.decode()
 
-    assert f"{shadow.pnl:.2f} USD" in html
-    assert f"{shadow.r_multiple:.2f}" in html
+    assert admin_format.money(shadow.pnl, "USD") in html
+    assert admin_format.number(shadow.r_multiple, 2) in html
     word = "saved" if shadow.pnl < 0 else "cost"
     assert f"{word} {abs(shadow.pnl):.2f} USD" in html
 
@@ -176,7 +177,7 @@ def test_the_admin_signal_page_links_here_and_shows_guard_versions(admin_client,
     ("value", "unit", "text"),
     [
         ("1234.5", "quote", "1,234.50 USD"),
-        ("-12.345", "quote", "-12.35 USD"),
+        ("-12.345", "quote", "\N{MINUS SIGN}12.35 USD"),
         ("3.14159", "%", "3.14%"),
         ("2", "positions", "2 positions"),
         ("1", "positions", "1 position"),
