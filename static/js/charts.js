@@ -17,6 +17,20 @@
   var NEUTRAL = colour("--accent", "#2f6feb");
   var MUTED = colour("--muted", "#6e7781");
   var PALETTE = [NEUTRAL, "#8250df", "#bf8700", "#0a7d8c", MUTED];
+  // Numbers read as on the rest of the page (README "How numbers read"): a negative one
+  // with a real minus sign (U+2212), never an ASCII hyphen.
+  var MINUS = "\u2212";
+  function signed(text) {
+    return String(text).replace(/^-/, MINUS);
+  }
+  function tickLabel() {
+    return signed(Chart.Ticks.formatters.numeric.apply(this, arguments));
+  }
+  function tooltipLabel(context) {
+    var name = context.dataset.label || "";
+    var value = signed(context.formattedValue);
+    return name ? name + ": " + value : value;
+  }
 
   function toneColour(tone, index) {
     if (tone === "good") return GOOD;
@@ -68,7 +82,7 @@
     var scales = {};
     scales[valueAxis] = {
       title: {display: !!spec.y_label, text: spec.y_label || ""},
-      ticks: {maxTicksLimit: 8},
+      ticks: {maxTicksLimit: 8, callback: tickLabel},
       grid: {color: "#e5e8ec"},
     };
     scales[horizontal ? "y" : "x"] = {
@@ -87,7 +101,7 @@
         maintainAspectRatio: false,
         animation: false,
         interaction: {mode: "index", intersect: false},
-        plugins: {legend: {display: many}},
+        plugins: {legend: {display: many}, tooltip: {callbacks: {label: tooltipLabel}}},
         scales: scales,
       },
     });
