@@ -54,20 +54,59 @@ class BrowserSession:
         return self.page.locator("main").inner_text()
 
     def check_layout(self, name: str) -> None:
-        """No sideways scrolling at 1,280 px or 390 px; a screenshot of each width."""
+        """No sideways scrolling at 1,280 px or 390 px, no table wider than its box (cards
+        excepted), the first figure in a phone's first screen; a screenshot of each width."""
+        problems = self.layout_problems(name)
+        assert not problems, "\n".join(problems)
+        assert not self.console_errors, f"console errors: {self.console_errors}"
+
+    def layout_problems(self, name: str) -> list[str]:
+        """What does not fit on the open page at 1,280 px and at 390 px (``LAYOUT_JS``),
+        in words; saves ``<name>-<width>.png`` (the whole page) for each width."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        problems = []
         for width, height in ((1280, 900), (390, 844)):
             self.page.set_viewport_size({"width": width, "height": height})
             self.page.wait_for_timeout(50)
-            scroll = self.page.evaluate("document.documentElement.scrollWidth")
+            found = self.page.evaluate(LAYOUT_JS, height)
             self.page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
-            assert scroll <= width, f"{name} is {scroll} px wide at {width} px"
+            problems += [f"{name} at {width} px: {problem}" for problem in found]
         self.page.set_viewport_size({"width": 1280, "height": 900})
-        assert not self.console_errors, f"console errors: {self.console_errors}"
+        return problems
 
     def charts_drawn(self) -> int:
         """How many Chart.js charts the page drew."""
         return self.page.locator("canvas[data-drawn=true]").count()
+
+
+# The layout checks, run in the page (argument: the viewport's height): the document no
+# wider than the viewport; every shown table no wider than the box around it (a table
+# that scrolls inside its box hides columns off-screen) unless it is laid out as cards
+# (its display is no longer "table"); the first figure (``.big``) of ``main`` starting
+# inside the first screen.
+LAYOUT_JS = """(height) => {
+  const problems = [];
+  const viewport = document.documentElement.clientWidth;
+  const scroll = document.documentElement.scrollWidth;
+  if (scroll > window.innerWidth) problems.push(`the page is ${scroll} px wide`);
+  for (const table of document.querySelectorAll("table")) {
+    if (!table.getClientRects().length) continue;
+    if (getComputedStyle(table).display !== "table") continue;
+    const box = table.parentElement;
+    const wide = Math.ceil(table.getBoundingClientRect().width);
+    const room = Math.min(box.clientWidth, viewport);
+    if (wide > room + 1) {
+      const label = table.id || table.className || (table.closest("[id]") || {}).id || "table";
+      problems.push(`table ${label} is ${wide} px wide in ${room} px`);
+    }
+  }
+  const figure = document.querySelector("main .big");
+  if (figure && window.innerWidth < 500) {
+    const top = figure.getBoundingClientRect().top + window.scrollY;
+    if (top > height - 20) problems.push(`the first figure starts at ${Math.round(top)} px`);
+  }
+  return problems;
+}"""
 
 
 def launch(playwright: Any) -> Any:
