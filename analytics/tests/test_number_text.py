@@ -290,3 +290,75 @@ def test_the_signal_pages_write_losses_with_a_real_minus_sign(trader_client, rep
         text = visible_text(response.content.decode())
         assert hyphen_numbers(text) == [], signal_id
         assert admin_format.MINUS in text, signal_id
+
+
+def _period(data, key):
+    # The replay's 600 hours fit in 30 days: the summary's 30-day window is the whole book.
+    return next((p[key] for p in data.get("periods", []) if p["period"] == "30d"), None)
+
+
+SAME_FIGURES = {
+    "total P&L": (
+        lambda d: (
+            d.get("figures", {}).get("total_pnl")
+            or d.get("totals", {}).get("total_pnl")
+            or (d.get("book") or {}).get("guarded", {}).get("total_pnl")
+            or _period(d, "pnl")
+        ),
+        {"performance", "trading", "leaderboard", "summary"},
+    ),
+    "profit factor": (
+        lambda d: (
+            d.get("figures", {}).get("profit_factor")
+            or (d.get("book") or {}).get("guarded", {}).get("profit_factor")
+        ),
+        {"performance", "leaderboard"},
+    ),
+    "Sharpe": (
+        lambda d: (
+            d.get("figures", {}).get("sharpe")
+            or (d.get("book") or {}).get("guarded", {}).get("sharpe")
+        ),
+        {"performance", "leaderboard"},
+    ),
+    "max drawdown": (
+        lambda d: (
+            d.get("figures", {}).get("max_drawdown")
+            or (d.get("book") or {}).get("guarded", {}).get("max_drawdown")
+        ),
+        {"performance", "leaderboard"},
+    ),
+    "guards' net impact": (
+        lambda d: (
+            d.get("totals", {}).get("net_impact")
+            or (d.get("book") or {}).get("guards_effect")
+            or _period(d, "net_impact")
+        ),
+        {"opportunity", "leaderboard", "summary"},
+    ),
+}
+
+
+@pytest.mark.parametrize("figure", sorted(SAME_FIGURES))
+def test_a_figure_reads_the_same_on_every_page_that_shows_it(pages, figure):
+    read, expected_pages = SAME_FIGURES[figure]
+    found = figure_on_every_page(pages, read)
+    found = {name: value for name, value in found.items() if name in expected_pages}
+    assert set(found) == expected_pages, figure
+    assert len(set(map(str, found.values()))) == 1, found
+
+
+def test_each_guards_net_impact_reads_the_same_on_the_guard_and_opportunity_pages(pages):
+    on_guards = {
+        guard["name"]: (guard["any"]["net_impact"], guard["sole"]["net_impact"])
+        for guard in pages["guards"][1]["data"]["guards"]
+    }
+    on_opportunity = {
+        row["guard"]: (row["any"]["net_impact"], row["sole"]["net_impact"])
+        for row in pages["opportunity"][1]["data"]["guards"]
+    }
+    assert on_guards and on_guards == on_opportunity
+    for any_impact, _ in on_guards.values():
+        text = admin_format.signed_money(Decimal(any_impact))
+        assert text in visible_text(pages["guards"][0])
+        assert text in visible_text(pages["opportunity"][0])
