@@ -140,3 +140,21 @@ def test_the_blocked_signals_sort_by_shadow_pnl_over_all_pages(
     html = trader_client.get(BLOCKED, {"book": replayed_book.pk, "sort": "-pnl"}).content.decode()
     assert f"#{seen[0]}<" in html.split("<tbody>", 1)[1].split("</tr>", 1)[0]
     assert shadows[seen[0]] == best and best > Decimal(0)
+
+
+def test_a_list_cut_short_is_not_sorted_in_the_browser(trader_client, monkeypatch, settings):
+    """The health page's stuck signals sort in the browser only when all are listed: a
+    sort of the oldest 50 of 80 would put a wrong "first" on top."""
+    from analytics.tests.factories import BookFactory
+    from analytics.tests.test_page_health import HEALTH, get, populate
+    from signals.models import Book
+
+    settings.PAGE_CACHE = False
+    live = BookFactory(name="live", kind=Book.Kind.LIVE)
+    populate(live)  # four stuck signals
+    whole = get(trader_client, HEALTH, live).content.decode()
+    assert '<table class="sortable health-stuck">' in whole
+    monkeypatch.setattr("analytics.pages.health.STUCK_SHOWN", 2)
+    cut = get(trader_client, HEALTH, live).content.decode()
+    assert "2 of 4 shown" in cut
+    assert '<table class="health-stuck">' in cut
