@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Max, Min, QuerySet
 from psycopg.types.numeric import FloatLoader
 
 from markets.bars import Bar, CandleArrays
@@ -105,3 +105,17 @@ def candles_stored(
     if until is not None:
         rows = rows.filter(open_time__lte=until)
     return rows.exists()
+
+
+def candle_span(
+    *, exchange: str, symbol: str, timeframe: str, until: datetime | None = None
+) -> tuple[datetime, datetime] | None:
+    """Open times of the oldest and newest stored candle of one market (opening at or
+    before ``until``), or ``None`` when there is none."""
+    rows = _market(exchange, symbol, timeframe)
+    if until is not None:
+        rows = rows.filter(open_time__lte=until)
+    span = rows.order_by().aggregate(first=Min("open_time"), last=Max("open_time"))
+    if span["first"] is None:
+        return None
+    return span["first"], span["last"]

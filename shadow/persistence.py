@@ -203,6 +203,12 @@ class BookWriter:
         self.guards = guards
         self.actor = actor
         self.postgres = connection.vendor == "postgresql"
+        self._sqlite_next = 0
+
+    def signal_ids(self, keys: Sequence[SignalKey]) -> dict[SignalKey, int]:
+        """Reserve one signal id per key, in order (one statement), for signals to be
+        inserted later with ``insert_new(ids=...)``."""
+        return dict(zip(keys, self._reserve_ids(Signal._meta.db_table, len(keys)), strict=True))
 
     def insert_new(
         self,
@@ -212,18 +218,17 @@ class BookWriter:
         trades: Sequence[TradeRecord],
         equity: Sequence[tuple[int, float]],
         on_rows: OnRows | None = None,
+        ids: Mapping[SignalKey, int] | None = None,
     ) -> tuple[Written, dict[SignalKey, int]]:
         """Insert new signals with everything that hangs off them, in bulk; returns the
-        counts and the id given to each signal. Transitions and trades of signals not in
-        ``signals`` are left out (the live driver applies those to existing rows)."""
+        counts and the id given to each signal (``ids`` when they were reserved earlier
+        with ``signal_ids``). Transitions and trades of signals not in ``signals`` are
+        left out (the live driver applies those to existing rows)."""
         now = timezone.now()
-        ids = dict(
-            zip(
-                (s.key for s in signals),
-                self._reserve_ids(Signal._meta.db_table, len(signals)),
-                strict=True,
-            )
-        )
+        if ids is None:
+            ids = self.signal_ids([s.key for s in signals])
+        else:
+            ids = {s.key: ids[s.key] for s in signals}
         report = on_rows or (lambda _n: None)
         self._insert(
             Signal._meta.db_table,
@@ -293,7 +298,9 @@ class BookWriter:
             # SQLite: the book row written earlier in this transaction holds the database's
             # write lock, so no other writer can take these ids before we insert them.
             cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
-            start = cursor.fetchone()[0] + 1
+            # Ids reserved earlier but not inserted yet are not in MAX(id): skip them too.
+            start = max(cursor.fetchone()[0] + 1, self._sqlite_next)
+            self._sqlite_next = start + count
             return list(range(start, start + count))
 
     def _insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

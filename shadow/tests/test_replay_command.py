@@ -503,8 +503,10 @@ def test_a_replay_that_fails_while_writing_leaves_no_book(monkeypatch):
     store_walk(400, seed=5)
     original = BookWriter.insert_new
 
-    def first_table_then_fail(self, *, signals, transitions, trades, equity, on_rows=None):
-        original(self, signals=signals, transitions=[], trades=[], equity=[])
+    def first_table_then_fail(
+        self, *, signals, transitions, trades, equity, on_rows=None, ids=None
+    ):
+        original(self, signals=signals, transitions=[], trades=[], equity=[], ids=ids)
         assert Signal.objects.filter(book=self.book).count() == len(signals) > 0
         raise RuntimeError("disk full")
 

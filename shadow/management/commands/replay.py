@@ -137,39 +137,32 @@ class Command(BaseCommand):
             candle_count(exchange=exchange, symbol=symbol, timeframe=timeframe, until=until)
             for symbol in symbols
         )
-        # Two bars, one per phase, each with its own total, so neither ever goes back:
-        # the engine's candles, then the rows written (known only once the engine is done).
+        # Two bars, each in candles so neither ever goes back: the candles the engine has
+        # run, and the candles whose rows are written (the replay does both a chunk of
+        # candles at a time; the rows written so far are shown beside the second bar).
         bars = {
-            "engine": tqdm(
+            phase: tqdm(
                 total=total,
                 unit="candle",
-                desc="replay: engine",
+                desc=f"replay: {phase}",
                 file=sys.stderr,
                 disable=options["no_progress"],
                 mininterval=0.5,
             )
+            for phase in ("engine", "writing")
         }
+        rows_written = 0
 
         def progress(phase: str, count: int) -> None:
-            if phase == "candles":
-                engine = bars["engine"]
-                # The engine reports once, at its end: 100 %, whatever the estimate was.
-                engine.total = engine.n + count
-                engine.update(count)
-            elif phase == "rows to write":
-                bars["engine"].close()
-                bars["writing"] = tqdm(
-                    total=count,
-                    unit="row",
-                    desc="replay: writing",
-                    file=sys.stderr,
-                    disable=options["no_progress"],
-                    mininterval=0.5,
-                )
-            elif "writing" in bars:
-                writing = bars["writing"]
-                writing.total = max(writing.total or 0, writing.n + count)
-                writing.update(count)
+            nonlocal rows_written
+            if phase == "rows":
+                rows_written += count
+                bars["writing"].set_postfix_str(f"{rows_written:,} rows", refresh=False)
+                return
+            bar = bars["engine" if phase == "candles" else "writing"]
+            # The estimate counts the traded markets' candles only: never show past 100 %.
+            bar.total = max(bar.total or 0, bar.n + count)
+            bar.update(count)
 
         try:
             result = replay_run(
@@ -183,6 +176,10 @@ class Command(BaseCommand):
             )
         except ReplayRefusedError as error:
             raise CommandError(str(error)) from None
+        else:
+            for bar in bars.values():
+                bar.total = bar.n  # done: 100 %, whatever the estimate was
+                bar.refresh()
         finally:
             for bar in bars.values():
                 bar.close()
