@@ -140,7 +140,7 @@ def test_its_queries_do_not_grow_with_decisions_or_transitions(
     with django_assert_max_num_queries(PAGE_QUERIES):
         html = trader_client.get(signal_url(busy.pk)).content.decode()
     # Counted in the decisions table (the chart's legend repeats each verdict).
-    assert html.split('<table class="decisions">')[1].count("verdict-pass") == 12
+    assert html.split('<table class="decisions')[1].count("verdict-pass") == 12
     assert "v12" in html
 
 
