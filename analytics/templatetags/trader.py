@@ -41,3 +41,9 @@ def ratio(value: Decimal | float | None) -> str:
 def probability(value: Decimal | float | None) -> str:
     """A p or q value to three places: ``0.044``."""
     return admin_format.number(value, 3)
+
+
+@register.filter
+def whole(value: Decimal | float | None) -> str:
+    r"""A count (or a difference of counts), grouped, with a real minus sign: ``\N{MINUS SIGN}4``."""
+    return admin_format.number(value, 0)

@@ -229,6 +229,7 @@ def test_the_path_dependent_value_reads_the_same_on_the_guard_and_performance_pa
         ).content.decode()
         shown = admin_format.money(Decimal(row["path_dependent"])).lstrip(admin_format.MINUS)
         assert shown in visible_text(html)
+        assert hyphen_numbers(visible_text(html)) == []
         assert shown in visible_text(pages["guards"][0])
 
 
