@@ -235,8 +235,11 @@ def build(filters: Filters) -> dict[str, Any]:
         ThresholdRecommendation.objects.filter(book=book)
         .exclude(status=ThresholdRecommendation.Status.SUPERSEDED)
         .select_related("guard_config", "applied_by")
-        .order_by("-created_at", "-id")[:HISTORY_LIMIT]
+        .order_by("-created_at", "-id")[: HISTORY_LIMIT + 1]
     )
+    # One more than shown tells whether the history is cut short (no count query).
+    history_complete = len(recs) <= HISTORY_LIMIT
+    recs = recs[:HISTORY_LIMIT]
     open_recs: dict[int, ThresholdRecommendation] = {}
     for rec in recs:
         if rec.status == ThresholdRecommendation.Status.OPEN:
@@ -258,6 +261,7 @@ def build(filters: Filters) -> dict[str, Any]:
             for rec in recs
             if rec.status != ThresholdRecommendation.Status.OPEN
         ],
+        "history_complete": history_complete,
     }
 
 

@@ -158,3 +158,35 @@ def test_a_list_cut_short_is_not_sorted_in_the_browser(trader_client, monkeypatc
     cut = get(trader_client, HEALTH, live).content.decode()
     assert "2 of 4 shown" in cut
     assert '<table class="health-stuck">' in cut
+
+
+def test_the_learning_history_sorts_in_the_browser_only_when_whole(
+    trader_client, replayed_book, monkeypatch, settings
+):
+    from analytics.models import ThresholdRecommendation
+    from signals.models import GuardConfig
+
+    settings.PAGE_CACHE = False
+    config = GuardConfig.objects.order_by("id").first()
+    for value in (4, 5, 6):
+        ThresholdRecommendation.objects.create(
+            book=replayed_book,
+            guard_config=config,
+            param="max_open",
+            current_value=Decimal(3),
+            recommended_value=Decimal(value),
+            current_net_impact=Decimal(0),
+            recommended_net_impact=Decimal(1),
+            samples=100,
+            status=ThresholdRecommendation.Status.DISMISSED,
+        )
+    url = reverse("analytics:learning")
+    whole = trader_client.get(url, {"book": replayed_book.pk}).content.decode()
+    assert '<table class="sortable learning-history">' in whole
+    monkeypatch.setattr("analytics.pages.learning.HISTORY_LIMIT", 2)
+    twin = trader_client.get(
+        reverse("analytics:api-page", args=["learning"]), {"book": replayed_book.pk}
+    ).json()["data"]
+    assert len(twin["history"]) == 2 and twin["history_complete"] is False
+    cut = trader_client.get(url, {"book": replayed_book.pk}).content.decode()
+    assert '<table class="learning-history">' in cut
