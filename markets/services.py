@@ -32,7 +32,7 @@ from markets.gateway import ExchangeGateway, OnPage
 from markets.identifiers import check_exchange_name, check_symbol, check_timeframe
 from markets.models import Candle
 from markets.readers import iter_candle_file
-from markets.synthetic import DEFAULT_START_PRICE, synthetic_bars
+from markets.synthetic import DEFAULT_DAILY_VOLATILITY, DEFAULT_START_PRICE, synthetic_bars
 from markets.timestamps import floor_to_grid
 
 logger = logging.getLogger("markets")
@@ -451,6 +451,7 @@ def candles_generate_synthetic(
     end: datetime,
     seed: int,
     start_price: Decimal = DEFAULT_START_PRICE,
+    daily_volatility: float = DEFAULT_DAILY_VOLATILITY,
 ) -> CandleLoadSummary:
     """Store ``count`` synthetic candles (seeded random walk, see ``markets.synthetic``)
     ending with the last candle closed at ``end``, with source=synthetic.
@@ -462,7 +463,14 @@ def candles_generate_synthetic(
     step = check_timeframe(timeframe)
     if count < 1:
         raise ValueError("count must be at least 1")
-    bars = synthetic_bars(timeframe=step, count=count, end=end, seed=seed, start_price=start_price)
+    bars = synthetic_bars(
+        timeframe=step,
+        count=count,
+        end=end,
+        seed=seed,
+        start_price=start_price,
+        daily_volatility=daily_volatility,
+    )
     real = (
         _market(exchange, symbol, timeframe)
         .filter(open_time__gte=bars[0].open_time, open_time__lte=bars[-1].open_time)

@@ -18,6 +18,23 @@ from markets.timestamps import floor_to_grid
 DEFAULT_START_PRICE = Decimal("30000")
 # About 3% a day: the order of magnitude of BTC's daily volatility.
 DEFAULT_DAILY_VOLATILITY = 0.03
+# Plausible levels for the demo's markets, by base currency: a start price in USD near
+# its real level in late 2026 and a daily volatility of its order (an altcoin swings
+# more than BTC). Any other base gets the defaults above.
+PLAUSIBLE: dict[str, tuple[Decimal, float]] = {
+    "BTC": (Decimal("90000"), 0.03),
+    "ETH": (Decimal("3200"), 0.04),
+    "SOL": (Decimal("150"), 0.055),
+    "XRP": (Decimal("2.2"), 0.05),
+}
+
+
+def plausible_market(symbol: str) -> tuple[Decimal, float]:
+    """The start price and daily volatility the demo gives ``symbol`` (``BASE/QUOTE``)."""
+    base = symbol.partition("/")[0].upper()
+    return PLAUSIBLE.get(base, (DEFAULT_START_PRICE, DEFAULT_DAILY_VOLATILITY))
+
+
 _QUANTUM = Decimal("0.00000001")
 _ONE_DAY = timedelta(days=1)
 

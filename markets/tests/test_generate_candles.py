@@ -73,3 +73,75 @@ def test_it_refuses_to_overwrite_real_candles(tmp_path):
 def test_it_rejects_bad_options_clearly(options, message):
     with pytest.raises(CommandError, match=message):
         generate(*options)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("symbol", "low", "high"),
+    [
+        ("BTC/USD", 50_000, 150_000),
+        ("ETH/USD", 1_500, 6_000),
+        ("SOL/USD", 60, 400),
+        ("XRP/USD", 0.8, 6),
+    ],
+)
+def test_each_demo_market_starts_near_its_real_level(symbol, low, high):
+    from markets.models import Candle
+
+    call_command(
+        "generate_candles",
+        "--exchange",
+        "synthetic",
+        "--symbol",
+        symbol,
+        "--timeframe",
+        "1h",
+        "--count",
+        "200",
+        "--seed",
+        "1",
+        stdout=StringIO(),
+    )
+    first = Candle.objects.filter(symbol=symbol).order_by("open_time").first()
+    assert low <= float(first.open) <= high
+
+
+def test_a_volatility_outside_zero_and_one_is_refused():
+    with pytest.raises(CommandError, match="--daily-volatility must lie between 0 and 1"):
+        call_command(
+            "generate_candles",
+            "--exchange",
+            "synthetic",
+            "--symbol",
+            "BTC/USD",
+            "--timeframe",
+            "1h",
+            "--count",
+            "5",
+            "--daily-volatility",
+            "2",
+            stdout=StringIO(),
+        )
+
+
+def test_an_altcoin_swings_more_than_btc():
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from markets.synthetic import plausible_market, synthetic_bars
+
+    def spread(symbol):
+        price, volatility = plausible_market(symbol)
+        bars = synthetic_bars(
+            timeframe=timedelta(hours=1),
+            count=2000,
+            end=datetime(2026, 1, 1, tzinfo=UTC),
+            seed=3,
+            start_price=price,
+            daily_volatility=volatility,
+        )
+        closes = np.array([float(b.close) for b in bars])
+        return np.std(np.diff(np.log(closes)))
+
+    assert spread("SOL/USD") > 1.5 * spread("BTC/USD")

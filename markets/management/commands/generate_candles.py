@@ -15,7 +15,7 @@ from markets.management.market_arguments import (
 )
 from markets.management.summaries import summary_lines
 from markets.services import candles_generate_synthetic
-from markets.synthetic import DEFAULT_START_PRICE
+from markets.synthetic import DEFAULT_START_PRICE, plausible_market
 
 
 class Command(BaseCommand):
@@ -31,8 +31,14 @@ class Command(BaseCommand):
         parser.add_argument("--end", help="ISO date or date-time, UTC by default (default: now)")
         parser.add_argument(
             "--start-price",
-            default=str(DEFAULT_START_PRICE),
-            help=f"open of the first candle (default {DEFAULT_START_PRICE})",
+            help="open of the first candle (default: near the base currency's real level, "
+            f"e.g. BTC 90000, SOL 150, XRP 2.2; {DEFAULT_START_PRICE} for any other)",
+        )
+        parser.add_argument(
+            "--daily-volatility",
+            type=float,
+            help="standard deviation of a day's log return (default: the base currency's "
+            "order, e.g. BTC 0.03, SOL 0.055)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -40,8 +46,16 @@ class Command(BaseCommand):
         end = utc_option(options["end"], "--end") if options["end"] else timezone.now()
         if options["count"] < 1:
             raise CommandError("--count must be at least 1")
+        plausible_price, plausible_volatility = plausible_market(symbol)
+        volatility = options["daily_volatility"]
+        if volatility is None:
+            volatility = plausible_volatility
+        if not 0 < volatility < 1:
+            raise CommandError("--daily-volatility must lie between 0 and 1")
         try:
-            start_price = Decimal(options["start_price"])
+            start_price = (
+                Decimal(options["start_price"]) if options["start_price"] else plausible_price
+            )
         except InvalidOperation:
             raise CommandError(
                 f"--start-price {options['start_price']!r} is not a number"
@@ -57,6 +71,7 @@ class Command(BaseCommand):
                 end=end,
                 seed=options["seed"],
                 start_price=start_price,
+                daily_volatility=volatility,
             )
         except (MarketDataError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
