@@ -33,6 +33,7 @@ from analytics.filters import (
     parse_filters,
 )
 from analytics.numbers import json_clean
+from analytics.page_cache import cached_payload
 from analytics.pages import PAGES, Page, all_pages, load_pages, nav_pages
 from analytics.roles import READ_PAGES
 
@@ -64,9 +65,13 @@ def page_payload(page: Page, filters: Filters) -> dict[str, Any]:
     """Everything a page shows, as plain data: the JSON twin's body (the HTML view renders
     the same). Kept in the cache under the book's data stamp (``analytics.page_cache``):
     built again only after the book is written."""
-    from analytics.page_cache import cached_payload
-
-    return cached_payload(page.name, filters, lambda: build_payload(page, filters))
+    return cached_payload(
+        page.name,
+        filters,
+        lambda: build_payload(page, filters),
+        policy=page.cache,
+        version=API_VERSION,
+    )
 
 
 def build_payload(page: Page, filters: Filters) -> dict[str, Any]:

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db import connection
-from django.db.models import DateTimeField, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import QuerySet
 from django.http import QueryDict
 
+from analytics.stamps import clock_column, with_stamp
 from signals.models import Book, Signal
 
 PERIODS: dict[str, timedelta | None] = {
@@ -138,8 +137,6 @@ def _book(raw: str, name: str) -> Book:
 def _framed(books: QuerySet[Book]) -> QuerySet[Book]:
     """``books`` with what the frame reads about them in the same query: the clock and
     the data stamp the page cache keys pages by (index probes, ``analytics.page_cache``)."""
-    from analytics.page_cache import with_stamp
-
     return with_stamp(books)
 
 
@@ -164,43 +161,6 @@ def book_clock(book: Book) -> datetime | None:
         return book.frame_clock
     clocked = Book.objects.filter(pk=book.pk).annotate(frame_clock=clock_column())
     return clocked.values_list("frame_clock", flat=True).first()
-
-
-def clock_column() -> RawSQL:
-    """The book's clock as a column of a ``Book`` query: per market of its strategies,
-    the newest stored candle up to the book's ``until`` (a backward probe of the index
-    ``candle_unique_open_time`` each), the newest of those; or its last signal's candle
-    when that is later or no candle is stored (index ``signal_book_clock``). Stored
-    candles are closed ones: cleaning drops a candle still open."""
-    from markets.models import Candle
-    from signals.models import BookStrategy
-
-    book = f"{Book._meta.db_table}.id"
-    until = f"{Book._meta.db_table}.until"
-    candle = Candle._meta.db_table
-    strategy = BookStrategy._meta.db_table
-    signal = Signal._meta.db_table
-    # SQLite (make run) has no GREATEST and no 'infinity': its scalar max() returns NULL
-    # when either side is NULL, so each side falls back on the other.
-    sqlite = connection.vendor == "sqlite"
-    no_end = "'9999-12-31 23:59:59'" if sqlite else "'infinity'::timestamptz"
-    last_candle = (
-        f"SELECT max((SELECT c.open_time FROM {candle} c WHERE c.exchange = m.exchange "
-        "AND c.symbol = m.symbol AND c.timeframe = m.timeframe "
-        f"AND c.open_time <= COALESCE({until}, {no_end}) "
-        "ORDER BY c.open_time DESC LIMIT 1)) "
-        f"FROM (SELECT DISTINCT s.exchange, s.symbol, s.timeframe FROM {strategy} s "
-        f"WHERE s.book_id = {book}) m"
-    )
-    last_signal = f"SELECT max(g.candle_time) FROM {signal} g WHERE g.book_id = {book}"
-    if sqlite:
-        both = (
-            f"max(COALESCE(({last_candle}), ({last_signal})), "
-            f"COALESCE(({last_signal}), ({last_candle})))"
-        )
-    else:
-        both = f"GREATEST(({last_candle}), ({last_signal}))"
-    return RawSQL(both, [], output_field=DateTimeField())
 
 
 def empty_period_reason(filters: Filters) -> str:

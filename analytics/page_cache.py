@@ -25,7 +25,7 @@ the page is built, so a cached payload is never older than its stamp: once a wri
 committed, every request reads the new stamp and gets a payload built after the commit.
 Nothing is deleted on a write; old keys expire (``PAGE_CACHE_SECONDS``).
 
-Pages that read more than their book (``POLICIES``):
+Pages that read more than their book say so on their ``Page`` (``cache``, a ``Policy``):
 
 - ``guards`` shows a requested ablation as pending (kept in the cache by
   ``shadow.ablation``): the request's time is part of its stamp;
@@ -51,19 +51,18 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from functools import cache as cache_result
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import BigIntegerField, Count, DateTimeField, Field, Max, Q, QuerySet, Sum
-from django.db.models.expressions import RawSQL
+from django.db.models import Count
 
-from analytics.filters import Filters, clock_column
+from analytics.filters import Filters
+from analytics.stamps import stamp_of
 from signals.models import Book
 
 logger = logging.getLogger(__name__)
@@ -121,149 +120,6 @@ def bypass() -> Iterator[None]:
         _bypass.active = before
 
 
-# --- stamps ----------------------------------------------------------------------------
-
-
-STAMP_FIELDS = (
-    "stamp_revision",
-    "stamp_state_at",
-    "stamp_signal",
-    "stamp_strategies",
-    "stamp_strategies_active",
-    "stamp_guards",
-    "stamp_guards_active",
-    "stamp_orders",
-    "stamp_orders_at",
-    "stamp_legs",
-    "stamp_legs_newest",
-)
-
-
-def with_stamp(books: QuerySet[Book]) -> QuerySet[Book]:
-    """``books`` with their data stamp's parts (``STAMP_FIELDS``) and their clock
-    (``frame_clock``, ``analytics.filters.clock_column``) read in the same query: scalar
-    subqueries, each an index probe (``candle_unique_open_time``, ``signal_book_clock``, ``signal_book_newest``, the
-    unique index of ``BookState.book``) or a read of the book's few configuration and
-    order rows. Written as SQL once: the ORM would take milliseconds to compile them."""
-    return books.annotate(**_stamp_columns())
-
-
-@cache_result
-def _stamp_columns() -> dict[str, RawSQL]:
-    from signals.models import BookGuard, BookState, BookStrategy, ExchangeOrder, Signal
-
-    book = f"{Book._meta.db_table}.id"
-    signal = Signal._meta.db_table
-    state = BookState._meta.db_table
-    order = ExchangeOrder._meta.db_table
-
-    def column(select: str, field: Field[Any, Any] | None = None) -> RawSQL:
-        return RawSQL(f"({select})", [], output_field=field or BigIntegerField())
-
-    def config(model: type[Any], active: bool) -> RawSQL:
-        value = "CASE WHEN c.active THEN c.id ELSE 0 END" if active else "c.id"
-        how = "sum" if active else "max"
-        return column(
-            f"SELECT {how}({value}) FROM {model._meta.db_table} c WHERE c.book_id = {book}"
-        )
-
-    table = Book._meta.db_table
-    return {
-        "frame_clock": clock_column(),
-        "stamp_revision": column(f"SELECT s.revision FROM {state} s WHERE s.book_id = {book}"),
-        "stamp_state_at": column(
-            f"SELECT s.updated_at FROM {state} s WHERE s.book_id = {book}", DateTimeField()
-        ),
-        "stamp_signal": column(f"SELECT max(g.id) FROM {signal} g WHERE g.book_id = {book}"),
-        "stamp_strategies": config(BookStrategy, active=False),
-        "stamp_strategies_active": config(BookStrategy, active=True),
-        "stamp_guards": config(BookGuard, active=False),
-        "stamp_guards_active": config(BookGuard, active=True),
-        "stamp_orders": column(f"SELECT count(*) FROM {order} o WHERE o.book_id = {book}"),
-        "stamp_orders_at": column(
-            f"SELECT max(o.updated_at) FROM {order} o WHERE o.book_id = {book}", DateTimeField()
-        ),
-        # Its ablation legs (each its own book, written once): the guards and performance
-        # pages show them.
-        "stamp_legs": column(f"SELECT count(*) FROM {table} l WHERE l.ablation_of_id = {book}"),
-        "stamp_legs_newest": column(
-            f"SELECT max(l.id) FROM {table} l WHERE l.ablation_of_id = {book}"
-        ),
-    }
-
-
-def book_stamps(book_ids: Iterable[int]) -> dict[int, str]:
-    """The data stamp of each book in ``book_ids``, in one query of index probes."""
-    ids = sorted(set(book_ids))
-    if not ids:
-        return {}
-    return {book.pk: stamp_of(book) for book in with_stamp(Book.objects.filter(pk__in=ids))}
-
-
-def stamp_of(book: Book) -> str:
-    """``book``'s data stamp: from the parts read with it (``with_stamp``), else queried."""
-    if not hasattr(book, STAMP_FIELDS[0]):
-        return book_stamps([book.pk]).get(book.pk, f"{book.pk}|gone")
-    parts = [book.pk, book.created_at, *(getattr(book, name) for name in STAMP_FIELDS)]
-    return "|".join("" if part is None else str(part) for part in parts)
-
-
-def book_stamp(book: Book) -> str:
-    """``book``'s data stamp as it is now (always queried)."""
-    return book_stamps([book.pk]).get(book.pk, f"{book.pk}|gone")
-
-
-def _learning_stamp(filters: Filters) -> str:
-    """The book's threshold recommendations and the guard configurations."""
-    from analytics.models import ThresholdRecommendation
-    from signals.models import GuardConfig
-
-    recs = ThresholdRecommendation.objects.filter(book=filters.book).aggregate(
-        n=Count("id"),
-        last=Max("id"),
-        last_applied=Max("applied_at"),
-        versions=Sum("applied_version"),
-        **{
-            f"status_{status}": Count("id", filter=Q(status=status))
-            for status in ThresholdRecommendation.Status.values
-        },
-    )
-    configs = GuardConfig.objects.aggregate(n=Count("id"), last=Max("updated_at"))
-    return json.dumps([recs, configs], sort_keys=True, cls=DjangoJSONEncoder)
-
-
-def _ablation_stamp(filters: Filters) -> str:
-    """Guards: an ablation requested from the page shows as pending at once (the request
-    is kept in the cache by ``shadow.ablation``, not in the book)."""
-    from shadow.ablation import ablation_requested_at
-
-    if filters.book is None:
-        return ""
-    try:
-        return str(ablation_requested_at(book=filters.book))
-    except Exception:  # the cache is down: the page will say so when it is built
-        return "unknown"
-
-
-def _recovery_stamp(filters: Filters) -> str:
-    """Health: a recovery run recorded (the page's button) shows at once."""
-    from analytics.models import RecoveryRun
-
-    return str(RecoveryRun.objects.aggregate(last=Max("id"))["last"])
-
-
-def _health_line(payload: dict[str, Any]) -> dict[str, Any]:
-    """Summary: the pipeline's health line is live, the rest comes from the cache."""
-    from analytics.pages.summary import health
-
-    data = payload.get("data")
-    if isinstance(data, dict) and "health" in data:
-        from analytics.numbers import json_clean
-
-        payload = {**payload, "data": {**data, "health": json_clean(health())}}
-    return payload
-
-
 @dataclass(frozen=True)
 class Policy:
     """How one page is cached: ``seconds`` > 0 caps an entry's life (a time bucket in the
@@ -276,21 +132,14 @@ class Policy:
     live: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
-POLICIES: dict[str, Policy] = {
-    "guards": Policy(extra=_ablation_stamp),
-    "health": Policy(seconds=health_seconds, extra=_recovery_stamp),
-    "learning": Policy(extra=_learning_stamp),
-    "summary": Policy(live=_health_line),
-}
 DEFAULT_POLICY = Policy()
 
 
-def page_key(page_name: str, filters: Filters, policy: Policy) -> str | None:
-    """The cache key of a page's payload, or ``None`` when the page is not cached."""
-    from analytics.api import API_VERSION
-
+def page_key(page_name: str, filters: Filters, policy: Policy, *, version: int) -> str | None:
+    """The cache key of a page's payload (``version``: the API's), or ``None`` when the
+    page is not cached."""
     # The raw query string too: the pages build links from it (``Filters.query``).
-    parts: list[Any] = [FORMAT, API_VERSION, page_name, filters.as_json(), filters.period]
+    parts: list[Any] = [FORMAT, version, page_name, filters.as_json(), filters.period]
     parts.append(sorted(filters.raw.items()))
     parts.append(filters.clock.isoformat() if filters.clock else None)
     parts.append([stamp_of(b) for b in (filters.book, filters.compare) if b is not None])
@@ -309,14 +158,20 @@ def page_key(page_name: str, filters: Filters, policy: Policy) -> str | None:
 
 
 def cached_payload(
-    page_name: str, filters: Filters, build: Callable[[], dict[str, Any]]
+    page_name: str,
+    filters: Filters,
+    build: Callable[[], dict[str, Any]],
+    *,
+    policy: Policy | None = None,
+    version: int,
 ) -> dict[str, Any]:
     """The payload of ``page_name`` for ``filters``: from the cache when this book's data
-    have not changed since it was built, else ``build()`` (and kept)."""
-    policy = POLICIES.get(page_name, DEFAULT_POLICY)
+    have not changed since it was built, else ``build()`` (and kept). ``policy`` is the
+    page's own (``Page.cache``)."""
+    policy = policy or DEFAULT_POLICY
     if not enabled() or not policy.cached:
         return build()
-    key = page_key(page_name, filters, policy)
+    key = page_key(page_name, filters, policy, version=version)
     if key is None:
         return build()
     try:

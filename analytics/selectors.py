@@ -38,6 +38,8 @@ from analytics.equity import (
     equity_curve,
     equity_curve_arrays,
 )
+from analytics.page_cache import book_signal_counts
+from analytics.stamps import with_stamp
 from analytics.stuck import overdue
 from markets.admin_format import quote_currency
 from markets.bars import timeframe_delta
@@ -348,8 +350,6 @@ def books() -> list[Book]:
     The counts come from the page cache under each book's data stamp (one query for every
     book's stamp, index probes only); only the books written since their count was cached
     are counted again, in one grouped query."""
-    from analytics.page_cache import book_signal_counts, with_stamp
-
     found = list(with_stamp(Book.objects.order_by("-created_at", "-id")))
     counts = book_signal_counts(found)
     by_id = {book.pk: book for book in found}

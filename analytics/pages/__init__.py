@@ -4,7 +4,8 @@ A page is a ``Page``: a name (its URL and its API path), a title, a template and
 ``build(filters)`` that returns plain data (dicts, lists, str, int, float, ``Decimal``
 already rounded with ``analytics.numbers``, ``datetime``). The HTML view renders that
 data and the API (``/api/v1/<name>/``) returns the very same data as JSON, so the page
-and its twin cannot disagree. ``analytics.api`` holds both views.
+and its twin cannot disagree. ``analytics.api`` holds both views. ``cache`` says what the
+page's cached payload depends on besides its book (``analytics.page_cache.Policy``).
 """
 
 from collections.abc import Callable, Mapping
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analytics.filters import Filters
+from analytics.page_cache import DEFAULT_POLICY, Policy
 
 Builder = Callable[[Filters], dict[str, Any]]
 
@@ -30,6 +32,8 @@ class Page:
     filters: tuple[str, ...] = ()  # which filter controls the page's form offers
     # ``?sort=`` keys of a paginated table -> the fields to order by (``analytics.sorting``)
     sorts: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    # How its payload is cached: what besides its book its figures depend on.
+    cache: Policy = DEFAULT_POLICY
 
 
 PAGES: dict[str, Page] = {}

@@ -12,6 +12,7 @@ from analytics.confidence import CONFIDENCE
 from analytics.filters import Filters
 from analytics.guard_skill import BookSkill, Expectancy, SkillReport, book_skill
 from analytics.numbers import cents, probability, rate
+from analytics.page_cache import Policy
 from analytics.pages import Page, register
 from analytics.paper_balance import balance_failures_by_guard
 from analytics.selectors import (
@@ -22,7 +23,7 @@ from analytics.selectors import (
     guard_effectiveness,
     verdict_min_samples,
 )
-from shadow.ablation import ablation_refusal
+from shadow.ablation import ablation_refusal, ablation_requested_at
 from signals.domain.guards import GUARDS
 from signals.models import Book
 
@@ -195,6 +196,17 @@ def build(filters: Filters) -> dict[str, Any]:
     }
 
 
+def _ablation_stamp(filters: Filters) -> str:
+    """An ablation requested from the page shows as pending at once (the request is kept
+    in the cache by ``shadow.ablation``, not in the book)."""
+    if filters.book is None:
+        return ""
+    try:
+        return str(ablation_requested_at(book=filters.book))
+    except Exception:  # the cache is down: the page will say so when it is built
+        return "unknown"
+
+
 PAGE = register(
     Page(
         name="guards",
@@ -205,5 +217,6 @@ PAGE = register(
         order=30,
         default_period="all",
         filters=("period", "strategy", "symbol"),
+        cache=Policy(extra=_ablation_stamp),
     )
 )

@@ -22,6 +22,7 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
+    Max,
     OuterRef,
     QuerySet,
     Subquery,
@@ -34,7 +35,9 @@ from django.utils import timezone
 from analytics.charts import chart_spec
 from analytics.filters import Filters
 from analytics.heartbeats import error_text
+from analytics.models import RecoveryRun
 from analytics.numbers import rate
+from analytics.page_cache import Policy, health_seconds
 from analytics.pages import Page, register
 from analytics.paper_balance import balance_failures
 from analytics.selectors import signal_state_counts
@@ -527,8 +530,6 @@ def queue_depths() -> dict[str, Any]:
 
 def recovery_runs() -> list[dict[str, Any]]:
     """The last runs of the stuck-signal recovery, newest first. One query."""
-    from analytics.models import RecoveryRun
-
     return [
         {
             "id": run.pk,
@@ -542,6 +543,11 @@ def recovery_runs() -> list[dict[str, Any]]:
     ]
 
 
+def _recovery_stamp(filters: Filters) -> str:
+    """A recovery run recorded (the page's button) shows at once."""
+    return str(RecoveryRun.objects.aggregate(last=Max("id"))["last"])
+
+
 PAGE = register(
     Page(
         name="health",
@@ -551,5 +557,6 @@ PAGE = register(
         path="health/",
         order=10,
         default_period="all",
+        cache=Policy(seconds=health_seconds, extra=_recovery_stamp),
     )
 )

@@ -3,8 +3,11 @@ other thresholds (from the observed values its decisions recorded, nothing re-ru
 the closed shadow trades behind each point; the open recommendation with its Apply
 button, and the recommendations applied or dismissed before (``analytics.learning``)."""
 
+import json
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Count, Max, Q, Sum
 from django.urls import reverse
 
 from analytics import skill
@@ -24,10 +27,12 @@ from analytics.learning import (
 )
 from analytics.models import ThresholdRecommendation
 from analytics.numbers import cents, probability, rate
+from analytics.page_cache import Policy
 from analytics.pages import Page, register
 from analytics.pages.guards import expectancy_data
 from analytics.selectors import book_quote_currency
 from markets import admin_format
+from signals.models import GuardConfig
 
 CONVENTION = (
     "Net impact is minus the shadow P&L of the signals a guard blocks (or would block): "
@@ -265,6 +270,22 @@ def build(filters: Filters) -> dict[str, Any]:
     }
 
 
+def _learning_stamp(filters: Filters) -> str:
+    """The book's threshold recommendations and the guard configurations."""
+    recs = ThresholdRecommendation.objects.filter(book=filters.book).aggregate(
+        n=Count("id"),
+        last=Max("id"),
+        last_applied=Max("applied_at"),
+        versions=Sum("applied_version"),
+        **{
+            f"status_{status}": Count("id", filter=Q(status=status))
+            for status in ThresholdRecommendation.Status.values
+        },
+    )
+    configs = GuardConfig.objects.aggregate(n=Count("id"), last=Max("updated_at"))
+    return json.dumps([recs, configs], sort_keys=True, cls=DjangoJSONEncoder)
+
+
 PAGE = register(
     Page(
         name="learning",
@@ -274,5 +295,6 @@ PAGE = register(
         path="learning/",
         order=80,
         default_period="all",
+        cache=Policy(extra=_learning_stamp),
     )
 )

@@ -26,7 +26,8 @@ from django.utils import timezone
 from analytics.charts import chart_spec
 from analytics.filters import PERIOD_LABELS, PERIODS, Filters
 from analytics.guard_skill import book_expectancy
-from analytics.numbers import cents, rate
+from analytics.numbers import cents, json_clean, rate
+from analytics.page_cache import Policy
 from analytics.pages import Page, register
 from analytics.pages.guards import expectancy_data
 from analytics.paper_balance import balance_failures
@@ -269,6 +270,14 @@ def build(filters: Filters) -> dict[str, Any]:
     }
 
 
+def _live_health_line(payload: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline's health line is live; the rest of a cached payload comes as cached."""
+    data = payload.get("data")
+    if isinstance(data, dict) and "health" in data:
+        payload = {**payload, "data": {**data, "health": json_clean(health())}}
+    return payload
+
+
 PAGE = register(
     Page(
         name="summary",
@@ -278,5 +287,6 @@ PAGE = register(
         path="",
         order=0,
         default_period="7d",
+        cache=Policy(live=_live_health_line),
     )
 )

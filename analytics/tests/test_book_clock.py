@@ -10,7 +10,7 @@ from django.db import connection
 from django.urls import reverse
 
 from analytics.filters import book_clock, clock_column
-from analytics.page_cache import with_stamp
+from analytics.stamps import with_stamp
 from analytics.tests.factories import PaperTradeFactory, SignalFactory, StrategyConfigFactory
 from markets.models import Candle
 from signals.models import Book, SignalState

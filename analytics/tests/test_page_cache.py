@@ -12,8 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from analytics import page_cache
-from analytics.api import book_meta, build_payload, page_payload
+from analytics import page_cache, stamps
+from analytics.api import API_VERSION, book_meta, build_payload, page_payload
 from analytics.filters import parse_filters
 from analytics.pages import PAGES, load_pages
 from analytics.selectors import books
@@ -44,7 +44,7 @@ def frame(book_id: int) -> int:
         filters = parse_filters({"book": str(book_id)})
         book_meta(filters)
         books()
-        page_cache.page_key("guards", filters, page_cache.DEFAULT_POLICY)
+        page_cache.page_key("guards", filters, page_cache.DEFAULT_POLICY, version=API_VERSION)
     return len(captured.captured_queries)
 
 
@@ -168,7 +168,7 @@ def test_a_signal_written_outside_the_engine_changes_the_stamp(replayed_book):
     page = PAGES["leaderboard"]
     filters = parse_filters({"book": str(replayed_book.pk)})
     before = page_payload(page, filters)
-    stamp = page_cache.book_stamp(replayed_book)
+    stamp = stamps.book_stamp(replayed_book)
     strategy = BookStrategy.objects.filter(book=replayed_book).first()
     SignalFactory(
         book=replayed_book,
@@ -176,7 +176,7 @@ def test_a_signal_written_outside_the_engine_changes_the_stamp(replayed_book):
         book_strategy=strategy,
         candle_time=datetime(2020, 1, 1, tzinfo=UTC),
     )
-    assert page_cache.book_stamp(replayed_book) != stamp
+    assert stamps.book_stamp(replayed_book) != stamp
     # The next request reads the book (and its stamp) again.
     filters = parse_filters({"book": str(replayed_book.pk)})
     after = page_payload(page, filters)
@@ -185,9 +185,9 @@ def test_a_signal_written_outside_the_engine_changes_the_stamp(replayed_book):
 
 
 def test_a_configuration_change_changes_the_stamp(replayed_book):
-    stamp = page_cache.book_stamp(replayed_book)
+    stamp = stamps.book_stamp(replayed_book)
     BookStrategy.objects.filter(book=replayed_book).update(active=False)
-    assert page_cache.book_stamp(replayed_book) != stamp
+    assert stamps.book_stamp(replayed_book) != stamp
 
 
 def test_the_compared_book_is_part_of_the_key(replayed_book):
@@ -195,10 +195,12 @@ def test_the_compared_book_is_part_of_the_key(replayed_book):
     page = PAGES["performance"]
     params = {"book": str(replayed_book.pk), "compare": str(other.pk)}
     page_payload(page, parse_filters(params))
-    key = page_cache.page_key("performance", parse_filters(params), page_cache.DEFAULT_POLICY)
+    key = page_cache.page_key(
+        "performance", parse_filters(params), page_cache.DEFAULT_POLICY, version=API_VERSION
+    )
     SignalFactory(book=other)
     assert key != page_cache.page_key(
-        "performance", parse_filters(params), page_cache.DEFAULT_POLICY
+        "performance", parse_filters(params), page_cache.DEFAULT_POLICY, version=API_VERSION
     )
     assert page_payload(page, parse_filters(params)) == build_payload(page, parse_filters(params))
 
@@ -207,21 +209,23 @@ def test_health_is_cached_a_few_seconds_at_most(replayed_book, settings, monkeyp
     from analytics.models import RecoveryRun
 
     filters = parse_filters({"book": str(replayed_book.pk)})
-    policy = page_cache.POLICIES["health"]
+    policy = PAGES["health"].cache
     settings.PAGE_CACHE_HEALTH_SECONDS = 0
-    assert page_cache.page_key("health", filters, policy) is None
+    assert page_cache.page_key("health", filters, policy, version=API_VERSION) is None
     settings.PAGE_CACHE_HEALTH_SECONDS = 5
     now = 1_000_000_000.0
     monkeypatch.setattr(page_cache.time, "time", lambda: now)
-    key = page_cache.page_key("health", filters, policy)
+    key = page_cache.page_key("health", filters, policy, version=API_VERSION)
     assert key is not None and key.startswith("pages:health:")
     now += 4.0
-    assert page_cache.page_key("health", filters, policy) == key  # the same 5 s bucket
+    assert (
+        page_cache.page_key("health", filters, policy, version=API_VERSION) == key
+    )  # the same 5 s bucket
     now += 1.0
-    assert page_cache.page_key("health", filters, policy) != key
-    key = page_cache.page_key("health", filters, policy)
+    assert page_cache.page_key("health", filters, policy, version=API_VERSION) != key
+    key = page_cache.page_key("health", filters, policy, version=API_VERSION)
     RecoveryRun.objects.create(actor="tester", stuck_found=0)
-    assert page_cache.page_key("health", filters, policy) != key
+    assert page_cache.page_key("health", filters, policy, version=API_VERSION) != key
 
 
 def test_concurrent_requests_wait_for_the_one_building():
@@ -264,9 +268,9 @@ def test_a_revision_bump_alone_changes_the_stamp(replayed_book):
 
     from signals.models import BookState
 
-    stamp = page_cache.book_stamp(replayed_book)
+    stamp = stamps.book_stamp(replayed_book)
     assert BookState.objects.filter(book=replayed_book).update(revision=F("revision") + 1) == 1
-    assert page_cache.book_stamp(replayed_book) != stamp
+    assert stamps.book_stamp(replayed_book) != stamp
 
 
 def test_a_page_still_answers_when_the_cache_is_down(trader_client, replayed_book):
@@ -296,7 +300,9 @@ def test_the_raw_query_string_is_part_of_the_key(replayed_book):
     b = parse_filters({"book": str(replayed_book.pk), "period": "all"})
     assert a.as_json() == b.as_json()
     policy = page_cache.DEFAULT_POLICY
-    assert page_cache.page_key("trading", a, policy) != page_cache.page_key("trading", b, policy)
+    assert page_cache.page_key("trading", a, policy, version=API_VERSION) != page_cache.page_key(
+        "trading", b, policy, version=API_VERSION
+    )
 
 
 def test_ablation_legs_and_requests_change_the_guards_key(replayed_book):
@@ -306,10 +312,11 @@ def test_ablation_legs_and_requests_change_the_guards_key(replayed_book):
 
     from shadow import ablation
 
-    policy = page_cache.POLICIES["guards"]
+    policy = PAGES["guards"].cache
 
     def key():
-        return page_cache.page_key("guards", parse_filters({"book": str(replayed_book.pk)}), policy)
+        filters = parse_filters({"book": str(replayed_book.pk)})
+        return page_cache.page_key("guards", filters, policy, version=API_VERSION)
 
     before = key()
     cache.set(ablation._requested_key(replayed_book.pk), timezone.now())
