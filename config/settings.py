@@ -105,6 +105,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"].setdefault(
         "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
     )
+    # A transaction takes the write lock when it begins, waiting for another writer:
+    # in WAL a transaction that read first and then writes fails at once ("database is
+    # locked") when another process committed in between (make run's steps overlap).
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The pages' aggregates over a million signals spent most of their time compiling
     # (PostgreSQL's JIT: 3.4 s of a 3.9 s query); without it they run in a fraction.
