@@ -253,14 +253,19 @@ def _upsert_copy(
                     (open_time, *(str(_stored(getattr(bar, name), name)) for name in _VALUES))
                 )
         same = " AND ".join(f"c.{name} = i.{name}" for name in _VALUES)
+        # The chunk's time range lets PostgreSQL read only the stored candles it covers
+        # through the unique index; without it (a temporary table has no statistics) it
+        # scanned the whole candle table for every chunk.
         stored = (
             f"FROM {_INCOMING} i JOIN {table} c ON c.exchange = %s AND c.symbol = %s "
-            "AND c.timeframe = %s AND c.open_time = i.open_time"
+            "AND c.timeframe = %s AND c.open_time = i.open_time "
+            "AND c.open_time >= %s AND c.open_time <= %s"
         )
+        market_range: list[str | datetime] = [*market, min(by_time), max(by_time)]
         cursor.execute(
             f"SELECT count(*) FILTER (WHERE {same}), count(*) FILTER (WHERE NOT ({same})) "
             + stored,
-            market,
+            market_range,
         )
         unchanged, restated_count = cursor.fetchone()
         restated: list[_Restated] = []
@@ -270,7 +275,7 @@ def _upsert_copy(
             cursor.execute(
                 f"SELECT i.open_time, {old}, {new} {stored} WHERE NOT ({same}) "
                 f"ORDER BY i.open_time LIMIT {_RESTATED_SHOWN}",
-                market,
+                market_range,
             )
             restated = [(row[0], tuple(row[1:6]), tuple(row[6:11])) for row in cursor.fetchall()]
         cursor.execute(
