@@ -24,7 +24,7 @@ from analytics.breakdowns import (
     opportunity_totals,
 )
 from analytics.filters import parse_filters
-from analytics.numbers import cents
+from analytics.numbers import cents, rate
 from analytics.templatetags.trader import money, signed_money
 from shadow.models import ShadowTrade
 from signals.models import Book, GuardConfig, GuardDecision, PaperTrade, Signal, StrategyConfig
@@ -271,9 +271,8 @@ def reconcile_leaderboard(client, book) -> int:
             assert shown["wins"] == plain["wins"]
             assert Decimal(shown["max_drawdown"]) == cents(plain["max_drawdown"]), row["name"]
             if plain["trades"]:
-                assert Decimal(shown["average_pnl"]) == (plain["total"] / plain["trades"]).quantize(
-                    Decimal("0.0001")
-                )
+                # Per-trade money reads to the cent like all money (README, "How numbers read").
+                assert Decimal(shown["average_pnl"]) == cents(plain["total"] / plain["trades"])
         assert Decimal(row["guards_effect"]) == -cents(
             sum((pnl for pnl, _ in shadow[row["id"]]), Decimal(0))
         )
@@ -283,7 +282,8 @@ def reconcile_leaderboard(client, book) -> int:
         )
         decided = passed + states.count("blocked")
         assert row["signals"] == len(states)
-        assert row["approval_rate"] == (round(passed / decided, 4) if decided else None)
+        # Rates read as a fraction to three places, half up (README, "How numbers read").
+        assert row["approval_rate"] == (rate(passed / decided) if decided else None)
     everything = [t for trades in paper.values() for t in trades]
     assert Decimal(data["book"]["guarded"]["total_pnl"]) == cents(plain_stats(everything)["total"])
     ranks = [Decimal(row["guarded"]["total_pnl"]) for row in data["strategies"]]
