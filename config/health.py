@@ -26,6 +26,7 @@ from kombu import Connection
 OK = "ok"
 DEGRADED = "degraded"
 DOWN = "down"
+NOT_USED = "not used"
 
 Check = dict[str, Any]
 
@@ -60,6 +61,12 @@ def broker_location(url: str) -> str:
 
 
 def check_broker() -> Check:
+    if getattr(settings, "TASKS_IN_WEB_PROCESS", False) and not getattr(
+        settings, "BROKER_CONFIGURED", True
+    ):
+        # ``make run``: no broker configured, the pages' work runs in the web process.
+        # Nothing to reach, and nothing listening on Redis's default port is ours.
+        return {"status": NOT_USED}
     url = settings.CELERY_BROKER_URL
     result: Check = {"url": broker_location(url)}
     started = time.perf_counter()
@@ -112,10 +119,11 @@ def system_health(now: Any) -> tuple[str, dict[str, Check]]:
         except Exception as exc:
             checks[name] = {"status": "error", "error": type(exc).__name__}
 
-    if checks["database"]["status"] != OK or checks["broker"]["status"] != OK:
+    if checks["database"]["status"] != OK or checks["broker"]["status"] not in {OK, NOT_USED}:
         status = DOWN
     elif any(
-        result["status"] != OK and not (name == "beat" and result["status"] == "unknown")
+        result["status"] not in {OK, NOT_USED}
+        and not (name == "beat" and result["status"] == "unknown")
         for name, result in checks.items()
     ):
         status = DEGRADED

@@ -6,6 +6,8 @@ path-dependent value beside its first-order net impact."""
 
 from typing import Any
 
+from django.conf import settings
+
 from analytics import skill
 from analytics.charts import chart_spec
 from analytics.confidence import CONFIDENCE
@@ -117,6 +119,8 @@ def _ablation(book: Book, filters: Filters, effects: list[GuardEffectiveness]) -
     rows = ablation_report(book=book, effects=effects if unfiltered else None)
     return {
         "can_ablate": refusal is None,
+        # Under ``make run`` (no broker) the legs run in the web process, not on workers.
+        "where": "in this web process" if settings.TASKS_IN_WEB_PROCESS else "on the workers",
         "refusal": refusal,
         "rows": [_ablation_row(row) for row in rows]
         if any(r.status != "not run" for r in rows)

@@ -153,3 +153,15 @@ def test_the_production_settings_exempt_only_the_health_check():
     from config import settings as production
 
     assert production.SECURE_REDIRECT_EXEMPT == [r"^healthz$"]
+
+
+def test_without_a_configured_broker_the_broker_is_not_used_not_down(signed_in, settings):
+    """``make run`` configures no broker: its work runs in the web process, and whatever
+    listens on Redis's default port is not asked."""
+    settings.BROKER_CONFIGURED = False
+    settings.TASKS_IN_WEB_PROCESS = True
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    beat_ran(timedelta(seconds=30))
+    body = signed_in.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["checks"]["broker"] == {"status": "not used"}
