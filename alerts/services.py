@@ -163,6 +163,12 @@ def alert_delivery_send(*, delivery_id: int) -> str:
     if not claimed:
         return "not due: sent, given up, waiting for its backoff or in flight elsewhere"
     delivery = AlertDelivery.objects.select_related("alert", "channel").get(pk=delivery_id)
+    if not delivery.channel.enabled:
+        AlertDelivery.objects.filter(pk=delivery_id).update(
+            state=AlertDelivery.State.FAILED, lease_until=None, last_error="channel disabled"
+        )
+        _summarise(delivery.alert_id)
+        return "given up: the channel was disabled"
     result = send(delivery.channel, delivery.alert)
     done = timezone.now()
     if result["ok"]:

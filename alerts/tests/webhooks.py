@@ -16,12 +16,15 @@ class Webhook:
     """``mode`` is one of ``ok``, ``500``, ``trickle`` (the 200 answer, one byte every
     ``trickle_every`` seconds), ``hang`` (reads the request, never answers) and
     ``refuse`` (stops listening). ``bodies`` holds the JSON of every request answered
-    200."""
+    200; ``held`` how long each connection lasted, from accept until the client let go
+    (or the answer was out): the time a delivery spent on this server, measured here, apart
+    from whatever the client did before and after."""
 
     def __init__(self, trickle_every: float = 0.5) -> None:
         self.trickle_every = trickle_every
         self.bodies: list[dict] = []
         self.requests = 0
+        self.held: list[float] = []
         self.stopped = threading.Event()
         self._listener: socket.socket | None = None
         with socket.socket() as probe:
@@ -65,7 +68,14 @@ class Webhook:
                 conn, _ = listener.accept()
             except OSError:
                 return  # closed: refuse mode or the end
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._serve_timed, args=(conn,), daemon=True).start()
+
+    def _serve_timed(self, conn: socket.socket) -> None:
+        accepted = time.monotonic()
+        try:
+            self._serve(conn)
+        finally:
+            self.held.append(time.monotonic() - accepted)
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
