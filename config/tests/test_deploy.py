@@ -199,14 +199,13 @@ def test_deploy_gate_rollback_and_restart_failures(site):
     assert _previous(site) == "slots/A"
     assert (site["prefix"] / "current" / "DEPLOY_MARK").exists()
 
-    # The broker is unreachable: /healthz says "down" at the top and "ok" in its database
-    # sub-check, which the old text match took for a pass.
+    # The broker is unreachable: /healthz says "down" at the top (signed in, it also says
+    # "ok" in its database sub-check, which the old text match took for a pass).
     calls_before = site["calls"].read_text()
     down = _deploy(site, "v1", ENV_FILE=str(site["broker_down"]), HEALTH_TIMEOUT="15")
     assert down.returncode != 0, down.stdout
     assert "health check passed" not in down.stdout
     assert "top-level status down, accepted: ok" in down.stderr
-    assert '"database": {"status": "ok"' in down.stderr
     assert "nothing switched: slot B still serving" in down.stderr
     assert _serving(site)[0] == "slots/B" and _previous(site) == "slots/A"
     assert site["calls"].read_text() == calls_before, "nothing was restarted"
