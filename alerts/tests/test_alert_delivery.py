@@ -64,9 +64,15 @@ FAULTS = {
 }
 
 
+@pytest.mark.reliability(
+    fault="an alert webhook that trickles, hangs, refuses or answers 500 (one run each)",
+    expected="each attempt ends within its wall-clock deadline; retried with backoff until delivered, once",
+)
 @pytest.mark.django_db
 @pytest.mark.parametrize("mode", list(FAULTS))
-def test_each_fault_ends_within_the_deadline_and_is_retried_until_delivered(webhook, fast, mode):
+def test_each_fault_ends_within_the_deadline_and_is_retried_until_delivered(
+    webhook, fast, mode, reliability
+):
     webhook.mode = mode
     AlertChannel.objects.create(name="ops", kind="webhook", url=webhook.url)
     alert = raise_alert("test", "k", title="Disk on fire", message="m", severity="critical")
@@ -108,10 +114,21 @@ def test_each_fault_ends_within_the_deadline_and_is_retried_until_delivered(webh
     ]
     _send_due()
     assert len(webhook.bodies) == 1, "sent once"
+    reliability.observed(
+        "each attempt ended within its deadline; delivered once after the webhook recovered",
+        lost=0,
+        duplicated=0,
+    )
 
 
+@pytest.mark.reliability(
+    fault="an alert storm while the webhook is down",
+    expected="one message carrying the repeat count once the webhook is back; nothing dropped by the rate limit",
+)
 @pytest.mark.django_db
-def test_a_storm_while_the_webhook_is_down_is_one_message_with_its_count(webhook, fast, settings):
+def test_a_storm_while_the_webhook_is_down_is_one_message_with_its_count(
+    webhook, fast, settings, reliability
+):
     settings.ALERT_RETRY_BASE_SECONDS = 0.5
     settings.ALERT_RETRY_MAX_SECONDS = 1.0
     webhook.mode = "500"
@@ -130,6 +147,9 @@ def test_a_storm_while_the_webhook_is_down_is_one_message_with_its_count(webhook
     assert body["repeats"] == 49
     assert "Repeated 49 more time(s)" in body["message"]
     assert Alert.objects.count() == 1
+    reliability.observed(
+        "one message with its count delivered after recovery", lost=0, duplicated=0
+    )
 
 
 def test_the_backoff_doubles_up_to_its_cap(settings):
@@ -181,10 +201,14 @@ def test_a_channel_disabled_before_its_delivery_is_not_sent_to(webhook, fast):
 PIPELINE_QUEUES = "default,market_data,signals,shadow,analytics"
 
 
+@pytest.mark.reliability(
+    fault="a webhook trickling its answer while real workers run the pipeline",
+    expected="the pipeline's tasks never wait on it; every alert delivered once when it recovers",
+)
 @pytest.mark.fault
 @pytest.mark.django_db(transaction=True)
 def test_a_trickling_webhook_never_holds_the_pipeline_and_every_alert_arrives(
-    webhook, settings, tmp_path
+    webhook, settings, tmp_path, reliability
 ):
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -264,11 +288,20 @@ def test_a_trickling_webhook_never_holds_the_pipeline_and_every_alert_arrives(
     finally:
         pipeline.stop()
         alerts.stop()
+    reliability.observed(
+        "the sweep raising the alerts stayed fast; every alert arrived once", lost=0, duplicated=0
+    )
 
 
+@pytest.mark.reliability(
+    fault="an alert delivery whose message the broker lost",
+    expected="the delivery sweep sends it again; delivered once",
+)
 @pytest.mark.fault
 @pytest.mark.django_db(transaction=True)
-def test_a_delivery_whose_message_was_lost_is_sent_by_the_sweep(webhook, settings, tmp_path):
+def test_a_delivery_whose_message_was_lost_is_sent_by_the_sweep(
+    webhook, settings, tmp_path, reliability
+):
     from config.celery import app
     from config.tests.test_faults import Process, _database_url
 
@@ -295,3 +328,4 @@ def test_a_delivery_whose_message_was_lost_is_sent_by_the_sweep(webhook, setting
         assert AlertDelivery.objects.get().state == "sent"
     finally:
         worker.stop()
+    reliability.observed("sent by the sweep and delivered once", lost=0, duplicated=0)

@@ -26,10 +26,15 @@ COMPRESSED = {"BEAT_SYNC_EVERY_SECONDS": "3", "ALERT_TASK_LATE_MARGIN_SECONDS": 
 PROBES = ("soak-every-4s", "soak-every-7s", "soak-cron-minutely")
 
 
+@pytest.mark.reliability(
+    fault="a healthy system under real beat and worker for a bounded soak, then beat stopped",
+    expected="no alert while healthy; the late-task alert once beat stops",
+)
 @pytest.mark.timeout(SOAK_SECONDS + 300)
 def test_no_alert_fires_on_a_healthy_system_and_a_stopped_beat_is_caught(
     processes,  # noqa: F811
     settings,
+    reliability,
 ):
     from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
@@ -103,3 +108,6 @@ def test_no_alert_fires_on_a_healthy_system_and_a_stopped_beat_is_caught(
             time.sleep(0.3)
     finally:
         webhook.close()
+    reliability.observed(
+        "no alert while healthy; the late-task alert after beat stopped", lost=0, duplicated=0
+    )

@@ -72,9 +72,14 @@ def _lose_the_lock_and_hand_over(processes, queue, take_away, **env: str) -> Non
     second.stop()
 
 
+@pytest.mark.reliability(
+    fault="the single-beat lock connection terminated while beat runs (pg_terminate_backend)",
+    expected="the first beat stops sending and exits before a second beat takes the lock: every tick sent once",
+)
 def test_a_beat_whose_lock_connection_is_terminated_exits_before_another_takes_over(
     processes,  # noqa: F811
     settings,
+    reliability,
 ):
     from django.core.management import call_command
 
@@ -91,16 +96,31 @@ def test_a_beat_whose_lock_connection_is_terminated_exits_before_another_takes_o
         assert killed == [(True,)]
 
     _lose_the_lock_and_hand_over(processes, queue, terminate)
+    reliability.observed(
+        "the first beat exited; none of its sends came after the second beat's first",
+        lost=0,
+        duplicated=0,
+    )
 
 
+@pytest.mark.reliability(
+    fault="PostgreSQL restarted under a running beat (pg_ctl restart)",
+    expected="the first beat stops sending and exits before a second beat takes the lock: every tick sent once",
+)
 def test_a_beat_exits_when_postgres_restarts_under_it(
     processes,  # noqa: F811
     private_postgres,  # noqa: F811
     settings,
+    reliability,
 ):
     private_postgres.manage("shell", "-c", PROBE_TASK)
     queue = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     queue.delete(PROBE)
     _lose_the_lock_and_hand_over(
         processes, queue, private_postgres.restart, DATABASE_URL=private_postgres.url
+    )
+    reliability.observed(
+        "the first beat exited; none of its sends came after the second beat's first",
+        lost=0,
+        duplicated=0,
     )

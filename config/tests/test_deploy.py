@@ -174,8 +174,12 @@ PeriodicTask.objects.update_or_create(name="deploy-test-late", defaults=dict(
 """
 
 
+@pytest.mark.reliability(
+    fault="a release whose /healthz says down or degraded; a unit that fails to restart or to stay active after the switch; a rollback",
+    expected="the gate reads the top-level status and refuses; a failed restart rolls back by itself; the rollback slot is never overwritten; --rollback health-checks its target",
+)
 @pytest.mark.timeout(1200)  # five virtualenvs are built; slow on a loaded machine
-def test_deploy_gate_rollback_and_restart_failures(site):
+def test_deploy_gate_rollback_and_restart_failures(site, reliability):
     work = site["work"]
     v1 = _git(work, "rev-parse", "v1")
     v2 = _git(work, "rev-parse", "v2")
@@ -278,6 +282,9 @@ def test_deploy_gate_rollback_and_restart_failures(site):
     assert lines[1].startswith(f"  B  ref=v2 commit={v2}")
     assert lines[1].endswith("(rollback target)")
     assert lines[2].startswith(f"  C  failed: ref=v2 commit={v2}")
+    reliability.observed(
+        "each refused or rolled back as expected, the serving slot kept", lost=0, duplicated=0
+    )
 
 
 def test_an_install_from_before_the_previous_link_rolls_back_to_its_other_slot(tmp_path):

@@ -266,7 +266,11 @@ def test_it_shows_the_progress_of_both_passes_on_stderr_unless_asked_not_to(tmp_
     assert "checking rows" not in capsys.readouterr().err
 
 
-def test_it_rejects_values_the_candle_table_cannot_store_per_row(tmp_path):
+@pytest.mark.reliability(
+    fault="candle values out of the stored range in a file (1e-30, 1e400)",
+    expected="each such row rejected with its reason and counted; the rest loaded",
+)
+def test_it_rejects_values_the_candle_table_cannot_store_per_row(tmp_path, reliability):
     from markets.cleaning import SMALLEST_STORED
 
     path = tmp_path / "edges.json"
@@ -295,6 +299,7 @@ def test_it_rejects_values_the_candle_table_cannot_store_per_row(tmp_path):
     smallest = Candle.objects.get(open_time=datetime(2024, 1, 1, 12, 6, tzinfo=UTC))
     assert smallest.low == smallest.volume == SMALLEST_STORED
     assert not Candle.objects.filter(low=0).exists()
+    reliability.observed("each rejected with its reason; the others stored", lost=0, duplicated=0)
 
 
 def test_it_rejects_out_of_range_values_in_a_csv_too(tmp_path):

@@ -312,10 +312,14 @@ def test_the_replay_service_refuses_a_live_book_too():
     assert not Signal.objects.exists()
 
 
+@pytest.mark.reliability(
+    fault="a replay named like the live book (case, spaces, width)",
+    expected="refused with a clear error; the live book untouched",
+)
 @pytest.mark.parametrize(
     "name", ["LIVE", " live", "Live ", "l i v e", "\tLiVe\n", "\uff2c\uff29\uff36\uff25"]
 )
-def test_a_name_that_reads_as_the_live_books_is_refused(name):
+def test_a_name_that_reads_as_the_live_books_is_refused(name, reliability):
     store_walk(200, seed=5)
     live = book_live()
     with pytest.raises(CommandError, match="is the live book"):
@@ -324,6 +328,7 @@ def test_a_name_that_reads_as_the_live_books_is_refused(name):
     with pytest.raises(ReplayRefusedError, match="the live book"):
         replay_run(name=name, description="", strategies=[strategy], guards=[])
     assert list(Book.objects.all()) == [live]
+    reliability.observed("refused; the live book unchanged", lost=0, duplicated=0)
 
 
 def test_a_name_that_reads_as_another_live_books_is_refused():
