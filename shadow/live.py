@@ -22,10 +22,10 @@ from django.conf import settings
 from django.db import transaction
 
 from markets.bars import CandleArrays, timeframe_delta
-from markets.selectors import candle_arrays
 from markets.timestamps import ms_from_utc, utc_from_ms
 from shadow.models import ShadowTrade
 from shadow.persistence import BookWriter, outcome_fields
+from shadow.selectors import market_candles
 from signals.domain import engine
 from signals.models import (
     Book,
@@ -88,9 +88,9 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
         stopped = state.last_time.get(key)
         if stopped is None:
             step = timeframe_delta(market.timeframe)
-            history[key] = _candles(market, until=now - settings.SIGNAL_MAX_AGE - 2 * step)
+            history[key] = market_candles(market, until=now - settings.SIGNAL_MAX_AGE - 2 * step)
         elif key in missing_indicators:
-            history[key] = _candles(market, until=utc_from_ms(stopped))
+            history[key] = market_candles(market, until=utc_from_ms(stopped))
     state = engine.warm_up(config, state, history)
     # The candles closed since the last run, behind the ones the guards look back at.
     candles: dict[str, CandleArrays] = {}
@@ -98,10 +98,12 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
         closed = now - timeframe_delta(market.timeframe)
         stopped = state.last_time.get(key)
         if stopped is None:
-            candles[key] = _candles(market, until=closed)
+            candles[key] = market_candles(market, until=closed)
             continue
-        context = _candles(market, until=utc_from_ms(stopped), newest=config.context_candles)
-        candles[key] = context.then(_candles(market, after=utc_from_ms(stopped), until=closed))
+        context = market_candles(market, until=utc_from_ms(stopped), newest=config.context_candles)
+        candles[key] = context.then(
+            market_candles(market, after=utc_from_ms(stopped), until=closed)
+        )
     result = engine.run(config, state, candles, now=ms_from_utc(now))
 
     with transaction.atomic():
@@ -136,23 +138,6 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
         signals=len(result.signals),
         transitions=len(result.transitions),
         closed=carried + sum(1 for t in result.trades if t.kind == "paper" and t.result),
-    )
-
-
-def _candles(
-    market: engine.Market,
-    *,
-    after: datetime | None = None,
-    until: datetime | None = None,
-    newest: int | None = None,
-) -> CandleArrays:
-    return candle_arrays(
-        exchange=market.exchange,
-        symbol=market.symbol,
-        timeframe=market.timeframe,
-        after=after,
-        until=until,
-        newest=newest,
     )
 
 

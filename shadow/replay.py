@@ -21,11 +21,11 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from markets.bars import CandleArrays
-from markets.selectors import candle_arrays, candle_span
+from markets.selectors import candle_span
 from markets.timestamps import ms_from_utc, utc_from_ms
 from shadow.models import ShadowTrade
 from shadow.persistence import BookWriter, Written
+from shadow.selectors import market_candles
 from signals.domain import engine
 from signals.economics import economics_seed, economics_with_quotes
 from signals.models import (
@@ -226,10 +226,12 @@ def _replay_chunks(
     for after, through in windows:
         arrays = {}
         for key, market in markets.items():
-            fresh = _candles(market, after=after, until=through)
+            fresh = market_candles(market, after=after, until=through)
             if after is not None and key in state.last_time:
                 # The candles before the window the guards look back at (not run again).
-                fresh = _candles(market, until=after, newest=config.context_candles).then(fresh)
+                fresh = market_candles(market, until=after, newest=config.context_candles).then(
+                    fresh
+                )
             arrays[key] = fresh
         result = engine.run(config, state, arrays, signals_from=signals_from)
         state = result.state
@@ -284,23 +286,6 @@ def _write(
 
 def _plus(a: Written, b: Written) -> Written:
     return Written(**{f.name: getattr(a, f.name) + getattr(b, f.name) for f in fields(Written)})
-
-
-def _candles(
-    market: engine.Market,
-    *,
-    after: datetime | None = None,
-    until: datetime | None = None,
-    newest: int | None = None,
-) -> CandleArrays:
-    return candle_arrays(
-        exchange=market.exchange,
-        symbol=market.symbol,
-        timeframe=market.timeframe,
-        after=after,
-        until=until,
-        newest=newest,
-    )
 
 
 def _replay_book_delete(name: str) -> bool:

@@ -1,11 +1,15 @@
 """Reads of one book's headline numbers, shared by the replay's report and the pages."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
 
+from markets.bars import CandleArrays
+from markets.selectors import candle_arrays
 from shadow.models import ShadowTrade
+from signals.domain.engine import Market
 from signals.models import Book, PaperTrade, Signal, SignalState
 
 ZERO = Decimal(0)
@@ -91,4 +95,22 @@ def book_summary(*, book: Book) -> BookSummary:
         paper_pnl=paper["pnl"] if paper["pnl"] is not None else ZERO,
         shadow_open=shadow["open"],
         shadow_closed=shadow["closed"],
+    )
+
+
+def market_candles(
+    market: Market,
+    *,
+    after: datetime | None = None,
+    until: datetime | None = None,
+    newest: int | None = None,
+) -> CandleArrays:
+    """The stored candles of one of the engine's markets (``markets.selectors.candle_arrays``)."""
+    return candle_arrays(
+        exchange=market.exchange,
+        symbol=market.symbol,
+        timeframe=market.timeframe,
+        after=after,
+        until=until,
+        newest=newest,
     )
