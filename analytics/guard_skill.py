@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db.models import QuerySet
 
 from analytics import skill
 from analytics.confidence import mean_interval
@@ -100,15 +101,14 @@ def _money(value: float | None) -> Decimal | None:
     return None if value is None else Decimal(repr(round(float(value), 10)))
 
 
-def _pool(
+def _pool_trades(
     book: Book,
     since: datetime | None,
     until: datetime | None,
     strategy: str,
     symbol: str,
-) -> tuple[np.ndarray, np.ndarray, list[Decimal], np.ndarray, list[str]]:
-    """The pool in time order: signal ids, P&L as floats, P&L as exact decimals, strategy
-    index per signal and the strategy names."""
+) -> QuerySet[ShadowTrade]:
+    """The closed shadow trades of the pool: exited in the period, matching the filters."""
     trades = ShadowTrade.objects.filter(
         book=book, status=ShadowTrade.Status.CLOSED, pnl__isnull=False
     )
@@ -120,6 +120,14 @@ def _pool(
         trades = trades.filter(signal__book_strategy__name=strategy)
     if symbol:
         trades = trades.filter(signal__symbol=symbol)
+    return trades
+
+
+def _pool(
+    trades: QuerySet[ShadowTrade],
+) -> tuple[np.ndarray, np.ndarray, list[Decimal], np.ndarray, list[str]]:
+    """The pool in time order: signal ids, P&L as floats, P&L as exact decimals, strategy
+    index per signal and the strategy names."""
     rows = list(
         trades.order_by("signal__candle_time", "signal_id").values_list(
             "signal_id", "pnl", "signal__book_strategy__name"
@@ -134,14 +142,15 @@ def _pool(
     return ids, pnl, exact, which, names
 
 
-def _blocks(book: Book, ids: np.ndarray) -> tuple[dict[Key, np.ndarray], np.ndarray]:
+def _blocks(
+    trades: QuerySet[ShadowTrade], ids: np.ndarray
+) -> tuple[dict[Key, np.ndarray], np.ndarray]:
     """Per guard configuration, the pool positions it blocked; and per pool position how
-    many guards blocked it."""
+    many guards blocked it. Only the pool's blocking decisions are read."""
     rows = (
         GuardDecision.objects.filter(
-            signal__book=book,
+            signal_id__in=trades.values("signal_id"),
             verdict=GuardDecision.Verdict.BLOCK,
-            signal__shadow_trade__status=ShadowTrade.Status.CLOSED,
         )
         .order_by()
         .values_list("signal_id", "guard", "book_guard_id")
@@ -266,8 +275,9 @@ def book_skill(
     """The skill report of each guard configuration in ``keys`` (every block and blocked
     alone; verdicts after false discovery rate control within each family) and the
     unguarded expectancy of the book and of each strategy, for one period and filter."""
-    ids, pnl, exact, which, names = _pool(book, since, until, strategy, symbol)
-    blocked, blockers = _blocks(book, ids)
+    trades = _pool_trades(book, since, until, strategy, symbol)
+    ids, pnl, exact, which, names = _pool(trades)
+    blocked, blockers = _blocks(trades, ids)
     pool_sum = sum(exact, Decimal(0))
     every: dict[Key, SkillReport] = {}
     alone: dict[Key, SkillReport] = {}
@@ -303,5 +313,5 @@ def book_skill(
 
 def book_expectancy(*, book: Book) -> Expectancy:
     """The book's unguarded expectancy over all its history (every strategy)."""
-    _, pnl, exact, _, _ = _pool(book, None, None, "", "")
+    _, pnl, exact, _, _ = _pool(_pool_trades(book, None, None, "", ""))
     return _expectancy("every strategy", pnl, exact, stream=999)

@@ -12,23 +12,12 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.filters import OUTCOMES, PERIODS, SIDES
+from analytics.filters import NAMES, OUTCOMES, PERIODS, SIDES
 from analytics.pages import load_pages
 
 PAGES = sorted(load_pages())
-PARAMETERS = (
-    "book",
-    "period",
-    "since",
-    "until",
-    "strategy",
-    "symbol",
-    "side",
-    "outcome",
-    "compare",
-    "page",
-    "sort",
-)
+# Every filter the pages read (a new one is fuzzed too).
+PARAMETERS = NAMES
 BOOK = "<the replayed book>"  # replaced by its id: the strategies are built before the fixture
 
 pytestmark = pytest.mark.django_db
