@@ -5,7 +5,8 @@ Every guard of a book is evaluated on every signal (no short-circuit). Each retu
 thresholds can be replayed later from the stored decisions alone. A guard never reads
 the database: the engine hands it a ``Snapshot`` it computed from its own state.
 
-One module per kind; adding a guard is a new module and one line in ``GUARDS``.
+One module per kind; adding a guard is a new module and one line in ``GUARDS`` (a
+``Registry``, the same mechanism as the strategies').
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from signals.domain.guards.min_reward_risk import MinRewardRisk
 from signals.domain.guards.stale_data import StaleData
 from signals.domain.guards.stoploss_guard import StoplossGuard
 from signals.domain.guards.volatility_ceiling import VolatilityCeiling
-from signals.domain.params import checked_params
+from signals.domain.registry import Registry
 from signals.domain.strategies import Proposal
 
 __all__ = [
@@ -61,37 +62,34 @@ __all__ = [
     "validate_guard_config",
 ]
 
-GUARDS: Mapping[str, type[Guard]] = {
-    MaxOpenPositions.kind: MaxOpenPositions,
-    MaxOpenPerSymbol.kind: MaxOpenPerSymbol,
-    DuplicatePosition.kind: DuplicatePosition,
-    CooldownAfterStop.kind: CooldownAfterStop,
-    CooldownAfterClose.kind: CooldownAfterClose,
-    StoplossGuard.kind: StoplossGuard,
-    MaxDrawdown.kind: MaxDrawdown,
-    DailyLossLimit.kind: DailyLossLimit,
-    LowProfitMarkets.kind: LowProfitMarkets,
-    VolatilityCeiling.kind: VolatilityCeiling,
-    LiquidityFloor.kind: LiquidityFloor,
-    StaleData.kind: StaleData,
-    MinRewardRisk.kind: MinRewardRisk,
-}
+GUARDS: Registry[Guard] = Registry(
+    "guard",
+    [
+        MaxOpenPositions,
+        MaxOpenPerSymbol,
+        DuplicatePosition,
+        CooldownAfterStop,
+        CooldownAfterClose,
+        StoplossGuard,
+        MaxDrawdown,
+        DailyLossLimit,
+        LowProfitMarkets,
+        VolatilityCeiling,
+        LiquidityFloor,
+        StaleData,
+        MinRewardRisk,
+    ],
+)
 
 
 def build_guard(kind: str, params: Mapping[str, Any]) -> Guard:
     """The guard ``kind`` with ``params``; ``ValueError`` naming what is wrong otherwise."""
-    try:
-        cls = GUARDS[kind]
-    except KeyError:
-        raise ValueError(
-            f"unknown guard kind {kind!r}; known: {', '.join(sorted(GUARDS))}"
-        ) from None
-    return cls(**checked_params(cls, params))
+    return GUARDS.build(kind, params)
 
 
 def validate_guard_config(kind: str, params: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` if ``kind`` and ``params`` do not make a guard."""
-    build_guard(kind, params)
+    GUARDS.validate(kind, params)
 
 
 def evaluate_guards(

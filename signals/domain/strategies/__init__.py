@@ -8,8 +8,8 @@ a live run and a replay of the same candles compute the same values (ADR 0008).
 
 Each strategy is a small frozen dataclass in a module of its own, with a ``kind`` name;
 its parameters are the dataclass fields, checked by ``build_strategy``. Adding one is a
-new module and one line in ``STRATEGIES``. Prices are floats in here; the drivers store
-them as ``Decimal``.
+new module and one line in ``STRATEGIES`` (a ``Registry``, the same mechanism as the
+guards'). Prices are floats in here; the drivers store them as ``Decimal``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from signals.domain.params import checked_params
+from signals.domain.registry import Registry
 from signals.domain.strategies.base import Proposal, Scan, Strategy
 from signals.domain.strategies.bollinger_reversion import BollingerReversion
 from signals.domain.strategies.donchian_breakout import DonchianBreakout
@@ -39,26 +39,17 @@ __all__ = [
     "validate_strategy_config",
 ]
 
-STRATEGIES: Mapping[str, type[Strategy]] = {
-    EmaCrossover.kind: EmaCrossover,
-    MacdCrossover.kind: MacdCrossover,
-    DonchianBreakout.kind: DonchianBreakout,
-    BollingerReversion.kind: BollingerReversion,
-    RsiReversion.kind: RsiReversion,
-}
+STRATEGIES: Registry[Strategy] = Registry(
+    "strategy",
+    [EmaCrossover, MacdCrossover, DonchianBreakout, BollingerReversion, RsiReversion],
+)
 
 
 def build_strategy(kind: str, params: Mapping[str, Any]) -> Strategy:
     """The strategy ``kind`` with ``params``; ``ValueError`` naming what is wrong otherwise."""
-    try:
-        cls = STRATEGIES[kind]
-    except KeyError:
-        raise ValueError(
-            f"unknown strategy kind {kind!r}; known: {', '.join(sorted(STRATEGIES))}"
-        ) from None
-    return cls(**checked_params(cls, params))
+    return STRATEGIES.build(kind, params)
 
 
 def validate_strategy_config(kind: str, params: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` if ``kind`` and ``params`` do not make a strategy."""
-    build_strategy(kind, params)
+    STRATEGIES.validate(kind, params)
