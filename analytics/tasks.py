@@ -1,4 +1,5 @@
-"""Periodic read-side checks. Thin: the numbers come from ``analytics.selectors``."""
+"""Periodic read-side work. Thin: the numbers come from ``analytics.selectors``, the
+threshold recommendations from ``analytics.learning``."""
 
 import logging
 from typing import Any
@@ -6,7 +7,9 @@ from typing import Any
 from celery import shared_task
 from django.utils import timezone
 
+from analytics.learning import thresholds_recommend
 from analytics.selectors import live_books, pipeline_health
+from work.task_base import WorkTask
 
 logger = logging.getLogger(__name__)
 
@@ -40,3 +43,17 @@ def monitor_pipeline() -> dict[str, Any]:
     if not books:
         logger.info("[PIPELINE] no live book yet")
     return {"checked_at": now.isoformat(), "books": books}
+
+
+@shared_task(name="analytics.recommend_thresholds", base=WorkTask)
+def recommend_thresholds() -> dict[str, int]:
+    """Recommend thresholds for every live book (a daily beat entry); changes no
+    configuration. Returns how many recommendations each action produced."""
+    counts: dict[str, int] = {}
+    for book in live_books():
+        for outcome in thresholds_recommend(book=book):
+            counts[outcome.action] = counts.get(outcome.action, 0) + 1
+            logger.info(
+                "[LEARNING] %s %s: %s: %s", book.name, outcome.guard, outcome.action, outcome.detail
+            )
+    return counts

@@ -351,8 +351,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
     "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
 }
+# Task heartbeats (analytics/heartbeats.py): each task name's row is written at most once
+# per this many seconds per worker process (failures and recoveries at once); the health
+# page's "late" (two intervals without a success) keeps a wide margin over it.
+HEARTBEAT_WRITE_SECONDS = env.float("HEARTBEAT_WRITE_SECONDS", default=5.0)
 # Task modules outside the apps' ``tasks.py`` (autodiscovery reads only those).
-CELERY_IMPORTS = ["analytics.recovery", "analytics.reports", "analytics.learning"]
+CELERY_IMPORTS = ["analytics.recovery", "analytics.reports"]
 CELERY_TASK_ROUTES = {
     "markets.*": {"queue": "market_data"},
     "signals.*": {"queue": "signals"},

@@ -21,13 +21,13 @@ from analytics.learning import (
     best_point,
     candidate_thresholds,
     guard_curves,
-    recommend_thresholds,
     threshold_curve,
     thresholds_recommend,
     walk_forward,
 )
 from analytics.models import ThresholdRecommendation
 from analytics.selectors import guard_effectiveness
+from analytics.tasks import recommend_thresholds
 from analytics.tests.factories import BookFactory, GuardDecisionFactory, SignalFactory
 from shadow.models import ShadowTrade
 from signals.models import Book, BookGuard, GuardConfig, GuardDecision, SignalState
