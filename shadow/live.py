@@ -23,6 +23,7 @@ from django.db import transaction
 
 from markets.bars import CandleArrays, timeframe_delta
 from markets.timestamps import ms_from_utc, utc_from_ms
+from shadow import rollups
 from shadow.models import ShadowTrade
 from shadow.persistence import BookWriter, outcome_fields
 from shadow.selectors import market_candles
@@ -131,6 +132,10 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
             {s.pk: s.name for s in strategies},
             {s.config_id: s.name for s in strategies if s.active},
         )
+        touched = _first_touched(result)
+        if touched is not None:
+            # The days this run changed, summed again for the pages in its transaction.
+            rollups.refresh(book.pk, since=touched)
     _log(book, result)
     return LiveProgress(
         book_id=book.pk,
@@ -206,6 +211,14 @@ def _apply_carried(
             PaperTrade.objects.create(book=book, signal_id=signal_id, side=record.side, **fields)
             closed += record.result is not None
     return closed
+
+
+def _first_touched(result: engine.EngineResult) -> datetime | None:
+    """The earliest candle time of a signal this run wrote or changed (its trades exit
+    later still), ``None`` when it changed none."""
+    keys = [s.key for s in result.signals]
+    keys += [t.key for t in result.transitions] + [t.key for t in result.trades]
+    return utc_from_ms(min(key[1] for key in keys)) if keys else None
 
 
 def _made_by(signal: Signal, names: dict[int, str], legacy: dict[int | None, str]) -> str | None:

@@ -21,7 +21,70 @@ class ShadowTrade(SimulatedTrade):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["book", "status"])]
+        indexes = [
+            models.Index(fields=["book", "status"]),
+            # The rollups' partial days: a book's shadow trades by exit time.
+            models.Index(fields=["book", "exit_time"], name="shadow_book_exit"),
+        ]
 
     def __str__(self) -> str:
         return f"shadow #{self.pk} {self.group} {self.side} ({self.status})"
+
+
+class BookRollup(models.Model):
+    """One group of a book's rows, summed per UTC day: what the pages read instead of the
+    rows (``shadow.rollups``). Kept in the transaction of every write that changes the
+    book; ``manage.py rollups_rebuild`` recomputes them from the rows.
+
+    ``fact`` says what is summed and on which day (docs/rollups.md): ``signals`` by
+    candle day; ``paper``, ``shadow`` and ``guard_shadow`` (closed trades with a P&L) by
+    exit day; ``guard_blocked`` (blocking decisions) by candle day. Dimensions a fact does
+    not have are empty."""
+
+    class Fact(models.TextChoices):
+        SIGNALS = "signals", "signals by candle day"
+        PAPER = "paper", "closed paper trades by exit day"
+        SHADOW = "shadow", "closed shadow trades of blocked signals by exit day"
+        GUARD_BLOCKED = "guard_blocked", "blocking decisions by candle day"
+        GUARD_SHADOW = "guard_shadow", "closed shadow trades per blocking guard by exit day"
+
+    book = models.ForeignKey("signals.Book", on_delete=models.CASCADE, related_name="+")
+    fact = models.CharField(max_length=16, choices=Fact.choices)
+    day = models.DateField()
+    strategy_id = models.BigIntegerField(
+        null=True, help_text="The signal's strategy version (BookStrategy id)."
+    )
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=8)
+    state = models.CharField(max_length=16, blank=True, help_text="The signal's state.")
+    guard = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The blocking guard's name; on a blocked signal its only blocker, "
+        "or '+' when several guards blocked it.",
+    )
+    status = models.CharField(
+        max_length=8, blank=True, help_text="A blocked signal's shadow trade status."
+    )
+    n = models.BigIntegerField()
+    wins = models.BigIntegerField(default=0)
+    pnl = models.DecimalField(max_digits=48, decimal_places=30, null=True)
+    pnl_sq = models.FloatField(default=0.0)
+
+    class Meta:
+        indexes = [models.Index(fields=["book", "fact", "day"], name="rollup_book_fact_day")]
+
+    def __str__(self) -> str:
+        return f"{self.fact} {self.day} n={self.n}"
+
+
+class RollupState(models.Model):
+    """The rollup definitions a book's rollups were built with: a book without one, or
+    with an older ``version``, is rebuilt from its rows before a page reads it."""
+
+    book = models.OneToOneField("signals.Book", on_delete=models.CASCADE, related_name="+")
+    version = models.IntegerField()
+    built_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"rollups of book {self.book_id} (version {self.version})"

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 
 from markets.selectors import candle_span
 from markets.timestamps import ms_from_utc, utc_from_ms
+from shadow import rollups
 from shadow.models import ShadowTrade
 from shadow.persistence import BookWriter, Written
 from shadow.selectors import market_candles
@@ -163,6 +164,8 @@ def replay_run(
             book.until = utc_from_ms(last_candle)
             Book.objects.filter(pk=book.pk).update(until=book.until)
         BookState.objects.create(book=book, state=state.to_json())
+        # The pages' sums of the new book, in its transaction (O(rows written)).
+        rollups.refresh(book.pk, since=None)
     return ReplayResult(book=book, candles=candles, replaced=replaced, written=written)
 
 

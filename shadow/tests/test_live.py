@@ -17,7 +17,7 @@ from django.db import connection
 
 from markets.services import candles_upsert
 from markets.synthetic import synthetic_bars
-from shadow import live
+from shadow import live, rollups
 from shadow.live import BookBusyError, book_advance
 from shadow.tests.book_rows import book_rows
 from signals.models import Book, BookState, GuardConfig, Signal, StrategyConfig
@@ -175,6 +175,10 @@ def test_a_worker_killed_while_writing_leaves_nothing_and_the_next_run_equals_a_
 
     book_advance(book_id=book.pk, now=END)
     assert book_rows(book) == book_rows(replayed)
+    # The rollups went with the killed transaction and were kept by the next run.
+    kept = rollups.stored(book.pk)
+    rollups.rebuild(book.pk)
+    assert kept == rollups.stored(book.pk)
 
 
 @pytest.mark.django_db

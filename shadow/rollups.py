@@ -1,0 +1,450 @@
+"""Rollups: a book's rows summed per UTC day, kept in the transaction of every write.
+
+A page reads what it shows (counts, P&L sums, wins, sums of squares) from
+``BookRollup`` rows, one per day and group, instead of scanning every signal of the
+book. Each fact is computed by exactly one query over the raw rows (``_facts``), used
+three ways:
+
+- ``refresh(book_id, since=...)``: in the writer's transaction, the days from
+  ``since`` on are deleted and summed again from the rows (``INSERT ... SELECT``): a
+  live advance costs the rows of the days it touched, a replay the rows it wrote;
+- ``rebuild(book_id)``: every day of the book (``manage.py rollups_rebuild``, and a
+  book whose rollups were built with older definitions: ``VERSION``);
+- ``totals(...)``: a window that does not start or end at midnight UTC reads its whole
+  days from the rollups and its partial first and last day from the rows, through the
+  same query, so a figure is the same whichever way it was summed.
+
+Facts (``BookRollup.Fact``) and their day:
+
+- ``signals``: signals by candle day, per strategy version, symbol, side, state; a
+  blocked signal also by its blocker (the one guard that blocked it, ``+`` for several)
+  and its shadow trade's status;
+- ``paper``: closed paper trades with a P&L by exit day;
+- ``shadow``: closed shadow trades of blocked signals by exit day, with the blocker;
+- ``guard_blocked``: blocking decisions of blocked signals by candle day, per guard;
+- ``guard_shadow``: the same decisions whose shadow trade closed, by exit day.
+
+Writes to one book's rollups are serialised by a lock on the book's row, taken just
+before the delete; each statement then sees every committed row (READ COMMITTED), so
+two writers of a book never leave a day summed twice or from stale rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DecimalField,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, TruncDate
+
+from shadow.models import BookRollup, RollupState, ShadowTrade
+from signals.models import Book, GuardDecision, PaperTrade, Signal, SignalState
+
+# Bump when a fact's definition changes: books built before are rebuilt on first read.
+VERSION = 1
+
+Fact = BookRollup.Fact
+DIMENSIONS = ("day", "strategy_id", "symbol", "side", "state", "guard", "status")
+MEASURES = ("n", "wins", "pnl", "pnl_sq")
+SEVERAL = "+"
+BLOCK = GuardDecision.Verdict.BLOCK
+_COLUMNS = (*DIMENSIONS, *MEASURES)
+_EMPTY = Value("", output_field=CharField())
+_NO_MONEY = Cast(Value(None), DecimalField(max_digits=48, decimal_places=30))
+
+
+def _window(field: str, since: datetime | None, until: datetime | None) -> Q:
+    where = Q()
+    if since is not None:
+        where &= Q(**{f"{field}__gte": since})
+    if until is not None:
+        where &= Q(**{f"{field}__lt": until})
+    return where
+
+
+def _scope(
+    prefix: str,
+    strategies: Collection[int] | None,
+    symbol: str,
+    side: str,
+    side_field: str,
+) -> Q:
+    where = Q()
+    if strategies is not None:
+        where &= Q(**{f"{prefix}book_strategy_id__in": list(strategies)})
+    if symbol:
+        where &= Q(**{f"{prefix}symbol": symbol})
+    if side:
+        where &= Q(**{side_field: side})
+    return where
+
+
+def _blocker(signal: Any) -> tuple[Case, Subquery]:
+    """The one guard that blocked ``signal`` (an ``OuterRef`` to its id), ``+`` when
+    several did, empty when none did (read from an annotation ``blockers``), and the
+    count of its blocking decisions to annotate ``blockers`` with."""
+    blocks = GuardDecision.objects.filter(signal_id=signal, verdict=BLOCK).order_by()
+    count = Subquery(
+        blocks.values("signal_id").annotate(c=Count("id")).values("c"),
+        output_field=IntegerField(),
+    )
+    first = Subquery(blocks.order_by("guard").values("guard")[:1], output_field=CharField())
+    return Case(
+        When(Q(blockers=1), then=first),
+        When(Q(blockers__gte=2), then=Value(SEVERAL)),
+        default=_EMPTY,
+        output_field=CharField(),
+    ), count
+
+
+def _money_columns(pnl: str) -> dict[str, Any]:
+    return {
+        "r_n": Count("id"),
+        "r_wins": Count("id", filter=Q(**{f"{pnl}__gt": 0})),
+        "r_pnl": Sum(pnl),
+        "r_pnl_sq": Sum(Cast(F(pnl) * F(pnl), FloatField())),
+    }
+
+
+def _facts(
+    book_id: int,
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    strategies: Collection[int] | None = None,
+    symbol: str = "",
+    side: str = "",
+    only: Collection[str] | None = None,
+) -> dict[str, QuerySet[Any]]:
+    """Per fact, one grouped query over the book's rows whose day axis falls in
+    ``[since, until)``: columns ``r_<dimension>`` and ``r_<measure>``."""
+    facts: dict[str, QuerySet[Any]] = {}
+    wanted = set(only) if only is not None else set(Fact.values)
+
+    if Fact.SIGNALS in wanted:
+        guard, count = _blocker(OuterRef("pk"))
+        blocked = Q(state=SignalState.BLOCKED)
+        facts[Fact.SIGNALS] = (
+            Signal.objects.filter(
+                _window("candle_time", since, until),
+                _scope("", strategies, symbol, side, "side"),
+                book_id=book_id,
+            )
+            .annotate(blockers=Case(When(blocked, then=count), default=Value(0)))
+            .order_by()
+            .values(
+                r_day=TruncDate("candle_time", tzinfo=UTC),
+                r_strategy_id=F("book_strategy_id"),
+                r_symbol=F("symbol"),
+                r_side=F("side"),
+                r_state=F("state"),
+                r_guard=guard,
+                r_status=Case(
+                    When(
+                        blocked & Q(shadow_trade__group=ShadowTrade.Group.BLOCKED),
+                        then=F("shadow_trade__status"),
+                    ),
+                    default=_EMPTY,
+                    output_field=CharField(),
+                ),
+            )
+            .annotate(
+                r_n=Count("id"),
+                r_wins=Value(0, output_field=IntegerField()),
+                r_pnl=_NO_MONEY,
+                r_pnl_sq=Value(0.0, output_field=FloatField()),
+            )
+        )
+    if Fact.PAPER in wanted:
+        facts[Fact.PAPER] = (
+            PaperTrade.objects.filter(
+                _window("exit_time", since, until),
+                _scope("signal__", strategies, symbol, side, "side"),
+                book_id=book_id,
+                status=PaperTrade.Status.CLOSED,
+                pnl__isnull=False,
+            )
+            .order_by()
+            .values(
+                r_day=TruncDate("exit_time", tzinfo=UTC),
+                r_strategy_id=F("signal__book_strategy_id"),
+                r_symbol=F("signal__symbol"),
+                r_side=F("side"),
+                r_state=_EMPTY,
+                r_guard=_EMPTY,
+                r_status=_EMPTY,
+            )
+            .annotate(**_money_columns("pnl"))
+        )
+    if Fact.SHADOW in wanted:
+        guard, count = _blocker(OuterRef("signal_id"))
+        facts[Fact.SHADOW] = (
+            ShadowTrade.objects.filter(
+                _window("exit_time", since, until),
+                _scope("signal__", strategies, symbol, side, "side"),
+                book_id=book_id,
+                group=ShadowTrade.Group.BLOCKED,
+                signal__state=SignalState.BLOCKED,
+                status=ShadowTrade.Status.CLOSED,
+                pnl__isnull=False,
+            )
+            .annotate(blockers=count)
+            .order_by()
+            .values(
+                r_day=TruncDate("exit_time", tzinfo=UTC),
+                r_strategy_id=F("signal__book_strategy_id"),
+                r_symbol=F("signal__symbol"),
+                r_side=F("side"),
+                r_state=_EMPTY,
+                r_guard=guard,
+                r_status=_EMPTY,
+            )
+            .annotate(**_money_columns("pnl"))
+        )
+    decisions = GuardDecision.objects.filter(
+        _scope("signal__", strategies, symbol, side, "signal__side"),
+        signal__book_id=book_id,
+        signal__state=SignalState.BLOCKED,
+        verdict=BLOCK,
+    ).order_by()
+    if Fact.GUARD_BLOCKED in wanted:
+        facts[Fact.GUARD_BLOCKED] = (
+            decisions.filter(_window("signal__candle_time", since, until))
+            .values(
+                r_day=TruncDate("signal__candle_time", tzinfo=UTC),
+                r_strategy_id=F("signal__book_strategy_id"),
+                r_symbol=F("signal__symbol"),
+                r_side=F("signal__side"),
+                r_state=_EMPTY,
+                r_guard=F("guard"),
+                r_status=_EMPTY,
+            )
+            .annotate(
+                r_n=Count("id"),
+                r_wins=Value(0, output_field=IntegerField()),
+                r_pnl=_NO_MONEY,
+                r_pnl_sq=Value(0.0, output_field=FloatField()),
+            )
+        )
+    if Fact.GUARD_SHADOW in wanted:
+        trade = "signal__shadow_trade__"
+        facts[Fact.GUARD_SHADOW] = (
+            decisions.filter(
+                _window(f"{trade}exit_time", since, until),
+                **{
+                    f"{trade}group": ShadowTrade.Group.BLOCKED,
+                    f"{trade}status": ShadowTrade.Status.CLOSED,
+                    f"{trade}pnl__isnull": False,
+                },
+            )
+            .values(
+                r_day=TruncDate(f"{trade}exit_time", tzinfo=UTC),
+                r_strategy_id=F("signal__book_strategy_id"),
+                r_symbol=F("signal__symbol"),
+                r_side=F("signal__side"),
+                r_state=_EMPTY,
+                r_guard=F("guard"),
+                r_status=_EMPTY,
+            )
+            .annotate(**_money_columns(f"{trade}pnl"))
+        )
+    return facts
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _insert(book_id: int, facts: dict[str, QuerySet[Any]]) -> None:
+    table = BookRollup._meta.db_table
+    quote = connection.ops.quote_name
+    target = ", ".join(quote(c) for c in ("book_id", "fact", *_COLUMNS))
+    with connection.cursor() as cursor:
+        for fact, rows in facts.items():
+            sql, params = rows.query.sql_with_params()
+            picked = ", ".join(quote(f"r_{c}") for c in _COLUMNS)
+            cursor.execute(
+                f"INSERT INTO {table} ({target}) SELECT %s, %s, {picked} FROM ({sql}) AS facts",
+                [book_id, fact, *params],
+            )
+
+
+def _lock(book_id: int) -> None:
+    """Serialise rollup writes of one book (a no-op on SQLite, which has one writer)."""
+    list(Book.objects.select_for_update().filter(pk=book_id).values_list("pk", flat=True))
+
+
+def rebuild(book_id: int) -> None:
+    """Every rollup of the book summed again from its rows, in one transaction."""
+    with transaction.atomic():
+        _lock(book_id)
+        BookRollup.objects.filter(book_id=book_id).delete()
+        _insert(book_id, _facts(book_id, None, None))
+        RollupState.objects.update_or_create(book_id=book_id, defaults={"version": VERSION})
+
+
+def refresh(book_id: int, *, since: datetime | None) -> None:
+    """The book's rollups of the UTC day of ``since`` and every later day summed again
+    from the rows (all of them for ``None``); a book never built, or built with older
+    definitions, is rebuilt whole. Call it inside the writer's transaction, after the
+    rows are written."""
+    if since is None or not is_built(book_id):
+        rebuild(book_id)
+        return
+    first = since.astimezone(UTC).date()
+    with transaction.atomic():
+        _lock(book_id)
+        BookRollup.objects.filter(book_id=book_id, day__gte=first).delete()
+        _insert(book_id, _facts(book_id, _midnight(first), None))
+
+
+def is_built(book_id: int) -> bool:
+    return RollupState.objects.filter(book_id=book_id, version=VERSION).exists()
+
+
+def ensure_built(book_id: int) -> None:
+    """Rebuild the book's rollups if they were never built or are of older definitions
+    (a book written before rollups existed: one rebuild, then kept by every write)."""
+    if is_built(book_id):
+        return
+    with transaction.atomic():
+        _lock(book_id)
+        if not is_built(book_id):
+            rebuild(book_id)
+
+
+def _split(
+    since: datetime | None, until: datetime | None
+) -> tuple[date | None, date | None, list[tuple[datetime | None, datetime | None]], bool]:
+    """The whole UTC days inside ``[since, until)`` (first, and last exclusive; ``None``
+    for no bound), the partial stretches at either end to read from the rows, and
+    whether there are whole days at all."""
+    first = None
+    if since is not None:
+        first = since.date() if since == _midnight(since.date()) else since.date() + timedelta(1)
+    stop = until.date() if until is not None else None
+    if first is not None and stop is not None and first >= stop:
+        return None, None, [(since, until)], False
+    edges: list[tuple[datetime | None, datetime | None]] = []
+    if since is not None and first is not None and since < _midnight(first):
+        edges.append((since, _midnight(first)))
+    if until is not None and stop is not None and _midnight(stop) < until:
+        edges.append((_midnight(stop), until))
+    return first, stop, edges, True
+
+
+def totals(
+    book_id: int,
+    fact: str,
+    *,
+    by: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    strategies: Collection[int] | None = None,
+    symbol: str = "",
+    side: str = "",
+    where: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """``fact``'s measures summed per ``by`` (dimensions) over the days of
+    ``[since, until)``, narrowed to the strategy versions ``strategies``, ``symbol`` and
+    ``side`` and to dimension values ``where`` (e.g. ``{"state": "blocked"}``).
+
+    Whole days come from the rollups (one grouped query), a partial first or last day
+    from the rows through the fact's own query. Rows: the ``by`` values and ``n``,
+    ``wins``, ``pnl`` (``Decimal``, ``None`` when nothing was summed) and ``pnl_sq``."""
+    unknown = set(by) - set(DIMENSIONS)
+    if unknown:
+        raise ValueError(f"not a rollup dimension: {', '.join(sorted(unknown))}")
+    ensure_built(book_id)
+    where = where or {}
+    first, stop, edges, whole = _split(since, until)
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    if whole:
+        stored = BookRollup.objects.filter(book_id=book_id, fact=fact, **where)
+        if first is not None:
+            stored = stored.filter(day__gte=first)
+        if stop is not None:
+            stored = stored.filter(day__lt=stop)
+        if strategies is not None:
+            stored = stored.filter(strategy_id__in=list(strategies))
+        if symbol:
+            stored = stored.filter(symbol=symbol)
+        if side:
+            stored = stored.filter(side=side)
+        _merge(
+            found,
+            by,
+            stored.order_by()
+            .values(*by)
+            .annotate(n=Sum("n"), wins=Sum("wins"), pnl=Sum("pnl"), pnl_sq=Sum("pnl_sq")),
+            prefix="",
+        )
+    for low, high in edges:
+        rows = _facts(
+            book_id, low, high, strategies=strategies, symbol=symbol, side=side, only=(fact,)
+        )[fact]
+        _merge(found, by, rows, prefix="r_", where=where)
+    return list(found.values())
+
+
+def _merge(
+    found: dict[tuple[Any, ...], dict[str, Any]],
+    by: Sequence[str],
+    rows: Iterable[dict[str, Any]],
+    *,
+    prefix: str,
+    where: dict[str, Any] | None = None,
+) -> None:
+    for row in rows:
+        if where and any(row[f"{prefix}{k}"] != v for k, v in where.items()):
+            continue
+        key = tuple(_day(row[f"{prefix}{k}"]) if k == "day" else row[f"{prefix}{k}"] for k in by)
+        into = found.get(key)
+        pnl = row[f"{prefix}pnl"]
+        pnl = Decimal(str(pnl)) if pnl is not None and not isinstance(pnl, Decimal) else pnl
+        if into is None:
+            found[key] = {
+                **dict(zip(by, key, strict=True)),
+                "n": int(row[f"{prefix}n"] or 0),
+                "wins": int(row[f"{prefix}wins"] or 0),
+                "pnl": pnl,
+                "pnl_sq": float(row[f"{prefix}pnl_sq"] or 0.0),
+            }
+            continue
+        into["n"] += int(row[f"{prefix}n"] or 0)
+        into["wins"] += int(row[f"{prefix}wins"] or 0)
+        if pnl is not None:
+            into["pnl"] = pnl if into["pnl"] is None else into["pnl"] + pnl
+        into["pnl_sq"] += float(row[f"{prefix}pnl_sq"] or 0.0)
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def stored(book_id: int) -> list[tuple[Any, ...]]:
+    """The book's rollup rows as comparable tuples (fact and dimensions, then measures;
+    P&L as ``Decimal``), sorted: what a rebuild must reproduce."""
+    rows = BookRollup.objects.filter(book_id=book_id).values_list("fact", *_COLUMNS)
+    return sorted(
+        ((*row[:8], int(row[8]), int(row[9]), row[10], round(float(row[11]), 6)) for row in rows),
+        key=lambda row: tuple("" if v is None else str(v) for v in row),
+    )

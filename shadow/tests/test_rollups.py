@@ -1,0 +1,232 @@
+"""Rollups: kept by every write equal to a rebuild from the rows, and the sums a page
+reads over any window equal to a plain loop over the rows."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from shadow import rollups
+from shadow.ablation import ablation_guards, ablation_leg_run
+from shadow.live import book_advance
+from shadow.models import BookRollup, RollupState, ShadowTrade
+from shadow.tests.test_live import END, _market_data, _replay
+from signals.models import Book, BookStrategy, GuardDecision, PaperTrade, Signal
+from signals.services import book_live
+
+
+@pytest.fixture
+def fresh_signals_forever(settings):
+    settings.SIGNAL_MAX_AGE = timedelta(days=36500)
+
+
+def named(book: Book) -> list[tuple[Any, ...]]:
+    """The book's rollups with strategy versions by name (ids differ between books)."""
+    names = {s.pk: s.name for s in BookStrategy.objects.filter(book=book)}
+    return sorted(
+        ((row[0], row[1], names.get(row[2]), *row[3:]) for row in rollups.stored(book.pk)),
+        key=lambda row: tuple("" if v is None else str(v) for v in row),
+    )
+
+
+def rebuilt(book: Book) -> list[tuple[Any, ...]]:
+    kept = rollups.stored(book.pk)
+    rollups.rebuild(book.pk)
+    return kept
+
+
+@pytest.mark.django_db
+def test_live_runs_keep_the_rollups_a_rebuild_gives_and_a_replay_writes(fresh_signals_forever):
+    _market_data()
+    replayed = _replay()
+    book = book_live()
+    first_close = END - timedelta(hours=599)
+    for hours in (1, 40, 41, 150, 333, 334, 500, 600):
+        book_advance(book_id=book.pk, now=first_close + timedelta(hours=hours))
+        kept = rebuilt(book)
+        assert kept == rollups.stored(book.pk)
+    assert BookRollup.objects.filter(book=book, fact="paper").exists()
+    assert BookRollup.objects.filter(book=book, fact="guard_shadow").exists()
+    assert named(book) == named(replayed)
+    assert rebuilt(replayed) == rollups.stored(replayed.pk)
+
+
+@pytest.mark.django_db
+def test_an_ablation_leg_and_a_replaced_replay_keep_their_rollups(fresh_signals_forever):
+    _market_data(count=400)
+    book = _replay()
+    guard = ablation_guards(book=book)[0]
+    leg = ablation_leg_run(book_id=book.pk, guard=guard).book
+    assert BookRollup.objects.filter(book=leg).exists()
+    assert rebuilt(leg) == rollups.stored(leg.pk)
+    again = _replay()  # the same name: the old book and its rollups go
+    assert not BookRollup.objects.filter(book_id=book.pk).exists()
+    assert rebuilt(again) == rollups.stored(again.pk)
+
+
+@pytest.mark.django_db
+def test_a_book_without_rollups_is_built_on_first_read_and_the_command_rebuilds(
+    fresh_signals_forever,
+):
+    _market_data(count=300)
+    book = _replay()
+    kept = rollups.stored(book.pk)
+    assert kept
+    BookRollup.objects.filter(book=book).delete()
+    RollupState.objects.filter(book=book).delete()  # as a book written before rollups
+    rollups.totals(book.pk, "signals")
+    assert rollups.stored(book.pk) == kept
+
+    BookRollup.objects.filter(book=book, fact="paper").update(n=999)  # damaged by hand
+    out = StringIO()
+    call_command("rollups_rebuild", "--book", str(book.pk), stdout=out)
+    assert "rollup rows" in out.getvalue()
+    assert rollups.stored(book.pk) == kept
+    with pytest.raises(CommandError, match="no book with id 987654"):
+        call_command("rollups_rebuild", "--book", "987654", stdout=StringIO())
+
+
+def _windows(book: Book, count: int) -> list[tuple[datetime | None, datetime | None]]:
+    """Windows as the pages ask: open ends, midnight-aligned and at random instants."""
+    first = Signal.objects.filter(book=book).order_by("candle_time").first().candle_time
+    last = END
+    span = (last - first).total_seconds()
+    draw = random.Random(20261207)
+    found: list[tuple[datetime | None, datetime | None]] = [(None, None)]
+    for _ in range(count):
+        a = first + timedelta(seconds=draw.uniform(-3600, span + 3600))
+        b = a + timedelta(seconds=draw.uniform(0, span / 2))
+        if draw.random() < 0.3:
+            a = a.replace(hour=0, minute=0, second=0, microsecond=0)
+        if draw.random() < 0.3:
+            b = b.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        found.append((a if draw.random() > 0.1 else None, b if draw.random() > 0.1 else None))
+    return found
+
+
+def _money(value: Decimal | None) -> Decimal | None:
+    """Exact on PostgreSQL; SQLite sums decimals as floats, so there: to the cent."""
+    if value is None or connection.vendor == "postgresql":
+        return value
+    return value.quantize(Decimal("0.01"))
+
+
+def _inside(moment: datetime | None, since: datetime | None, until: datetime | None) -> bool:
+    return (
+        moment is not None
+        and (since is None or moment >= since)
+        and (until is None or moment < until)
+    )
+
+
+@pytest.mark.django_db
+def test_window_sums_equal_a_plain_loop_over_the_rows_to_the_cent(fresh_signals_forever):
+    _market_data()
+    book = _replay()
+    signals = {s.pk: s for s in Signal.objects.filter(book=book)}
+    blocks: dict[int, list[str]] = defaultdict(list)
+    for d in GuardDecision.objects.filter(signal__book=book, verdict="block"):
+        blocks[d.signal_id].append(d.guard)
+    papers = list(PaperTrade.objects.filter(book=book, status="closed", pnl__isnull=False))
+    shadows = [
+        t
+        for t in ShadowTrade.objects.filter(book=book, group="blocked", status="closed")
+        if t.pnl is not None and signals[t.signal_id].state == "blocked"
+    ]
+    assert len(papers) > 10 and len(shadows) > 10
+    strategies = [s.pk for s in BookStrategy.objects.filter(book=book)]
+
+    def blocker(signal_id: int) -> str:
+        names = blocks[signal_id]
+        return names[0] if len(names) == 1 else ("+" if names else "")
+
+    for since, until in _windows(book, 40):
+        # Signals by state (candle time).
+        expected: dict[Any, int] = defaultdict(int)
+        for s in signals.values():
+            if _inside(s.candle_time, since, until):
+                expected[s.state] += 1
+        got = rollups.totals(book.pk, "signals", by=("state",), since=since, until=until)
+        assert {row["state"]: row["n"] for row in got} == dict(expected)
+
+        # Paper P&L per strategy (exit time), to the cent and exactly.
+        money: dict[Any, list[Any]] = defaultdict(lambda: [0, 0, Decimal(0)])
+        for t in papers:
+            if _inside(t.exit_time, since, until):
+                row = money[signals[t.signal_id].book_strategy_id]
+                row[0] += 1
+                row[1] += t.pnl > 0
+                row[2] += t.pnl
+        got = rollups.totals(book.pk, "paper", by=("strategy_id",), since=since, until=until)
+        assert {r["strategy_id"]: [r["n"], r["wins"], _money(r["pnl"])] for r in got} == {
+            key: [n, wins, _money(pnl)] for key, (n, wins, pnl) in money.items()
+        }
+
+        # Blocked shadow P&L per blocker and per guard (exit time).
+        sole: dict[Any, Decimal] = defaultdict(Decimal)
+        per_guard: dict[Any, Decimal] = defaultdict(Decimal)
+        for t in shadows:
+            if _inside(t.exit_time, since, until):
+                sole[blocker(t.signal_id)] += t.pnl
+                for name in blocks[t.signal_id]:
+                    per_guard[name] += t.pnl
+        got = rollups.totals(book.pk, "shadow", by=("guard",), since=since, until=until)
+        assert {r["guard"]: _money(r["pnl"]) for r in got} == {
+            k: _money(v) for k, v in sole.items()
+        }
+        got = rollups.totals(book.pk, "guard_shadow", by=("guard",), since=since, until=until)
+        assert {r["guard"]: _money(r["pnl"]) for r in got} == {
+            k: _money(v) for k, v in per_guard.items()
+        }
+
+    # Narrowed to a strategy and a side.
+    one = strategies[0]
+    want = sum(
+        (
+            t.pnl
+            for t in papers
+            if signals[t.signal_id].book_strategy_id == one and t.side == "long"
+        ),
+        Decimal(0),
+    )
+    got = rollups.totals(book.pk, "paper", strategies=[one], side="long")
+    assert _money(got[0]["pnl"] if got else Decimal(0)) == _money(want)
+    with pytest.raises(ValueError, match="not a rollup dimension"):
+        rollups.totals(book.pk, "paper", by=("colour",))
+
+
+def test_a_window_splits_into_whole_days_and_partial_ends():
+    day = datetime(2024, 3, 1, tzinfo=UTC)
+    assert rollups._split(None, None) == (None, None, [], True)
+    assert rollups._split(day, day + timedelta(days=2)) == (
+        day.date(),
+        (day + timedelta(days=2)).date(),
+        [],
+        True,
+    )
+    noon = day + timedelta(hours=12)
+    first, stop, edges, whole = rollups._split(noon, noon + timedelta(days=2))
+    assert (first, stop, whole) == (
+        (day + timedelta(days=1)).date(),
+        (day + timedelta(days=2)).date(),
+        True,
+    )
+    assert edges == [
+        (noon, day + timedelta(days=1)),
+        (day + timedelta(days=2), noon + timedelta(days=2)),
+    ]
+    assert rollups._split(noon, noon + timedelta(hours=3)) == (
+        None,
+        None,
+        [(noon, noon + timedelta(hours=3))],
+        False,
+    )
