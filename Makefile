@@ -13,7 +13,7 @@ DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-de
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/app
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install install-dev run test lint typecheck format migrations-check check bench worker beat services static web clean
+.PHONY: install install-dev run test lint typecheck format migrations-check check bench bench-replay bench-venv worker beat services static web clean
 
 install: $(RUN_STAMP)
 
@@ -66,13 +66,21 @@ check: lint typecheck migrations-check test
 ## The pages at BENCH_PAGES_SIGNALS (1,000,000) signals against hand-written SQL, and under load.
 ## BENCH_SIZES=2000 BENCH_LIVE_CANDLES=100 BENCH_PAGES_SIGNALS=20000 for a quick run;
 ## BENCH_SKIP=pg,sqlite,bt,floor,live,pages.
-bench: install-dev services
+bench: install-dev services bench-venv
+	$(PY) benchmarks/run.py
+
+## The replay alone: load_candles + replay against backtesting.py and the floor running the
+## same book, trade counts and P&L compared before any ratio (docs/performance.md's table).
+## BENCH_SIZES=9k,90k,900k BENCH_REPEAT=5 (defaults 9k,90k and 5); BENCH_SKIP=sqlite.
+bench-replay: install-dev services bench-venv
+	$(PY) benchmarks/replay_bench.py
+
+bench-venv:
 	test -x var/bench-venv/bin/python || $(PYTHON) -m venv var/bench-venv
 	cmp -s benchmarks/requirements.txt var/bench-venv/requirements.txt || { \
 	  var/bench-venv/bin/python -m pip install -q --upgrade pip && \
 	  var/bench-venv/bin/python -m pip install -q -r benchmarks/requirements.txt && \
 	  cp benchmarks/requirements.txt var/bench-venv/requirements.txt; }
-	$(PY) benchmarks/run.py
 
 ## Production: collect the static files (needed once per deploy with DEBUG off), serve.
 static: install

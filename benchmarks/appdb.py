@@ -6,6 +6,7 @@ database of its own:
 
     python benchmarks/appdb.py configure EXCHANGE TIMEFRAME SYMBOL [SYMBOL ...]
     python benchmarks/appdb.py count-rows BOOK      # prints {"table": rows or null}
+    python benchmarks/appdb.py outcome BOOK         # prints {"trades": n, "pnl": total}
 
 ``configure_markets`` is the one place that knows the models' fields: adjust it when
 they change.
@@ -14,10 +15,12 @@ they change.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The app of ``BENCH_CHECKOUT`` when set (see benchmarks/project.py), else this checkout.
+sys.path.insert(0, os.environ.get("BENCH_CHECKOUT") or str(Path(__file__).resolve().parent.parent))
 
 # The rows a run writes for its book, per table.
 WRITTEN_TABLES = (
@@ -84,6 +87,19 @@ def count_rows(book_name: str) -> dict[str, int | None]:
     return counts
 
 
+def outcome(book_name: str) -> dict[str, float]:
+    """The book's closed paper trades: how many and their total P&L (quote currency),
+    what the benchmark compares with the peers' before it prints a ratio."""
+    from django.db.models import Count, Sum
+
+    from signals.models import Book, PaperTrade
+
+    book = Book.objects.get(name=book_name)
+    closed = PaperTrade.objects.filter(book=book, status=PaperTrade.Status.CLOSED)
+    totals = closed.aggregate(trades=Count("id"), pnl=Sum("pnl"))
+    return {"trades": totals["trades"], "pnl": float(totals["pnl"] or 0)}
+
+
 def main(argv: list[str]) -> None:
     import django
 
@@ -94,6 +110,8 @@ def main(argv: list[str]) -> None:
         configure_markets(exchange=exchange, timeframe=timeframe, symbols=symbols)
     elif command == "count-rows" and len(rest) == 1:
         print(json.dumps(count_rows(rest[0])))
+    elif command == "outcome" and len(rest) == 1:
+        print(json.dumps(outcome(rest[0])))
     else:
         sys.exit(__doc__)
 

@@ -3,7 +3,8 @@
 Real data when it is there: the FTX BTC-PERP 1m file in ``../shared/data`` (or
 ``$SHARED_DIR``), resampled to 5m (about 9,007 candles), and longer series made by
 tiling it end to end, each copy scaled so it opens where the previous one closed, times
-continuing on the 5m grid (ten copies: about 90,070 candles). Without the file: a
+continuing on the 5m grid (ten copies: about 90,070 candles; the scale starts over every
+ten copies, so a hundred copies stay at the month's price level). Without the file: a
 seeded geometric random walk of the same sizes, labelled synthetic. The shared data is
 only read, never copied into the repository.
 """
@@ -28,7 +29,10 @@ SYNTHETIC_BASE = 9_007
 SYNTHETIC_START = datetime(2022, 1, 1, tzinfo=UTC)
 SYNTHETIC_SEED = 20220101
 # Named sizes: how many end-to-end copies of the one-month series.
-NAMED_SIZES = {"9k": 1, "90k": 10}
+NAMED_SIZES = {"9k": 1, "90k": 10, "900k": 100}
+# Copies after which the tiling's scale starts over: compounded over a hundred copies,
+# the month's move (about -17 %) would take BTC to a thousandth of a dollar.
+RESCALE = 10
 HEADER = ("timestamp_ms", "open", "high", "low", "close", "volume")
 
 
@@ -100,14 +104,15 @@ def resample(candles: Iterable[Candle], step_ms: int = STEP_MS) -> list[Candle]:
 
 def tile(base: Sequence[Candle], count: int, step_ms: int = STEP_MS) -> list[Candle]:
     """The first ``count`` candles of ``base`` repeated end to end: each copy has its prices
-    scaled so it opens at the previous copy's last close, and its times shifted by the
-    span of ``base`` so they stay on the grid."""
+    scaled so it opens at the previous copy's last close (the scale starting over every
+    ``RESCALE`` copies, one jump back to the first copy's level), and its times shifted by
+    the span of ``base`` so they stay on the grid."""
     span = base[-1].time_ms - base[0].time_ms + step_ms
     growth = base[-1].close / base[0].open
     out: list[Candle] = []
     copy = 0
     while len(out) < count:
-        scale, shift = growth**copy, span * copy
+        scale, shift = growth ** (copy % RESCALE), span * copy
         out.extend(
             Candle(
                 c.time_ms + shift,
@@ -180,7 +185,7 @@ def scaled(candles: Iterable[Candle], factor: float) -> list[Candle]:
 
 def size_count(label: str, base_candles: int) -> int:
     """Candles for a size label: ``9k`` is the one-month series, ``90k`` ten copies of it,
-    a plain number that many candles."""
+    ``900k`` a hundred, a plain number that many candles."""
     if label in NAMED_SIZES:
         return NAMED_SIZES[label] * base_candles
     try:

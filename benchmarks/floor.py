@@ -1,13 +1,18 @@
-"""The floor: the strategy and the fill model as one plain Python loop over numpy arrays.
+"""The floor: the strategy, the guards and the fill model as one plain Python loop.
 
 ``python benchmarks/floor.py CANDLES.csv`` reads the CSV with numpy, computes the EMAs
-and the ATR, then walks the candles once holding at most one position: a crossover on
-the close of candle t enters at the open of t+1 and exits on the stop, the target or
-after ``max_hold`` candles, with the project's fill rules (a candle opening beyond the
-stop or target exits at its open; the stop wins when both are touched; slippage against
-every fill; fees on both sides). It prints the trade count. No database, no objects per
-candle: about the least work the same backtest can be done with in Python, so
-"project time / floor time" says what everything else costs.
+and the ATR, then walks the candles once with the benchmark book's rules: the default
+guards (``signals.services.DEFAULT_GUARDS``): at most one position, open or awaiting
+entry (``max_open_positions`` 1), and no signal for ``COOLDOWN_MINUTES`` after a stop-out
+(``cooldown_after_stop`` 240 minutes, a stop or a gap through it, counted from the close
+of the exit candle, when the stop-out became known); a crossover on the close of candle
+t enters at the open of t+1 and exits on the stop, the target or after ``max_hold``
+candles, with the project's fill rules (``signals.domain.fills``: a candle opening
+beyond the stop or target exits at its open; the stop wins when both are touched;
+slippage against every fill; fees on both sides; a trade still open when the candles
+run out is not closed). It prints the closed trades' count and total P&L. No database,
+no objects per candle: about the least work the same backtest can be done with in
+Python, so "project time / floor time" says what everything else costs.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from benchmarks.indicators import FloatArray, atr, ema
 FAST, SLOW, ATR_PERIOD = 12, 26, 14
 STOP_ATR, TARGET_ATR, MAX_HOLD = 1.5, 3.0, 48
 SLIPPAGE, FEE_RATE, NOTIONAL = 5 / 10_000, 0.0026, 1000.0
+COOLDOWN_MINUTES = 240
+STOP_OUTS = frozenset({"stop", "gap"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +49,18 @@ def read_csv(path: Path) -> FloatArray:
 
 
 def backtest(
-    open_: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray
+    time: FloatArray, open_: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray
 ) -> list[Trade]:
-    """Every closed trade of the EMA crossover with ATR stop and target, one at a time."""
+    """Every closed trade of the EMA crossover with ATR stop and target, one at a time,
+    none entered while a stop-out's cooldown runs (``time``: candle open times, ms)."""
     spread = (ema(close, FAST) - ema(close, SLOW)).tolist()
     ranges = atr(high, low, close, ATR_PERIOD).tolist()
     opens, highs, lows, closes = open_.tolist(), high.tolist(), low.tolist(), close.tolist()
+    times = time.astype(np.int64).tolist()
+    cooldown_ms = COOLDOWN_MINUTES * 60_000
+    # Open time of the latest stop-out's exit candle: a signal candle passes once its
+    # close is ``cooldown_ms`` after that candle's close, i.e. its open time is too.
+    stopped_at: int | None = None
 
     trades: list[Trade] = []
     side = 0  # the open position: +1 long, -1 short, 0 none
@@ -79,7 +92,11 @@ def backtest(
                 pnl = side * (exit_price - entry_price) * quantity - fees
                 trades.append(Trade(side, entry_index, i, reason, pnl))
                 side = 0
+                if reason in STOP_OUTS:
+                    stopped_at = times[i]
         if side or pending is not None:
+            continue
+        if stopped_at is not None and times[i] - stopped_at < cooldown_ms:
             continue
         before, now, distance = spread[i - 1], spread[i], ranges[i]
         if not distance > 0:
@@ -95,10 +112,10 @@ def main(argv: list[str]) -> None:
     if len(argv) != 2:
         sys.exit(f"usage: {argv[0]} CANDLES.csv")
     candles = read_csv(Path(argv[1]))
-    trades = backtest(candles[:, 1], candles[:, 2], candles[:, 3], candles[:, 4])
+    trades = backtest(candles[:, 0], candles[:, 1], candles[:, 2], candles[:, 3], candles[:, 4])
     print(f"candles: {len(candles)}")
-    print(f"P&L: {sum(trade.pnl for trade in trades):.2f}")
     print(f"trades: {len(trades)}")
+    print(f"pnl: {sum(trade.pnl for trade in trades)!r}")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
 """``make bench``: the project's replay against backtesting.py and a bare numpy loop, and the
 live path through a real Celery worker, all measured in one run on this machine.
 
-For each size of candles (the real FTX BTC-PERP month resampled to 5m, and ten copies of
-it end to end; synthetic when ../shared/data is absent) it times, each as a whole
-process: the project's ``manage.py replay`` on PostgreSQL and on SQLite (persistence
-included; rows written and rows/s counted after), backtesting.py running the same
-strategy (its own virtualenv, ``var/bench-venv``), and the floor, the same strategy and
-fill model as one plain loop (``benchmarks/floor.py``). Then it measures a Celery
-worker's no-op task rate and the live catch-up of four markets (``benchmarks/live.py``).
+First the replay (``benchmarks/replay_bench.py``, which says how): for each size of
+candles (the real FTX BTC-PERP month resampled to 5m, and ten copies of it end to end;
+synthetic when ../shared/data is absent) and each of ``BENCH_REPEAT`` repetitions, in
+alternating order, it times as whole processes the project's ``load_candles`` and
+``manage.py replay`` on PostgreSQL and on SQLite, backtesting.py running the same book
+(its own virtualenv, ``var/bench-venv``) and the floor, the same book as one plain loop
+(``benchmarks/floor.py``); it compares their trade counts and total P&L before it
+prints any ratio. Then it measures a Celery worker's no-op task rate and the live
+catch-up of four markets (``benchmarks/live.py``).
 
 Knobs (environment):
 
-- ``BENCH_SIZES``: comma list of sizes, default ``9k,90k``; a number is that many candles
-  (e.g. ``2000`` for a quick run);
+- ``BENCH_SIZES``: comma list of sizes, default ``9k,90k`` (``900k``: a hundred copies);
+  a number is that many candles (e.g. ``2000`` for a quick run);
+- ``BENCH_REPEAT``: repetitions of each replay measurement, default 5;
 - ``BENCH_SKIP``: comma list of ``pg, sqlite, bt, floor, live, pages`` to leave out;
 - ``BENCH_LIVE_CANDLES``: candles per live market, default 2000 (four markets);
 - ``BENCH_LIVE_TIMEOUT``: seconds the live catch-up may take, default 3600;
@@ -30,69 +33,31 @@ page cache in Redis).
 from __future__ import annotations
 
 import os
-import platform
-import re
 import sys
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.data import Series, Source, prepare
-from benchmarks.databases import app_env, postgres_database, postgres_version, sqlite_database
+from benchmarks.data import Source, prepare
+from benchmarks.databases import postgres_database
 from benchmarks.live import MARKETS, LiveResult, measure_live
-from benchmarks.measure import ROOT, ChildFailedError, Measurement, measure
-from benchmarks.project import ReplayResult, measure_replay
+from benchmarks.measure import ROOT, ChildFailedError
+from benchmarks.replay_bench import (
+    BENCH_PYTHON,
+    Progress,
+    all_agree,
+    describe_rows,
+    env_list,
+    machine,
+    report,
+    run_replays,
+    steps,
+)
+from benchmarks.replay_bench import PARTS as REPLAY_PARTS
 
-BENCH_PYTHON = ROOT / "var" / "bench-venv" / "bin" / "python"
-FLOOR = ROOT / "benchmarks" / "floor.py"
-BT_STRATEGY = ROOT / "benchmarks" / "bt_strategy.py"
 PAGES = ROOT / "benchmarks" / "pages.py"
-PARTS = ("pg", "sqlite", "bt", "floor", "live", "pages")
-SIZE_PARTS = {"pg", "sqlite", "bt", "floor"}  # measured once per size
-DATABASES = {"pg": "PostgreSQL", "sqlite": "SQLite"}
-
-T = TypeVar("T")
-
-
-@dataclass
-class SizeResults:
-    """Everything measured on one size of candles (``None``: skipped or failed)."""
-
-    series: Series
-    floor: Measurement | None = None
-    bt: Measurement | None = None
-    replays: dict[str, ReplayResult | None] = field(default_factory=dict)
-
-
-@dataclass
-class Progress:
-    """Numbered progress lines, and what failed."""
-
-    total: int
-    done: int = 0
-    failures: list[str] = field(default_factory=list)
-
-    def step(self, what: str, action: Callable[[], T], report: Callable[[T], str]) -> T | None:
-        """Announce a measurement, run it, print its result; ``None`` (and a failure noted)
-        when it fails, so one broken part does not cost the whole run."""
-        self.done += 1
-        print(f"[{self.done}/{self.total}] {what} ...", flush=True)
-        try:
-            result = action()
-        except (ChildFailedError, RuntimeError, OSError) as error:
-            print(f"    FAILED: {str(error).splitlines()[0]}", flush=True)
-            self.failures.append(f"{what}: {error}")
-            return None
-        print(f"    {report(result)}", flush=True)
-        return result
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+PARTS = (*REPLAY_PARTS, "live", "pages")
 
 
 def env_number(name: str, default: str) -> float:
@@ -100,129 +65,6 @@ def env_number(name: str, default: str) -> float:
         return float(os.environ.get(name, default))
     except ValueError:
         sys.exit(f"{name} must be a number, not {os.environ[name]!r}")
-
-
-def trades(output: str) -> str:
-    found = re.search(r"^trades: (\d+)", output, re.MULTILINE)
-    return found.group(1) if found else "?"
-
-
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
-    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
-    total = re.search(r"^MemTotal:\s*(\d+) kB", meminfo, re.MULTILINE)
-    ram = f"{int(total.group(1)) / 1024**2:.1f} GiB RAM" if total else "RAM unknown"
-    try:
-        database = postgres_version()
-    except Exception as error:  # only a label: any failure will do
-        database = f"PostgreSQL unreachable ({type(error).__name__})"
-    return (
-        f"machine: {len(os.sched_getaffinity(0))} CPUs (nproc), "
-        f"{model.group(1).strip() if model else platform.processor() or 'CPU unknown'}, {ram}; "
-        f"Python {platform.python_version()}, {database}"
-    )
-
-
-def describe_rows(counts: dict[str, int | None]) -> str:
-    """``signal 92, signaltransition 238, ...`` (``-``: no such table)."""
-    return ", ".join(
-        f"{table.split('_', 1)[1]} {'-' if rows is None else rows}"
-        for table, rows in counts.items()
-    )
-
-
-def measure_size(series: Series, skip: set[str], progress: Progress, tmp: Path) -> SizeResults:
-    results = SizeResults(series)
-    n = f"{series.candles:,} candles"
-    if "floor" not in skip:
-        results.floor = progress.step(
-            f"floor (numpy loop), {n}",
-            lambda: measure([sys.executable, str(FLOOR), str(series.path)]),
-            lambda m: f"{m.seconds:.2f} s, {m.peak_mib:.0f} MiB, {trades(m.stdout)} trades",
-        )
-    if "bt" not in skip:
-        results.bt = progress.step(
-            f"backtesting.py, {n}",
-            lambda: measure([str(BENCH_PYTHON), str(BT_STRATEGY), str(series.path)]),
-            lambda m: f"{m.seconds:.2f} s, {m.peak_mib:.0f} MiB, {trades(m.stdout)} trades",
-        )
-    for key, label in DATABASES.items():
-        if key in skip:
-            continue
-
-        def replay(key: str = key) -> ReplayResult:
-            database = postgres_database() if key == "pg" else sqlite_database(tmp)
-            with database as url:
-                return measure_replay(series.path, app_env(url))
-
-        results.replays[key] = progress.step(
-            f"project replay on {label}, {n}",
-            replay,
-            lambda r: (
-                f"{r.run.seconds:.1f} s, {r.run.peak_mib:.0f} MiB, {r.rows:,} rows "
-                f"({describe_rows(r.rows_by_table)})"
-            ),
-        )
-    return results
-
-
-def cell(value: float | None, spec: str, suffix: str = "") -> str:
-    return "-" if value is None else f"{value:{spec}}{suffix}"
-
-
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    return numerator / denominator if numerator and denominator else None
-
-
-HEADER = (
-    "candles", "db", "project s", "bt.py s", "floor s", "proj/bt", "proj/floor",
-    "rows", "rows/s", "MiB proj", "MiB bt.py", "MiB floor",
-)  # fmt: skip
-
-
-def table_rows(results: SizeResults, databases: list[str]) -> list[tuple[str, ...]]:
-    """One row per database: the replay's numbers beside the size's baselines."""
-    bt, floor = results.bt, results.floor
-    bt_s, floor_s = (bt.seconds if bt else None), (floor.seconds if floor else None)
-    rows: list[tuple[str, ...]] = []
-    for key in databases:
-        replay = results.replays.get(key)
-        project = replay.run.seconds if replay else None
-        rows.append(
-            (
-                f"{results.series.candles:,}",
-                DATABASES.get(key, "-"),
-                cell(project, ".2f"),
-                cell(bt_s, ".2f"),
-                cell(floor_s, ".3f"),
-                cell(ratio(project, bt_s), ".1f", "x"),
-                cell(ratio(project, floor_s), ".1f", "x"),
-                cell(replay.rows if replay else None, ",d"),
-                cell(replay.rows_per_second if replay else None, ",.0f"),
-                cell(replay.run.peak_mib if replay else None, ".0f"),
-                cell(bt.peak_mib if bt else None, ".0f"),
-                cell(floor.peak_mib if floor else None, ".0f"),
-            )
-        )
-    return rows
-
-
-def table(all_results: list[SizeResults], skip: set[str]) -> str:
-    """The results as aligned text: the database column left, numbers right."""
-    databases = [key for key in DATABASES if key not in skip] or [""]
-    rows = [HEADER] + [row for r in all_results for row in table_rows(r, databases)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-
-    def line(row: tuple[str, ...]) -> str:
-        return "  ".join(
-            text.ljust(width) if i == 1 else text.rjust(width)
-            for i, (text, width) in enumerate(zip(row, widths, strict=True))
-        )
-
-    lines = [line(row) for row in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
 
 
 def live_report(result: LiveResult) -> str:
@@ -263,6 +105,7 @@ def main() -> None:
         sys.exit(
             f"BENCH_SKIP: unknown part(s) {', '.join(sorted(unknown))}; known: {', '.join(PARTS)}"
         )
+    repeat = int(env_number("BENCH_REPEAT", "5"))
     live_candles = int(env_number("BENCH_LIVE_CANDLES", "2000"))
     live_timeout = env_number("BENCH_LIVE_TIMEOUT", "3600")
     if "bt" not in skip and not BENCH_PYTHON.exists():
@@ -280,11 +123,16 @@ def main() -> None:
         for series in all_series:
             print(f"  size {series.label}: {series.candles:,} candles", flush=True)
 
-        per_size = len(SIZE_PARTS - skip)
+        replay_skip = skip & set(REPLAY_PARTS)
+        replay_parts = set(REPLAY_PARTS) - skip
         progress = Progress(
-            total=per_size * len(all_series) + ("live" not in skip) + ("pages" not in skip)
+            total=steps(all_series, replay_skip, repeat)
+            + ("live" not in skip)
+            + ("pages" not in skip)
         )
-        all_results = [measure_size(series, skip, progress, tmp) for series in all_series]
+        all_results = (
+            run_replays(all_series, replay_skip, repeat, tmp, progress) if replay_parts else []
+        )
 
         live: LiveResult | None = None
         if "live" not in skip:
@@ -318,13 +166,9 @@ def main() -> None:
             lambda table: "done (table below)",
         )
 
-    if SIZE_PARTS - skip:
-        label = "real" if source.real else "SYNTHETIC"
-        print(
-            f"\nReplay of the same strategy on {label} candles; seconds and peak memory of "
-            "whole processes (interpreter start included)"
-        )
-        print(table(all_results, skip))
+    if all_results:
+        print()
+        print(report(all_results, source.real, repeat))
     if live:
         print()
         print(live_report(live))
@@ -336,6 +180,8 @@ def main() -> None:
         for failure in progress.failures:
             print(f"- {failure}", file=sys.stderr)
         sys.exit(1)
+    if not all_agree(all_results):
+        sys.exit("The replay's sides disagree (MISMATCH above): no ratio of theirs is claimed.")
 
 
 if __name__ == "__main__":
