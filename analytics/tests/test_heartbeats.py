@@ -1,15 +1,28 @@
 """Task heartbeats: written by a real Celery worker for a task that succeeds and one that
-fails; the handlers never fail a task, mask credentials, and skip eager runs."""
+fails; the handlers never fail a task, mask credentials, and skip eager runs. A name's
+row is written at most once per HEARTBEAT_WRITE_SECONDS per process (a burst of tasks
+on a real worker, counted by a trigger on the table), failures and the recovery after
+them at once, and the health page's "late" keeps a wide margin over that interval."""
 
+import time
 from types import SimpleNamespace
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 
 from analytics import heartbeats
 from analytics.models import TaskHeartbeat
 from markets.redaction import forget_secrets, register_secrets
+
+
+@pytest.fixture(autouse=True)
+def fresh_recorder():
+    """Each test starts with nothing waiting and no name written by this process."""
+    heartbeats.recorder.reset()
+    yield
+    heartbeats.recorder.reset()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -100,3 +113,134 @@ def test_eager_runs_are_not_recorded():
     monitor_pipeline.apply()
     heartbeats.on_prerun(sender=fake_task(eager=True), task_id="x")
     assert not TaskHeartbeat.objects.exists()
+
+
+def run(task, task_id, *, fail=False):
+    """The handlers of one run of ``task``, in the order Celery sends them."""
+    heartbeats.on_prerun(sender=task, task_id=task_id)
+    if fail:
+        heartbeats.on_failure(sender=task, task_id=task_id, exception=ValueError("no"))
+    else:
+        task.request.id = task_id
+        heartbeats.on_success(sender=task)
+    heartbeats.on_postrun(sender=task, task_id=task_id)
+
+
+@pytest.mark.django_db
+def test_runs_within_the_interval_wait_and_go_in_with_one_write(settings):
+    settings.HEARTBEAT_WRITE_SECONDS = 3600
+    task = fake_task()
+    run(task, "id-1")  # the name's first event in this process: written at once
+    beat = TaskHeartbeat.objects.get(task="analytics.test")
+    assert (beat.runs, beat.last_success_at) == (1, None)
+
+    with CaptureQueriesContext(connection) as queries:
+        for n in range(2, 6):
+            run(task, f"id-{n}")
+    assert len(queries) == 0, "runs inside the interval touch no database"
+    assert TaskHeartbeat.objects.get(task="analytics.test").runs == 1
+    waiting = heartbeats.recorder.waiting()["analytics.test"]
+    assert (waiting.runs, waiting.failures) == (4, 0)
+
+    with CaptureQueriesContext(connection) as queries:
+        heartbeats.recorder.flush()
+    assert len(queries) == 1, "one UPDATE carries every waiting run"
+    beat = TaskHeartbeat.objects.get(task="analytics.test")
+    assert (beat.runs, beat.failures) == (5, 0)
+    assert beat.last_started_at <= beat.last_success_at
+    assert heartbeats.recorder.waiting() == {}
+
+
+@pytest.mark.django_db
+def test_a_failure_and_the_recovery_after_it_are_written_at_once(settings):
+    settings.HEARTBEAT_WRITE_SECONDS = 3600
+    task = fake_task()
+    run(task, "id-1")
+    run(task, "id-2")  # waits
+    run(task, "id-3", fail=True)
+    beat = TaskHeartbeat.objects.get(task="analytics.test")
+    assert (beat.runs, beat.failures) == (3, 1), "the failure brought the waiting run along"
+    assert beat.last_error == "ValueError: no"
+    assert beat.last_success_at < beat.last_failure_at
+
+    run(task, "id-4")  # the recovery: written at once, the row no longer reads "failing"
+    beat = TaskHeartbeat.objects.get(task="analytics.test")
+    assert beat.runs == 4 and beat.last_success_at > beat.last_failure_at
+
+    run(task, "id-5")  # healthy again: back to waiting
+    assert TaskHeartbeat.objects.get(task="analytics.test").runs == 4
+    assert heartbeats.recorder.waiting()["analytics.test"].runs == 1
+
+
+@pytest.mark.django_db
+def test_an_elapsed_interval_writes_on_the_next_event(settings):
+    settings.HEARTBEAT_WRITE_SECONDS = 0.2
+    task = fake_task()
+    run(task, "id-1")
+    run(task, "id-2")
+    assert TaskHeartbeat.objects.get(task="analytics.test").runs == 1
+    time.sleep(0.25)
+    run(task, "id-3")  # its start is past the interval: written, the waiting run with it
+    assert TaskHeartbeat.objects.get(task="analytics.test").runs == 3
+
+
+def test_the_health_pages_late_mark_keeps_a_wide_margin_over_the_write_interval(settings):
+    """A periodic task is "late" on the health page after LATE_AFTER_INTERVALS intervals
+    without a success; its row may lag by HEARTBEAT_WRITE_SECONDS. The slack between an
+    on-time success (one interval) and the late mark must dwarf that lag."""
+    from analytics.pages.health import LATE_AFTER_INTERVALS
+
+    intervals = [
+        float(entry["schedule"])
+        for entry in settings.CELERY_BEAT_SCHEDULE.values()
+        if isinstance(entry["schedule"], int | float)
+    ]
+    assert intervals, "no interval schedule to check"
+    slack = (LATE_AFTER_INTERVALS - 1) * min(intervals)
+    assert slack >= settings.HEARTBEAT_WRITE_SECONDS * 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_on_a_real_worker_writes_the_row_a_few_times_and_ends_exact(
+    celery_worker_process, wait_for, settings
+):
+    """40 no-ops on a real worker: the row ends with all 40 runs (the timer writes what
+    waits), in a handful of writes instead of two per task. A trigger counts the writes."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the write counter is a PostgreSQL trigger")
+    table = TaskHeartbeat._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE heartbeat_writes (id serial PRIMARY KEY, op text)")
+        cursor.execute(
+            "CREATE FUNCTION heartbeat_written() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN INSERT INTO heartbeat_writes (op) VALUES (TG_OP); RETURN NULL; END $$"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER heartbeat_written AFTER INSERT OR UPDATE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION heartbeat_written()"
+        )
+    try:
+        started = time.monotonic()
+        for _ in range(40):
+            celery_worker_process.send("config.noop")
+        beat = wait_for(
+            lambda: TaskHeartbeat.objects.filter(
+                task="config.noop", runs=40, last_success_at__gte=F("last_started_at")
+            ).first(),
+            what="40 no-op runs recorded",
+        )
+        elapsed = time.monotonic() - started
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM heartbeat_writes")
+            (writes,) = cursor.fetchone()
+        assert beat.failures == 0 and beat.last_failure_at is None
+        # The first event, then at most one write per interval (the timer's, or an
+        # event's past the interval) plus one at the end; 80 without the interval.
+        interval = settings.HEARTBEAT_WRITE_SECONDS
+        assert 1 <= writes <= 2 + 2 * (elapsed / interval + 1), (writes, elapsed)
+        assert writes < 20
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER IF EXISTS heartbeat_written ON {table}")
+            cursor.execute("DROP FUNCTION IF EXISTS heartbeat_written()")
+            cursor.execute("DROP TABLE IF EXISTS heartbeat_writes")
