@@ -15,36 +15,31 @@ the guards' **net impact** is minus that (positive = the guards saved money).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 from django.db import connection
 from django.db.models import (
-    Count,
-    F,
-    FilteredRelation,
     FloatField,
     Func,
-    Max,
-    Min,
     Q,
     QuerySet,
-    Sum,
     Value,
-    Window,
 )
-from django.db.models.functions import DenseRank, TruncDate
 from psycopg.types.numeric import FloatLoader
 
 from analytics.filters import Filters
 from analytics.metrics import TradeStats, trade_stats
-from shadow.models import ShadowTrade
+from shadow import rollups
+from shadow.models import BookRollup, ShadowTrade
 from shadow.selectors import PASSED_GUARD_STATES
-from signals.models import BookStrategy, GuardDecision, PaperTrade, Signal, SignalState
+from signals.models import BookStrategy, GuardDecision, PaperTrade, SignalState
 
 ZERO = Decimal(0)
+Fact = BookRollup.Fact
+BLOCKED = SignalState.BLOCKED
 BLOCK = GuardDecision.Verdict.BLOCK
 STILL_OPEN = (ShadowTrade.Status.PENDING, ShadowTrade.Status.OPEN)
 
@@ -100,230 +95,211 @@ def float_columns(queryset: QuerySet[Any], width: int) -> np.ndarray:
 
 
 # --- Opportunity cost -------------------------------------------------------------------
+#
+# Read from the book's rollups (``shadow.rollups``): blocked signals by candle day with
+# their blocker (the one guard that blocked them, "+" for several) and shadow status,
+# closed shadow trades of blocked signals by exit day with their blocker, and blocking
+# decisions per guard. A window's whole days come from the rollups, its partial ends from
+# the rows: the page costs the rows of the rollups it reads, not the book's signals.
 
 
-def _blocked_signals(filters: Filters, prefix: str = "") -> Q:
-    return signal_scope(filters, prefix) & Q(**{f"{prefix}state": SignalState.BLOCKED})
+def scope(filters: Filters) -> dict[str, Any]:
+    """The rollup narrowing of the filters' strategy (its versions' ids in the book) and
+    symbol."""
+    strategies = None
+    if filters.strategy:
+        strategies = list(
+            BookStrategy.objects.filter(book=filters.book, name=filters.strategy).values_list(
+                "pk", flat=True
+            )
+        )
+    return {"strategies": strategies, "symbol": filters.symbol}
 
 
-def _closed_shadow(filters: Filters, prefix: str = "") -> Q:
-    """A blocked signal's shadow trade, closed with a P&L inside the period."""
-    trade = f"{prefix}shadow_trade__"
-    return Q(
-        **{
-            f"{trade}group": ShadowTrade.Group.BLOCKED,
-            f"{trade}status": ShadowTrade.Status.CLOSED,
-            f"{trade}pnl__isnull": False,
-        }
-    ) & window(f"{trade}exit_time", filters)
+def _rolled(
+    filters: Filters, fact: str, by: Sequence[str], *, windowed: bool = True, **where: Any
+) -> list[dict[str, Any]]:
+    assert filters.book is not None
+    return rollups.totals(
+        filters.book.pk,
+        fact,
+        by=by,
+        since=filters.since if windowed else None,
+        until=filters.until if windowed else None,
+        where=where or None,
+        check=False,
+        **scope(filters),
+    )
 
 
-def _shadow_sums(
-    filters: Filters, among: Q | None = None, prefix: str = "", name: str = ""
-) -> dict[str, Any]:
-    """Counts and shadow P&L of blocked signals matching ``among`` (annotate/aggregate)."""
-    among = among if among is not None else Q()
-    counted = window(f"{prefix}candle_time", filters)
-    closed = _closed_shadow(filters, prefix)
-    pnl = f"{prefix}shadow_trade__pnl"
-    # The signal's id (on a decision: its signal_id, in the partial index of blocks).
-    signal = f"{prefix}id"
+def _cost_row(sums: dict[str, Any]) -> dict[str, Any]:
+    pnl = sums["pnl"] if sums["pnl"] is not None else ZERO
     return {
-        f"{name}blocked": Count(signal, filter=among & counted),
-        f"{name}closed": Count(signal, filter=among & closed),
-        f"{name}wins": Count(signal, filter=among & closed & Q(**{f"{pnl}__gt": 0})),
-        f"{name}pnl": Sum(pnl, filter=among & closed),
-    }
-
-
-def _cost_row(row: dict[str, Any], name: str = "") -> dict[str, Any]:
-    pnl = row[f"{name}pnl"] if row[f"{name}pnl"] is not None else ZERO
-    return {
-        "blocked": row[f"{name}blocked"],
-        "closed": row[f"{name}closed"],
-        "made_money": row[f"{name}wins"],
+        "blocked": sums["blocked"],
+        "closed": sums["closed"],
+        "made_money": sums["wins"],
         "opportunity_cost": pnl,
         "net_impact": -pnl,
     }
 
 
-def opportunity_by_guard(filters: Filters) -> list[dict[str, Any]]:
-    """Per guard (by name): the opportunity cost of every signal it blocked ("any": a
-    signal two guards blocked counts for both). The "sole" part (signals it alone
-    blocked) comes from ``opportunity_totals``, which counts each signal's blockers."""
-    rows = (
-        GuardDecision.objects.filter(_blocked_signals(filters, "signal__"), verdict=BLOCK)
-        .values("guard")
-        .order_by("guard")
-        .annotate(**_shadow_sums(filters, prefix="signal__"))
+def _empty() -> dict[str, Any]:
+    return {"blocked": 0, "closed": 0, "wins": 0, "pnl": None}
+
+
+def _count(into: dict[str, Any], n: int) -> None:
+    into["blocked"] += n
+
+
+def _close(into: dict[str, Any], row: dict[str, Any]) -> None:
+    into["closed"] += row["n"]
+    into["wins"] += row["wins"]
+    if row["pnl"] is not None:
+        into["pnl"] = row["pnl"] if into["pnl"] is None else into["pnl"] + row["pnl"]
+
+
+def opportunity(filters: Filters) -> dict[str, Any]:
+    """Every figure of the opportunity-cost page: ``totals`` (with the single/several
+    split, what is still open and what never entered), ``guards`` (each guard's "any"
+    part: every signal it blocked, a signal two guards blocked counting for both; and
+    its "sole" part: the signals it alone blocked), ``strategies`` (per strategy
+    version, by name and version), ``symbols`` (in the database's order) and ``days``
+    (per UTC day of the shadow trade's exit, days without a close absent).
+
+    Six rollup reads whatever the number of signals: the blocked signals and the closed
+    shadow trades of the window, the blocking decisions and their closed shadow trades
+    per guard, and (all history) which guards blocked and which strategies had a blocked
+    signal, so a guard or strategy with nothing in the window still shows its zeros."""
+    assert filters.book is not None
+    rollups.ensure_built(filters.book.pk)
+    blocked = _rolled(
+        filters, Fact.SIGNALS, ("strategy_id", "symbol", "guard", "status"), state=BLOCKED
     )
-    return [{"guard": row["guard"], "any": _cost_row(row)} for row in rows]
-
-
-def opportunity_totals(filters: Filters, guards: Sequence[str] = ()) -> dict[str, Any]:
-    """The blocked opportunity cost with its counts, the part of it from signals that
-    exactly one guard blocked (sole-attributable) and from those two or more blocked, and
-    for each of ``guards`` the part from the signals it alone blocked (``"sole"``).
-
-    One pass: a row per blocked signal with its blocking decisions counted once (a
-    grouped join on the partial index of blocks: ``blockers``, and ``blocker``, the only
-    one when there is one) and its counted shadow P&L (``counted_pnl``: null unless the
-    blocked-group shadow trade closed with a P&L inside the period); every figure is
-    then a conditional aggregate over those rows."""
-    closed = _closed_shadow(filters)
-    per_signal = (
-        Signal.objects.filter(_blocked_signals(filters))
-        .annotate(blocks=FilteredRelation("decisions", condition=Q(decisions__verdict=BLOCK)))
-        .annotate(
-            # signal_id and guard are the partial index's columns: an index-only scan.
-            blockers=Count("blocks__signal_id"),
-            blocker=Min("blocks__guard"),
-            # One shadow trade per signal: Max picks its value out of the join's copies.
-            counted_pnl=Max("shadow_trade__pnl", filter=closed),
-            blocked_status=Max(
-                "shadow_trade__status", filter=Q(shadow_trade__group=ShadowTrade.Group.BLOCKED)
-            ),
-        )
+    closed = _rolled(filters, Fact.SHADOW, ("day", "strategy_id", "symbol", "guard"))
+    names = sorted(
+        {row["guard"] for row in _rolled(filters, Fact.GUARD_BLOCKED, ("guard",), windowed=False)}
     )
-    counted = window("candle_time", filters)
+    any_blocked = {
+        row["guard"]: row["n"] for row in _rolled(filters, Fact.GUARD_BLOCKED, ("guard",))
+    }
+    any_closed = {row["guard"]: row for row in _rolled(filters, Fact.GUARD_SHADOW, ("guard",))}
+    ever = _rolled(filters, Fact.SIGNALS, ("strategy_id", "symbol"), windowed=False, state=BLOCKED)
 
-    def sums(among: Q, name: str) -> dict[str, Any]:
+    total, single, several = _empty(), _empty(), _empty()
+    sole = {name: _empty() for name in names}
+    strategies: dict[int | None, dict[str, Any]] = {row["strategy_id"]: _empty() for row in ever}
+    symbols: dict[str, dict[str, Any]] = {row["symbol"]: _empty() for row in ever}
+    still_open = never_entered = 0
+    for row in blocked:
+        parts = [total, strategies.setdefault(row["strategy_id"], _empty())]
+        parts.append(symbols.setdefault(row["symbol"], _empty()))
+        parts.append(several if row["guard"] == rollups.SEVERAL else single)
+        if row["guard"] in sole:
+            parts.append(sole[row["guard"]])
+        for part in parts:
+            _count(part, row["n"])
+        if row["status"] in STILL_OPEN:
+            still_open += row["n"]
+        elif row["status"] == ShadowTrade.Status.EXPIRED:
+            never_entered += row["n"]
+    days: dict[date, dict[str, Any]] = {}
+    for row in closed:
+        parts = [total, strategies.setdefault(row["strategy_id"], _empty())]
+        parts.append(symbols.setdefault(row["symbol"], _empty()))
+        parts.append(several if row["guard"] == rollups.SEVERAL else single)
+        if row["guard"] in sole:
+            parts.append(sole[row["guard"]])
+        parts.append(days.setdefault(row["day"], _empty()))
+        for part in parts:
+            _close(part, row)
+
+    guards = []
+    for name in names:
+        part = _empty()
+        _count(part, any_blocked.get(name, 0))
+        if name in any_closed:
+            _close(part, any_closed[name])
+        guards.append({"guard": name, "any": _cost_row(part), "sole": _cost_row(sole[name])})
+
+    versions = {s.pk: s for s in BookStrategy.objects.filter(pk__in=[k for k in strategies if k])}
+
+    def strategy_row(key: int | None, sums: dict[str, Any]) -> dict[str, Any]:
+        version = versions.get(key) if key is not None else None
         return {
-            f"{name}blocked": Count("id", filter=among & counted),
-            f"{name}closed": Count("counted_pnl", filter=among),
-            f"{name}wins": Count("id", filter=among & Q(counted_pnl__gt=0)),
-            f"{name}pnl": Sum("counted_pnl", filter=among),
+            "id": key,
+            "name": version.name if version else "(no configuration)",
+            "kind": version.kind if version else "",
+            "version": version.config_version if version else None,
+            "market": f"{version.symbol} {version.timeframe}" if version else "",
+            **_cost_row(sums),
         }
 
-    sole = Q(blockers=1)
-    row = per_signal.aggregate(
-        **sums(Q(), ""),
-        **sums(sole, "single_"),
-        **sums(Q(blockers__gte=2), "multi_"),
-        **{
-            key: value
-            for index, guard in enumerate(guards)
-            for key, value in sums(sole & Q(blocker=guard), f"sole{index}_").items()
-        },
-        still_open=Count("id", filter=counted & Q(blocked_status__in=STILL_OPEN)),
-        never_entered=Count("id", filter=counted & Q(blocked_status=ShadowTrade.Status.EXPIRED)),
+    by_strategy = sorted(
+        (strategy_row(key, sums) for key, sums in strategies.items()),
+        key=lambda row: (row["id"] is None, row["name"], row["version"] or 0, row["id"] or 0),
     )
     return {
-        **_cost_row(row),
-        "still_open": row["still_open"],
-        "never_entered": row["never_entered"],
-        "single_guard": _cost_row(row, "single_"),
-        "several_guards": _cost_row(row, "multi_"),
-        "sole": {guard: _cost_row(row, f"sole{index}_") for index, guard in enumerate(guards)},
+        "totals": {
+            **_cost_row(total),
+            "still_open": still_open,
+            "never_entered": never_entered,
+            "single_guard": _cost_row(single),
+            "several_guards": _cost_row(several),
+        },
+        "guards": guards,
+        "strategies": by_strategy,
+        "symbols": [
+            {"symbol": symbol, **_cost_row(symbols[symbol])} for symbol in collated(list(symbols))
+        ],
+        "days": [
+            {
+                "day": day,
+                "closed": sums["closed"],
+                "made_money": sums["wins"],
+                "opportunity_cost": sums["pnl"] if sums["pnl"] is not None else ZERO,
+                "net_impact": -(sums["pnl"] if sums["pnl"] is not None else ZERO),
+            }
+            for day, sums in sorted(days.items())
+        ],
     }
 
 
-SUMMED = ("blocked", "closed", "wins", "pnl")
+def collated(texts: list[str]) -> list[str]:
+    """``texts`` in the database's order (its collation), as an ``ORDER BY`` gives them."""
+    if len(texts) < 2:
+        return texts
+    values = ", ".join(["(%s)"] * len(texts))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT v FROM (VALUES {values}) AS t(v) ORDER BY v", texts)
+        return [row[0] for row in cursor.fetchall()]
 
 
-def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
-    """Add a grouped row's counts and exact (decimal) P&L into ``into``."""
-    for key in SUMMED:
-        if row[key] is not None:
-            into[key] = row[key] if into[key] is None else into[key] + row[key]
+def opportunity_by_guard(filters: Filters) -> list[dict[str, Any]]:
+    """Per guard (by name): its "any" part (``opportunity``)."""
+    return [{"guard": row["guard"], "any": row["any"]} for row in opportunity(filters)["guards"]]
 
 
-def opportunity_by_strategy_and_symbol(
-    filters: Filters,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per strategy configuration version of the book, and per market symbol: one query
-    grouped by both (a strategy trades one market, so a handful of groups), each side
-    then the sum of its groups' exact counts and decimal sums. Strategies come in the
-    database's order (name, version, id), symbols in the database's order of symbols
-    (its collation: a dense rank in the same query)."""
-    rows = list(
-        Signal.objects.filter(_blocked_signals(filters))
-        .values(
-            "book_strategy_id",
-            "book_strategy__name",
-            "book_strategy__kind",
-            "book_strategy__config_version",
-            "book_strategy__symbol",
-            "book_strategy__timeframe",
-            "symbol",
-        )
-        .order_by("book_strategy__name", "book_strategy__config_version", "book_strategy_id")
-        .annotate(**_shadow_sums(filters))
-        .annotate(symbol_rank=Window(DenseRank(), order_by=F("symbol").asc()))
-    )
-    strategies: dict[int | None, dict[str, Any]] = {}
-    symbols: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        strategy = strategies.setdefault(
-            row["book_strategy_id"],
-            {
-                "id": row["book_strategy_id"],
-                "name": row["book_strategy__name"] or "(no configuration)",
-                "kind": row["book_strategy__kind"] or "",
-                "version": row["book_strategy__config_version"],
-                "market": " ".join(
-                    part
-                    for part in (row["book_strategy__symbol"], row["book_strategy__timeframe"])
-                    if part
-                ),
-                **dict.fromkeys(SUMMED),
-            },
-        )
-        _add(strategy, row)
-        symbol = symbols.setdefault(
-            row["symbol"],
-            {"symbol": row["symbol"], "rank": row["symbol_rank"], **dict.fromkeys(SUMMED)},
-        )
-        _add(symbol, row)
-    by_strategy = [
-        {key: value for key, value in group.items() if key not in SUMMED} | _cost_row(group)
-        for group in strategies.values()
-    ]
-    by_symbol = [
-        {"symbol": group["symbol"], **_cost_row(group)}
-        for group in sorted(symbols.values(), key=lambda group: group["rank"])
-    ]
-    return by_strategy, by_symbol
+def opportunity_totals(filters: Filters, guards: Sequence[str] = ()) -> dict[str, Any]:
+    """The totals (``opportunity``), with each of ``guards``' "sole" part."""
+    found = opportunity(filters)
+    sole = {row["guard"]: row["sole"] for row in found["guards"]}
+    empty = _cost_row(_empty())
+    return {**found["totals"], "sole": {guard: sole.get(guard, empty) for guard in guards}}
 
 
 def opportunity_by_strategy(filters: Filters) -> list[dict[str, Any]]:
     """Per strategy configuration version of the book."""
-    return opportunity_by_strategy_and_symbol(filters)[0]
+    return opportunity(filters)["strategies"]
 
 
 def opportunity_by_symbol(filters: Filters) -> list[dict[str, Any]]:
     """Per market symbol."""
-    return opportunity_by_strategy_and_symbol(filters)[1]
+    return opportunity(filters)["symbols"]
 
 
 def opportunity_by_day(filters: Filters) -> list[dict[str, Any]]:
-    """Per UTC day of the shadow trade's exit: closed shadow trades and their P&L (days
-    without a close are absent)."""
-    rows = (
-        Signal.objects.filter(_blocked_signals(filters) & _closed_shadow(filters))
-        .annotate(day=TruncDate("shadow_trade__exit_time", tzinfo=UTC))
-        .values("day")
-        .order_by("day")
-        .annotate(
-            closed=Count("id"),
-            wins=Count("id", filter=Q(shadow_trade__pnl__gt=0)),
-            pnl=Sum("shadow_trade__pnl"),
-        )
-    )
-    result = []
-    for row in rows:
-        day = row["day"]
-        pnl = row["pnl"] if row["pnl"] is not None else ZERO
-        result.append(
-            {
-                "day": day if isinstance(day, date) else date.fromisoformat(str(day)),
-                "closed": row["closed"],
-                "made_money": row["wins"],
-                "opportunity_cost": pnl,
-                "net_impact": -pnl,
-            }
-        )
-    return result
+    """Per UTC day of the shadow trade's exit."""
+    return opportunity(filters)["days"]
 
 
 # --- Leaderboard ------------------------------------------------------------------------
@@ -332,34 +308,37 @@ def opportunity_by_day(filters: Filters) -> list[dict[str, Any]]:
 def leaderboard_strategies(filters: Filters) -> list[dict[str, Any]]:
     """The book's strategy configurations (dicts), each with its signal counts and the
     exact (decimal) P&L sums of its closed paper trades and of the closed shadow trades
-    of its blocked signals."""
+    of its blocked signals: three rollup reads whatever the number of signals."""
+    assert filters.book is not None
+    rollups.ensure_built(filters.book.pk)
     strategies = BookStrategy.objects.filter(book=filters.book)
-    on_signals = Q(signals__book=filters.book)
     if filters.symbol:
         strategies = strategies.filter(symbol=filters.symbol)
-        on_signals &= Q(signals__symbol=filters.symbol)
-    counted = on_signals & window("signals__candle_time", filters)
-    paper = on_signals & Q(
-        signals__paper_trade__status=PaperTrade.Status.CLOSED,
-        signals__paper_trade__pnl__isnull=False,
-    )
-    paper &= window("signals__paper_trade__exit_time", filters)
-    shadow = on_signals & _closed_shadow(filters, "signals__") & Q(signals__state="blocked")
-    rows = (
-        strategies.order_by("name", "config_version", "id")
-        .values("id", "name", "kind", "config_version", "exchange", "symbol", "timeframe")
-        .annotate(
-            signal_count=Count("signals", filter=counted),
-            passed=Count("signals", filter=counted & Q(signals__state__in=PASSED_GUARD_STATES)),
-            blocked=Count("signals", filter=counted & Q(signals__state=SignalState.BLOCKED)),
-            rejected=Count("signals", filter=counted & Q(signals__state=SignalState.REJECTED)),
-            paper_closed=Count("signals", filter=paper),
-            paper_pnl=Sum("signals__paper_trade__pnl", filter=paper),
-            shadow_closed=Count("signals", filter=shadow),
-            shadow_pnl=Sum("signals__shadow_trade__pnl", filter=shadow),
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in strategies.order_by("name", "config_version", "id").values(
+            "id", "name", "kind", "config_version", "exchange", "symbol", "timeframe"
         )
-    )
-    return list(rows)
+    ]
+    counts: dict[Any, dict[str, int]] = {}
+    for row in _rolled(filters, Fact.SIGNALS, ("strategy_id", "state")):
+        counts.setdefault(row["strategy_id"], {})[row["state"]] = row["n"]
+    paper = {row["strategy_id"]: row for row in _rolled(filters, Fact.PAPER, ("strategy_id",))}
+    shadow = {row["strategy_id"]: row for row in _rolled(filters, Fact.SHADOW, ("strategy_id",))}
+    for row in rows:
+        states = counts.get(row["id"], {})
+        traded, blocked = paper.get(row["id"]), shadow.get(row["id"])
+        row |= {
+            "signal_count": sum(states.values()),
+            "passed": sum(states.get(state, 0) for state in PASSED_GUARD_STATES),
+            "blocked": states.get(SignalState.BLOCKED, 0),
+            "rejected": states.get(SignalState.REJECTED, 0),
+            "paper_closed": traded["n"] if traded else 0,
+            "paper_pnl": traded["pnl"] if traded else None,
+            "shadow_closed": blocked["n"] if blocked else 0,
+            "shadow_pnl": blocked["pnl"] if blocked else None,
+        }
+    return rows
 
 
 @dataclass(frozen=True)

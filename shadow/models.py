@@ -79,11 +79,16 @@ class BookRollup(models.Model):
 
 
 class RollupState(models.Model):
-    """The rollup definitions a book's rollups were built with: a book without one, or
-    with an older ``version``, is rebuilt from its rows before a page reads it."""
+    """The rollup definitions a book's rollups were built with, and the newest signal
+    they have seen: a book without one, with an older ``version`` or with a signal
+    written outside the engine's write path (a fixture, a repair in the shell) is
+    rebuilt from its rows before a page reads it."""
 
     book = models.OneToOneField("signals.Book", on_delete=models.CASCADE, related_name="+")
     version = models.IntegerField()
+    newest_signal = models.BigIntegerField(
+        default=0, help_text="The book's newest signal id when the rollups were last written."
+    )
     built_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -53,7 +53,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, TruncDate
+from django.db.models.functions import Cast, Coalesce, TruncDate
 
 from shadow.models import BookRollup, RollupState, ShadowTrade
 from signals.models import Book, GuardDecision, PaperTrade, Signal, SignalState
@@ -298,7 +298,9 @@ def rebuild(book_id: int) -> None:
         _lock(book_id)
         BookRollup.objects.filter(book_id=book_id).delete()
         _insert(book_id, _facts(book_id, None, None))
-        RollupState.objects.update_or_create(book_id=book_id, defaults={"version": VERSION})
+        RollupState.objects.update_or_create(
+            book_id=book_id, defaults={"version": VERSION, "newest_signal": _newest(book_id)}
+        )
 
 
 def refresh(book_id: int, *, since: datetime | None) -> None:
@@ -314,10 +316,29 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
         _lock(book_id)
         BookRollup.objects.filter(book_id=book_id, day__gte=first).delete()
         _insert(book_id, _facts(book_id, _midnight(first), None))
+        RollupState.objects.filter(book_id=book_id).update(newest_signal=_newest(book_id))
+
+
+def _newest_query(book_id: int) -> Subquery:
+    newest = Signal.objects.filter(book_id=book_id).order_by("-id").values("id")[:1]
+    return Subquery(newest, output_field=IntegerField())
+
+
+def _newest(book_id: int) -> int:
+    return (
+        Signal.objects.filter(book_id=book_id).order_by("-id").values_list("id", flat=True).first()
+        or 0
+    )
 
 
 def is_built(book_id: int) -> bool:
-    return RollupState.objects.filter(book_id=book_id, version=VERSION).exists()
+    """The book's rollups are of today's definitions and have seen its newest signal
+    (one query: two index probes)."""
+    return RollupState.objects.filter(
+        book_id=book_id,
+        version=VERSION,
+        newest_signal=Coalesce(_newest_query(book_id), Value(0)),
+    ).exists()
 
 
 def ensure_built(book_id: int) -> None:
@@ -362,6 +383,7 @@ def totals(
     symbol: str = "",
     side: str = "",
     where: dict[str, Any] | None = None,
+    check: bool = True,
 ) -> list[dict[str, Any]]:
     """``fact``'s measures summed per ``by`` (dimensions) over the days of
     ``[since, until)``, narrowed to the strategy versions ``strategies``, ``symbol`` and
@@ -369,11 +391,14 @@ def totals(
 
     Whole days come from the rollups (one grouped query), a partial first or last day
     from the rows through the fact's own query. Rows: the ``by`` values and ``n``,
-    ``wins``, ``pnl`` (``Decimal``, ``None`` when nothing was summed) and ``pnl_sq``."""
+    ``wins``, ``pnl`` (``Decimal``, ``None`` when nothing was summed) and ``pnl_sq``.
+    ``check=False`` skips making sure the book's rollups are built (a caller reading
+    several facts calls ``ensure_built`` once first)."""
     unknown = set(by) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"not a rollup dimension: {', '.join(sorted(unknown))}")
-    ensure_built(book_id)
+    if check:
+        ensure_built(book_id)
     where = where or {}
     first, stop, edges, whole = _split(since, until)
     found: dict[tuple[Any, ...], dict[str, Any]] = {}

@@ -3,22 +3,15 @@
 (minus that), broken down by guard ("any" and "sole" attribution), by strategy
 configuration, by symbol and by UTC day of the shadow trade's exit, and drawn over time.
 
-Four queries whatever the number of signals (``analytics.breakdowns``): per guard over
-the blocking decisions (its "any" part, and the guards' names); one pass over the blocked
-signals, each with its blockers counted once, for the totals, the single/several split
-and every guard's "sole" part; one grouped by strategy configuration and symbol (both
-breakdowns); one by exit day."""
+Every figure comes from the book's rollups (``analytics.breakdowns.opportunity``, over
+``shadow.rollups``): a fixed number of reads whatever the number of signals, each
+costing the rollup rows of the window plus the rows of its partial first and last day."""
 
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from analytics.breakdowns import (
-    opportunity_by_day,
-    opportunity_by_guard,
-    opportunity_by_strategy_and_symbol,
-    opportunity_totals,
-)
+from analytics.breakdowns import opportunity
 from analytics.charts import chart_spec
 from analytics.filters import Filters
 from analytics.numbers import cents, rate
@@ -75,11 +68,9 @@ def _chart(days: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def build(filters: Filters) -> dict[str, Any]:
-    guards = opportunity_by_guard(filters)
-    totals = opportunity_totals(filters, [row["guard"] for row in guards])
-    sole = totals.pop("sole")
-    days = [_money(row) for row in opportunity_by_day(filters)]
-    strategies, symbols = opportunity_by_strategy_and_symbol(filters)
+    found = opportunity(filters)
+    totals = found["totals"]
+    days = [_money(row) for row in found["days"]]
     return {
         "convention": CONVENTION,
         "totals": {
@@ -90,15 +81,11 @@ def build(filters: Filters) -> dict[str, Any]:
             "several_guards": _money(totals["several_guards"]),
         },
         "guards": [
-            {
-                "guard": row["guard"],
-                "any": _money(row["any"]),
-                "sole": _money(sole[row["guard"]]),
-            }
-            for row in guards
+            {"guard": row["guard"], "any": _money(row["any"]), "sole": _money(row["sole"])}
+            for row in found["guards"]
         ],
-        "strategies": [_money(row) for row in strategies],
-        "symbols": [_money(row) for row in symbols],
+        "strategies": [_money(row) for row in found["strategies"]],
+        "symbols": [_money(row) for row in found["symbols"]],
         "days": days,
         "chart": _chart(days),
     }

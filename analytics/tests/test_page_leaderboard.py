@@ -104,8 +104,9 @@ def page_queries(client, book) -> int:
 def test_a_fixed_number_of_queries_whatever_the_strategies(
     trader_client, replayed_book, django_assert_max_num_queries
 ):
-    # 9, and 2 for the reader's permissions (the user's own and their groups').
-    with django_assert_max_num_queries(13):
+    # 9, 2 for the reader's permissions (the user's own and their groups'), and the
+    # rollups: whether they are built, then three sums (signals, paper, shadow).
+    with django_assert_max_num_queries(17):
         one = page_queries(trader_client, replayed_book)
     Book.objects.all().delete()
     more = replay_three_strategies(candles=False)

@@ -35,6 +35,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('version', models.IntegerField()),
+                ('newest_signal', models.BigIntegerField(default=0, help_text="The book's newest signal id when the rollups were last written.")),
                 ('built_at', models.DateTimeField(auto_now=True)),
             ],
         ),
