@@ -2,7 +2,9 @@
 
 Wall time runs from just before the process is spawned to its exit, so interpreter
 start and imports are included: that is what a user waits for. Peak memory is the
-child's own ``ru_maxrss`` from ``os.wait4`` on its pid (KiB on Linux).
+child's own ``ru_maxrss`` from ``os.wait4`` on its pid (KiB on Linux), its CPU time the
+same call's user plus system time (the process's own: work it hands to a database
+server is not in it).
 
 Linux carries a process's memory high-water mark across ``fork`` and ``exec``: a child
 spawned straight from the benchmark, which holds 90,000 candles in memory, would
@@ -36,6 +38,7 @@ class Measurement:
     seconds: float
     peak_mib: float
     stdout: str
+    cpu_seconds: float = 0.0
 
 
 def _tail(text: str, lines: int = 30) -> str:
@@ -68,7 +71,10 @@ def measure(
             )
         result = json.loads(Path(report.name).read_text())
     return Measurement(
-        seconds=result["seconds"], peak_mib=result["maxrss_kib"] / 1024, stdout=stdout
+        seconds=result["seconds"],
+        peak_mib=result["maxrss_kib"] / 1024,
+        stdout=stdout,
+        cpu_seconds=result.get("cpu_seconds", 0.0),
     )
 
 
@@ -91,7 +97,15 @@ def launch(report: Path, argv: list[str]) -> int:
     seconds = time.perf_counter() - started
     # Reaped here: tell Popen so it never waits for the pid again.
     child.returncode = os.waitstatus_to_exitcode(status)
-    report.write_text(json.dumps({"seconds": seconds, "maxrss_kib": usage.ru_maxrss}))
+    report.write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "maxrss_kib": usage.ru_maxrss,
+                "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            }
+        )
+    )
     return child.returncode
 
 

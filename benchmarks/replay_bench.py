@@ -63,13 +63,15 @@ from benchmarks.databases import (
     postgres_version,
     sqlite_database,
 )
-from benchmarks.measure import ROOT, ChildFailedError, Measurement, measure
-from benchmarks.project import ReplayResult, measure_replay, migrate
+from benchmarks.measure import ROOT, ChildFailedError, Measurement, measure, run
+from benchmarks.project import CHECKOUT, PYTHON, ReplayResult, measure_replay, migrate
 
 BENCH_PYTHON = ROOT / "var" / "bench-venv" / "bin" / "python"
 FLOOR = ROOT / "benchmarks" / "floor.py"
 BT_STRATEGY = ROOT / "benchmarks" / "bt_strategy.py"
 PARTS = ("pg", "sqlite", "bt", "floor")
+# The app's top-level packages (what ``manage.py`` imports from the checkout).
+APP_PACKAGES = ("config", "markets", "signals", "shadow", "analytics", "alerts", "benchmarks")
 DATABASES = {"pg": "PostgreSQL", "sqlite": "SQLite"}
 # Issue 14's goals: the replay at most as slow as backtesting.py; CSV to book (load_candles
 # + replay) at most 1.5 times backtesting.py reading the same CSV and running.
@@ -441,6 +443,25 @@ def time_rows(results: SizeResults, check: Agreement) -> list[tuple[str, ...]]:
     return rows
 
 
+CPU_HEADER = ("candles", "db", "load CPU s", "replay CPU s", "bt.py CPU s", "floor CPU s")
+
+
+def cpu_rows(results: SizeResults) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for key, runs in results.replays.items():
+        rows.append(
+            (
+                f"{results.series.candles:,}",
+                DATABASES[key],
+                median_range([r.load.cpu_seconds for r in runs], ".2f"),
+                median_range([r.run.cpu_seconds for r in runs], ".2f"),
+                median_range([m.cpu_seconds for m in results.bt], ".2f"),
+                median_range([m.cpu_seconds for m in results.floor], ".2f"),
+            )
+        )
+    return rows
+
+
 def report(all_results: list[SizeResults], real: bool, repeat: int) -> str:
     checks = [agreement(results) for results in all_results]
     lines = [
@@ -467,6 +488,11 @@ def report(all_results: list[SizeResults], real: bool, repeat: int) -> str:
             + [row for r, c in zip(all_results, checks, strict=True) for row in time_rows(r, c)],
             {1, 6, 9},
         ),
+        "",
+        "CPU time of the same processes (user + system, the process's own: the database "
+        "server's work for the project is not in it), median [min-max]; a hint of how busy "
+        "the machine was, not a ratio to claim:",
+        aligned([CPU_HEADER] + [row for r in all_results for row in cpu_rows(r)], {1}),
     ]
     return "\n".join(lines)
 
@@ -494,10 +520,26 @@ def machine() -> str:
     )
 
 
+def compile_bytecode(python: Path, checkout: Path) -> str:
+    """Compile the app's modules and its virtualenv's to bytecode, untimed, as pip does
+    when it installs (backtesting.py's virtualenv has it that way). Why: the app's
+    virtualenv is installed by uv, which compiles nothing, and with
+    PYTHONDONTWRITEBYTECODE set (this machine sets it) every process would compile
+    Django, Celery and the app from source at every start, seconds of CPU no installed
+    copy pays after its first run."""
+    site = run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+    ).strip()
+    app = [str(checkout / name) for name in APP_PACKAGES if (checkout / name).is_dir()]
+    run([str(python), "-m", "compileall", "-q", "-j", "0", site, *app, str(checkout / "manage.py")])
+    return f"bytecode compiled for {site} and the app in {checkout}"
+
+
 def run_replays(
     all_series: list[Series], skip: set[str], repeat: int, directory: Path, progress: Progress
 ) -> list[SizeResults]:
     databases = [key for key in DATABASES if key not in skip]
+    print(compile_bytecode(Path(PYTHON), CHECKOUT), flush=True)
     with templates(databases, directory) as made:
         return [
             measure_size(series, skip, repeat, progress, made, directory) for series in all_series
