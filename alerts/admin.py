@@ -3,6 +3,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from alerts.models import Alert, AlertChannel, AlertDelivery, TaskDelivery
 from alerts.services import deliver
@@ -16,8 +17,6 @@ class AlertChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send a test alert to the selected channels")
     def send_test_alert(self, request: HttpRequest, queryset: QuerySet[AlertChannel]) -> None:
-        from django.utils import timezone
-
         alert = Alert(
             kind="test",
             key=f"test:{request.user}",

@@ -10,6 +10,10 @@ from celery.signals import task_failure, task_success
 from django.conf import settings
 from django.db import transaction
 
+from alerts.models import WatchState
+from alerts.services import raise_alert
+from markets.redaction import redact
+
 logger = logging.getLogger(__name__)
 EXCHANGE_ERRORS = {"ExchangeUnavailableError", "ExchangeDataError", "ExchangeRequestError"}
 
@@ -25,10 +29,6 @@ def _exchange_of(kwargs: dict[str, Any] | None) -> str:
 def record_failure(task_name: str, exchange: str, error: BaseException) -> int:
     """Count one more exchange failure; raise the alert when the streak reaches the limit.
     Returns the streak's length."""
-    from alerts.models import WatchState
-    from alerts.services import raise_alert
-    from markets.redaction import redact
-
     limit = getattr(settings, "ALERT_EXCHANGE_ERROR_STREAK", 3)
     with transaction.atomic():
         state, _ = WatchState.objects.select_for_update().get_or_create(
@@ -50,8 +50,6 @@ def record_failure(task_name: str, exchange: str, error: BaseException) -> int:
 
 
 def record_success(task_name: str, exchange: str) -> None:
-    from alerts.models import WatchState
-
     WatchState.objects.filter(name=_streak_name(task_name, exchange)).delete()
 
 

@@ -11,9 +11,12 @@ from typing import Any
 from django.conf import settings
 from django.db.models import F, Q
 from django.urls import reverse
+from django_celery_beat.models import PeriodicTask
 
 from alerts.models import Alert, WatchState
 from alerts.services import raise_alert
+from analytics.models import Report, TaskHeartbeat
+from analytics.selectors import guard_effectiveness, stuck_signals
 from signals.domain.guards import GUARDS
 from signals.models import Book, GuardDecision
 
@@ -37,8 +40,6 @@ def live_books() -> list[Book]:
 
 
 def watch_stuck_signals(now: datetime) -> list[Alert]:
-    from analytics.selectors import stuck_signals
-
     raised = []
     for book in live_books():
         stuck = stuck_signals(book=book, now=now, limit=5)
@@ -95,10 +96,6 @@ def watch_periodic_tasks(now: datetime) -> list[Alert]:
     """A periodic task (interval or crontab) whose next run after its last one is overdue
     by more than ``late_grace``, or whose last run failed (its last failure is newer
     than its last success)."""
-    from django_celery_beat.models import PeriodicTask
-
-    from analytics.models import TaskHeartbeat
-
     raised = []
     tasks = PeriodicTask.objects.filter(enabled=True).select_related("interval", "crontab")
     for task in tasks:
@@ -179,8 +176,6 @@ def watch_trading_pauses() -> list[Alert]:
 def watch_guard_verdicts() -> list[Alert]:
     """A guard of a live book whose verdict flipped between "saves money" and "costs
     money" since the last run."""
-    from analytics.selectors import guard_effectiveness
-
     raised = []
     for book in live_books():
         state = _state(f"verdicts:{book.pk}")
@@ -207,8 +202,6 @@ def watch_guard_verdicts() -> list[Alert]:
 
 
 def watch_reports() -> list[Alert]:
-    from analytics.models import Report
-
     state = _state("reports")
     after = int(state.value.get("last_report_id", 0))
     reports = list(Report.objects.filter(id__gt=after).select_related("book").order_by("id"))

@@ -36,6 +36,8 @@ from analytics.numbers import json_clean
 from analytics.page_cache import cached_payload
 from analytics.pages import PAGES, Page, all_pages, load_pages, nav_pages
 from analytics.roles import READ_PAGES
+from analytics.selectors import book_quote_currency, books, data_sources
+from markets.models import Candle
 
 API_VERSION = 1
 logger = logging.getLogger(__name__)
@@ -43,9 +45,6 @@ logger = logging.getLogger(__name__)
 
 def book_meta(filters: Filters) -> dict[str, Any] | None:
     """The book a page reads, as both the page and its twin show it."""
-    from analytics.selectors import book_quote_currency, data_sources
-    from markets.models import Candle
-
     book = filters.book
     if book is None:
         return None
@@ -103,8 +102,6 @@ def _page(name: str) -> Page:
 @permission_required(READ_PAGES, raise_exception=True)
 @require_safe
 def html(request: HttpRequest, name: str) -> HttpResponse:
-    from analytics.selectors import books
-
     page = _page(name)
     context: dict[str, Any] = {
         "page": page,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import QueryDict
 
 from analytics.stamps import clock_column, with_stamp
@@ -143,8 +143,6 @@ def _framed(books: QuerySet[Book]) -> QuerySet[Book]:
 def default_book() -> Book | None:
     """The most recently created book that has signals, else the newest book, or ``None``;
     never an ablation leg (a leg is a variant of its book, opened from the picker only)."""
-    from django.db.models import Exists, OuterRef
-
     books = Book.objects.filter(ablation_of__isnull=True)
     with_signals = books.filter(Exists(Signal.objects.filter(book=OuterRef("pk"))))
     return (

@@ -63,7 +63,7 @@ from django.db.models import Count
 
 from analytics.filters import Filters
 from analytics.stamps import stamp_of
-from signals.models import Book
+from signals.models import Book, Signal
 
 logger = logging.getLogger(__name__)
 
@@ -241,8 +241,6 @@ def book_signal_counts(books: list[Book]) -> dict[int, int]:
 
 
 def _count(ids: list[int]) -> dict[int, int]:
-    from signals.models import Signal
-
     rows = (
         Signal.objects.filter(book_id__in=ids)
         .order_by()

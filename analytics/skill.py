@@ -30,6 +30,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from statistics import NormalDist
 
 import numpy as np
 
@@ -283,8 +284,6 @@ def percentile_interval(samples: np.ndarray, confidence: float = CONFIDENCE) -> 
 
 
 def _z(confidence: float) -> float:
-    from statistics import NormalDist
-
     return NormalDist().inv_cdf((1 + confidence) / 2)
 
 

@@ -18,17 +18,15 @@ never flagged (their candle length is unknown).
 """
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db.models import Case, F, Q, QuerySet, When
 from django.db.models.functions import Coalesce
+from django_stubs_ext import WithAnnotations
 
 from markets.bars import timeframe_delta
 from signals.models import Book, Signal, SignalState
-
-if TYPE_CHECKING:
-    from django_stubs_ext import WithAnnotations
 
 Deadline = timedelta | int
 

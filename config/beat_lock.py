@@ -50,6 +50,7 @@ def acquire() -> bool:
     if _held is not None:
         return True
     if connection.vendor == "postgresql":
+        # Imported here: only PostgreSQL needs the driver; a SQLite run (make run) never loads it.
         import psycopg
 
         db = connection.settings_dict

@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import beat_init, worker_init
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -23,6 +24,8 @@ def noop() -> None:
 
 @beat_init.connect
 def _single_beat(**kwargs: object) -> None:
+    # Imported here: this module loads with the config package, before Django is set up,
+    # and config.beat_lock imports django_celery_beat's models (only beat needs them).
     from config.beat_lock import acquire_or_exit
 
     acquire_or_exit()
@@ -43,8 +46,6 @@ COUNTDOWN_SETTINGS = {"alerts.deliver": "ALERT_RETRY_MAX_SECONDS"}
 def longest_unacked_seconds(task: Any) -> float | None:
     """How long a message of ``task`` can stay unacknowledged: the longest countdown before
     it runs plus its hard time limit (``None`` when it has no time limit)."""
-    from django.conf import settings
-
     limit = task.time_limit if task.time_limit is not None else task.app.conf.task_time_limit
     if limit is None:
         return None

@@ -21,6 +21,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_celery_beat.models import PeriodicTask
 from kombu import Connection
 
 OK = "ok"
@@ -81,8 +82,6 @@ def check_broker() -> Check:
 def check_beat(*, now: Any) -> Check:
     """How long ago celery beat last ran a periodic task: ``late`` past
     ``HEALTH_BEAT_MAX_AGE_SECONDS``, ``unknown`` when it never ran one."""
-    from django_celery_beat.models import PeriodicTask
-
     max_age = settings.HEALTH_BEAT_MAX_AGE_SECONDS
     last = PeriodicTask.objects.aggregate(last=Max("last_run_at"))["last"]
     if last is None:

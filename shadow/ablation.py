@@ -18,6 +18,11 @@ import threading
 from datetime import datetime
 from functools import partial
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
 from shadow.replay import ReplayResult, replay_run
 from signals.models import Book, BookGuard, BookStrategy
 from work.services import work_request
@@ -93,11 +98,6 @@ def ablation_start(*, book: Book) -> list[str]:
     transaction commits) and remember when, so the guard page shows the legs as pending
     until they are written. Raises ``AblationRefusedError`` for a book that cannot be
     ablated. Returns the guards removed, one leg each."""
-    from django.conf import settings
-    from django.core.cache import cache
-    from django.db import transaction
-    from django.utils import timezone
-
     refusal = ablation_refusal(book=book)
     if refusal is not None:
         raise AblationRefusedError(refusal)
@@ -117,8 +117,6 @@ def ablation_start(*, book: Book) -> list[str]:
 def ablation_requested_at(*, book: Book) -> datetime | None:
     """When an ablation of ``book`` was last requested from the page (within the last
     ``PENDING_FOR_SECONDS``), else ``None``."""
-    from django.core.cache import cache
-
     requested: datetime | None = cache.get(_requested_key(book.pk))
     return requested
 
@@ -137,8 +135,6 @@ def _legs_in_background(book_id: int, guards: list[str]) -> None:
 
 
 def _run_legs(book_id: int, guards: list[str]) -> None:
-    from django.db import connection
-
     try:
         with _IN_PROCESS:
             for guard in guards:

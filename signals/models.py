@@ -13,7 +13,10 @@ from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from simple_history.models import HistoricalRecords  # type: ignore[import-untyped]
 
+from markets.bars import timeframe_delta
 from markets.models import decimal_field
+from signals.domain.guards import validate_guard_config
+from signals.domain.strategies import validate_strategy_config
 
 
 def engine_number(**options: Any) -> models.DecimalField:
@@ -97,9 +100,6 @@ class StrategyConfig(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from markets.bars import timeframe_delta
-        from signals.domain.strategies import validate_strategy_config
-
         try:
             validate_strategy_config(self.kind, self.params)
         except ValueError as error:
@@ -132,8 +132,6 @@ class GuardConfig(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from signals.domain.guards import validate_guard_config
-
         try:
             validate_guard_config(self.kind, self.params)
         except ValueError as error:

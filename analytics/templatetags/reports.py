@@ -8,6 +8,10 @@ from typing import Any
 
 from django import template
 
+from analytics.filters import PERIOD_LABELS
+from analytics.models import Report
+from analytics.reports import FORMATS
+
 register = template.Library()
 
 RECENT = 5
@@ -20,9 +24,6 @@ UNTONED = {"max_drawdown"}
 def recent_reports(book: Any, limit: int = RECENT) -> dict[str, Any]:
     """A "Reports" card: the last ``limit`` stored reports of ``book`` with their
     html/json/csv downloads, and the command that makes one."""
-    from analytics.models import Report
-    from analytics.reports import FORMATS
-
     reports = []
     if book is not None:
         # The rendered documents stay in the database: the card needs only the row.
@@ -55,8 +56,6 @@ def tone(value: Any, key: str) -> str:
 @register.filter
 def period_label(period: str) -> str:
     """``7d`` as ``last 7 days``."""
-    from analytics.filters import PERIOD_LABELS
-
     return PERIOD_LABELS.get(period, period)
 
 
