@@ -26,7 +26,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +36,8 @@ from benchmarks.databases import app_env
 from benchmarks.measure import ROOT
 from benchmarks.project import SYMBOL, configure, count_rows, load_market, manage
 
-BROKER = "redis://127.0.0.1:6379/14"
+# BENCH_BROKER_URL: another Redis database when two benchmarks share the server.
+BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 NOOP_TASKS = 2_000
 # Symbol and price factor of each market: the same candles at ETH, SOL and XRP price levels
 # (powers of two, so the scaling itself is exact).
@@ -199,18 +200,24 @@ def worker_env(database_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def celery_worker(env: Mapping[str, str], timeout: float) -> Iterator[Worker]:
-    """A worker process on an emptied broker database, stopped (SIGTERM) on the way out;
-    its peak memory until then is in ``Worker.peak_mib`` afterwards."""
+def celery_worker(
+    env: Mapping[str, str],
+    timeout: float,
+    argv: Sequence[str] = WORKER_ARGV,
+    log: Path = WORKER_LOG,
+) -> Iterator[Worker]:
+    """A worker process (the project's, or ``argv``) on an emptied broker database,
+    stopped (SIGTERM) on the way out; its peak memory until then is in
+    ``Worker.peak_mib`` afterwards."""
     import redis
 
     redis.Redis.from_url(BROKER).flushdb()
-    WORKER_LOG.parent.mkdir(exist_ok=True)
-    with WORKER_LOG.open("w") as output:
+    log.parent.mkdir(exist_ok=True)
+    with log.open("w") as output:
         process = subprocess.Popen(
-            WORKER_ARGV, cwd=ROOT, env=dict(env), stdout=output, stderr=subprocess.STDOUT
+            list(argv), cwd=ROOT, env=dict(env), stdout=output, stderr=subprocess.STDOUT
         )
-    worker = Worker(process, WORKER_LOG, timeout)
+    worker = Worker(process, log, timeout)
     try:
         deadline = time.monotonic() + 60
         while not any("ready" in line for line in worker.lines):

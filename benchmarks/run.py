@@ -8,15 +8,20 @@ alternating order, it times as whole processes the project's ``load_candles`` an
 ``manage.py replay`` on PostgreSQL and on SQLite, backtesting.py running the same book
 (its own virtualenv, ``var/bench-venv``) and the floor, the same book as one plain loop
 (``benchmarks/floor.py``); it compares their trade counts and total P&L before it
-prints any ratio. Then it measures a Celery worker's no-op task rate and the live
-catch-up of four markets (``benchmarks/live.py``).
+prints any ratio. Then the per-task cost (``benchmarks/tasks.py``): the project's no-op
+task against a bare Celery app (no Django) on the same broker and flags, alternating
+rounds; and a Celery worker's no-op task rate and the live catch-up of four markets
+(``benchmarks/live.py``), whose signals/s is set beside the bare no-op rate.
 
 Knobs (environment):
 
 - ``BENCH_SIZES``: comma list of sizes, default ``9k,90k`` (``900k``: a hundred copies);
   a number is that many candles (e.g. ``2000`` for a quick run);
 - ``BENCH_REPEAT``: repetitions of each replay measurement, default 5;
-- ``BENCH_SKIP``: comma list of ``pg, sqlite, bt, floor, live, pages`` to leave out;
+- ``BENCH_SKIP``: comma list of ``pg, sqlite, bt, floor, tasks, live, pages`` to leave out;
+- ``BENCH_TASK_ROUNDS``, ``BENCH_NOOP_TASKS``: rounds per side (default 3) and no-op tasks
+  per round (default 2,000) of the per-task cost;
+- ``BENCH_BROKER_URL``: the Redis database the workers use (default 14; it is flushed);
 - ``BENCH_LIVE_CANDLES``: candles per live market, default 2000 (four markets);
 - ``BENCH_LIVE_TIMEOUT``: seconds the live catch-up may take, default 3600;
 - ``BENCH_POSTGRES_URL``: the server to create ``bench_<pid>`` on (default local, postgres);
@@ -41,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.data import Source, prepare
 from benchmarks.databases import postgres_database
-from benchmarks.live import MARKETS, LiveResult, measure_live
+from benchmarks.live import BROKER, MARKETS, LiveResult, measure_live
 from benchmarks.measure import ROOT, ChildFailedError
 from benchmarks.replay_bench import (
     BENCH_PYTHON,
@@ -55,9 +60,11 @@ from benchmarks.replay_bench import (
     steps,
 )
 from benchmarks.replay_bench import PARTS as REPLAY_PARTS
+from benchmarks.tasks import TasksResult, measure_tasks
+from benchmarks.tasks import report as tasks_report
 
 PAGES = ROOT / "benchmarks" / "pages.py"
-PARTS = (*REPLAY_PARTS, "live", "pages")
+PARTS = (*REPLAY_PARTS, "tasks", "live", "pages")
 
 
 def env_number(name: str, default: str) -> float:
@@ -67,12 +74,22 @@ def env_number(name: str, default: str) -> float:
         sys.exit(f"{name} must be a number, not {os.environ[name]!r}")
 
 
-def live_report(result: LiveResult) -> str:
+def live_report(result: LiveResult, bare_noops: float | None = None) -> str:
+    """The live path's figures; its signals/s also against ``bare_noops``, the bare
+    Celery app's no-op rate of the same run, when it was measured."""
     per_market = result.candles // len(MARKETS)
+    bare = (
+        [
+            f"               = {result.signals_per_second / bare_noops:.3f} x the bare Celery "
+            f"app's no-op rate ({bare_noops:,.0f} tasks/s, per-task cost above)"
+        ]
+        if bare_noops
+        else []
+    )
     return "\n".join(
         [
             "Live path: one Celery worker (solo, started as conftest.py starts it) on Redis "
-            "db 14 and PostgreSQL",
+            f"db {BROKER.rsplit('/', 1)[-1]} and PostgreSQL",
             f"  no-op tasks  {result.noop_tasks:,} in {result.noop_seconds:.2f} s: "
             f"{result.noop_per_second:,.0f} tasks/s",
             f"  catch-up     {result.task}: {len(MARKETS)} markets x {per_market:,} candles = "
@@ -82,6 +99,7 @@ def live_report(result: LiveResult) -> str:
             f"  signals      {result.signals:,} in the live book: "
             f"{result.signals_per_second:,.1f} signals/s = "
             f"{result.signals_per_second / result.noop_per_second:.3f} x the no-op task rate",
+            *bare,
             f"  rows         {result.rows:,} written ({describe_rows(result.rows_by_table)})",
             f"  worker peak  {result.worker_peak_mib:.0f} MiB",
         ]
@@ -127,12 +145,31 @@ def main() -> None:
         replay_parts = set(REPLAY_PARTS) - skip
         progress = Progress(
             total=steps(all_series, replay_skip, repeat)
+            + ("tasks" not in skip)
             + ("live" not in skip)
             + ("pages" not in skip)
         )
         all_results = (
             run_replays(all_series, replay_skip, repeat, tmp, progress) if replay_parts else []
         )
+
+        tasks: TasksResult | None = None
+        if "tasks" not in skip:
+            rounds = int(env_number("BENCH_TASK_ROUNDS", "3"))
+            noops = int(env_number("BENCH_NOOP_TASKS", "2000"))
+
+            def run_tasks() -> TasksResult:
+                with postgres_database() as url:
+                    return measure_tasks(
+                        database_url=url, rounds=rounds, tasks=noops, timeout=live_timeout
+                    )
+
+            tasks = progress.step(
+                f"per-task cost: {noops:,} no-ops x {rounds} rounds, the project's worker "
+                "and a bare Celery app's alternating",
+                run_tasks,
+                lambda r: f"project / bare {r.ratio:.2f}",
+            )
 
         live: LiveResult | None = None
         if "live" not in skip:
@@ -169,9 +206,12 @@ def main() -> None:
     if all_results:
         print()
         print(report(all_results, source.real, repeat))
+    if tasks:
+        print()
+        print(tasks_report(tasks))
     if live:
         print()
-        print(live_report(live))
+        print(live_report(live, tasks.median("bare") if tasks else None))
     if pages:
         print()
         print(pages)
