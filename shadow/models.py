@@ -54,6 +54,7 @@ class BookRollup(models.Model):
     strategy_id = models.BigIntegerField(
         null=True, help_text="The signal's strategy version (BookStrategy id)."
     )
+    config_id = models.BigIntegerField(help_text="The signal's strategy configuration id.")
     symbol = models.CharField(max_length=32)
     side = models.CharField(max_length=8)
     state = models.CharField(max_length=16, blank=True, help_text="The signal's state.")

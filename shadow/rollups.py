@@ -16,7 +16,8 @@ three ways:
 
 Facts (``BookRollup.Fact``) and their day:
 
-- ``signals``: signals by candle day, per strategy version, symbol, side, state; a
+- ``signals``: signals by candle day, per strategy version (and its configuration:
+  signals from before books froze versions have only that), symbol, side, state; a
   blocked signal also by its blocker (the one guard that blocked it, ``+`` for several)
   and its shadow trade's status;
 - ``paper``: closed paper trades with a P&L by exit day;
@@ -62,7 +63,7 @@ from signals.models import Book, GuardDecision, PaperTrade, Signal, SignalState
 VERSION = 1
 
 Fact = BookRollup.Fact
-DIMENSIONS = ("day", "strategy_id", "symbol", "side", "state", "guard", "status")
+DIMENSIONS = ("day", "strategy_id", "config_id", "symbol", "side", "state", "guard", "status")
 MEASURES = ("n", "wins", "pnl", "pnl_sq")
 SEVERAL = "+"
 BLOCK = GuardDecision.Verdict.BLOCK
@@ -153,6 +154,7 @@ def _facts(
             .values(
                 r_day=TruncDate("candle_time", tzinfo=UTC),
                 r_strategy_id=F("book_strategy_id"),
+                r_config_id=F("strategy_config_id"),
                 r_symbol=F("symbol"),
                 r_side=F("side"),
                 r_state=F("state"),
@@ -186,6 +188,7 @@ def _facts(
             .values(
                 r_day=TruncDate("exit_time", tzinfo=UTC),
                 r_strategy_id=F("signal__book_strategy_id"),
+                r_config_id=F("signal__strategy_config_id"),
                 r_symbol=F("signal__symbol"),
                 r_side=F("side"),
                 r_state=_EMPTY,
@@ -211,6 +214,7 @@ def _facts(
             .values(
                 r_day=TruncDate("exit_time", tzinfo=UTC),
                 r_strategy_id=F("signal__book_strategy_id"),
+                r_config_id=F("signal__strategy_config_id"),
                 r_symbol=F("signal__symbol"),
                 r_side=F("side"),
                 r_state=_EMPTY,
@@ -231,6 +235,7 @@ def _facts(
             .values(
                 r_day=TruncDate("signal__candle_time", tzinfo=UTC),
                 r_strategy_id=F("signal__book_strategy_id"),
+                r_config_id=F("signal__strategy_config_id"),
                 r_symbol=F("signal__symbol"),
                 r_side=F("signal__side"),
                 r_state=_EMPTY,
@@ -258,6 +263,7 @@ def _facts(
             .values(
                 r_day=TruncDate(f"{trade}exit_time", tzinfo=UTC),
                 r_strategy_id=F("signal__book_strategy_id"),
+                r_config_id=F("signal__strategy_config_id"),
                 r_symbol=F("signal__symbol"),
                 r_side=F("signal__side"),
                 r_state=_EMPTY,
@@ -470,6 +476,6 @@ def stored(book_id: int) -> list[tuple[Any, ...]]:
     P&L as ``Decimal``), sorted: what a rebuild must reproduce."""
     rows = BookRollup.objects.filter(book_id=book_id).values_list("fact", *_COLUMNS)
     return sorted(
-        ((*row[:8], int(row[8]), int(row[9]), row[10], round(float(row[11]), 6)) for row in rows),
+        ((*row[:9], int(row[9]), int(row[10]), row[11], round(float(row[12]), 6)) for row in rows),
         key=lambda row: tuple("" if v is None else str(v) for v in row),
     )

@@ -9,9 +9,10 @@ Sign convention: the **blocked opportunity cost** is the shadow P&L of the close
 trades of blocked signals (negative = the blocks avoided a loss); the guards' **net
 impact** is minus that (positive = the guards saved money).
 
-A fixed number of queries whatever the number of signals: one aggregate with conditional
-sums per table (signals, paper trades, blocked shadow trades), one grouped by guard, one
-grouped by strategy configuration, the equity curve's reads and the health checks.
+A fixed number of queries whatever the number of signals: four reads of the book's
+rollups per window (signals, paper trades, blocked shadow trades, per guard), each the
+rollup rows of the window's whole days plus the rows of its partial first and last day,
+the equity curve's reads and the health checks.
 """
 
 from dataclasses import dataclass
@@ -19,8 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
 from analytics.charts import chart_spec
@@ -33,12 +33,14 @@ from analytics.pages.guards import expectancy_data
 from analytics.paper_balance import balance_failures
 from analytics.selectors import book_equity_curve
 from markets.timestamps import utc_from_ms
-from shadow.models import ShadowTrade
-from signals.models import GuardDecision, PaperTrade, Signal
+from shadow import rollups
+from shadow.models import BookRollup
+from signals.models import BookStrategy, StrategyConfig
 
 WINDOWS = ("1d", "7d", "30d")
 SPARKLINE_POINTS = 120
 ZERO = Decimal(0)
+Fact = BookRollup.Fact
 
 CONVENTION = (
     "P&L is that of the closed paper trades, after fees, counted on the day a trade "
@@ -88,94 +90,61 @@ def _money(value: Decimal | float | None) -> Decimal:
 
 def period_figures(filters: Filters, spans: list[Window]) -> list[dict[str, Any]]:
     """Per window: paper P&L, trades, wins and win rate; signals; blocked opportunity cost
-    and net impact; the best and worst guard and strategy configuration."""
+    and net impact; the best and worst guard and strategy configuration. Read from the
+    book's rollups (``shadow.rollups``): four sums per window, whatever the number of
+    signals."""
     book = filters.book
-    signals = Signal.objects.filter(_widest(spans, "candle_time"), book=book).aggregate(
-        **{f"signals_{w.key}": Count("id", filter=w.q("candle_time")) for w in spans}
+    assert book is not None
+    rollups.ensure_built(book.pk)
+    names = dict(BookStrategy.objects.filter(book=book).values_list("pk", "name"))
+    configs = dict(
+        StrategyConfig.objects.filter(signals__book=book, signals__book_strategy__isnull=True)
+        .distinct()
+        .values_list("pk", "name")
     )
-    closed = PaperTrade.objects.filter(
-        _widest(spans, "exit_time"),
-        book=book,
-        status=PaperTrade.Status.CLOSED,
-        pnl__isnull=False,
-    )
-    paper = closed.aggregate(
-        **{f"pnl_{w.key}": Sum("pnl", filter=w.q("exit_time")) for w in spans},
-        **{f"trades_{w.key}": Count("id", filter=w.q("exit_time")) for w in spans},
-        **{f"wins_{w.key}": Count("id", filter=w.q("exit_time") & Q(pnl__gt=0)) for w in spans},
-    )
-    blocked = ShadowTrade.objects.filter(
-        _widest(spans, "exit_time"),
-        book=book,
-        group=ShadowTrade.Group.BLOCKED,
-        status=ShadowTrade.Status.CLOSED,
-        pnl__isnull=False,
-    )
-    shadow = blocked.aggregate(
-        **{f"pnl_{w.key}": Sum("pnl", filter=w.q("exit_time")) for w in spans},
-        **{f"closed_{w.key}": Count("id", filter=w.q("exit_time")) for w in spans},
-    )
-    # Per guard: the shadow P&L of every signal it blocked (a signal two guards blocked
-    # counts for both, as the guard page's "any" attribution).
-    trade = "signal__shadow_trade__"
-    guards = (
-        GuardDecision.objects.filter(
-            _widest(spans, f"{trade}exit_time"),
-            signal__book=book,
-            verdict=GuardDecision.Verdict.BLOCK,
-            **{
-                f"{trade}group": ShadowTrade.Group.BLOCKED,
-                f"{trade}status": ShadowTrade.Status.CLOSED,
-                f"{trade}pnl__isnull": False,
-            },
+
+    def read(fact: str, window: Window, by: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        return rollups.totals(
+            book.pk, fact, by=by, since=window.since, until=window.until, check=False
         )
-        .values("guard")
-        .order_by("guard")
-        .annotate(
-            **{f"pnl_{w.key}": Sum(f"{trade}pnl", filter=w.q(f"{trade}exit_time")) for w in spans},
-            **{f"n_{w.key}": Count("id", filter=w.q(f"{trade}exit_time")) for w in spans},
-        )
-    )
-    guard_rows = list(guards)
-    strategies = (
-        closed.annotate(
-            strategy=Coalesce("signal__book_strategy__name", "signal__strategy_config__name")
-        )
-        .values("strategy")
-        .order_by("strategy")
-        .annotate(
-            **{f"pnl_{w.key}": Sum("pnl", filter=w.q("exit_time")) for w in spans},
-            **{f"n_{w.key}": Count("id", filter=w.q("exit_time")) for w in spans},
-        )
-    )
-    strategy_rows = list(strategies)
 
     figures = []
     for w in spans:
-        trades = paper[f"trades_{w.key}"]
-        opportunity = _money(shadow[f"pnl_{w.key}"])
+        signals = sum(row["n"] for row in read(Fact.SIGNALS, w))
+        by_strategy: dict[str, list[Any]] = {}
+        for row in read(Fact.PAPER, w, ("strategy_id", "config_id")):
+            # Versions of one configuration count together, under its name; a signal from
+            # before books froze versions goes by its configuration's.
+            name = names.get(row["strategy_id"]) or configs.get(row["config_id"], "unnamed")
+            into = by_strategy.setdefault(name, [ZERO, 0, 0])
+            into[0] += _money(row["pnl"])
+            into[1] += row["n"]
+            into[2] += row["wins"]
+        pnl = sum((v[0] for v in by_strategy.values()), ZERO)
+        trades = sum(v[1] for v in by_strategy.values())
+        wins = sum(v[2] for v in by_strategy.values())
+        shadow = read(Fact.SHADOW, w)
+        opportunity = sum((_money(row["pnl"]) for row in shadow), ZERO)
+        # Per guard: the shadow P&L of every signal it blocked (a signal two guards blocked
+        # counts for both, as the guard page's "any" attribution).
         impacts = [
-            (row["guard"], -_money(row[f"pnl_{w.key}"]), row[f"n_{w.key}"])
-            for row in guard_rows
-            if row[f"n_{w.key}"]
+            (row["guard"], -_money(row["pnl"]), row["n"])
+            for row in read(Fact.GUARD_SHADOW, w, ("guard",))
+            if row["n"]
         ]
-        results = [
-            (row["strategy"] or "unnamed", _money(row[f"pnl_{w.key}"]), row[f"n_{w.key}"])
-            for row in strategy_rows
-            if row[f"n_{w.key}"]
-        ]
+        results = [(name, v[0], v[1]) for name, v in by_strategy.items() if v[1]]
         figures.append(
             {
                 "period": w.key,
                 "label": w.label,
                 "since": w.since,
                 "until": w.until,
-                "pnl": cents(_money(paper[f"pnl_{w.key}"])),
+                "pnl": cents(pnl),
                 "trades": trades,
-                "wins": paper[f"wins_{w.key}"],
-                "win_rate": rate(paper[f"wins_{w.key}"] / trades if trades else None),
-                "signals": signals[f"signals_{w.key}"],
-                "shadow_closed": shadow[f"closed_{w.key}"],
+                "wins": wins,
+                "win_rate": rate(wins / trades if trades else None),
+                "signals": signals,
+                "shadow_closed": sum(row["n"] for row in shadow),
                 "opportunity_cost": cents(opportunity),
                 "net_impact": cents(-opportunity),
                 **_best_and_worst("guard", impacts, "net_impact"),

@@ -19,6 +19,7 @@ class Migration(migrations.Migration):
                 ('fact', models.CharField(choices=[('signals', 'signals by candle day'), ('paper', 'closed paper trades by exit day'), ('shadow', 'closed shadow trades of blocked signals by exit day'), ('guard_blocked', 'blocking decisions by candle day'), ('guard_shadow', 'closed shadow trades per blocking guard by exit day')], max_length=16)),
                 ('day', models.DateField()),
                 ('strategy_id', models.BigIntegerField(help_text="The signal's strategy version (BookStrategy id).", null=True)),
+                ('config_id', models.BigIntegerField(help_text="The signal's strategy configuration id.")),
                 ('symbol', models.CharField(max_length=32)),
                 ('side', models.CharField(max_length=8)),
                 ('state', models.CharField(blank=True, help_text="The signal's state.", max_length=16)),
