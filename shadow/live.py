@@ -17,6 +17,7 @@ import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -106,6 +107,10 @@ def book_advance(*, book_id: int, now: datetime) -> LiveProgress:
             market_candles(market, after=utc_from_ms(stopped), until=closed)
         )
     result = engine.run(config, state, candles, now=ms_from_utc(now))
+    if not _changed(result, row.state):
+        # No candle closed and nothing moved: the book, its revision and so every page
+        # read from it stay as they are.
+        return LiveProgress(book_id=book.pk, candles=0, signals=0, transitions=0, closed=0)
 
     with transaction.atomic():
         claimed = BookState.objects.filter(pk=row.pk, revision=row.revision).update(
@@ -211,6 +216,13 @@ def _apply_carried(
             PaperTrade.objects.create(book=book, signal_id=signal_id, side=record.side, **fields)
             closed += record.result is not None
     return closed
+
+
+def _changed(result: engine.EngineResult, stored: Any) -> bool:
+    """Whether a run has anything to write: rows, or an engine state unlike the stored one."""
+    if result.signals or result.transitions or result.trades or result.equity:
+        return True
+    return bool(result.candles) or result.state.to_json() != stored
 
 
 def _first_touched(result: engine.EngineResult) -> datetime | None:

@@ -77,9 +77,12 @@ def test_a_catch_up_in_several_runs_writes_what_a_replay_writes(fresh_signals_fo
     expected, got = book_rows(replayed), book_rows(book)
     assert len(got["signals"]) > 30
     assert got == expected
-    # And another run with no new candle changes nothing.
+    # And another run with no new candle changes nothing, not even the book's revision
+    # (what the pages' cache is keyed by).
+    revision = BookState.objects.get(book=book).revision
     book_advance(book_id=book.pk, now=moments[-1])
     assert book_rows(book) == expected
+    assert BookState.objects.get(book=book).revision == revision
 
 
 @pytest.mark.django_db
