@@ -314,7 +314,8 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
     from the rows (all of them for ``None``); a book never built, or built with older
     definitions, is rebuilt whole. Call it inside the writer's transaction, after the
     rows are written."""
-    if since is None or not is_built(book_id):
+    # Only the definitions matter here: this write's own new signals are not summed yet.
+    if since is None or not RollupState.objects.filter(book_id=book_id, version=VERSION).exists():
         rebuild(book_id)
         return
     first = since.astimezone(UTC).date()

@@ -61,6 +61,28 @@ def test_live_runs_keep_the_rollups_a_rebuild_gives_and_a_replay_writes(fresh_si
 
 
 @pytest.mark.django_db
+def test_a_live_run_re_sums_only_the_days_it_touched(fresh_signals_forever):
+    _market_data()
+    book = book_live()
+    book_advance(book_id=book.pk, now=END - timedelta(hours=100))
+    before = Signal.objects.filter(book=book).count()
+    # Rows of days before the run's earliest moved signal keep their ids: not re-summed.
+    oldest_open = (
+        Signal.objects.filter(book=book, state__in=("generated", "approved", "executed"))
+        .order_by("candle_time")
+        .values_list("candle_time", flat=True)
+        .first()
+    )
+    cutoff = min(oldest_open or END, END - timedelta(hours=100)).date()
+    old = set(BookRollup.objects.filter(book=book, day__lt=cutoff).values_list("id", flat=True))
+    assert old
+    book_advance(book_id=book.pk, now=END)
+    assert Signal.objects.filter(book=book).count() > before, "the run wrote new signals"
+    assert old <= set(BookRollup.objects.filter(book=book).values_list("id", flat=True))
+    assert rebuilt(book) == rollups.stored(book.pk)
+
+
+@pytest.mark.django_db
 def test_an_ablation_leg_and_a_replaced_replay_keep_their_rollups(fresh_signals_forever):
     _market_data(count=400)
     book = _replay()
