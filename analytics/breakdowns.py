@@ -166,15 +166,15 @@ def opportunity(filters: Filters) -> dict[str, Any]:
     version, by name and version), ``symbols`` (in the database's order) and ``days``
     (per UTC day of the shadow trade's exit, days without a close absent).
 
-    Six rollup reads whatever the number of signals: the blocked signals and the closed
-    shadow trades of the window, the blocking decisions and their closed shadow trades
-    per guard, and (all history) which guards blocked and which strategies had a blocked
-    signal, so a guard or strategy with nothing in the window still shows its zeros."""
+    Seven rollup reads whatever the number of signals: the blocked signals of the window
+    by blocker and by shadow status, their closed shadow trades, the blocking decisions
+    and their closed shadow trades per guard, and (all history) which guards blocked and
+    which strategies had a blocked signal, so a guard or strategy with nothing in the
+    window still shows its zeros."""
     assert filters.book is not None
     rollups.ensure_built(filters.book.pk)
-    blocked = _rolled(
-        filters, Fact.SIGNALS, ("strategy_id", "symbol", "guard", "status"), state=BLOCKED
-    )
+    blocked = _rolled(filters, Fact.BLOCKED, ("strategy_id", "symbol", "guard"))
+    statuses = _rolled(filters, Fact.SIGNALS, ("status",), state=BLOCKED)
     closed = _rolled(filters, Fact.SHADOW, ("day", "strategy_id", "symbol", "guard"))
     names = sorted(
         {row["guard"] for row in _rolled(filters, Fact.GUARD_BLOCKED, ("guard",), windowed=False)}
@@ -183,7 +183,7 @@ def opportunity(filters: Filters) -> dict[str, Any]:
         row["guard"]: row["n"] for row in _rolled(filters, Fact.GUARD_BLOCKED, ("guard",))
     }
     any_closed = {row["guard"]: row for row in _rolled(filters, Fact.GUARD_SHADOW, ("guard",))}
-    ever = _rolled(filters, Fact.SIGNALS, ("strategy_id", "symbol"), windowed=False, state=BLOCKED)
+    ever = _rolled(filters, Fact.BLOCKED, ("strategy_id", "symbol"), windowed=False)
 
     total, single, several = _empty(), _empty(), _empty()
     sole = {name: _empty() for name in names}
@@ -198,6 +198,7 @@ def opportunity(filters: Filters) -> dict[str, Any]:
             parts.append(sole[row["guard"]])
         for part in parts:
             _count(part, row["n"])
+    for row in statuses:
         if row["status"] in STILL_OPEN:
             still_open += row["n"]
         elif row["status"] == ShadowTrade.Status.EXPIRED:

@@ -36,13 +36,14 @@ class BookRollup(models.Model):
     rows (``shadow.rollups``). Kept in the transaction of every write that changes the
     book; ``manage.py rollups_rebuild`` recomputes them from the rows.
 
-    ``fact`` says what is summed and on which day (docs/rollups.md): ``signals`` by
-    candle day; ``paper``, ``shadow`` and ``guard_shadow`` (closed trades with a P&L) by
-    exit day; ``guard_blocked`` (blocking decisions) by candle day. Dimensions a fact does
-    not have are empty."""
+    ``fact`` says what is summed and on which day (docs/rollups.md): ``signals`` and
+    ``blocked`` by candle day; ``paper``, ``shadow`` and ``guard_shadow`` (closed trades
+    with a P&L) by exit day; ``guard_blocked`` (blocking decisions) by candle day.
+    Dimensions a fact does not have are empty."""
 
     class Fact(models.TextChoices):
         SIGNALS = "signals", "signals by candle day"
+        BLOCKED = "blocked", "blocked signals by candle day and blocker"
         PAPER = "paper", "closed paper trades by exit day"
         SHADOW = "shadow", "closed shadow trades of blocked signals by exit day"
         GUARD_BLOCKED = "guard_blocked", "blocking decisions by candle day"
@@ -56,7 +57,6 @@ class BookRollup(models.Model):
     )
     config_id = models.BigIntegerField(help_text="The signal's strategy configuration id.")
     symbol = models.CharField(max_length=32)
-    side = models.CharField(max_length=8)
     state = models.CharField(max_length=16, blank=True, help_text="The signal's state.")
     guard = models.CharField(
         max_length=100,

@@ -14,16 +14,20 @@ three ways:
   days from the rollups and its partial first and last day from the rows, through the
   same query, so a figure is the same whichever way it was summed.
 
-Facts (``BookRollup.Fact``) and their day:
+Facts (``BookRollup.Fact``) and their day, each per strategy version (and its
+configuration: signals from before books froze versions have only that) and symbol:
 
-- ``signals``: signals by candle day, per strategy version (and its configuration:
-  signals from before books froze versions have only that), symbol, side, state; a
-  blocked signal also by its blocker (the one guard that blocked it, ``+`` for several)
-  and its shadow trade's status;
+- ``signals``: signals by candle day and state, blocked ones also by their shadow
+  trade's status;
+- ``blocked``: blocked signals by candle day and blocker (the one guard that blocked
+  them, ``+`` for several);
 - ``paper``: closed paper trades with a P&L by exit day;
 - ``shadow``: closed shadow trades of blocked signals by exit day, with the blocker;
 - ``guard_blocked``: blocking decisions of blocked signals by candle day, per guard;
 - ``guard_shadow``: the same decisions whose shadow trade closed, by exit day.
+
+Dimensions are only those the pages group or filter on: every one multiplies the rows a
+window reads (a signal's side, for one, is left out).
 
 Writes to one book's rollups are serialised by a lock on the book's row, taken just
 before the delete; each statement then sees every committed row (READ COMMITTED), so
@@ -63,7 +67,7 @@ from signals.models import Book, GuardDecision, PaperTrade, Signal, SignalState
 VERSION = 1
 
 Fact = BookRollup.Fact
-DIMENSIONS = ("day", "strategy_id", "config_id", "symbol", "side", "state", "guard", "status")
+DIMENSIONS = ("day", "strategy_id", "config_id", "symbol", "state", "guard", "status")
 MEASURES = ("n", "wins", "pnl", "pnl_sq")
 SEVERAL = "+"
 BLOCK = GuardDecision.Verdict.BLOCK
@@ -81,20 +85,12 @@ def _window(field: str, since: datetime | None, until: datetime | None) -> Q:
     return where
 
 
-def _scope(
-    prefix: str,
-    strategies: Collection[int] | None,
-    symbol: str,
-    side: str,
-    side_field: str,
-) -> Q:
+def _scope(prefix: str, strategies: Collection[int] | None, symbol: str) -> Q:
     where = Q()
     if strategies is not None:
         where &= Q(**{f"{prefix}book_strategy_id__in": list(strategies)})
     if symbol:
         where &= Q(**{f"{prefix}symbol": symbol})
-    if side:
-        where &= Q(**{side_field: side})
     return where
 
 
@@ -116,13 +112,49 @@ def _blocker(signal: Any) -> tuple[Case, Subquery]:
     ), count
 
 
-def _money_columns(pnl: str) -> dict[str, Any]:
+def _counts() -> dict[str, Any]:
+    return {
+        "r_n": Count("id"),
+        "r_wins": Value(0, output_field=IntegerField()),
+        "r_pnl": _NO_MONEY,
+        "r_pnl_sq": Value(0.0, output_field=FloatField()),
+    }
+
+
+def _money(pnl: str) -> dict[str, Any]:
     return {
         "r_n": Count("id"),
         "r_wins": Count("id", filter=Q(**{f"{pnl}__gt": 0})),
         "r_pnl": Sum(pnl),
         "r_pnl_sq": Sum(Cast(F(pnl) * F(pnl), FloatField())),
     }
+
+
+def _grouped(
+    rows: QuerySet[Any],
+    signal: str,
+    day: str,
+    measures: dict[str, Any],
+    *,
+    state: Any = _EMPTY,
+    guard: Any = _EMPTY,
+    status: Any = _EMPTY,
+) -> QuerySet[Any]:
+    """``rows`` grouped by the rollup's dimensions (``signal``: the path to the signal,
+    ``""`` on signals; ``day``: the field whose UTC day the row counts on)."""
+    return (
+        rows.order_by()
+        .values(
+            r_day=TruncDate(day, tzinfo=UTC),
+            r_strategy_id=F(f"{signal}book_strategy_id"),
+            r_config_id=F(f"{signal}strategy_config_id"),
+            r_symbol=F(f"{signal}symbol"),
+            r_state=state,
+            r_guard=guard,
+            r_status=status,
+        )
+        .annotate(**measures)
+    )
 
 
 def _facts(
@@ -132,126 +164,77 @@ def _facts(
     *,
     strategies: Collection[int] | None = None,
     symbol: str = "",
-    side: str = "",
     only: Collection[str] | None = None,
 ) -> dict[str, QuerySet[Any]]:
     """Per fact, one grouped query over the book's rows whose day axis falls in
     ``[since, until)``: columns ``r_<dimension>`` and ``r_<measure>``."""
-    facts: dict[str, QuerySet[Any]] = {}
     wanted = set(only) if only is not None else set(Fact.values)
-
-    if Fact.SIGNALS in wanted:
-        guard, count = _blocker(OuterRef("pk"))
-        blocked = Q(state=SignalState.BLOCKED)
-        facts[Fact.SIGNALS] = (
-            Signal.objects.filter(
-                _window("candle_time", since, until),
-                _scope("", strategies, symbol, side, "side"),
-                book_id=book_id,
-            )
-            .annotate(blockers=Case(When(blocked, then=count), default=Value(0)))
-            .order_by()
-            .values(
-                r_day=TruncDate("candle_time", tzinfo=UTC),
-                r_strategy_id=F("book_strategy_id"),
-                r_config_id=F("strategy_config_id"),
-                r_symbol=F("symbol"),
-                r_side=F("side"),
-                r_state=F("state"),
-                r_guard=guard,
-                r_status=Case(
-                    When(
-                        blocked & Q(shadow_trade__group=ShadowTrade.Group.BLOCKED),
-                        then=F("shadow_trade__status"),
-                    ),
-                    default=_EMPTY,
-                    output_field=CharField(),
-                ),
-            )
-            .annotate(
-                r_n=Count("id"),
-                r_wins=Value(0, output_field=IntegerField()),
-                r_pnl=_NO_MONEY,
-                r_pnl_sq=Value(0.0, output_field=FloatField()),
-            )
-        )
-    if Fact.PAPER in wanted:
-        facts[Fact.PAPER] = (
-            PaperTrade.objects.filter(
-                _window("exit_time", since, until),
-                _scope("signal__", strategies, symbol, side, "side"),
-                book_id=book_id,
-                status=PaperTrade.Status.CLOSED,
-                pnl__isnull=False,
-            )
-            .order_by()
-            .values(
-                r_day=TruncDate("exit_time", tzinfo=UTC),
-                r_strategy_id=F("signal__book_strategy_id"),
-                r_config_id=F("signal__strategy_config_id"),
-                r_symbol=F("signal__symbol"),
-                r_side=F("side"),
-                r_state=_EMPTY,
-                r_guard=_EMPTY,
-                r_status=_EMPTY,
-            )
-            .annotate(**_money_columns("pnl"))
-        )
-    if Fact.SHADOW in wanted:
-        guard, count = _blocker(OuterRef("signal_id"))
-        facts[Fact.SHADOW] = (
-            ShadowTrade.objects.filter(
-                _window("exit_time", since, until),
-                _scope("signal__", strategies, symbol, side, "side"),
-                book_id=book_id,
-                group=ShadowTrade.Group.BLOCKED,
-                signal__state=SignalState.BLOCKED,
-                status=ShadowTrade.Status.CLOSED,
-                pnl__isnull=False,
-            )
-            .annotate(blockers=count)
-            .order_by()
-            .values(
-                r_day=TruncDate("exit_time", tzinfo=UTC),
-                r_strategy_id=F("signal__book_strategy_id"),
-                r_config_id=F("signal__strategy_config_id"),
-                r_symbol=F("signal__symbol"),
-                r_side=F("side"),
-                r_state=_EMPTY,
-                r_guard=guard,
-                r_status=_EMPTY,
-            )
-            .annotate(**_money_columns("pnl"))
-        )
+    facts: dict[str, QuerySet[Any]] = {}
+    signals = Signal.objects.filter(
+        _window("candle_time", since, until), _scope("", strategies, symbol), book_id=book_id
+    )
+    blocked = signals.filter(state=SignalState.BLOCKED)
+    closed = ShadowTrade.objects.filter(
+        _window("exit_time", since, until),
+        _scope("signal__", strategies, symbol),
+        book_id=book_id,
+        group=ShadowTrade.Group.BLOCKED,
+        signal__state=SignalState.BLOCKED,
+        status=ShadowTrade.Status.CLOSED,
+        pnl__isnull=False,
+    )
     decisions = GuardDecision.objects.filter(
-        _scope("signal__", strategies, symbol, side, "signal__side"),
+        _scope("signal__", strategies, symbol),
         signal__book_id=book_id,
         signal__state=SignalState.BLOCKED,
         verdict=BLOCK,
-    ).order_by()
+    )
+    trade = "signal__shadow_trade__"
+    if Fact.SIGNALS in wanted:
+        facts[Fact.SIGNALS] = _grouped(
+            signals,
+            "",
+            "candle_time",
+            _counts(),
+            state=F("state"),
+            status=Case(
+                When(
+                    Q(state=SignalState.BLOCKED, shadow_trade__group=ShadowTrade.Group.BLOCKED),
+                    then=F("shadow_trade__status"),
+                ),
+                default=_EMPTY,
+                output_field=CharField(),
+            ),
+        )
+    if Fact.BLOCKED in wanted:
+        guard, count = _blocker(OuterRef("pk"))
+        facts[Fact.BLOCKED] = _grouped(
+            blocked.annotate(blockers=count), "", "candle_time", _counts(), guard=guard
+        )
+    if Fact.PAPER in wanted:
+        paper = PaperTrade.objects.filter(
+            _window("exit_time", since, until),
+            _scope("signal__", strategies, symbol),
+            book_id=book_id,
+            status=PaperTrade.Status.CLOSED,
+            pnl__isnull=False,
+        )
+        facts[Fact.PAPER] = _grouped(paper, "signal__", "exit_time", _money("pnl"))
+    if Fact.SHADOW in wanted:
+        guard, count = _blocker(OuterRef("signal_id"))
+        facts[Fact.SHADOW] = _grouped(
+            closed.annotate(blockers=count), "signal__", "exit_time", _money("pnl"), guard=guard
+        )
     if Fact.GUARD_BLOCKED in wanted:
-        facts[Fact.GUARD_BLOCKED] = (
-            decisions.filter(_window("signal__candle_time", since, until))
-            .values(
-                r_day=TruncDate("signal__candle_time", tzinfo=UTC),
-                r_strategy_id=F("signal__book_strategy_id"),
-                r_config_id=F("signal__strategy_config_id"),
-                r_symbol=F("signal__symbol"),
-                r_side=F("signal__side"),
-                r_state=_EMPTY,
-                r_guard=F("guard"),
-                r_status=_EMPTY,
-            )
-            .annotate(
-                r_n=Count("id"),
-                r_wins=Value(0, output_field=IntegerField()),
-                r_pnl=_NO_MONEY,
-                r_pnl_sq=Value(0.0, output_field=FloatField()),
-            )
+        facts[Fact.GUARD_BLOCKED] = _grouped(
+            decisions.filter(_window("signal__candle_time", since, until)),
+            "signal__",
+            "signal__candle_time",
+            _counts(),
+            guard=F("guard"),
         )
     if Fact.GUARD_SHADOW in wanted:
-        trade = "signal__shadow_trade__"
-        facts[Fact.GUARD_SHADOW] = (
+        facts[Fact.GUARD_SHADOW] = _grouped(
             decisions.filter(
                 _window(f"{trade}exit_time", since, until),
                 **{
@@ -259,18 +242,11 @@ def _facts(
                     f"{trade}status": ShadowTrade.Status.CLOSED,
                     f"{trade}pnl__isnull": False,
                 },
-            )
-            .values(
-                r_day=TruncDate(f"{trade}exit_time", tzinfo=UTC),
-                r_strategy_id=F("signal__book_strategy_id"),
-                r_config_id=F("signal__strategy_config_id"),
-                r_symbol=F("signal__symbol"),
-                r_side=F("signal__side"),
-                r_state=_EMPTY,
-                r_guard=F("guard"),
-                r_status=_EMPTY,
-            )
-            .annotate(**_money_columns(f"{trade}pnl"))
+            ),
+            "signal__",
+            f"{trade}exit_time",
+            _money(f"{trade}pnl"),
+            guard=F("guard"),
         )
     return facts
 
@@ -388,13 +364,12 @@ def totals(
     until: datetime | None = None,
     strategies: Collection[int] | None = None,
     symbol: str = "",
-    side: str = "",
     where: dict[str, Any] | None = None,
     check: bool = True,
 ) -> list[dict[str, Any]]:
     """``fact``'s measures summed per ``by`` (dimensions) over the days of
-    ``[since, until)``, narrowed to the strategy versions ``strategies``, ``symbol`` and
-    ``side`` and to dimension values ``where`` (e.g. ``{"state": "blocked"}``).
+    ``[since, until)``, narrowed to the strategy versions ``strategies`` and ``symbol``
+    and to dimension values ``where`` (e.g. ``{"state": "blocked"}``).
 
     Whole days come from the rollups (one grouped query), a partial first or last day
     from the rows through the fact's own query. Rows: the ``by`` values and ``n``,
@@ -419,8 +394,6 @@ def totals(
             stored = stored.filter(strategy_id__in=list(strategies))
         if symbol:
             stored = stored.filter(symbol=symbol)
-        if side:
-            stored = stored.filter(side=side)
         _merge(
             found,
             by,
@@ -430,9 +403,7 @@ def totals(
             prefix="",
         )
     for low, high in edges:
-        rows = _facts(
-            book_id, low, high, strategies=strategies, symbol=symbol, side=side, only=(fact,)
-        )[fact]
+        rows = _facts(book_id, low, high, strategies=strategies, symbol=symbol, only=(fact,))[fact]
         _merge(found, by, rows, prefix="r_", where=where)
     return list(found.values())
 
@@ -477,6 +448,6 @@ def stored(book_id: int) -> list[tuple[Any, ...]]:
     P&L as ``Decimal``), sorted: what a rebuild must reproduce."""
     rows = BookRollup.objects.filter(book_id=book_id).values_list("fact", *_COLUMNS)
     return sorted(
-        ((*row[:9], int(row[9]), int(row[10]), row[11], round(float(row[12]), 6)) for row in rows),
+        ((*row[:8], int(row[8]), int(row[9]), row[10], round(float(row[11]), 6)) for row in rows),
         key=lambda row: tuple("" if v is None else str(v) for v in row),
     )

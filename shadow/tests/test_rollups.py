@@ -210,18 +210,18 @@ def test_window_sums_equal_a_plain_loop_over_the_rows_to_the_cent(fresh_signals_
             k: _money(v) for k, v in per_guard.items()
         }
 
-    # Narrowed to a strategy and a side.
+    # Narrowed to a strategy.
     one = strategies[0]
-    want = sum(
-        (
-            t.pnl
-            for t in papers
-            if signals[t.signal_id].book_strategy_id == one and t.side == "long"
-        ),
-        Decimal(0),
-    )
-    got = rollups.totals(book.pk, "paper", strategies=[one], side="long")
+    want = sum((t.pnl for t in papers if signals[t.signal_id].book_strategy_id == one), Decimal(0))
+    got = rollups.totals(book.pk, "paper", strategies=[one])
     assert _money(got[0]["pnl"] if got else Decimal(0)) == _money(want)
+    # Blocked signals by blocker (candle time).
+    by_blocker: dict[str, int] = defaultdict(int)
+    for s in signals.values():
+        if s.state == "blocked":
+            by_blocker[blocker(s.pk)] += 1
+    got = rollups.totals(book.pk, "blocked", by=("guard",))
+    assert {r["guard"]: r["n"] for r in got} == dict(by_blocker)
     with pytest.raises(ValueError, match="not a rollup dimension"):
         rollups.totals(book.pk, "paper", by=("colour",))
 
