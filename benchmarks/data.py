@@ -3,8 +3,10 @@
 Real data when it is there: the FTX BTC-PERP 1m file in ``../shared/data`` (or
 ``$SHARED_DIR``), resampled to 5m (about 9,007 candles), and longer series made by
 tiling it end to end, each copy scaled so it opens where the previous one closed, times
-continuing on the 5m grid (ten copies: about 90,070 candles; the scale starts over every
-ten copies, so a hundred copies stay at the month's price level). Without the file: a
+continuing on the 5m grid (ten copies: about 90,070 candles; past ten copies the scale
+starts over every ten, 1 % higher each time, so a hundred copies stay near the month's
+price level and no copy repeats another, which ``load_candles`` would reject as spliced
+data). Without the file: a
 seeded geometric random walk of the same sizes, labelled synthetic. The shared data is
 only read, never copied into the repository.
 """
@@ -28,11 +30,15 @@ STEP_MS = 5 * 60 * 1000
 SYNTHETIC_BASE = 9_007
 SYNTHETIC_START = datetime(2022, 1, 1, tzinfo=UTC)
 SYNTHETIC_SEED = 20220101
+# No benchmark candle opens after this (a fixed moment, so every run writes the same files).
+LATEST = datetime(2026, 1, 1, tzinfo=UTC)
 # Named sizes: how many end-to-end copies of the one-month series.
 NAMED_SIZES = {"9k": 1, "90k": 10, "900k": 100}
 # Copies after which the tiling's scale starts over: compounded over a hundred copies,
-# the month's move (about -17 %) would take BTC to a thousandth of a dollar.
+# the month's move (about -17 %) would take BTC to a thousandth of a dollar. Each restart
+# is RESTART_STEP above the one before, so no copy repeats an earlier one.
 RESCALE = 10
+RESTART_STEP = 1.01
 HEADER = ("timestamp_ms", "open", "high", "low", "close", "volume")
 
 
@@ -105,14 +111,16 @@ def resample(candles: Iterable[Candle], step_ms: int = STEP_MS) -> list[Candle]:
 def tile(base: Sequence[Candle], count: int, step_ms: int = STEP_MS) -> list[Candle]:
     """The first ``count`` candles of ``base`` repeated end to end: each copy has its prices
     scaled so it opens at the previous copy's last close (the scale starting over every
-    ``RESCALE`` copies, one jump back to the first copy's level), and its times shifted by
-    the span of ``base`` so they stay on the grid."""
+    ``RESCALE`` copies, one jump back near the first copy's level, ``RESTART_STEP`` above
+    the previous restart), and its times shifted by the span of ``base`` so they stay on
+    the grid."""
     span = base[-1].time_ms - base[0].time_ms + step_ms
     growth = base[-1].close / base[0].open
     out: list[Candle] = []
     copy = 0
     while len(out) < count:
-        scale, shift = growth ** (copy % RESCALE), span * copy
+        restart, within = divmod(copy, RESCALE)
+        scale, shift = RESTART_STEP**restart * growth**within, span * copy
         out.extend(
             Candle(
                 c.time_ms + shift,
@@ -199,6 +207,17 @@ def size_count(label: str, base_candles: int) -> int:
     return count
 
 
+def ending_by(candles: list[Candle], latest_ms: int, step_ms: int = STEP_MS) -> list[Candle]:
+    """``candles`` moved back in time, whole steps, so that none opens after
+    ``latest_ms`` (``load_candles`` rejects candles from the future); unchanged when none
+    does."""
+    overshoot = candles[-1].time_ms - latest_ms if candles else 0
+    if overshoot <= 0:
+        return candles
+    shift = -(-overshoot // step_ms) * step_ms
+    return [c._replace(time_ms=c.time_ms - shift) for c in candles]
+
+
 class Source:
     """Where the candles come from: the real file resampled to 5m, or a random walk."""
 
@@ -219,8 +238,10 @@ class Source:
         return len(self._base) if self.real else SYNTHETIC_BASE
 
     def candles(self, count: int) -> list[Candle]:
-        """The first ``count`` candles of this source."""
-        return tile(self._base, count) if self.real else random_walk(count)
+        """The first ``count`` candles of this source, the last opening by ``LATEST``
+        (a long series starts earlier: 900,700 5m candles span 8.6 years)."""
+        candles = tile(self._base, count) if self.real else random_walk(count)
+        return ending_by(candles, int(LATEST.timestamp() * 1000))
 
 
 def prepare(source: Source, labels: Sequence[str], directory: Path) -> list[Series]:

@@ -531,6 +531,7 @@ def compile_bytecode(python: Path, checkout: Path) -> str:
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
     ).strip()
     app = [str(checkout / name) for name in APP_PACKAGES if (checkout / name).is_dir()]
+    app.append(str(ROOT / "benchmarks"))  # the peers' scripts import from here
     run([str(python), "-m", "compileall", "-q", "-j", "0", site, *app, str(checkout / "manage.py")])
     return f"bytecode compiled for {site} and the app in {checkout}"
 
