@@ -46,8 +46,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,13 @@ from benchmarks.databases import ADMIN_URL  # noqa: E402
 SEED = 7
 GOAL_RATIO = 1.5
 GOAL_P95_MS = 300.0
+GOAL_FIRST_MS = 300.0  # the first request of a page after a live write (issue 14)
+GOAL_ROLLUP_RATIO = 3.0  # a page reading rollups, against a bare read of them
 MARKER = "bench_pages_marker"
+MARKER_COLUMNS = (
+    "version", "signals", "seed", "book_id", "seconds", "rollup_seconds", "analyse_seconds",
+    "rollup_rows",
+)  # fmt: skip
 STATIC_ROOT = ROOT / "var" / "bench-static"
 
 
@@ -107,13 +114,14 @@ def _marker(url: str) -> dict[str, Any] | None:
     try:
         with psycopg.connect(url) as connection:
             row = connection.execute(
-                f"SELECT version, signals, seed, book_id FROM {MARKER} LIMIT 1"
+                f"SELECT version, signals, seed, book_id, seconds, rollup_seconds, "
+                f"analyse_seconds, rollup_rows FROM {MARKER} LIMIT 1"
             ).fetchone()
     except psycopg.Error:
         return None
     if row is None:
         return None
-    return dict(zip(("version", "signals", "seed", "book_id"), row, strict=True))
+    return dict(zip(MARKER_COLUMNS, row, strict=True))
 
 
 def _recreate(url: str) -> None:
@@ -160,14 +168,29 @@ def generate_book(url: str, signals: int) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"CREATE TABLE {MARKER} (version int, signals int, seed int, book_id bigint, "
-                "seconds float, generated_at timestamptz default now())"
+                "seconds float, rollup_seconds float, analyse_seconds float, rollup_rows int, "
+                "generated_at timestamptz default now())"
             )
             cursor.execute(
-                f"INSERT INTO {MARKER} (version, signals, seed, book_id, seconds) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                [VERSION, signals, SEED, generated.book_id, time.perf_counter() - started],
+                f"INSERT INTO {MARKER} (version, signals, seed, book_id, seconds, "
+                "rollup_seconds, analyse_seconds, rollup_rows) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    VERSION,
+                    signals,
+                    SEED,
+                    generated.book_id,
+                    time.perf_counter() - started,
+                    generated.rollup_seconds,
+                    generated.analyse_seconds,
+                    generated.rollup_rows,
+                ],
             )
     log(f"pages: wrote {describe(generated)} in {time.perf_counter() - started:.0f} s")
+    log(
+        f"pages: rollups rebuilt (shadow.rollups.rebuild, {generated.rollup_rows:,} rows) "
+        f"in {generated.rollup_seconds:.1f} s, after ANALYZE {generated.analyse_seconds:.1f} s"
+    )
     with psycopg.connect(url, autocommit=True) as raw:
         raw.execute("VACUUM ANALYZE")
     log(f"pages: generated and analysed in {time.perf_counter() - started:.0f} s")
@@ -187,6 +210,8 @@ class PageResult:
     sql_ms: float | None = None
     sql_note: str = ""
     figures: str = "-"
+    rollup_ms: float | None = None  # a bare read of the rollups the page reads
+    rollup_figures: str = "-"
     p50_ms: float | None = None
     p95_ms: float | None = None
     requests: int = 0
@@ -301,7 +326,159 @@ def _measure_cold(
                 partial(figures, cursor, book_id, clock), runs, warm_up=False
             )
         result.figures = pages_match.compare(result.name, payload.get("data"), reference)
+    rolled = pages_sql.ROLLUP_FIGURES.get(result.name)
+    if rolled is not None:
+        with connection.cursor() as cursor:
+            read = rolled(cursor, book_id, clock)
+            result.rollup_ms = _median_ms(partial(rolled, cursor, book_id, clock), runs)
+        # The rollups' figures against the raw rows' (the SQL above), to the cent.
+        result.rollup_figures = (
+            pages_match.agree(result.name, read, reference) if figures is not None else "no raw SQL"
+        )
     return True
+
+
+# --- the first request after a live write ---------------------------------------------
+
+
+@dataclass
+class AfterWrite:
+    """A page's first request after a live write of the book (median of ``rounds``)."""
+
+    name: str
+    json_ms: float | None = None
+    html_ms: float | None = None
+    write_ms: float | None = None
+    queries: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def worst_ms(self) -> float | None:
+        times = [t for t in (self.json_ms, self.html_ms) if t is not None]
+        return max(times) if len(times) == 2 else None
+
+    @property
+    def verdict(self) -> str:
+        worst = self.worst_ms
+        if worst is None:
+            return "n/a"
+        return "pass" if worst <= GOAL_FIRST_MS else "FAIL"
+
+
+def live_write(book_id: int, clock: datetime) -> float:
+    """What a live advance does to what the pages read, in one transaction as
+    ``shadow.live`` does it: the book's ``BookState`` revision claimed + 1 (the data stamp
+    the page cache keys on changes, ``analytics.stamps``) and the rollups of the clock's
+    UTC day summed again from the rows (``shadow.rollups.refresh``). Then every cache entry
+    is dropped (the pages' payloads, their rendered fragments, the picker's counts), so
+    the next request reads no cache of the page. Milliseconds of the write."""
+    from django.core.cache import cache
+    from django.db import transaction
+    from django.db.models import F
+
+    from shadow import rollups
+    from signals.models import BookState
+
+    started = time.perf_counter()
+    with transaction.atomic():
+        state, _ = BookState.objects.get_or_create(book_id=book_id)
+        claimed = BookState.objects.filter(pk=state.pk, revision=state.revision).update(
+            revision=F("revision") + 1
+        )
+        assert claimed == 1, "the benchmark book is written by someone else"
+        rollups.refresh(book_id, since=clock)
+    elapsed = (time.perf_counter() - started) * 1000
+    cache.clear()
+    return elapsed
+
+
+def measure_after_write(
+    book_id: int, rounds: int, only: set[str] | None = None
+) -> list[AfterWrite]:
+    """Each page's first request after a live write (``live_write``), the JSON twin and
+    the HTML view each after a write of its own, with the page cache on (production's
+    path: the stamp misses, the page is built and stored); median of ``rounds``."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from analytics.filters import book_clock
+    from analytics.pages import PAGES, load_pages
+    from signals.models import Book
+
+    load_pages()
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(bench_user())
+    clock = book_clock(Book.objects.get(pk=book_id))
+    assert clock is not None
+    results = []
+    for page in sorted(PAGES.values(), key=lambda p: p.order):
+        if only and page.name not in only:
+            continue
+        result = AfterWrite(page.name)
+        api = f"{reverse('analytics:api-page', args=[page.name])}?book={book_id}"
+        html = f"{reverse(f'analytics:{page.name}')}?book={book_id}"
+        timings: dict[str, list[float]] = {"json": [], "html": [], "write": []}
+        for _ in range(rounds):
+            for kind, path in (("json", api), ("html", html)):
+                timings["write"].append(live_write(book_id, clock))
+                with CaptureQueriesContext(connection) as captured:
+                    started = time.perf_counter()
+                    status: int | str
+                    try:
+                        status = client.get(path, secure=True).status_code
+                    except Exception as error:  # a page being built may fail: note it
+                        status = f"{type(error).__name__}: {error}"
+                    elapsed = (time.perf_counter() - started) * 1000
+                if status != 200:
+                    if f"{kind} answered {status}" not in result.notes:
+                        result.notes.append(f"{kind} answered {status}")
+                    continue
+                timings[kind].append(elapsed)
+                if kind == "json":
+                    result.queries = len(captured.captured_queries)
+        result.json_ms = statistics.median(timings["json"]) if timings["json"] else None
+        result.html_ms = statistics.median(timings["html"]) if timings["html"] else None
+        result.write_ms = statistics.median(timings["write"])
+        results.append(result)
+        # Fill the page cache again for the load test (the rounds above moved the stamp).
+    for page in sorted(PAGES.values(), key=lambda p: p.order):
+        if not only or page.name in only:
+            client.get(
+                f"{reverse('analytics:api-page', args=[page.name])}?book={book_id}", secure=True
+            )
+    return results
+
+
+def after_write_table(results: list[AfterWrite], rounds: int) -> str:
+    header = ("page", "write ms", "queries", "JSON ms", "HTML ms", "goal ms", "verdict")
+    rows = [header]
+    for r in results:
+        rows.append(
+            (
+                r.name,
+                _ms(r.write_ms),
+                "-" if r.queries is None else str(r.queries),
+                _ms(r.json_ms),
+                _ms(r.html_ms),
+                f"{GOAL_FIRST_MS:.0f}",
+                r.verdict,
+            )
+        )
+    lines = _aligned(rows, left=(0, 6))
+    notes = [f"  {r.name}: {'; '.join(r.notes)}" for r in results if r.notes]
+    passed = sum(r.verdict == "pass" for r in results)
+    return "\n".join(
+        [
+            f"First request after a live write (revision + 1 and the last day's rollups "
+            f"refreshed, then no cache): median of {rounds} write+request rounds for the "
+            f"JSON twin and for the HTML view each; goal <= {GOAL_FIRST_MS:.0f} ms for both",
+            *lines,
+            f"{passed} of {len(results)} pages pass",
+            *(["notes:", *notes] if notes else []),
+        ]
+    )
 
 
 # --- load over HTTP -------------------------------------------------------------------
@@ -413,6 +590,21 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def _aligned(rows: Sequence[Sequence[str]], left: tuple[int, ...]) -> list[str]:
+    """``rows`` (the header first) in columns: those in ``left`` to the left, the rest
+    to the right; a rule under the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            text.ljust(width) if i in left else text.rjust(width)
+            for i, (text, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    return lines
+
+
 HEADER = (
     "page", "queries", "JSON ms", "HTML ms", "SQL ms", "JSON/SQL", "figures",
     "warm ms", "p50 ms", "p95 ms", "requests", "errors",
@@ -439,15 +631,7 @@ def table(results: list[PageResult]) -> str:
                 str(r.errors) if r.requests or r.errors else "-",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    lines = [
-        "  ".join(
-            text.ljust(width) if i in (0, 6) else text.rjust(width)
-            for i, (text, width) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
-    lines.insert(1, "-" * len(lines[0]))
+    lines = _aligned(rows, left=(0, 6))
     notes = [
         f"  {r.name}: {'; '.join(([f'SQL n/a: {r.sql_note}'] if r.sql_note else []) + r.notes)}"
         for r in results
@@ -456,9 +640,56 @@ def table(results: list[PageResult]) -> str:
     return "\n".join(lines + (["notes:", *notes] if notes else []))
 
 
+FLOORS_HEADER = (
+    "page", "JSON ms", "raw SQL ms", "JSON/raw", "rollup SQL ms", "JSON/rollup",
+    "rollup figures", "goal", "verdict",
+)  # fmt: skip
+
+
+def floors_table(results: list[PageResult]) -> str:
+    """Each page's cold JSON time against its floors: the fastest hand-written SQL over
+    the raw rows (``pages_sql.FIGURES``) and, for a page that reads rollups, a bare read
+    of those rollups (``pages_sql.ROLLUP_FIGURES``). A page reading rollups is judged
+    against the rollup read (<= 3x), another against the raw SQL (<= 1.5x)."""
+    rows = [FLOORS_HEADER]
+    for r in results:
+        raw = r.json_ms / r.sql_ms if r.json_ms and r.sql_ms else None
+        rolled = r.json_ms / r.rollup_ms if r.json_ms and r.rollup_ms else None
+        if rolled is not None:
+            goal, ratio, limit = f"<= {GOAL_ROLLUP_RATIO:g} x rollup", rolled, GOAL_ROLLUP_RATIO
+        elif raw is not None:
+            goal, ratio, limit = f"<= {GOAL_RATIO:g} x raw", raw, GOAL_RATIO
+        else:
+            goal, ratio, limit = "-", None, 0.0
+        verdict = "n/a" if ratio is None else "pass" if ratio <= limit else "FAIL"
+        rows.append(
+            (
+                r.name,
+                _ms(r.json_ms),
+                _ms(r.sql_ms) if r.sql_ms is not None else "n/a",
+                f"{raw:.2f}" if raw is not None else "n/a",
+                _ms(r.rollup_ms) if r.rollup_ms is not None else "n/a",
+                f"{rolled:.2f}" if rolled is not None else "n/a",
+                r.rollup_figures,
+                goal,
+                verdict,
+            )
+        )
+    return "\n".join(
+        [
+            "Floors: cold JSON (page cache bypassed) against the fastest hand-written SQL "
+            "over the raw rows and against a bare read of the rollups the page reads "
+            "(benchmarks/pages_sql.py); rollup figures: the rollup read's figures against "
+            "the raw SQL's",
+            *_aligned(rows, left=(0, 6, 7)),
+        ]
+    )
+
+
 def main() -> None:
     signals = _env_int("BENCH_PAGES_SIGNALS", 1_000_000)
     runs = _env_int("BENCH_PAGES_RUNS", 5)
+    write_rounds = _env_int("BENCH_PAGES_WRITE_ROUNDS", 3)
     clients = _env_int("BENCH_PAGES_CLIENTS", 10)
     requests = _env_int("BENCH_PAGES_REQUESTS", 100)
     load_seconds = float(_env_int("BENCH_PAGES_LOAD_SECONDS", 120))
@@ -489,6 +720,8 @@ def main() -> None:
     cache.clear()  # the page cache (Redis at BENCH_PAGES_CACHE_URL): nothing left from before
     log(f"pages: cold and warm server time of each page, {runs} runs")
     results, cookie = measure_pages(book_id, runs, only)
+    log(f"pages: first request of each page after a live write, {write_rounds} rounds")
+    after = measure_after_write(book_id, write_rounds, only)
 
     if not skip_load:
         port = _free_port()
@@ -526,6 +759,17 @@ def main() -> None:
         f"{GOAL_RATIO}, p95 < {GOAL_P95_MS:.0f} ms"
     )
     print(table(results))
+    if marker.get("rollup_seconds") is not None:
+        print(
+            f"Rollups of the book built by shadow.rollups.rebuild in "
+            f"{marker['rollup_seconds']:.1f} s ({marker['rollup_rows']:,} rows; the tables "
+            f"analysed first in {marker['analyse_seconds']:.1f} s), when it was generated "
+            f"(in {marker['seconds']:.0f} s in all)"
+        )
+    print()
+    print(floors_table(results))
+    print()
+    print(after_write_table(after, write_rounds))
     print(json.dumps({"signals": signals, "book": book_id}), file=sys.stderr)
 
 

@@ -167,3 +167,33 @@ def compare(page: str, data: dict[str, Any] | None, reference: dict[str, Any]) -
     if not differences:
         return "same"
     return f"DIFFERS: {'; '.join(sorted(differences)[:3])}"
+
+
+def agree(page: str, rolled: dict[str, Any], raw: dict[str, Any]) -> str:
+    """Whether a bare read of the rollups (``pages_sql.ROLLUP_FIGURES``) gives the raw
+    SQL's figures (the part of them it covers, ``pages_sql.ROLLUP_COVERS``) to the cent:
+    "same" or "DIFFERS: ..."."""
+    from benchmarks.pages_sql import ROLLUP_COVERS
+
+    cover = ROLLUP_COVERS.get(page)
+    expected = _normalise(cover(raw) if cover else raw)
+    found = _normalise(rolled)
+    differences = _differences(expected, found) + [
+        f"{key} not in the rollups" for key in _missing(expected, found)
+    ]
+    if not differences:
+        return "same"
+    return f"DIFFERS: {'; '.join(sorted(differences)[:3])}"
+
+
+def _missing(expected: Any, found: Any, path: str = "") -> list[str]:
+    """Keys of ``expected`` (at any depth) that ``found`` lacks."""
+    if not isinstance(expected, dict) or not isinstance(found, dict):
+        return []
+    out = []
+    for key, value in expected.items():
+        if key not in found:
+            out.append(f"{path}{key}")
+        else:
+            out += _missing(value, found[key], f"{path}{key}.")
+    return out

@@ -1,6 +1,8 @@
-"""The page benchmark's quick mode: its generator at a tiny size writes a consistent book,
-and its hand-written SQL gives the figures a plain Python sum of the rows gives, which
-the selectors and the pages' JSON twins give too (to the cent)."""
+"""The page benchmark's quick mode: its generator at a tiny size writes a consistent book
+with its rollups, its hand-written SQL gives the figures a plain Python sum of the rows
+gives, which the selectors, the pages' JSON twins and the bare reads of the rollups give
+too (to the cent); its live write moves the book's stamp and leaves its rollups equal to a
+rebuild."""
 
 from collections import Counter, defaultdict
 from datetime import timedelta
@@ -13,10 +15,12 @@ from django.db.models import Count
 from analytics.filters import book_clock
 from analytics.pages import PAGES, load_pages
 from analytics.selectors import book_summary, guard_effectiveness, opportunity_cost
+from analytics.stamps import book_stamp
 from benchmarks import pages_match, pages_sql
 from benchmarks.pages_data import GUARDS, generate
-from shadow.models import ShadowTrade
-from signals.models import Book, GuardDecision, PaperTrade, Signal
+from shadow import rollups
+from shadow.models import BookRollup, ShadowTrade
+from signals.models import Book, BookState, GuardDecision, PaperTrade, Signal
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +76,16 @@ def test_generated_book_is_consistent(bench_book):
     # A paper trade's outcome is its control shadow trade's.
     for trade in paper.filter(status="closed").select_related("signal__shadow_trade")[:20]:
         assert trade.pnl == trade.signal.shadow_trade.pnl
+
+
+def test_generated_book_has_its_rollups_as_a_rebuild_makes_them(bench_book):
+    generated, book, _clock = bench_book
+    assert rollups.is_built(book.pk)
+    stored = rollups.stored(book.pk)
+    assert len(stored) == generated.rollup_rows == BookRollup.objects.filter(book=book).count()
+    assert {row[0] for row in stored} == set(BookRollup.Fact.values)
+    rollups.rebuild(book.pk)
+    assert rollups.stored(book.pk) == stored
 
 
 def _drawdown_and_sharpe(trades: list) -> tuple:
@@ -234,6 +248,10 @@ def test_hand_written_sql_gives_the_figures_of_the_rows(bench_book):
         latest.filter(status="closed").first().pk
     }
 
+    # The one-pass leaderboard gives the same figures.
+    with connection.cursor() as cursor:
+        assert pages_sql.leaderboard_one_pass(cursor, book.pk, clock) == expected["leaderboard"]
+
     # The selectors the pages read agree with the SQL.
     for effect in guard_effectiveness(book=book):
         row = figures["guards"]["guards"][effect.guard]
@@ -259,6 +277,71 @@ def test_pages_json_shows_the_sql_figures(bench_book, trader_client):
                 name, response.json()["data"], build(cursor, book.pk, clock)
             )
             assert verdict in ("same", "page empty"), f"{name}: {verdict}"
+
+
+def test_bare_rollup_reads_give_the_raw_sql_figures(bench_book):
+    """Each converted page's rollup floor gives the raw SQL's figures (the part it
+    covers), whole days and partial ones; a rollup row changed by a cent differs."""
+    _generated, book, clock = bench_book
+    assert set(pages_sql.ROLLUP_FIGURES) == {"summary", "opportunity", "leaderboard"}
+    with connection.cursor() as cursor:
+        for name, rolled in pages_sql.ROLLUP_FIGURES.items():
+            raw = pages_sql.FIGURES[name](cursor, book.pk, clock)
+            assert pages_match.agree(name, rolled(cursor, book.pk, clock), raw) == "same", name
+        periods = pages_sql.rollup_summary(cursor, book.pk, clock)["periods"]
+        assert periods["30d"]["signals"] > periods["1d"]["signals"] > 0
+        # A rollup row a cent off (the last paper day, in every window): seen.
+        last = BookRollup.objects.filter(book=book, fact="paper").order_by("-day").first()
+        BookRollup.objects.filter(pk=last.pk).update(pnl=last.pnl + Decimal("0.01"))
+        for name in ("summary", "leaderboard"):
+            raw = pages_sql.FIGURES[name](cursor, book.pk, clock)
+            verdict = pages_match.agree(
+                name, pages_sql.ROLLUP_FIGURES[name](cursor, book.pk, clock), raw
+            )
+            assert verdict.startswith("DIFFERS"), name
+
+
+def test_live_write_moves_the_stamp_and_keeps_the_rollups(bench_book):
+    from benchmarks.pages import live_write
+
+    _generated, book, clock = bench_book
+    before, stored = book_stamp(book), rollups.stored(book.pk)
+    assert live_write(book.pk, clock) > 0
+    assert BookState.objects.get(book=book).revision == 1
+    assert live_write(book.pk, clock) > 0
+    assert BookState.objects.get(book=book).revision == 2
+    assert book_stamp(book) != before
+    assert rollups.stored(book.pk) == stored
+
+
+def test_the_harness_tables_judge_floors_and_first_requests():
+    from benchmarks.pages import AfterWrite, PageResult, after_write_table, floors_table
+
+    floors = floors_table(
+        [
+            PageResult("summary", "Summary", json_ms=30.0, sql_ms=60.0, rollup_ms=5.0),
+            PageResult("opportunity", "Opportunity", json_ms=12.0, sql_ms=90.0, rollup_ms=6.0),
+            PageResult("guards", "Guards", json_ms=90.0, sql_ms=100.0),
+            PageResult("fidelity", "Fidelity", json_ms=90.0),
+        ]
+    ).splitlines()
+    rows = {line.split()[0]: line.split() for line in floors[3:]}
+    assert rows["summary"][-1] == "FAIL" and "6.00" in rows["summary"]  # 30 / 5 > 3
+    assert rows["opportunity"][-1] == "pass" and "0.13" in rows["opportunity"]
+    assert rows["guards"][-1] == "pass" and "raw" in rows["guards"]  # 0.90 <= 1.5
+    assert rows["fidelity"][-1] == "n/a"
+
+    first = after_write_table(
+        [
+            AfterWrite("summary", json_ms=120.0, html_ms=310.0, write_ms=20.0),
+            AfterWrite("trading", json_ms=80.0, html_ms=150.0, write_ms=20.0),
+            AfterWrite("learning", json_ms=80.0, notes=["html answered 500"]),
+        ],
+        3,
+    ).splitlines()
+    verdicts = {line.split()[0]: line.split()[-1] for line in first[3:6]}
+    assert verdicts == {"summary": "FAIL", "trading": "pass", "learning": "n/a"}
+    assert "1 of 3 pages pass" in first
 
 
 def test_the_harness_table_shows_cold_and_warm_times():
