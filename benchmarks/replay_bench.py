@@ -537,14 +537,26 @@ def compile_bytecode(python: Path, checkout: Path) -> str:
 
 
 def run_replays(
-    all_series: list[Series], skip: set[str], repeat: int, directory: Path, progress: Progress
+    all_series: list[Series],
+    skip: set[str],
+    repeat: int,
+    directory: Path,
+    progress: Progress,
+    *,
+    real: bool,
 ) -> list[SizeResults]:
+    """Measure every size; each size's tables are printed as soon as it is done (a long
+    size that is stopped leaves the shorter ones' results behind)."""
     databases = [key for key in DATABASES if key not in skip]
     print(compile_bytecode(Path(PYTHON), CHECKOUT), flush=True)
+    all_results = []
     with templates(databases, directory) as made:
-        return [
-            measure_size(series, skip, repeat, progress, made, directory) for series in all_series
-        ]
+        for series in all_series:
+            results = measure_size(series, skip, repeat, progress, made, directory)
+            all_results.append(results)
+            if len(all_series) > 1:
+                print(f"\n{series.candles:,} candles done:\n{report([results], real, repeat)}\n")
+    return all_results
 
 
 def steps(all_series: list[Series], skip: set[str], repeat: int) -> int:
@@ -572,7 +584,7 @@ def main() -> None:
             sys.exit(f"BENCH_SIZES: {error}")
         print(f"data: {source.description}; {source.base_candles:,} candles a month", flush=True)
         progress = Progress(total=steps(all_series, skip, repeat))
-        all_results = run_replays(all_series, skip, repeat, directory, progress)
+        all_results = run_replays(all_series, skip, repeat, directory, progress, real=source.real)
     print()
     print(report(all_results, source.real, repeat))
     if progress.failures:

@@ -150,7 +150,9 @@ def main() -> None:
             + ("pages" not in skip)
         )
         all_results = (
-            run_replays(all_series, replay_skip, repeat, tmp, progress) if replay_parts else []
+            run_replays(all_series, replay_skip, repeat, tmp, progress, real=source.real)
+            if replay_parts
+            else []
         )
 
         tasks: TasksResult | None = None
