@@ -49,9 +49,14 @@ class BookRollup(models.Model):
         GUARD_BLOCKED = "guard_blocked", "blocking decisions by candle day"
         GUARD_SHADOW = "guard_shadow", "closed shadow trades per blocking guard by exit day"
 
+    class Grain(models.TextChoices):
+        DAY = "day", "one UTC day"
+        MONTH = "month", "one calendar month (UTC), summed from its days"
+
     book = models.ForeignKey("signals.Book", on_delete=models.CASCADE, related_name="+")
     fact = models.CharField(max_length=16, choices=Fact.choices)
-    day = models.DateField()
+    grain = models.CharField(max_length=5, choices=Grain.choices, default=Grain.DAY)
+    day = models.DateField(help_text="The day, or a month row's first day.")
     strategy_id = models.BigIntegerField(
         null=True, help_text="The signal's strategy version (BookStrategy id)."
     )
@@ -73,7 +78,9 @@ class BookRollup(models.Model):
     pnl_sq = models.FloatField(default=0.0)
 
     class Meta:
-        indexes = [models.Index(fields=["book", "fact", "day"], name="rollup_book_fact_day")]
+        indexes = [
+            models.Index(fields=["book", "fact", "grain", "day"], name="rollup_book_fact_day")
+        ]
 
     def __str__(self) -> str:
         return f"{self.fact} {self.day} n={self.n}"

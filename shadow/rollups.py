@@ -58,7 +58,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.db.models.functions import Cast, Coalesce, TruncDate, TruncMonth
 
 from shadow.models import BookRollup, RollupState, ShadowTrade
 from signals.models import Book, GuardDecision, PaperTrade, Signal, SignalState
@@ -70,6 +70,7 @@ Fact = BookRollup.Fact
 DIMENSIONS = ("day", "strategy_id", "config_id", "symbol", "state", "guard", "status")
 MEASURES = ("n", "wins", "pnl", "pnl_sq")
 SEVERAL = "+"
+DAY, MONTH = BookRollup.Grain.DAY, BookRollup.Grain.MONTH
 BLOCK = GuardDecision.Verdict.BLOCK
 _COLUMNS = (*DIMENSIONS, *MEASURES)
 _EMPTY = Value("", output_field=CharField())
@@ -256,17 +257,45 @@ def _midnight(day: date) -> datetime:
 
 
 def _insert(book_id: int, facts: dict[str, QuerySet[Any]]) -> None:
+    """Day rows from each fact's query over the raw rows."""
     table = BookRollup._meta.db_table
     quote = connection.ops.quote_name
-    target = ", ".join(quote(c) for c in ("book_id", "fact", *_COLUMNS))
+    target = ", ".join(quote(c) for c in ("book_id", "fact", "grain", *_COLUMNS))
+    picked = ", ".join(quote(f"r_{c}") for c in _COLUMNS)
     with connection.cursor() as cursor:
         for fact, rows in facts.items():
             sql, params = rows.query.sql_with_params()
-            picked = ", ".join(quote(f"r_{c}") for c in _COLUMNS)
             cursor.execute(
-                f"INSERT INTO {table} ({target}) SELECT %s, %s, {picked} FROM ({sql}) AS facts",
-                [book_id, fact, *params],
+                f"INSERT INTO {table} ({target}) SELECT %s, %s, %s, {picked} FROM ({sql}) AS f",
+                [book_id, fact, DAY, *params],
             )
+
+
+def _insert_months(book_id: int, first: date | None) -> None:
+    """Month rows (``day`` = the month's first day) summed from the day rows of the
+    months from ``first``'s on (every month for ``None``)."""
+    days = BookRollup.objects.filter(book_id=book_id, grain=DAY)
+    if first is not None:
+        days = days.filter(day__gte=first.replace(day=1))
+    rows = (
+        days.order_by()
+        .values(
+            r_fact=F("fact"),
+            r_day=TruncMonth("day"),
+            **{f"r_{c}": F(c) for c in DIMENSIONS if c != "day"},
+        )
+        .annotate(r_n=Sum("n"), r_wins=Sum("wins"), r_pnl=Sum("pnl"), r_pnl_sq=Sum("pnl_sq"))
+    )
+    table = BookRollup._meta.db_table
+    quote = connection.ops.quote_name
+    target = ", ".join(quote(c) for c in ("book_id", "grain", "fact", *_COLUMNS))
+    picked = ", ".join(quote(f"r_{c}") for c in ("fact", *_COLUMNS))
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({target}) SELECT %s, %s, {picked} FROM ({sql}) AS m",
+            [book_id, MONTH, *params],
+        )
 
 
 def _lock(book_id: int) -> None:
@@ -280,6 +309,7 @@ def rebuild(book_id: int) -> None:
         _lock(book_id)
         BookRollup.objects.filter(book_id=book_id).delete()
         _insert(book_id, _facts(book_id, None, None))
+        _insert_months(book_id, None)
         RollupState.objects.update_or_create(
             book_id=book_id, defaults={"version": VERSION, "newest_signal": _newest(book_id)}
         )
@@ -297,8 +327,11 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
     first = since.astimezone(UTC).date()
     with transaction.atomic():
         _lock(book_id)
-        BookRollup.objects.filter(book_id=book_id, day__gte=first).delete()
+        stale = BookRollup.objects.filter(book_id=book_id)
+        stale.filter(grain=DAY, day__gte=first).delete()
+        stale.filter(grain=MONTH, day__gte=first.replace(day=1)).delete()
         _insert(book_id, _facts(book_id, _midnight(first), None))
+        _insert_months(book_id, first)
         RollupState.objects.filter(book_id=book_id).update(newest_signal=_newest(book_id))
 
 
@@ -333,6 +366,45 @@ def ensure_built(book_id: int) -> None:
         _lock(book_id)
         if not is_built(book_id):
             rebuild(book_id)
+
+
+def _grains(first: date | None, stop: date | None, *, months: bool) -> Q:
+    """The rollup rows covering the whole days ``[first, stop)`` (``None``: no bound):
+    month rows for the whole months inside, day rows for the days around them (day rows
+    only when ``months`` is false, for a sum per day)."""
+
+    def days(low: date | None, high: date | None) -> Q:
+        where = Q(grain=DAY)
+        if low is not None:
+            where &= Q(day__gte=low)
+        if high is not None:
+            where &= Q(day__lt=high)
+        return where
+
+    if not months:
+        return days(first, stop)
+    # The first whole month: the month of ``first`` if it starts it, else the next one.
+    start = None
+    if first is not None:
+        start = first if first.day == 1 else _next_month(first)
+    end = stop.replace(day=1) if stop is not None else None
+    if start is not None and end is not None and start >= end:
+        return days(first, stop)
+    whole = Q(grain=MONTH)
+    if start is not None:
+        whole &= Q(day__gte=start)
+    if end is not None:
+        whole &= Q(day__lt=end)
+    found = whole
+    if first is not None and start is not None and first < start:
+        found |= days(first, start)
+    if end is not None and (stop is None or end < stop):
+        found |= days(end, stop)
+    return found
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
 def _split(
@@ -385,11 +457,9 @@ def totals(
     first, stop, edges, whole = _split(since, until)
     found: dict[tuple[Any, ...], dict[str, Any]] = {}
     if whole:
-        stored = BookRollup.objects.filter(book_id=book_id, fact=fact, **where)
-        if first is not None:
-            stored = stored.filter(day__gte=first)
-        if stop is not None:
-            stored = stored.filter(day__lt=stop)
+        stored = BookRollup.objects.filter(
+            _grains(first, stop, months="day" not in by), book_id=book_id, fact=fact, **where
+        )
         if strategies is not None:
             stored = stored.filter(strategy_id__in=list(strategies))
         if symbol:
@@ -446,8 +516,8 @@ def _day(value: Any) -> date:
 def stored(book_id: int) -> list[tuple[Any, ...]]:
     """The book's rollup rows as comparable tuples (fact and dimensions, then measures;
     P&L as ``Decimal``), sorted: what a rebuild must reproduce."""
-    rows = BookRollup.objects.filter(book_id=book_id).values_list("fact", *_COLUMNS)
+    rows = BookRollup.objects.filter(book_id=book_id).values_list("grain", "fact", *_COLUMNS)
     return sorted(
-        ((*row[:8], int(row[8]), int(row[9]), row[10], round(float(row[11]), 6)) for row in rows),
+        ((*row[:9], int(row[9]), int(row[10]), row[11], round(float(row[12]), 6)) for row in rows),
         key=lambda row: tuple("" if v is None else str(v) for v in row),
     )

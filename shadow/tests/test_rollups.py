@@ -33,7 +33,7 @@ def named(book: Book) -> list[tuple[Any, ...]]:
     """The book's rollups with strategy versions by name (ids differ between books)."""
     names = {s.pk: s.name for s in BookStrategy.objects.filter(book=book)}
     return sorted(
-        ((row[0], row[1], names.get(row[2]), *row[3:]) for row in rollups.stored(book.pk)),
+        ((*row[:3], names.get(row[3]), *row[4:]) for row in rollups.stored(book.pk)),
         key=lambda row: tuple("" if v is None else str(v) for v in row),
     )
 
@@ -74,7 +74,11 @@ def test_a_live_run_re_sums_only_the_days_it_touched(fresh_signals_forever):
         .first()
     )
     cutoff = min(oldest_open or END, END - timedelta(hours=100)).date()
-    old = set(BookRollup.objects.filter(book=book, day__lt=cutoff).values_list("id", flat=True))
+    old = set(
+        BookRollup.objects.filter(book=book, grain="day", day__lt=cutoff).values_list(
+            "id", flat=True
+        )
+    )
     assert old
     book_advance(book_id=book.pk, now=END)
     assert Signal.objects.filter(book=book).count() > before, "the run wrote new signals"
@@ -252,3 +256,37 @@ def test_a_window_splits_into_whole_days_and_partial_ends():
         [(noon, noon + timedelta(hours=3))],
         False,
     )
+
+
+def test_whole_days_are_read_as_whole_months_and_the_days_around_them():
+    from datetime import date
+
+    from django.db.models import Q
+
+    def spans(q: Q) -> list[tuple[str, Any, Any]]:
+        """(grain, first, stop) of each OR-ed part, for comparison."""
+        found = []
+        for part in q.children if q.connector == "OR" else [q]:
+            items = dict(part.children) if isinstance(part, Q) else dict([part])
+            found.append((items["grain"], items.get("day__gte"), items.get("day__lt")))
+        return sorted(found, key=str)
+
+    march, april, may = date(2024, 3, 1), date(2024, 4, 1), date(2024, 5, 1)
+    # Mid-March to mid-May: March's tail and May's head as days, April as a month.
+    got = spans(rollups._grains(date(2024, 3, 10), date(2024, 5, 20), months=True))
+    assert got == sorted(
+        [
+            ("month", april, may),
+            ("day", date(2024, 3, 10), april),
+            ("day", may, date(2024, 5, 20)),
+        ],
+        key=str,
+    )
+    # Whole months on both ends; open ends take every month.
+    assert spans(rollups._grains(march, may, months=True)) == [("month", march, may)]
+    assert spans(rollups._grains(None, None, months=True)) == [("month", None, None)]
+    # Inside one month, or asked per day: days only.
+    assert spans(rollups._grains(date(2024, 3, 3), date(2024, 3, 9), months=True)) == [
+        ("day", date(2024, 3, 3), date(2024, 3, 9))
+    ]
+    assert spans(rollups._grains(march, may, months=False)) == [("day", march, may)]
