@@ -290,3 +290,27 @@ def test_whole_days_are_read_as_whole_months_and_the_days_around_them():
         ("day", date(2024, 3, 3), date(2024, 3, 9))
     ]
     assert spans(rollups._grains(march, may, months=False)) == [("day", march, may)]
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_hand_edits_of_every_row_the_rollups_sum(admin_client):
+    """No hand edit can leave the rollups stale: signals, decisions and trades are
+    read-only in the admin (a POST to their change page is refused), and the rollups
+    themselves are not in it at all."""
+    from django.contrib import admin
+
+    from signals.tests.factories import SignalFactory
+
+    signal = SignalFactory()
+    for model in (Signal, GuardDecision, PaperTrade, ShadowTrade):
+        model_admin = admin.site._registry[model]
+        assert not model_admin.has_add_permission(None)
+        assert not model_admin.has_change_permission(None)
+        assert not model_admin.has_delete_permission(None)
+    url = f"/admin/signals/signal/{signal.pk}/change/"
+    response = admin_client.post(url, {"state": "closed"})
+    assert response.status_code == 403
+    signal.refresh_from_db()
+    assert signal.state != "closed"
+    assert BookRollup not in admin.site._registry
+    assert RollupState not in admin.site._registry
