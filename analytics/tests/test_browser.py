@@ -20,26 +20,10 @@ PASSWORD = "browser-test-Pass-73"
 
 
 @pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield browser.new_page(viewport={"width": 1300, "height": 900})
-        finally:
-            browser.close()
+def browser_page(browser_page):
+    """The shared Chromium's page (analytics/tests/conftest.py), 1,300 px wide."""
+    browser_page.set_viewport_size({"width": 1300, "height": 900})
+    return browser_page
 
 
 @pytest.fixture
