@@ -45,8 +45,9 @@ from markets.admin_format import quote_currency
 from markets.bars import timeframe_delta
 from markets.selectors import candle_arrays, candle_sources
 from markets.timestamps import ms_from_utc, utc_from_ms
+from shadow import rollups
 from shadow.ablation import ablation_guards, ablation_requested_at
-from shadow.models import ShadowTrade
+from shadow.models import BookRollup, ShadowTrade
 from shadow.selectors import (
     BookSummary,
     OpportunityCost,
@@ -334,11 +335,12 @@ def _guard_sums(
 
 
 def signal_state_counts(*, book: Book) -> dict[str, int]:
-    """Signals of ``book`` per state, every state present (zero when empty), in pipeline order."""
-    rows = (
-        Signal.objects.filter(book=book).order_by().values_list("state").annotate(count=Count("id"))
-    )
-    found = dict(rows)
+    """Signals of ``book`` per state, every state present (zero when empty), in pipeline
+    order: the book's ``signals`` rollups summed by state (``shadow.rollups``), a read of
+    the rollups whatever the number of signals."""
+    found: dict[str, int] = {}
+    for row in rollups.totals(book.pk, BookRollup.Fact.SIGNALS, by=("state",)):
+        found[row["state"]] = found.get(row["state"], 0) + row["n"]
     return {state.value: found.get(state.value, 0) for state in SignalState}
 
 

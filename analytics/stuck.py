@@ -138,7 +138,9 @@ def overdue(*, book: Book, now: datetime) -> "QuerySet[WithAnnotations[Signal, S
             condition &= Q(max_hold_candles=max_hold)
         late |= condition & Q(since__lt=now - allowed)
         matched = True
-    return signals.filter(late) if matched else signals.none()
+    # The state filter first: the index on (book, state) reads only the book's signals in
+    # a watched state, which are few (a live book's pending ones), whatever its history.
+    return signals.filter(state__in=list(rules)).filter(late) if matched else signals.none()
 
 
 def live_stuck_count(*, now: datetime) -> dict[str, Any]:

@@ -9,25 +9,19 @@ runs of the stuck-signal recovery. A fixed number of queries whatever the book's
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.db import connections
 from django.db.models import (
-    BooleanField,
-    Case,
     Count,
-    DurationField,
-    ExpressionWrapper,
     F,
     Max,
     OuterRef,
     QuerySet,
     Subquery,
-    Value,
-    When,
 )
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
@@ -237,20 +231,102 @@ def _hour_key(moment: datetime) -> str:
 
 # --- Decision latency ----------------------------------------------------------------
 
+PERCENTILES = (0.5, 0.95)
+
 
 def decision_latency(*, book: Book, now: datetime) -> dict[str, Any]:
     """How long after its candle closed each signal was decided: the wall-clock time of
     its decision (the transition out of ``generated``; the signal's own ``created_at``,
     written in the same run, when the log has none) minus the candle's close
-    (``candle_time`` + one timeframe). p50 and p95 over the decisions of the last 24
-    hours and over all of them, in one query: on PostgreSQL the percentiles are
-    computed there (``percentile_cont``, numpy's linear interpolation), elsewhere numpy
-    reads the waits; both give the same figures (tested against each other)."""
+    (``candle_time`` + one timeframe, ``markets.bars.timeframe_delta``; a signal whose
+    timeframe it refuses is left out). p50 and p95 (linear interpolation between the two
+    nearest waits, as numpy's and PostgreSQL's ``percentile_cont``) over the decisions of
+    the last 24 hours and over all of them.
+
+    One computation on every database: the waits are ranked in the database (window
+    functions), which returns only the few waits next to each percentile's position;
+    the interpolation is done here. Two queries: the book's timeframes, then this."""
     cutoff = now - timedelta(hours=HOURS)
     decided = decided_signals(book=book)
-    if connections[decided.db].vendor == "postgresql":
-        return latency_in_database(decided, cutoff)
-    return latency_with_numpy(decided, cutoff)
+    candles = candle_seconds(book=book)
+    if not candles:
+        return {"last_24h": _percentile_figures(0, None), "all_time": _percentile_figures(0, None)}
+    inner, params = decided.query.sql_with_params()
+    connection = connections[decided.db]
+    when = " ".join("WHEN %s THEN %s" for _ in candles)
+    candle_params = [value for pair in candles.items() for value in pair]
+    # Each signal's decision is probed once (the CTEs are materialised), and one sort by
+    # wait ranks every decision (``i_all``) and, by a running count, the recent ones
+    # (``i_recent``); only the ranks next to each percentile's position come back (within
+    # 2 of it: no rounding of the position can miss one).
+    near = " OR ".join(
+        f"abs(i_all - (n_all - 1) * {q}) < 2 "
+        f"OR (recent = 1 AND abs(i_recent - (n_recent - 1) * {q}) < 2)"
+        for q in PERCENTILES
+    )
+    query = (
+        f"WITH decided AS MATERIALIZED ({inner}), waits AS MATERIALIZED ("
+        f"SELECT {_seconds_between(connection.vendor, 'decided', 'candle_time')} - "
+        f"CASE timeframe {when} END AS wait, "
+        "CASE WHEN decided >= %s THEN 1 ELSE 0 END AS recent FROM decided) "
+        "SELECT recent, n_all, i_all, n_recent, i_recent, wait FROM ("
+        "SELECT wait, recent, row_number() OVER w - 1 AS i_all, "
+        "sum(recent) OVER w - 1 AS i_recent, count(*) OVER () AS n_all, "
+        "sum(recent) OVER () AS n_recent FROM waits WHERE wait IS NOT NULL "
+        f"WINDOW w AS (ORDER BY wait ROWS UNBOUNDED PRECEDING)) r WHERE {near}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, (*params, *candle_params, cutoff))
+        rows = cursor.fetchall()
+    every: dict[int, float] = {}
+    recent: dict[int, float] = {}
+    count = recent_count = 0
+    for is_recent, n_all, i_all, n_recent, i_recent, wait in rows:
+        count = int(n_all)
+        recent_count = int(n_recent)
+        every[int(i_all)] = float(wait)
+        if is_recent:
+            recent[int(i_recent)] = float(wait)
+    return {
+        "last_24h": _percentile_figures(recent_count, _interpolate(recent, recent_count)),
+        "all_time": _percentile_figures(count, _interpolate(every, count)),
+    }
+
+
+def _seconds_between(vendor: str, later: str, earlier: str) -> str:
+    """SQL for ``later - earlier`` in seconds (float) on ``vendor``'s database."""
+    if vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM {later} - {earlier})::float8"
+    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+
+
+def _interpolate(ranked: dict[int, float], count: int) -> list[float] | None:
+    """Each of ``PERCENTILES`` from the waits next to its position among ``count``
+    sorted waits (``ranked``: position -> wait): linear between the two nearest."""
+    if not count:
+        return None
+    values = []
+    for q in PERCENTILES:
+        position = (count - 1) * q
+        low = math.floor(position)
+        high = min(low + 1, count - 1)
+        a, b = ranked[low], ranked[high]
+        values.append(a + (b - a) * (position - low))
+    return values
+
+
+def candle_seconds(*, book: Book) -> dict[str, float]:
+    """One candle in seconds per timeframe of the book's signals, as ``timeframe_delta``
+    reads it; the timeframes it refuses are not listed (their signals are left out)."""
+    found: dict[str, float] = {}
+    for timeframe in (
+        Signal.objects.filter(book=book).order_by().values_list("timeframe", flat=True).distinct()
+    ):
+        try:
+            found[timeframe] = timeframe_delta(timeframe).total_seconds()
+        except ValueError:
+            continue
+    return found
 
 
 def decided_signals(*, book: Book) -> QuerySet[Any]:
@@ -268,74 +344,6 @@ def decided_signals(*, book: Book) -> QuerySet[Any]:
         .order_by()
         .values("decided", "candle_time", "timeframe")
     )
-
-
-# One candle in seconds from a ccxt timeframe ("15m", "4h"), as ``timeframe_delta``
-# reads it; NULL (the signal left out) for a timeframe it refuses.
-_CANDLE_SECONDS_SQL = (
-    "CASE WHEN timeframe ~ '^[0-9]+[mhdw]$' THEN CASE WHEN left(timeframe, -1)::numeric > 0 "
-    "THEN (left(timeframe, -1)::numeric * CASE right(timeframe, 1) WHEN 'm' THEN 60 "
-    "WHEN 'h' THEN 3600 WHEN 'd' THEN 86400 ELSE 604800 END)::float8 END END"
-)
-
-
-def latency_in_database(decided: QuerySet[Any], cutoff: datetime) -> dict[str, Any]:
-    """``decision_latency``'s figures computed by PostgreSQL: the waits are never read."""
-    inner, params = decided.query.sql_with_params()
-    percentiles = "percentile_cont(ARRAY[0.5, 0.95]::float8[]) WITHIN GROUP (ORDER BY wait)"
-    query = (
-        f"SELECT count(wait) FILTER (WHERE recent), {percentiles} FILTER (WHERE recent), "
-        f"count(wait), {percentiles} "
-        "FROM (SELECT EXTRACT(EPOCH FROM decided - candle_time)::float8 - "
-        f"{_CANDLE_SECONDS_SQL} AS wait, decided >= %s AS recent "
-        f"FROM ({inner} OFFSET 0) d OFFSET 0) w"
-    )  # OFFSET 0: the derived tables stay as they are, each decision probed only once
-    with connections[decided.db].cursor() as cursor:
-        cursor.execute(query, (cutoff, *params))
-        recent_count, recent, count, every = cursor.fetchone()
-    return {
-        "last_24h": _percentile_figures(recent_count, recent),
-        "all_time": _percentile_figures(count, every),
-    }
-
-
-def latency_with_numpy(decided: QuerySet[Any], cutoff: datetime) -> dict[str, Any]:
-    """``decision_latency``'s figures from the waits read into numpy (SQLite)."""
-    rows = list(
-        decided.annotate(
-            wait=ExpressionWrapper(F("decided") - F("candle_time"), output_field=DurationField()),
-            recent=Case(
-                When(decided__gte=cutoff, then=Value(True)),
-                default=Value(False),
-                output_field=BooleanField(),
-            ),
-        ).values_list("wait", "timeframe", "recent")
-    )
-    if rows:
-        waits, timeframes, recent = zip(*rows, strict=True)
-        seconds = np.array(waits, dtype="timedelta64[us]").astype(np.float64) / 1e6
-        frames = np.array(timeframes)
-        for timeframe in np.unique(frames):
-            try:
-                candle = timeframe_delta(str(timeframe)).total_seconds()
-            except ValueError:
-                candle = np.nan
-            seconds[frames == timeframe] -= candle
-        is_recent = np.array(recent, dtype=bool)
-    else:
-        seconds = np.array([], dtype=np.float64)
-        is_recent = np.array([], dtype=bool)
-    known = np.isfinite(seconds)
-    return {
-        "last_24h": _percentiles(seconds[known & is_recent]),
-        "all_time": _percentiles(seconds[known]),
-    }
-
-
-def _percentiles(values: np.ndarray) -> dict[str, Any]:
-    if values.size == 0:
-        return _percentile_figures(0, None)
-    return _percentile_figures(int(values.size), np.percentile(values, [50, 95]))
 
 
 def _percentile_figures(count: int, p50_p95: Any) -> dict[str, Any]:

@@ -217,13 +217,30 @@ def test_opportunity_cost_of_an_empty_book_is_zero():
     assert (cost.closed, cost.open) == (0, 0)
 
 
-def test_signal_state_counts_lists_every_state(book, other_book):
+def test_signal_state_counts_lists_every_state():
+    """Read from the book's rollups: equal to a count of the rows, every state listed,
+    and a signal written since the last read counted too."""
+    book, other = BookFactory(name="counted"), BookFactory(name="not counted")
+    for state, n in (
+        (SignalState.BLOCKED, 5),
+        (SignalState.APPROVED, 1),
+        (SignalState.GENERATED, 2),
+    ):
+        for _ in range(n):
+            SignalFactory(book=book, state=state)
+    SignalFactory(book=other, state=SignalState.CLOSED)
+
     counts = signal_state_counts(book=book)
 
     assert list(counts) == [state.value for state in SignalState]
+    assert counts == {
+        state.value: book.signals.filter(state=state).count() for state in SignalState
+    }
     assert counts[SignalState.BLOCKED] == 5
     assert counts[SignalState.APPROVED] == 1
     assert counts[SignalState.CLOSED] == 0
+    SignalFactory(book=book, state=SignalState.REJECTED)
+    assert signal_state_counts(book=book)[SignalState.REJECTED] == 1
 
 
 def test_book_summary(book, other_book):
