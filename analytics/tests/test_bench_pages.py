@@ -248,10 +248,6 @@ def test_hand_written_sql_gives_the_figures_of_the_rows(bench_book):
         latest.filter(status="closed").first().pk
     }
 
-    # The one-pass leaderboard gives the same figures.
-    with connection.cursor() as cursor:
-        assert pages_sql.leaderboard_one_pass(cursor, book.pk, clock) == expected["leaderboard"]
-
     # The selectors the pages read agree with the SQL.
     for effect in guard_effectiveness(book=book):
         row = figures["guards"]["guards"][effect.guard]
