@@ -128,6 +128,7 @@ def _rolled(
         until=filters.until if windowed else None,
         where=where or None,
         check=False,
+        clock=filters.clock,
         **scope(filters),
     )
 
@@ -166,8 +167,9 @@ def opportunity(filters: Filters) -> dict[str, Any]:
     version, by name and version), ``symbols`` (in the database's order) and ``days``
     (per UTC day of the shadow trade's exit, days without a close absent).
 
-    Seven rollup reads whatever the number of signals: the blocked signals of the window
-    by blocker and by shadow status, their closed shadow trades, the blocking decisions
+    Eight rollup reads whatever the number of signals: the blocked signals of the window
+    by blocker and by shadow status, their closed shadow trades (and per day, from day
+    rows: the others read whole months from month rows), the blocking decisions
     and their closed shadow trades per guard, and (all history) which guards blocked and
     which strategies had a blocked signal, so a guard or strategy with nothing in the
     window still shows its zeros."""
@@ -175,7 +177,8 @@ def opportunity(filters: Filters) -> dict[str, Any]:
     rollups.ensure_built(filters.book.pk)
     blocked = _rolled(filters, Fact.BLOCKED, ("strategy_id", "symbol", "guard"))
     statuses = _rolled(filters, Fact.SIGNALS, ("status",), state=BLOCKED)
-    closed = _rolled(filters, Fact.SHADOW, ("day", "strategy_id", "symbol", "guard"))
+    closed = _rolled(filters, Fact.SHADOW, ("strategy_id", "symbol", "guard"))
+    daily = _rolled(filters, Fact.SHADOW, ("day",))
     names = sorted(
         {row["guard"] for row in _rolled(filters, Fact.GUARD_BLOCKED, ("guard",), windowed=False)}
     )
@@ -210,9 +213,10 @@ def opportunity(filters: Filters) -> dict[str, Any]:
         parts.append(several if row["guard"] == rollups.SEVERAL else single)
         if row["guard"] in sole:
             parts.append(sole[row["guard"]])
-        parts.append(days.setdefault(row["day"], _empty()))
         for part in parts:
             _close(part, row)
+    for row in daily:
+        _close(days.setdefault(row["day"], _empty()), row)
 
     guards = []
     for name in names:

@@ -387,6 +387,8 @@ def _grains(first: date | None, stop: date | None, *, months: bool) -> Q:
     start = None
     if first is not None:
         start = first if first.day == 1 else _next_month(first)
+        if start is None:  # December of year 9999: no whole month after it
+            return days(first, stop)
     end = stop.replace(day=1) if stop is not None else None
     if start is not None and end is not None and start >= end:
         return days(first, stop)
@@ -403,7 +405,10 @@ def _grains(first: date | None, stop: date | None, *, months: bool) -> Q:
     return found
 
 
-def _next_month(day: date) -> date:
+def _next_month(day: date) -> date | None:
+    """The first day of the month after ``day``'s; ``None`` past the calendar's end."""
+    if (day.year, day.month) == (date.max.year, date.max.month):
+        return None
     return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
@@ -415,7 +420,11 @@ def _split(
     whether there are whole days at all."""
     first = None
     if since is not None:
-        first = since.date() if since == _midnight(since.date()) else since.date() + timedelta(1)
+        first = since.date()
+        if since != _midnight(first):
+            if first == date.max:  # no whole day after the calendar's last
+                return None, None, [(since, until)], False
+            first += timedelta(1)
     stop = until.date() if until is not None else None
     if first is not None and stop is not None and first >= stop:
         return None, None, [(since, until)], False
@@ -438,6 +447,7 @@ def totals(
     symbol: str = "",
     where: dict[str, Any] | None = None,
     check: bool = True,
+    clock: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """``fact``'s measures summed per ``by`` (dimensions) over the days of
     ``[since, until)``, narrowed to the strategy versions ``strategies`` and ``symbol``
@@ -447,12 +457,16 @@ def totals(
     from the rows through the fact's own query. Rows: the ``by`` values and ``n``,
     ``wins``, ``pnl`` (``Decimal``, ``None`` when nothing was summed) and ``pnl_sq``.
     ``check=False`` skips making sure the book's rollups are built (a caller reading
-    several facts calls ``ensure_built`` once first)."""
+    several facts calls ``ensure_built`` once first). ``clock`` is the book's clock
+    (``analytics.filters.book_clock``): no signal, entry or exit of the book lies after
+    it, so a window ending after it has no partial last day to read from the rows."""
     unknown = set(by) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"not a rollup dimension: {', '.join(sorted(unknown))}")
     if check:
         ensure_built(book_id)
+    if until is not None and clock is not None and until > clock:
+        until = None
     where = where or {}
     first, stop, edges, whole = _split(since, until)
     found: dict[tuple[Any, ...], dict[str, Any]] = {}

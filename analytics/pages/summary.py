@@ -105,7 +105,13 @@ def period_figures(filters: Filters, spans: list[Window]) -> list[dict[str, Any]
 
     def read(fact: str, window: Window, by: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         return rollups.totals(
-            book.pk, fact, by=by, since=window.since, until=window.until, check=False
+            book.pk,
+            fact,
+            by=by,
+            since=window.since,
+            until=window.until,
+            check=False,
+            clock=filters.clock,
         )
 
     figures = []

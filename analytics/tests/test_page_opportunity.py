@@ -127,11 +127,11 @@ def test_the_page_issues_a_fixed_number_of_queries(
     trader_client, replayed_book, django_assert_max_num_queries
 ):
     # Session, user, the user's and their groups' permissions, book lookup and clock, book
-    # metadata, then the page's reads of the rollups: whether they are built, seven sums
+    # metadata, then the page's reads of the rollups: whether they are built, eight sums
     # ("all": no partial day read from the rows), the strategy versions and the symbols'
     # order.
     url = reverse("analytics:opportunity")
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(21):
         assert trader_client.get(url, {"book": replayed_book.pk}).status_code == 200
 
 

@@ -290,6 +290,12 @@ def test_whole_days_are_read_as_whole_months_and_the_days_around_them():
         ("day", date(2024, 3, 3), date(2024, 3, 9))
     ]
     assert spans(rollups._grains(march, may, months=False)) == [("day", march, may)]
+    # The calendar's last month has no month after it.
+    last = date(9999, 12, 31)
+    assert spans(rollups._grains(last, None, months=True)) == [("day", last, None)]
+    assert rollups._split(datetime(9999, 12, 31, 1, tzinfo=UTC), None)[2] == [
+        (datetime(9999, 12, 31, 1, tzinfo=UTC), None)
+    ]
 
 
 @pytest.mark.django_db
