@@ -262,13 +262,15 @@ def _insert(book_id: int, facts: dict[str, QuerySet[Any]]) -> None:
     quote = connection.ops.quote_name
     target = ", ".join(quote(c) for c in ("book_id", "fact", "grain", *_COLUMNS))
     picked = ", ".join(quote(f"r_{c}") for c in _COLUMNS)
-    with connection.cursor() as cursor:
-        for fact, rows in facts.items():
-            sql, params = rows.query.sql_with_params()
-            cursor.execute(
-                f"INSERT INTO {table} ({target}) SELECT %s, %s, %s, {picked} FROM ({sql}) AS f",
-                [book_id, fact, DAY, *params],
-            )
+    # One statement for every fact: a UNION ALL of their grouped queries.
+    parts, values = [], []
+    for fact, rows in facts.items():
+        sql, params = rows.query.sql_with_params()
+        parts.append(f"SELECT %s, %s, %s, {picked} FROM ({sql}) AS f")
+        values += [book_id, fact, DAY, *params]
+    if parts:
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {table} ({target}) {' UNION ALL '.join(parts)}", values)
 
 
 def _insert_months(book_id: int, first: date | None) -> None:
@@ -327,12 +329,15 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
     first = since.astimezone(UTC).date()
     with transaction.atomic():
         _lock(book_id)
-        stale = BookRollup.objects.filter(book_id=book_id)
-        stale.filter(grain=DAY, day__gte=first).delete()
-        stale.filter(grain=MONTH, day__gte=first.replace(day=1)).delete()
+        BookRollup.objects.filter(
+            Q(grain=DAY, day__gte=first) | Q(grain=MONTH, day__gte=first.replace(day=1)),
+            book_id=book_id,
+        )._raw_delete(connection.alias)
         _insert(book_id, _facts(book_id, _midnight(first), None))
         _insert_months(book_id, first)
-        RollupState.objects.filter(book_id=book_id).update(newest_signal=_newest(book_id))
+        RollupState.objects.filter(book_id=book_id).update(
+            newest_signal=Coalesce(_newest_query(book_id), Value(0))
+        )
 
 
 def _newest_query(book_id: int) -> Subquery:
