@@ -181,7 +181,9 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session):
-    if not _reliability_results:
+    # Under xdist the controller gets every worker's reports (user_properties included)
+    # and writes the file alone; the workers would race on it.
+    if not _reliability_results or hasattr(session.config, "workerinput"):
         return
     import json
 

@@ -11,7 +11,29 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/app")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 
-from config.settings import *  # noqa: F403
+
+def _broker_of_xdist_worker() -> None:
+    """Under pytest-xdist (``make test`` runs ``-n 2``) worker gwN uses the Redis database
+    N below the one given (15, 14, ...): the tests flush their database and run Celery
+    workers on it, so two pytest workers must never share one. pytest-django gives each
+    its own PostgreSQL database the same way (test_app_gw0, ...). Done once per pytest
+    worker: the processes it starts inherit the shifted URL and the marker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or os.environ.get("TEST_BROKER_SHIFTED") == worker:
+        return
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ["CELERY_BROKER_URL"])
+    if url.scheme == "redis":
+        base = int(url.path.strip("/") or 0)
+        database = (base - int(worker[2:])) % 16
+        os.environ["CELERY_BROKER_URL"] = url._replace(path=f"/{database}").geturl()
+    os.environ["TEST_BROKER_SHIFTED"] = worker
+
+
+_broker_of_xdist_worker()
+
+from config.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -363,7 +363,7 @@ def test_postgres_dropping_the_connection_mid_run_retries_and_leaves_no_partial_
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = 'fault-worker'"
+            "WHERE application_name = 'fault-worker' AND datname = current_database()"
         )
         (terminated,) = cursor.fetchone()
     assert terminated >= 1
