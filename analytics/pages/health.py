@@ -255,28 +255,30 @@ def decision_latency(*, book: Book, now: datetime) -> dict[str, Any]:
     connection = connections[decided.db]
     when = " ".join("WHEN %s THEN %s" for _ in candles)
     candle_params = [value for pair in candles.items() for value in pair]
-    # Each signal's decision is probed once (the CTEs are materialised), and one sort by
-    # wait ranks every decision (``i_all``) and, by a running count, the recent ones
-    # (``i_recent``); only the ranks next to each percentile's position come back (within
-    # 2 of it: no rounding of the position can miss one).
+    # One sort by wait ranks every decision (``i_all``) and, by a running count, the
+    # recent ones (``i_recent``); only the ranks next to each percentile's position come
+    # back (within 2 of it: no rounding of the position can miss one).
     near = " OR ".join(
-        f"abs(i_all - (n_all - 1) * {q}) < 2 "
-        f"OR (recent = 1 AND abs(i_recent - (n_recent - 1) * {q}) < 2)"
+        f"abs(i_all - (n_all - 1) * {q}e0) < 2 "
+        f"OR (recent = 1 AND abs(i_recent - (n_recent - 1) * {q}e0) < 2)"
         for q in PERCENTILES
     )
+    # A subquery with an OFFSET is not merged into the outer query: each decision is
+    # probed once, then ranked.
+    fence = "LIMIT -1 OFFSET 0" if connection.vendor == "sqlite" else "OFFSET 0"
     query = (
-        f"WITH decided AS MATERIALIZED ({inner}), waits AS MATERIALIZED ("
-        f"SELECT {_seconds_between(connection.vendor, 'decided', 'candle_time')} - "
-        f"CASE timeframe {when} END AS wait, "
-        "CASE WHEN decided >= %s THEN 1 ELSE 0 END AS recent FROM decided) "
         "SELECT recent, n_all, i_all, n_recent, i_recent, wait FROM ("
         "SELECT wait, recent, row_number() OVER w - 1 AS i_all, "
         "sum(recent) OVER w - 1 AS i_recent, count(*) OVER () AS n_all, "
-        "sum(recent) OVER () AS n_recent FROM waits WHERE wait IS NOT NULL "
+        "sum(recent) OVER () AS n_recent FROM ("
+        f"SELECT {_seconds_between(connection.vendor, 'decided', 'candle_time')} - "
+        f"CASE timeframe {when} END AS wait, "
+        "CASE WHEN decided >= %s THEN 1 ELSE 0 END AS recent "
+        f"FROM ({inner} {fence}) decided {fence}) waits WHERE wait IS NOT NULL "
         f"WINDOW w AS (ORDER BY wait ROWS UNBOUNDED PRECEDING)) r WHERE {near}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(query, (*params, *candle_params, cutoff))
+        cursor.execute(query, (*candle_params, cutoff, *params))
         rows = cursor.fetchall()
     every: dict[int, float] = {}
     recent: dict[int, float] = {}
