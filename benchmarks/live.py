@@ -266,8 +266,11 @@ def measure_live(
                 f"the worker has none of the live tasks {', '.join(c.task for c in CATCH_UPS)}"
             )
         # A first task, untimed, connects both sides and loads the settings in this process.
+        # The log is read before sending: a fast worker may log the success before the
+        # next read, and a mark taken after it would wait for a line already written.
+        mark = worker.refresh()
         app.send_task("config.noop")
-        worker.wait_for(noop, since=worker.refresh())
+        worker.wait_for(noop, since=mark)
 
         mark = worker.refresh()
         started = time.perf_counter()

@@ -32,6 +32,7 @@ the live path's signals/s beside the bare no-op rate.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import sys
 import time
@@ -41,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.databases import app_env, postgres_database
-from benchmarks.live import BROKER, WORKER_ARGV, celery_worker, succeeded, worker_env
+from benchmarks.live import BROKER, WORKER_ARGV, Worker, celery_worker, succeeded, worker_env
 from benchmarks.measure import ROOT
 from benchmarks.project import manage
 
@@ -50,6 +51,8 @@ SIDES = ("project", "bare")
 BARE_ARGV = ["benchmarks.bare_celery:bare" if arg == "config" else arg for arg in WORKER_ARGV]
 LOGS = {side: ROOT / "var" / f"bench-tasks-{side}.log" for side in SIDES}
 NOOP = "config.noop"
+# A round in which no task finishes for this long has lost its messages.
+STALL_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _wait_progressing(worker: Worker, pattern: re.Pattern[str], count: int, *, since: int) -> None:
+    """Wait until ``count`` log lines after line ``since`` match ``pattern``, like
+    ``Worker.wait_for``, but give up (``RuntimeError``) as soon as none has matched for
+    ``STALL_SECONDS``: a stalled round is not waited out to its timeout."""
+    seen, checked = 0, since
+    last = time.monotonic()
+    while seen < count:
+        total = worker.refresh()
+        for line in worker.lines[checked:total]:
+            if "raised unexpected" in line:
+                raise RuntimeError(f"a task failed in the worker:\n{worker.tail()}")
+            if pattern.search(line):
+                seen += 1
+                last = time.monotonic()
+        checked = total
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited:\n{worker.tail()}")
+        if seen < count and time.monotonic() - last > STALL_SECONDS:
+            raise RuntimeError(
+                f"stalled: no task finished for {STALL_SECONDS:.0f} s ({seen} of {count})"
+            )
+        time.sleep(0.02)
+
+
 def _time_noops(side: str, env: dict[str, str], tasks: int, timeout: float) -> Round:
     """One round: a fresh worker of ``side``, one untimed no-op, then ``tasks`` timed."""
     from celery import Celery
@@ -112,15 +139,17 @@ def _time_noops(side: str, env: dict[str, str], tasks: int, timeout: float) -> R
     done = succeeded(NOOP)
     try:
         with celery_worker(env, timeout, argv=argv, log=LOGS[side]) as worker:
+            # The mark before the send: a fast worker logs the success before a later read.
+            mark = worker.refresh()
             sender.send_task(NOOP)
-            worker.wait_for(done, since=worker.refresh())
+            worker.wait_for(done, since=mark)
             mark = worker.refresh()
             cpu = cpu_seconds(worker.process.pid)
             started = time.perf_counter()
             with sender.producer_or_acquire() as producer:
                 for _ in range(tasks):
                     sender.send_task(NOOP, producer=producer)
-            worker.wait_for(done, tasks, since=mark)
+            _wait_progressing(worker, done, tasks, since=mark)
             seconds = time.perf_counter() - started
             cpu = cpu_seconds(worker.process.pid) - cpu
     finally:
@@ -141,15 +170,13 @@ def measure_tasks(
             "BENCH_BROKER_URL": BROKER,
         },
     }
-    # At least 5 tasks/s (the slowest a round ran here, before the heartbeat change, was
-    # 8), and never above ``timeout``.
-    round_timeout = min(timeout, max(120.0, tasks / 5))
+    # The untimed first task may wait for a slow start; the timed ones stop at a stall.
+    round_timeout = min(timeout, 120.0)
     measured = []
     for n in range(rounds):
         for side in SIDES if n % 2 == 0 else SIDES[::-1]:
-            # A round's messages have twice been seen to vanish on this shared machine
-            # (the worker got the untimed task, then none of the timed ones; cause not
-            # found): such a round stalls, times out, and is run once more.
+            # A round that stalls (the worker died, or lost its broker) is run once more
+            # on a fresh worker.
             try:
                 measured.append(_time_noops(side, envs[side], tasks, round_timeout))
             except RuntimeError as error:
