@@ -10,6 +10,7 @@ runs of the stuck-signal recovery. A fixed number of queries whatever the book's
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -126,17 +127,21 @@ def paper_balance(*, book: Book) -> dict[str, Any]:
 
 def states_and_stuck(*, book: Book, now: datetime) -> dict[str, Any]:
     """Every state with its count (zero included) and, for the non-terminal ones, its
-    deadline and how many are past it; the oldest stuck signals. Four queries."""
+    deadline and how many are past it; the oldest stuck signals. Four queries: the
+    rollups' two, then the stuck signals (``analytics.stuck``: two index range scans over
+    the book's signals in a watched state, whatever its history), all of them in one
+    read (they are few: a live book's pending signals past their deadline) and counted
+    per state here."""
     counts = signal_state_counts(book=book)
     rules = deadlines()
-    stuck = overdue(book=book, now=now)
-    stuck_by_state = dict(stuck.order_by().values_list("state").annotate(n=Count("id")))
-    rows = list(
-        stuck.order_by("since", "id").values_list(
-            "id", "state", "exchange", "symbol", "timeframe", "since", "candle_time"
-        )[:STUCK_SHOWN]
+    every = list(
+        overdue(book=book, now=now)
+        .order_by("since", "id")
+        .values_list("id", "state", "exchange", "symbol", "timeframe", "since", "candle_time")
     )
-    total_stuck = sum(stuck_by_state.values())
+    stuck_by_state = Counter(row[1] for row in every)
+    rows = every[:STUCK_SHOWN]
+    total_stuck = len(every)
     return {
         "counts": [
             {

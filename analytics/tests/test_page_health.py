@@ -378,12 +378,12 @@ def test_the_page_issues_a_fixed_number_of_queries(trader_client, live, broker):
         RecoveryRun.objects.create(actor="beat", stuck_found=i)
     rollups.rebuild(live.pk)
     assert queries() == small
-    # 31 measured: the frame's (session, user, the user's and their groups' permissions,
-    # books, filters, data sources), the page's own (thirteen of build(): the rollups'
-    # freshness check and their sum per state, three for the stuck signals, two for the
+    # 30 measured: the frame's (session, user, the user's and their groups' permissions,
+    # books, filters, data sources), the page's own (twelve of build(): the rollups'
+    # freshness check and their sum per state, two for the stuck signals, two for the
     # throughput, two for the latency, heartbeats, periodic tasks, recovery runs, paper
     # balance), and five for the system's line (/healthz's checks).
-    assert small <= 31
+    assert small <= 30
 
 
 def test_the_page_shows_what_its_twin_says(trader_client, live, broker):
