@@ -4,6 +4,7 @@ the full replay on real market data from ../shared when it is present."""
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -48,13 +49,22 @@ def after_done(output: str) -> str:
     return output.split("Replay done into book", 1)[1].split(": ", 1)[1]
 
 
-def test_the_commands_replay_generated_candles_on_a_sqlite_file(tmp_path):
-    db = tmp_path / "db.sqlite3"
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory) -> Path:
+    """A SQLite file migrated once by ``manage.py migrate`` (a process, 5-40 s); each test
+    replays on a copy of its own."""
+    db = tmp_path_factory.mktemp("embedded") / "migrated.sqlite3"
+    done = run_manage("migrate", "--noinput", "-v0", db=db)
+    assert done.returncode == 0, done.stderr
+    return db
+
+
+def test_the_commands_replay_generated_candles_on_a_sqlite_file(tmp_path, migrated):
+    db = Path(shutil.copy(migrated, tmp_path / "db.sqlite3"))
     candles = tmp_path / "candles.json"
     rows = [[int(t.timestamp() * 1000), o, h, lo, c, 1.5] for t, o, h, lo, c in walk(500, seed=11)]
     candles.write_text(json.dumps(rows))
 
-    assert run_manage("migrate", "--noinput", "-v0", db=db).returncode == 0
     loaded = run_manage(
         "load_candles",
         str(candles),
@@ -109,11 +119,10 @@ def test_full_replay_on_real_coinbase_candles(shared_dir):
 
 
 @pytest.mark.shared_data
-def test_the_commands_replay_real_candles_on_a_sqlite_file(tmp_path, shared_dir):
-    db = tmp_path / "db.sqlite3"
+def test_the_commands_replay_real_candles_on_a_sqlite_file(tmp_path, shared_dir, migrated):
+    db = Path(shutil.copy(migrated, tmp_path / "db.sqlite3"))
     path = shared_dir / "data/candles/coinbase/Coinbase_BTCUSD_1h.normalized.csv"
     market = ["--exchange", "coinbase", "--symbol", "BTC/USD", "--timeframe", "1h"]
-    assert run_manage("migrate", "--noinput", "-v0", db=db).returncode == 0
     loaded = run_manage("load_candles", str(path), *market, db=db)
     assert loaded.returncode == 0, loaded.stderr
     replayed = run_manage("replay", *market, *REAL_WINDOW, db=db)
