@@ -293,6 +293,11 @@ def measure_pages(
         # Warm: the cache on; the first request fills it (and the load test finds it full).
         result.warm_ms = _median_ms(partial(client.get, api, secure=True), runs)
         results.append(result)
+        log(
+            f"pages: {page.name}: cold JSON {_ms(result.json_ms)} ms, HTML "
+            f"{_ms(result.html_ms)} ms, raw SQL {_ms(result.sql_ms)} ms, rollup read "
+            f"{_ms(result.rollup_ms)} ms, warm {_ms(result.warm_ms)} ms"
+        )
     return results, cookie
 
 
@@ -457,6 +462,10 @@ def measure_after_write(
         result.html_ms = statistics.median(timings["html"]) if timings["html"] else None
         result.write_ms = statistics.median(timings["write"])
         results.append(result)
+        log(
+            f"pages: {page.name} after a live write: JSON {_ms(result.json_ms)} ms, HTML "
+            f"{_ms(result.html_ms)} ms (write {_ms(result.write_ms)} ms): {result.verdict}"
+        )
         # Fill the page cache again for the load test (the rounds above moved the stamp).
     for page in sorted(PAGES.values(), key=lambda p: p.order):
         if not only or page.name in only:
