@@ -4,6 +4,7 @@ history), the task and command that never change a configuration, and the learni
 with its JSON twin."""
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
 
@@ -123,6 +124,8 @@ def decide(book, frozen, rows):
             group=ShadowTrade.Group.BLOCKED if blocked else ShadowTrade.Group.CONTROL,
             status=ShadowTrade.Status.CLOSED if pnl is not None else ShadowTrade.Status.OPEN,
             pnl=Decimal(pnl) if pnl is not None else None,
+            # A closed trade has its exit (the book's rollups sum it on its exit day).
+            exit_time=signal.candle_time + timedelta(hours=2) if pnl is not None else None,
         )
 
 
