@@ -175,6 +175,8 @@ def _facts(
         _window("candle_time", since, until), _scope("", strategies, symbol), book_id=book_id
     )
     blocked = signals.filter(state=SignalState.BLOCKED)
+    # A closed trade without an exit time (never written by the engine; a fixture, a
+    # repair by hand) has no day: it is left out rather than stop every page.
     closed = ShadowTrade.objects.filter(
         _window("exit_time", since, until),
         _scope("signal__", strategies, symbol),
@@ -183,6 +185,7 @@ def _facts(
         signal__state=SignalState.BLOCKED,
         status=ShadowTrade.Status.CLOSED,
         pnl__isnull=False,
+        exit_time__isnull=False,
     )
     decisions = GuardDecision.objects.filter(
         _scope("signal__", strategies, symbol),
@@ -219,6 +222,7 @@ def _facts(
             book_id=book_id,
             status=PaperTrade.Status.CLOSED,
             pnl__isnull=False,
+            exit_time__isnull=False,
         )
         facts[Fact.PAPER] = _grouped(paper, "signal__", "exit_time", _money("pnl"))
     if Fact.SHADOW in wanted:
@@ -242,6 +246,7 @@ def _facts(
                     f"{trade}group": ShadowTrade.Group.BLOCKED,
                     f"{trade}status": ShadowTrade.Status.CLOSED,
                     f"{trade}pnl__isnull": False,
+                    f"{trade}exit_time__isnull": False,
                 },
             ),
             "signal__",

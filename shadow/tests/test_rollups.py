@@ -320,3 +320,19 @@ def test_the_admin_refuses_hand_edits_of_every_row_the_rollups_sum(admin_client)
     assert signal.state != "closed"
     assert BookRollup not in admin.site._registry
     assert RollupState not in admin.site._registry
+
+
+@pytest.mark.django_db
+def test_a_closed_trade_without_an_exit_time_is_left_out_not_a_failure():
+    """The engine always writes an exit time; a hand-made row without one has no day."""
+    from analytics.tests.factories import PaperTradeFactory, ShadowTradeFactory
+    from signals.tests.factories import SignalFactory
+
+    signal = SignalFactory(state="blocked")
+    ShadowTradeFactory(signal=signal, status="closed", pnl=Decimal("5"), exit_time=None)
+    other = SignalFactory(book=signal.book, state="closed")
+    PaperTradeFactory(signal=other, status="closed", pnl=Decimal("3"), exit_time=None)
+    rollups.rebuild(signal.book_id)
+    assert rollups.totals(signal.book_id, "shadow") == []
+    assert rollups.totals(signal.book_id, "paper") == []
+    assert sum(row["n"] for row in rollups.totals(signal.book_id, "signals")) == 2
