@@ -39,8 +39,8 @@ from django.urls import reverse
 
 from analytics.filters import Filters
 from analytics.numbers import cents, fine
-from analytics.selectors import quote_currency
 from analytics.trades import EXIT_REASON_WORDS, significant, window
+from markets.admin_format import quote_currency
 from shadow.models import ShadowTrade
 from signals.models import ExchangeOrder, SimulatedTrade
 

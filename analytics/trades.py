@@ -21,9 +21,8 @@ from django.urls import reverse
 
 from analytics.filters import Filters
 from analytics.numbers import cents, fine, rate
-from analytics.selectors import quote_currency
 from analytics.sorting import ordered
-from markets.admin_format import price_places
+from markets.admin_format import price_places, quote_currency
 from signals.models import PaperTrade
 
 PAGE_SIZE = 50

@@ -9,7 +9,7 @@ rounds half up and writes a loss with U+2212, never an ASCII hyphen.
 
 These are the rules of the whole product: the pages (``analytics.views.price_places``,
 ``analytics.templatetags.trader.money``, ``analytics.trades.significant``) and
-``analytics.selectors.quote_currency`` call them. They live here, in the bottom layer,
+``analytics.selectors.book_quote_currency`` call them. They live here, in the bottom layer,
 because markets and signals never import analytics.
 """
 

@@ -12,9 +12,9 @@ from django.urls import reverse
 from analytics.filters import Filters
 from analytics.numbers import cents
 from analytics.pages import Page, register
-from analytics.selectors import quote_currency
 from analytics.sorting import headers, ordered
 from analytics.trades import EXIT_REASON_WORDS, STATUS_WORDS
+from markets.admin_format import quote_currency
 from signals.models import GuardDecision, Signal, SignalState
 
 PAGE_SIZE = 50

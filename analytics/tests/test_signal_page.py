@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from analytics.selectors import quote_currency, signal_detail
+from analytics.selectors import signal_detail
 from analytics.tests.factories import (
     GuardDecisionFactory,
     SignalFactory,
@@ -15,6 +15,7 @@ from analytics.tests.factories import (
 )
 from analytics.views import measure, payload_summary
 from markets import admin_format
+from markets.admin_format import quote_currency
 from signals.models import Book, BookGuard, GuardConfig, GuardDecision, Signal, SignalState
 
 pytestmark = pytest.mark.django_db

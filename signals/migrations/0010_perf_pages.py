@@ -3,7 +3,7 @@ the models' state is unchanged.
 
 - ``perf_pages_decision_blocks``: the blocking decisions by signal with the guard and
   its configuration, so the guards page's single pass over them
-  (``analytics.selectors._guard_sums``) reads the index alone, in signal order (the
+  (``analytics.selectors.guards._guard_sums``) reads the index alone, in signal order (the
   window counting each signal's blockers needs no sort), instead of the table.
 - ``perf_pages_decided``: a signal's transitions out of ``generated`` in id order with
   their wall-clock time: the health page's decision latency takes the first one per

@@ -1,70 +1,33 @@
-"""Read-side queries: every number is aggregated in the database, per book.
-
-Works the same on PostgreSQL and SQLite (SQLite sums decimals as floats, so its money
-totals are exact only to about 15 significant digits).
-"""
+"""Guard effectiveness (the guards page, reports and alerts): per guard configuration, what it blocked and what that blocking was worth, and the ablation legs' results."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Context as DecimalContext
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.db import connections
 from django.db.models import (
     BooleanField,
-    Case,
     Count,
     ExpressionWrapper,
     F,
-    IntegerField,
-    Min,
-    Prefetch,
     Q,
     QuerySet,
     Sum,
     Value,
-    When,
     Window,
 )
 
-from analytics.breakdowns import EpochMs, float_columns
 from analytics.confidence import MeanInterval, mean_interval
-from analytics.equity import (
-    EquityCurve,
-    PositionArrays,
-    equity_curve,
-    equity_curve_arrays,
-)
-from analytics.page_cache import book_signal_counts
-from analytics.stamps import with_stamp
-from analytics.stuck import overdue
-from markets.admin_format import quote_currency
-from markets.bars import timeframe_delta
-from markets.selectors import candle_arrays, candle_sources
-from markets.timestamps import ms_from_utc, utc_from_ms
-from shadow import rollups
 from shadow.ablation import ablation_guards, ablation_requested_at
-from shadow.models import BookRollup, ShadowTrade
-from shadow.selectors import (
-    BookSummary,
-    OpportunityCost,
-    book_summary,
-    opportunity_cost,
-)
-from signals.domain.guards import GUARDS
+from shadow.models import ShadowTrade
 from signals.models import (
     Book,
     BookGuard,
-    BookState,
-    BookStrategy,
     GuardDecision,
     PaperTrade,
-    Signal,
-    SignalState,
-    SignalTransition,
 )
 
 SAVES_MONEY = "saves money"
@@ -74,11 +37,7 @@ INCONCLUSIVE = "inconclusive"
 # settings.GUARD_VERDICT_MIN_SAMPLES (docs/adr/0012-guard-interval-student-t.md).
 MIN_SAMPLES_FOR_VERDICT = 5
 
-# The deadlines before a signal counts as stuck are in ``analytics.stuck``.
-
 ZERO = Decimal(0)
-
-__all__ = ["BookSummary", "OpportunityCost", "book_summary", "opportunity_cost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,28 +78,6 @@ class GuardEffectiveness:
     # The configuration version; None for decisions from before books froze their guards.
     version: int | None = None
     book_guard_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StuckSignal:
-    """A signal past its state's deadline; ``since`` is when it entered that state."""
-
-    id: int
-    state: str
-    symbol: str
-    timeframe: str
-    since: datetime
-    age: timedelta
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineHealth:
-    """Counts per state and the stuck signals (the oldest first, at most a page of them)."""
-
-    book: Book
-    state_counts: dict[str, int]
-    stuck_count: int
-    stuck: list[StuckSignal]
 
 
 def verdict_min_samples() -> int:
@@ -334,268 +271,6 @@ def _guard_sums(
     return every, alone
 
 
-def signal_state_counts(*, book: Book) -> dict[str, int]:
-    """Signals of ``book`` per state, every state present (zero when empty), in pipeline
-    order: the book's ``signals`` rollups summed by state (``shadow.rollups``), a read of
-    the rollups whatever the number of signals."""
-    found: dict[str, int] = {}
-    for row in rollups.totals(book.pk, BookRollup.Fact.SIGNALS, by=("state",)):
-        found[row["state"]] = found.get(row["state"], 0) + row["n"]
-    return {state.value: found.get(state.value, 0) for state in SignalState}
-
-
-def books() -> list[Book]:
-    """The book picker's books: every book that is not an ablation leg, newest first, each
-    with ``signal_count`` and ``legs``, its ablation legs (a leg's own legs included) by
-    name, each with ``signal_count``.
-
-    The counts come from the page cache under each book's data stamp (one query for every
-    book's stamp, index probes only); only the books written since their count was cached
-    are counted again, in one grouped query."""
-    found = list(with_stamp(Book.objects.order_by("-created_at", "-id")))
-    counts = book_signal_counts(found)
-    by_id = {book.pk: book for book in found}
-    for book in found:
-        book.signal_count = counts.get(book.pk, 0)  # type: ignore[attr-defined]
-        book.legs = []  # type: ignore[attr-defined]
-    top = []
-    for book in found:
-        root, seen = book, {book.pk}
-        while root.ablation_of_id in by_id and root.ablation_of_id not in seen:
-            root = by_id[root.ablation_of_id]
-            seen.add(root.pk)
-        if root is book:
-            top.append(book)
-        else:
-            root.legs.append(book)  # type: ignore[attr-defined]
-    for book in top:
-        book.legs.sort(key=lambda leg: (leg.name, leg.pk))  # type: ignore[attr-defined]
-    return top
-
-
-def data_sources(*, book: Book) -> list[str]:
-    """The candle sources (exchange, file, synthetic) behind the markets ``book`` trades:
-    those of its signals and of the strategy configurations run in it."""
-    # A signal's market is that of the strategy configuration that made it: only signals
-    # without one (written before configurations were frozen in books) are read, through
-    # the index on ``book_strategy_id`` (no scan of the book's signals).
-    markets = set(
-        Signal.objects.filter(book=book, book_strategy__isnull=True)
-        .order_by()
-        .values_list("exchange", "symbol", "timeframe")
-        .distinct()
-    )
-    markets.update(
-        BookStrategy.objects.filter(book=book)
-        .order_by()
-        .values_list("exchange", "symbol", "timeframe")
-        .distinct()
-    )
-    sources: set[str] = set()
-    for exchange, symbol, timeframe in markets:
-        sources.update(candle_sources(exchange=exchange, symbol=symbol, timeframe=timeframe))
-    return sorted(sources)
-
-
-def live_books() -> list[Book]:
-    """The books the running system trades in."""
-    return list(Book.objects.filter(kind=Book.Kind.LIVE).order_by("name"))
-
-
-def stuck_signals(*, book: Book, now: datetime, limit: int = 100) -> list[StuckSignal]:
-    """Signals of ``book`` past their state's deadline at ``now``, the oldest first.
-
-    The deadlines per state are ``settings.STUCK_SIGNAL_DEADLINES`` (``analytics.stuck``):
-    by default generated 10 minutes after creation, approved 2 candles of its timeframe
-    after its decision, executed 2 candles past its maximum hold. Signals whose timeframe
-    cannot be read are never flagged.
-    """
-    rows = (
-        overdue(book=book, now=now)
-        .order_by("since", "id")
-        .values_list("id", "state", "symbol", "timeframe", "since")[:limit]
-    )
-    return [
-        StuckSignal(
-            id=signal_id,
-            state=state,
-            symbol=symbol,
-            timeframe=timeframe,
-            since=entered,
-            age=now - entered,
-        )
-        for signal_id, state, symbol, timeframe, entered in rows
-    ]
-
-
-def pipeline_health(*, book: Book, now: datetime, limit: int = 100) -> PipelineHealth:
-    """Counts per state and the stuck signals of ``book`` at ``now``."""
-    return PipelineHealth(
-        book=book,
-        state_counts=signal_state_counts(book=book),
-        stuck_count=overdue(book=book, now=now).count(),
-        stuck=stuck_signals(book=book, now=now, limit=limit),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionLine:
-    """One guard's verdict on a signal, as the configuration version that made it saw it.
-
-    ``unit`` says how observed value and threshold read ("positions", "minutes",
-    "stop-outs", "quote", "%", "ratio", "timeframes"; "" when the guard kind is unknown),
-    ``blocks_when`` the comparison of observed with threshold that blocks. ``config_id``
-    is the guard configuration the version was frozen from, ``None`` once it is deleted.
-    """
-
-    guard: str
-    kind: str
-    config_version: int | None
-    config_id: int | None
-    blocked: bool
-    observed_value: Decimal | None
-    threshold: Decimal | None
-    unit: str
-    blocks_when: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class SignalDetail:
-    """Everything recorded about one signal: the strategy version that made it, every
-    guard's verdict, its transition log and its paper and shadow trades (if any). Money
-    and prices are in ``quote_currency``."""
-
-    signal: Signal
-    quote_currency: str
-    strategy: BookStrategy | None
-    decisions: list[DecisionLine]
-    transitions: list[SignalTransition]
-    paper_trade: PaperTrade | None
-    shadow_trade: ShadowTrade | None
-
-
-def signal_detail(*, signal_id: int) -> SignalDetail | None:
-    """The signal ``signal_id`` with all it was decided on, or ``None``; three queries
-    whatever the number of decisions and transitions."""
-    signal = (
-        Signal.objects.select_related(
-            "book", "book_strategy", "strategy_config", "paper_trade", "shadow_trade"
-        )
-        .prefetch_related(
-            Prefetch(
-                "decisions",
-                queryset=GuardDecision.objects.select_related("book_guard").order_by("guard"),
-            ),
-            Prefetch("transitions", queryset=SignalTransition.objects.order_by("id")),
-        )
-        .filter(pk=signal_id)
-        .first()
-    )
-    if signal is None:
-        return None
-    return SignalDetail(
-        signal=signal,
-        quote_currency=quote_currency(signal.symbol),
-        strategy=signal.book_strategy,
-        decisions=[_decision_line(decision) for decision in signal.decisions.all()],
-        transitions=list(signal.transitions.all()),
-        paper_trade=getattr(signal, "paper_trade", None),
-        shadow_trade=getattr(signal, "shadow_trade", None),
-    )
-
-
-def _decision_line(decision: GuardDecision) -> DecisionLine:
-    frozen = decision.book_guard
-    kind = frozen.kind if frozen is not None else ""
-    # Decisions from before books froze their guards name the guard after its kind.
-    guard_class = GUARDS.get(kind) or GUARDS.get(decision.guard)
-    return DecisionLine(
-        guard=decision.guard,
-        kind=kind,
-        config_version=frozen.config_version if frozen is not None else None,
-        config_id=frozen.config_id if frozen is not None else None,
-        blocked=decision.verdict == GuardDecision.Verdict.BLOCK,
-        observed_value=decision.observed_value,
-        threshold=decision.threshold,
-        unit=getattr(guard_class, "unit", ""),
-        blocks_when=getattr(guard_class, "blocks_when", ""),
-        reason=decision.reason,
-    )
-
-
-def book_equity_curve(*, book: Book) -> EquityCurve:
-    """``book``'s equity at every candle close from its first paper entry to the last
-    candle it processed, marked to market (``analytics.equity``).
-
-    Its markets and first entry come first (one grouped query), then their candles; the
-    trades are read only when there are candles to mark them on, as float columns."""
-    trades = PaperTrade.objects.filter(
-        book=book, entry_time__isnull=False, quantity__isnull=False, entry_price__isnull=False
-    ).order_by()
-    market = ("signal__exchange", "signal__symbol", "signal__timeframe")
-    found = list(trades.values_list(*market).annotate(first=Min("entry_time")).order_by(*market))
-    if not found:
-        return equity_curve({}, [], step_ms={})
-    state = BookState.objects.filter(book=book).values_list("state", flat=True).first() or {}
-    last_times = state.get("last_time", {})
-    first_entry = min(ms_from_utc(first) for *_, first in found)
-    candles = {}
-    for exchange, symbol, timeframe, _ in found:
-        key = f"{exchange} {symbol} {timeframe}"
-        last = last_times.get(key)
-        candles[key] = candle_arrays(
-            exchange=exchange,
-            symbol=symbol,
-            timeframe=timeframe,
-            after=utc_from_ms(first_entry - 1),
-            until=utc_from_ms(last) if last is not None else None,
-        )
-    steps = {f"{e} {s} {t}": int(timeframe_delta(t).total_seconds() * 1000) for e, s, t, _ in found}
-    if all(len(c) == 0 for c in candles.values()):
-        return equity_curve(candles, [], step_ms=steps)
-    which = Case(
-        *(
-            When(signal__exchange=e, signal__symbol=s, signal__timeframe=t, then=Value(i))
-            for i, (e, s, t, _) in enumerate(found)
-        ),
-        output_field=IntegerField(),
-    )
-    closed = Case(
-        When(status=PaperTrade.Status.CLOSED, then=Value(1)),
-        default=Value(0),
-        output_field=IntegerField(),
-    )
-    side = Case(When(side="long", then=Value(1)), default=Value(-1), output_field=IntegerField())
-    columns = float_columns(
-        trades.values_list(
-            which,
-            side,
-            "quantity",
-            "entry_price",
-            EpochMs("entry_time"),
-            EpochMs("exit_time"),
-            "pnl",
-            closed,
-        ),
-        8,
-    )
-    index, direction, quantity, price, entry, exit_, pnl, is_closed = columns.T
-    exits = np.where(is_closed == 1, exit_, np.nan)
-    return equity_curve_arrays(
-        candles,
-        PositionArrays(
-            market=index.astype(np.int64),
-            signed=direction * quantity,
-            entry_price=price,
-            entry_time=entry.astype(np.int64),
-            exit_time=exits,
-            pnl=np.where(~np.isnan(exits) & ~np.isnan(pnl), pnl, 0.0),
-        ),
-        step_ms=steps,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class AblationRow:
     """One guard of a book: its first-order net impact (minus the shadow P&L of what it
@@ -661,18 +336,3 @@ def ablation_report(
 
 def _money(value: Decimal | float | None) -> Decimal:
     return Decimal(str(value)) if value is not None else ZERO
-
-
-def book_quote_currency(*, book: Book) -> str:
-    """The quote currency ``book`` trades in (``USD`` for BTC/USD), or ``quote`` when its
-    markets mix several."""
-    symbols = BookStrategy.objects.filter(book=book).values_list("symbol", flat=True).distinct()
-    currencies = {quote_currency(symbol) for symbol in symbols}
-    if not currencies:
-        currencies = {
-            quote_currency(symbol)
-            for symbol in Signal.objects.filter(book=book)
-            .order_by()
-            .values_list("symbol", flat=True)[:1]
-        }
-    return currencies.pop() if len(currencies) == 1 else "quote"
