@@ -403,8 +403,9 @@ def trading(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:
 # --- bare reads of the rollups the pages read (shadow.rollups, table shadow_bookrollup) --
 #
 # For a page that reads the book's rollups, its other floor: the same rollup rows read by
-# hand (a window's whole UTC days; its partial first and last day from the raw rows, as
-# the page reads them), giving the figures the raw SQL above gives.
+# hand (all history from the month rows, a window's whole UTC days from the day rows, its
+# partial first and last day from the raw rows, as the page reads them), giving the
+# figures the raw SQL above gives.
 
 ROLLUP_SUMMARY_SQL = f"""
 SELECT {_per_window("sum(n) FILTER (WHERE fact = 'signals' AND day >= %(first_{k})s)")},
@@ -417,7 +418,7 @@ SELECT {_per_window("sum(n) FILTER (WHERE fact = 'signals' AND day >= %(first_{k
        {_per_window("sum(pnl) FILTER (WHERE fact = 'paper' AND day >= %(first_{k})s)")},
        {_per_window("sum(pnl) FILTER (WHERE fact = 'shadow' AND day >= %(first_{k})s)")}
 FROM shadow_bookrollup
-WHERE book_id = %(book)s AND fact IN ('signals', 'paper', 'shadow')
+WHERE book_id = %(book)s AND grain = 'day' AND fact IN ('signals', 'paper', 'shadow')
   AND day >= %(widest)s AND day < %(stop)s
 """
 
@@ -482,18 +483,18 @@ def rollup_summary(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:
 ROLLUP_OPPORTUNITY_SQL = """
 SELECT GROUPING(strategy_id), GROUPING(day), strategy_id, day, sum(pnl), sum(n)
 FROM shadow_bookrollup
-WHERE book_id = %(book)s AND fact = 'shadow'
+WHERE book_id = %(book)s AND grain = 'day' AND fact = 'shadow'
 GROUP BY GROUPING SETS ((strategy_id), (day), ())
 """
 ROLLUP_OPPORTUNITY_OPEN_SQL = """
 SELECT sum(n) FROM shadow_bookrollup
-WHERE book_id = %(book)s AND fact = 'signals' AND state = 'blocked'
+WHERE book_id = %(book)s AND grain = 'month' AND fact = 'signals' AND state = 'blocked'
   AND status NOT IN ('', 'closed')
 """
 ROLLUP_OPPORTUNITY_BY_GUARD_SQL = """
 SELECT guard, sum(pnl) FILTER (WHERE fact = 'guard_shadow')
 FROM shadow_bookrollup
-WHERE book_id = %(book)s AND fact IN ('guard_blocked', 'guard_shadow')
+WHERE book_id = %(book)s AND grain = 'month' AND fact IN ('guard_blocked', 'guard_shadow')
 GROUP BY guard
 """
 
@@ -518,7 +519,7 @@ SELECT bs.name,
        sum(r.pnl) FILTER (WHERE r.fact = 'shadow')
 FROM shadow_bookrollup r
 JOIN signals_bookstrategy bs ON bs.id = r.strategy_id
-WHERE r.book_id = %(book)s AND r.fact IN ('signals', 'paper', 'shadow')
+WHERE r.book_id = %(book)s AND r.grain = 'month' AND r.fact IN ('signals', 'paper', 'shadow')
 GROUP BY bs.name
 """
 

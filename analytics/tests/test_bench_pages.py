@@ -83,7 +83,8 @@ def test_generated_book_has_its_rollups_as_a_rebuild_makes_them(bench_book):
     assert rollups.is_built(book.pk)
     stored = rollups.stored(book.pk)
     assert len(stored) == generated.rollup_rows == BookRollup.objects.filter(book=book).count()
-    assert {row[0] for row in stored} == set(BookRollup.Fact.values)
+    assert {row[1] for row in stored} == set(BookRollup.Fact.values)  # (grain, fact, ...)
+    assert {row[0] for row in stored} == set(BookRollup.Grain.values)
     rollups.rebuild(book.pk)
     assert rollups.stored(book.pk) == stored
 
@@ -286,9 +287,15 @@ def test_bare_rollup_reads_give_the_raw_sql_figures(bench_book):
             assert pages_match.agree(name, rolled(cursor, book.pk, clock), raw) == "same", name
         periods = pages_sql.rollup_summary(cursor, book.pk, clock)["periods"]
         assert periods["30d"]["signals"] > periods["1d"]["signals"] > 0
-        # A rollup row a cent off (the last paper day, in every window): seen.
-        last = BookRollup.objects.filter(book=book, fact="paper").order_by("-day").first()
-        BookRollup.objects.filter(pk=last.pk).update(pnl=last.pnl + Decimal("0.01"))
+        # A rollup row a cent off (the last paper day, in every window, and its month,
+        # which the all-history leaderboard reads): seen.
+        for grain in ("day", "month"):
+            last = (
+                BookRollup.objects.filter(book=book, fact="paper", grain=grain)
+                .order_by("-day")
+                .first()
+            )
+            BookRollup.objects.filter(pk=last.pk).update(pnl=last.pnl + Decimal("0.01"))
         for name in ("summary", "leaderboard"):
             raw = pages_sql.FIGURES[name](cursor, book.pk, clock)
             verdict = pages_match.agree(
