@@ -193,13 +193,19 @@ def opportunity(filters: Filters) -> dict[str, Any]:
     strategies: dict[int | None, dict[str, Any]] = {row["strategy_id"]: _empty() for row in ever}
     symbols: dict[str, dict[str, Any]] = {row["symbol"]: _empty() for row in ever}
     still_open = never_entered = 0
+
+    def parts(row: dict[str, Any]) -> list[dict[str, Any]]:
+        """The sums a row of blocked signals (or of their closed trades) adds into."""
+        found = [
+            total,
+            strategies.setdefault(row["strategy_id"], _empty()),
+            symbols.setdefault(row["symbol"], _empty()),
+            several if row["guard"] == rollups.SEVERAL else single,
+        ]
+        return [*found, sole[row["guard"]]] if row["guard"] in sole else found
+
     for row in blocked:
-        parts = [total, strategies.setdefault(row["strategy_id"], _empty())]
-        parts.append(symbols.setdefault(row["symbol"], _empty()))
-        parts.append(several if row["guard"] == rollups.SEVERAL else single)
-        if row["guard"] in sole:
-            parts.append(sole[row["guard"]])
-        for part in parts:
+        for part in parts(row):
             _count(part, row["n"])
     for row in statuses:
         if row["status"] in STILL_OPEN:
@@ -208,12 +214,7 @@ def opportunity(filters: Filters) -> dict[str, Any]:
             never_entered += row["n"]
     days: dict[date, dict[str, Any]] = {}
     for row in closed:
-        parts = [total, strategies.setdefault(row["strategy_id"], _empty())]
-        parts.append(symbols.setdefault(row["symbol"], _empty()))
-        parts.append(several if row["guard"] == rollups.SEVERAL else single)
-        if row["guard"] in sole:
-            parts.append(sole[row["guard"]])
-        for part in parts:
+        for part in parts(row):
             _close(part, row)
     for row in daily:
         _close(days.setdefault(row["day"], _empty()), row)
