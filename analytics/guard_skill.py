@@ -146,7 +146,8 @@ def _blocks(
     trades: QuerySet[ShadowTrade], ids: np.ndarray
 ) -> tuple[dict[Key, np.ndarray], np.ndarray]:
     """Per guard configuration, the pool positions it blocked; and per pool position how
-    many guards blocked it. Only the pool's blocking decisions are read."""
+    many guards blocked it. Only the pool's blocking decisions are read, and matched to
+    pool positions with numpy (a sorted search), not per row in Python."""
     rows = (
         GuardDecision.objects.filter(
             signal_id__in=trades.values("signal_id"),
@@ -155,16 +156,30 @@ def _blocks(
         .order_by()
         .values_list("signal_id", "guard", "book_guard_id")
     )
-    index = {int(signal_id): i for i, signal_id in enumerate(ids.tolist())}
-    blockers = np.zeros(len(ids), dtype=np.int64)
-    found: dict[Key, list[int]] = {}
+    codes: dict[Key, int] = {}
+    signal_ids: list[int] = []
+    keyed: list[int] = []
     for signal_id, guard, config_id in rows.iterator(chunk_size=20_000):
-        at = index.get(signal_id)
-        if at is None:
-            continue
-        blockers[at] += 1
-        found.setdefault((guard, config_id), []).append(at)
-    return {key: np.asarray(sorted(at), dtype=np.int64) for key, at in found.items()}, blockers
+        signal_ids.append(signal_id)
+        keyed.append(codes.setdefault((guard, config_id), len(codes)))
+    blockers = np.zeros(len(ids), dtype=np.int64)
+    if not signal_ids or not len(ids):
+        return {}, blockers
+    wanted = np.asarray(signal_ids, dtype=np.int64)
+    code = np.asarray(keyed, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    at = np.searchsorted(ids[order], wanted)
+    inside = at < len(ids)
+    inside[inside] = ids[order][at[inside]] == wanted[inside]
+    positions = order[at[inside]]
+    code = code[inside]
+    blockers += np.bincount(positions, minlength=len(ids))
+    found = {}
+    for key, number in codes.items():
+        mine = np.sort(positions[code == number])
+        if len(mine):
+            found[key] = mine
+    return found, blockers
 
 
 def _expectancy(name: str, pnl: np.ndarray, exact: list[Decimal], stream: int) -> Expectancy:
