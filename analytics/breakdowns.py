@@ -54,16 +54,6 @@ def window(field: str, filters: Filters) -> Q:
     return where
 
 
-def signal_scope(filters: Filters, prefix: str = "") -> Q:
-    """Signals of the filters' book, narrowed by strategy name and symbol."""
-    where = Q(**{f"{prefix}book": filters.book})
-    if filters.strategy:
-        where &= Q(**{f"{prefix}book_strategy__name": filters.strategy})
-    if filters.symbol:
-        where &= Q(**{f"{prefix}symbol": filters.symbol})
-    return where
-
-
 class EpochMs(Func):
     """Epoch milliseconds of a datetime column, floored (as ``ms_from_utc``), computed by
     the database so that no ``datetime`` is built per row."""
@@ -278,34 +268,6 @@ def collated(texts: list[str]) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT v FROM (VALUES {values}) AS t(v) ORDER BY v", texts)
         return [row[0] for row in cursor.fetchall()]
-
-
-def opportunity_by_guard(filters: Filters) -> list[dict[str, Any]]:
-    """Per guard (by name): its "any" part (``opportunity``)."""
-    return [{"guard": row["guard"], "any": row["any"]} for row in opportunity(filters)["guards"]]
-
-
-def opportunity_totals(filters: Filters, guards: Sequence[str] = ()) -> dict[str, Any]:
-    """The totals (``opportunity``), with each of ``guards``' "sole" part."""
-    found = opportunity(filters)
-    sole = {row["guard"]: row["sole"] for row in found["guards"]}
-    empty = _cost_row(_empty())
-    return {**found["totals"], "sole": {guard: sole.get(guard, empty) for guard in guards}}
-
-
-def opportunity_by_strategy(filters: Filters) -> list[dict[str, Any]]:
-    """Per strategy configuration version of the book."""
-    return opportunity(filters)["strategies"]
-
-
-def opportunity_by_symbol(filters: Filters) -> list[dict[str, Any]]:
-    """Per market symbol."""
-    return opportunity(filters)["symbols"]
-
-
-def opportunity_by_day(filters: Filters) -> list[dict[str, Any]]:
-    """Per UTC day of the shadow trade's exit."""
-    return opportunity(filters)["days"]
 
 
 # --- Leaderboard ------------------------------------------------------------------------

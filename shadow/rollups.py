@@ -261,21 +261,34 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
+def _insert_select(columns: tuple[str, ...], selects: list[tuple[str, list[Any]]]) -> None:
+    """``INSERT INTO`` the rollups' ``columns`` the rows of ``selects`` (SQL and params
+    each, their columns in that order), in one statement (a UNION ALL)."""
+    if not selects:
+        return
+    target = ", ".join(connection.ops.quote_name(c) for c in columns)
+    values = [value for _sql, params in selects for value in params]
+    union = " UNION ALL ".join(sql for sql, _params in selects)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {BookRollup._meta.db_table} ({target}) {union}", values)
+
+
+def _picked(names: tuple[str, ...]) -> str:
+    return ", ".join(connection.ops.quote_name(f"r_{c}") for c in names)
+
+
 def _insert(book_id: int, facts: dict[str, QuerySet[Any]]) -> None:
     """Day rows from each fact's query over the raw rows."""
-    table = BookRollup._meta.db_table
-    quote = connection.ops.quote_name
-    target = ", ".join(quote(c) for c in ("book_id", "fact", "grain", *_COLUMNS))
-    picked = ", ".join(quote(f"r_{c}") for c in _COLUMNS)
-    # One statement for every fact: a UNION ALL of their grouped queries.
-    parts, values = [], []
+    selects = []
     for fact, rows in facts.items():
         sql, params = rows.query.sql_with_params()
-        parts.append(f"SELECT %s, %s, %s, {picked} FROM ({sql}) AS f")
-        values += [book_id, fact, DAY, *params]
-    if parts:
-        with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {table} ({target}) {' UNION ALL '.join(parts)}", values)
+        selects.append(
+            (
+                f"SELECT %s, %s, %s, {_picked(_COLUMNS)} FROM ({sql}) AS f",
+                [book_id, fact, DAY, *params],
+            )
+        )
+    _insert_select(("book_id", "fact", "grain", *_COLUMNS), selects)
 
 
 def _insert_months(book_id: int, first: date | None) -> None:
@@ -293,16 +306,16 @@ def _insert_months(book_id: int, first: date | None) -> None:
         )
         .annotate(r_n=Sum("n"), r_wins=Sum("wins"), r_pnl=Sum("pnl"), r_pnl_sq=Sum("pnl_sq"))
     )
-    table = BookRollup._meta.db_table
-    quote = connection.ops.quote_name
-    target = ", ".join(quote(c) for c in ("book_id", "grain", "fact", *_COLUMNS))
-    picked = ", ".join(quote(f"r_{c}") for c in ("fact", *_COLUMNS))
     sql, params = rows.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({target}) SELECT %s, %s, {picked} FROM ({sql}) AS m",
-            [book_id, MONTH, *params],
-        )
+    _insert_select(
+        ("book_id", "grain", "fact", *_COLUMNS),
+        [
+            (
+                f"SELECT %s, %s, {_picked(('fact', *_COLUMNS))} FROM ({sql}) AS m",
+                [book_id, MONTH, *params],
+            )
+        ],
+    )
 
 
 def _lock(book_id: int) -> None:
@@ -317,9 +330,8 @@ def rebuild(book_id: int) -> None:
         BookRollup.objects.filter(book_id=book_id).delete()
         _insert(book_id, _facts(book_id, None, None))
         _insert_months(book_id, None)
-        RollupState.objects.update_or_create(
-            book_id=book_id, defaults={"version": VERSION, "newest_signal": _newest(book_id)}
-        )
+        RollupState.objects.update_or_create(book_id=book_id, defaults={"version": VERSION})
+        _record_newest(book_id)
 
 
 def refresh(book_id: int, *, since: datetime | None) -> None:
@@ -337,24 +349,20 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
         BookRollup.objects.filter(
             Q(grain=DAY, day__gte=first) | Q(grain=MONTH, day__gte=first.replace(day=1)),
             book_id=book_id,
-        )._raw_delete(connection.alias)
+        ).delete()
         _insert(book_id, _facts(book_id, _midnight(first), None))
         _insert_months(book_id, first)
-        RollupState.objects.filter(book_id=book_id).update(
-            newest_signal=Coalesce(_newest_query(book_id), Value(0))
-        )
+        _record_newest(book_id)
 
 
-def _newest_query(book_id: int) -> Subquery:
+def _newest(book_id: int) -> Coalesce:
+    """The book's newest signal id (0 without signals), as an expression."""
     newest = Signal.objects.filter(book_id=book_id).order_by("-id").values("id")[:1]
-    return Subquery(newest, output_field=IntegerField())
+    return Coalesce(Subquery(newest, output_field=IntegerField()), Value(0))
 
 
-def _newest(book_id: int) -> int:
-    return (
-        Signal.objects.filter(book_id=book_id).order_by("-id").values_list("id", flat=True).first()
-        or 0
-    )
+def _record_newest(book_id: int) -> None:
+    RollupState.objects.filter(book_id=book_id).update(newest_signal=_newest(book_id))
 
 
 def is_built(book_id: int) -> bool:
@@ -363,7 +371,7 @@ def is_built(book_id: int) -> bool:
     return RollupState.objects.filter(
         book_id=book_id,
         version=VERSION,
-        newest_signal=Coalesce(_newest_query(book_id), Value(0)),
+        newest_signal=_newest(book_id),
     ).exists()
 
 

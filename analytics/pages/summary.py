@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 
 from analytics.charts import chart_spec
@@ -58,14 +57,6 @@ class Window:
     since: datetime | None
     until: datetime | None  # exclusive
 
-    def q(self, field: str) -> Q:
-        where = Q()
-        if self.since is not None:
-            where &= Q(**{f"{field}__gte": self.since})
-        if self.until is not None:
-            where &= Q(**{f"{field}__lt": self.until})
-        return where
-
 
 def windows(clock: datetime | None) -> list[Window]:
     """The three windows, each ending just after the clock's candle (as ``parse_filters``
@@ -77,11 +68,6 @@ def windows(clock: datetime | None) -> list[Window]:
         until = clock + timedelta(microseconds=1) if clock is not None else None
         found.append(Window(key, PERIOD_LABELS[key], until - span if until else None, until))
     return found
-
-
-def _widest(spans: list[Window], field: str) -> Q:
-    """``field`` inside the widest window (every window ends at the same instant)."""
-    return spans[-1].q(field)
 
 
 def _money(value: Decimal | float | None) -> Decimal:

@@ -16,13 +16,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from analytics.breakdowns import (
-    opportunity_by_day,
-    opportunity_by_guard,
-    opportunity_by_strategy,
-    opportunity_by_symbol,
-    opportunity_totals,
-)
+from analytics.breakdowns import opportunity
 from analytics.filters import parse_filters
 from analytics.numbers import cents, rate
 from analytics.templatetags.trader import money, signed_money
@@ -158,7 +152,8 @@ def reconcile_opportunity(client, book) -> dict[str, int]:
     assert counted, "closed shadow trades of blocked signals to reconcile"
 
     # The total equals the plain sum, on the page, in the twin and in the query.
-    raw = opportunity_totals(filters)
+    found = opportunity(filters)
+    raw = found["totals"]
     assert raw["opportunity_cost"] == total
     assert Decimal(data["totals"]["opportunity_cost"]) == cents(total)
     assert Decimal(data["totals"]["net_impact"]) == -cents(total)
@@ -168,8 +163,7 @@ def reconcile_opportunity(client, book) -> dict[str, int]:
     # Sole attribution: summed over guards, the impact of the signals one guard blocked.
     single = sum((t.pnl for s, t in counted if len(blockers[s.pk]) == 1), Decimal(0))
     several = sum((t.pnl for s, t in counted if len(blockers[s.pk]) >= 2), Decimal(0))
-    guards = [row["guard"] for row in opportunity_by_guard(filters)]
-    sole = opportunity_totals(filters, guards)["sole"]
+    sole = {row["guard"]: row["sole"] for row in found["guards"]}
     assert sorted(sole) == sorted({g for found in blockers.values() for g in found})
     assert sum((row["net_impact"] for row in sole.values()), Decimal(0)) == -single
     assert raw["single_guard"]["net_impact"] == -single
@@ -185,9 +179,9 @@ def reconcile_opportunity(client, book) -> dict[str, int]:
     # Each breakdown sums exactly to the total (in the database's decimals), and each
     # row on the page is its exact value to the cent.
     for rows, shown, key in (
-        (opportunity_by_strategy(filters), data["strategies"], "name"),
-        (opportunity_by_symbol(filters), data["symbols"], "symbol"),
-        (opportunity_by_day(filters), data["days"], "day"),
+        (found["strategies"], data["strategies"], "name"),
+        (found["symbols"], data["symbols"], "symbol"),
+        (found["days"], data["days"], "day"),
     ):
         assert sum((row["opportunity_cost"] for row in rows), Decimal(0)) == total, key
         assert sum(row["closed"] for row in rows) == len(counted), key
