@@ -37,8 +37,8 @@ class BookRollup(models.Model):
     book; ``manage.py rollups_rebuild`` recomputes them from the rows.
 
     ``fact`` says what is summed and on which day (docs/rollups.md): ``signals`` and
-    ``blocked`` by candle day; ``paper``, ``shadow`` and ``guard_shadow`` (closed trades
-    with a P&L) by exit day; ``guard_blocked`` (blocking decisions) by candle day.
+    ``blocked`` by candle day; ``paper``, ``shadow``, ``guard_shadow`` and ``pool`` (closed
+    trades with a P&L) by exit day; ``guard_blocked`` (blocking decisions) by candle day.
     Dimensions a fact does not have are empty."""
 
     class Fact(models.TextChoices):
@@ -48,6 +48,7 @@ class BookRollup(models.Model):
         SHADOW = "shadow", "closed shadow trades of blocked signals by exit day"
         GUARD_BLOCKED = "guard_blocked", "blocking decisions by candle day"
         GUARD_SHADOW = "guard_shadow", "closed shadow trades per blocking guard by exit day"
+        POOL = "pool", "every closed shadow trade by exit day and blocker"
 
     class Grain(models.TextChoices):
         DAY = "day", "one UTC day"
@@ -68,6 +69,11 @@ class BookRollup(models.Model):
         blank=True,
         help_text="The blocking guard's name; on a blocked signal its only blocker, "
         "or '+' when several guards blocked it.",
+    )
+    guard_config_id = models.BigIntegerField(
+        null=True,
+        help_text="The blocking guard's configuration version (BookGuard id); on a "
+        "blocked signal, that of its only blocker.",
     )
     status = models.CharField(
         max_length=8, blank=True, help_text="A blocked signal's shadow trade status."

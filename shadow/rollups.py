@@ -24,7 +24,19 @@ configuration: signals from before books froze versions have only that) and symb
 - ``paper``: closed paper trades with a P&L by exit day;
 - ``shadow``: closed shadow trades of blocked signals by exit day, with the blocker;
 - ``guard_blocked``: blocking decisions of blocked signals by candle day, per guard;
-- ``guard_shadow``: the same decisions whose shadow trade closed, by exit day.
+- ``guard_shadow``: the same decisions whose shadow trade closed, by exit day;
+- ``pool``: every closed shadow trade (blocked signals' and the control group's) by
+  exit day, with its blocker (empty when no guard blocked it): the pool of the honest
+  verdicts (``analytics.guard_skill``).
+
+The guard facts also carry the guard's configuration version (``guard_config_id``,
+the ``BookGuard``; for a blocker, that of the one guard that blocked the signal).
+
+Other per-day summaries that must stay in step with the rows (summaries a sum cannot
+hold: a histogram, an equity path) register an ``Extension``: its rebuild and refresh
+run in the same transaction, under the same lock, as the rollups', and its version is
+part of the rollups' (``current_version``), so changing it rebuilds every book on its
+next read.
 
 Dimensions are only those the pages group or filter on: every one multiplies the rows a
 window reads (a signal's side, for one, is left out).
@@ -36,7 +48,8 @@ two writers of a book never leave a day summed twice or from stale rows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -64,10 +77,13 @@ from shadow.models import BookRollup, RollupState, ShadowTrade
 from signals.models import Book, GuardDecision, PaperTrade, Signal, SignalState
 
 # Bump when a fact's definition changes: books built before are rebuilt on first read.
-VERSION = 1
+# 2: the pool fact and the guard's configuration version.
+VERSION = 2
 
 Fact = BookRollup.Fact
-DIMENSIONS = ("day", "strategy_id", "config_id", "symbol", "state", "guard", "status")
+DIMENSIONS = (
+    "day", "strategy_id", "config_id", "symbol", "state", "guard", "guard_config_id", "status",
+)  # fmt: skip
 MEASURES = ("n", "wins", "pnl", "pnl_sq")
 SEVERAL = "+"
 DAY, MONTH = BookRollup.Grain.DAY, BookRollup.Grain.MONTH
@@ -75,6 +91,33 @@ BLOCK = GuardDecision.Verdict.BLOCK
 _COLUMNS = (*DIMENSIONS, *MEASURES)
 _EMPTY = Value("", output_field=CharField())
 _NO_MONEY = Cast(Value(None), DecimalField(max_digits=48, decimal_places=30))
+_NO_ID = Cast(Value(None), IntegerField())
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """A per-day summary kept with the rollups: ``rebuild(book_id)`` deletes and writes
+    every day of the book again, ``refresh(book_id, first)`` the UTC day ``first`` and
+    every later one. Both are called inside the rollups' transaction, under the book's
+    lock, after the rows are written. Bump ``version`` when its definition changes."""
+
+    name: str
+    version: int
+    rebuild: Callable[[int], None]
+    refresh: Callable[[int, date], None]
+
+
+_EXTENSIONS: dict[str, Extension] = {}
+
+
+def extend(extension: Extension) -> None:
+    """Keep ``extension`` with the rollups (call it from an app's ``ready``)."""
+    _EXTENSIONS[extension.name] = extension
+
+
+def current_version() -> int:
+    """The rollups' definitions with every extension's: what ``RollupState`` records."""
+    return VERSION * 1000 + sum(extension.version for extension in _EXTENSIONS.values())
 
 
 def _window(field: str, since: datetime | None, until: datetime | None) -> Q:
@@ -95,22 +138,30 @@ def _scope(prefix: str, strategies: Collection[int] | None, symbol: str) -> Q:
     return where
 
 
-def _blocker(signal: Any) -> tuple[Case, Subquery]:
+def _blocker(signal: Any) -> tuple[Case, Case, Subquery]:
     """The one guard that blocked ``signal`` (an ``OuterRef`` to its id), ``+`` when
-    several did, empty when none did (read from an annotation ``blockers``), and the
-    count of its blocking decisions to annotate ``blockers`` with."""
+    several did, empty when none did (read from an annotation ``blockers``); that one
+    guard's configuration version (``None`` otherwise); and the count of its blocking
+    decisions to annotate ``blockers`` with."""
     blocks = GuardDecision.objects.filter(signal_id=signal, verdict=BLOCK).order_by()
     count = Subquery(
         blocks.values("signal_id").annotate(c=Count("id")).values("c"),
         output_field=IntegerField(),
     )
     first = Subquery(blocks.order_by("guard").values("guard")[:1], output_field=CharField())
-    return Case(
-        When(Q(blockers=1), then=first),
-        When(Q(blockers__gte=2), then=Value(SEVERAL)),
-        default=_EMPTY,
-        output_field=CharField(),
-    ), count
+    config = Subquery(
+        blocks.order_by("guard").values("book_guard_id")[:1], output_field=IntegerField()
+    )
+    return (
+        Case(
+            When(Q(blockers=1), then=first),
+            When(Q(blockers__gte=2), then=Value(SEVERAL)),
+            default=_EMPTY,
+            output_field=CharField(),
+        ),
+        Case(When(Q(blockers=1), then=config), default=_NO_ID, output_field=IntegerField()),
+        count,
+    )
 
 
 def _counts() -> dict[str, Any]:
@@ -139,6 +190,7 @@ def _grouped(
     *,
     state: Any = _EMPTY,
     guard: Any = _EMPTY,
+    guard_config: Any = _NO_ID,
     status: Any = _EMPTY,
 ) -> QuerySet[Any]:
     """``rows`` grouped by the rollup's dimensions (``signal``: the path to the signal,
@@ -152,6 +204,7 @@ def _grouped(
             r_symbol=F(f"{signal}symbol"),
             r_state=state,
             r_guard=guard,
+            r_guard_config_id=guard_config,
             r_status=status,
         )
         .annotate(**measures)
@@ -211,9 +264,14 @@ def _facts(
             ),
         )
     if Fact.BLOCKED in wanted:
-        guard, count = _blocker(OuterRef("pk"))
+        guard, config, count = _blocker(OuterRef("pk"))
         facts[Fact.BLOCKED] = _grouped(
-            blocked.annotate(blockers=count), "", "candle_time", _counts(), guard=guard
+            blocked.annotate(blockers=count),
+            "",
+            "candle_time",
+            _counts(),
+            guard=guard,
+            guard_config=config,
         )
     if Fact.PAPER in wanted:
         paper = PaperTrade.objects.filter(
@@ -226,9 +284,32 @@ def _facts(
         )
         facts[Fact.PAPER] = _grouped(paper, "signal__", "exit_time", _money("pnl"))
     if Fact.SHADOW in wanted:
-        guard, count = _blocker(OuterRef("signal_id"))
+        guard, config, count = _blocker(OuterRef("signal_id"))
         facts[Fact.SHADOW] = _grouped(
-            closed.annotate(blockers=count), "signal__", "exit_time", _money("pnl"), guard=guard
+            closed.annotate(blockers=count),
+            "signal__",
+            "exit_time",
+            _money("pnl"),
+            guard=guard,
+            guard_config=config,
+        )
+    if Fact.POOL in wanted:
+        guard, config, count = _blocker(OuterRef("signal_id"))
+        pool = ShadowTrade.objects.filter(
+            _window("exit_time", since, until),
+            _scope("signal__", strategies, symbol),
+            book_id=book_id,
+            status=ShadowTrade.Status.CLOSED,
+            pnl__isnull=False,
+            exit_time__isnull=False,
+        )
+        facts[Fact.POOL] = _grouped(
+            pool.annotate(blockers=count),
+            "signal__",
+            "exit_time",
+            _money("pnl"),
+            guard=guard,
+            guard_config=config,
         )
     if Fact.GUARD_BLOCKED in wanted:
         facts[Fact.GUARD_BLOCKED] = _grouped(
@@ -237,6 +318,7 @@ def _facts(
             "signal__candle_time",
             _counts(),
             guard=F("guard"),
+            guard_config=F("book_guard_id"),
         )
     if Fact.GUARD_SHADOW in wanted:
         facts[Fact.GUARD_SHADOW] = _grouped(
@@ -253,6 +335,7 @@ def _facts(
             f"{trade}exit_time",
             _money(f"{trade}pnl"),
             guard=F("guard"),
+            guard_config=F("book_guard_id"),
         )
     return facts
 
@@ -330,7 +413,11 @@ def rebuild(book_id: int) -> None:
         BookRollup.objects.filter(book_id=book_id).delete()
         _insert(book_id, _facts(book_id, None, None))
         _insert_months(book_id, None)
-        RollupState.objects.update_or_create(book_id=book_id, defaults={"version": VERSION})
+        for extension in _EXTENSIONS.values():
+            extension.rebuild(book_id)
+        RollupState.objects.update_or_create(
+            book_id=book_id, defaults={"version": current_version()}
+        )
         _record_newest(book_id)
 
 
@@ -340,7 +427,10 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
     definitions, is rebuilt whole. Call it inside the writer's transaction, after the
     rows are written."""
     # Only the definitions matter here: this write's own new signals are not summed yet.
-    if since is None or not RollupState.objects.filter(book_id=book_id, version=VERSION).exists():
+    if (
+        since is None
+        or not RollupState.objects.filter(book_id=book_id, version=current_version()).exists()
+    ):
         rebuild(book_id)
         return
     first = since.astimezone(UTC).date()
@@ -352,6 +442,8 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
         ).delete()
         _insert(book_id, _facts(book_id, _midnight(first), None))
         _insert_months(book_id, first)
+        for extension in _EXTENSIONS.values():
+            extension.refresh(book_id, first)
         _record_newest(book_id)
 
 
@@ -370,7 +462,7 @@ def is_built(book_id: int) -> bool:
     (one query: two index probes)."""
     return RollupState.objects.filter(
         book_id=book_id,
-        version=VERSION,
+        version=current_version(),
         newest_signal=_newest(book_id),
     ).exists()
 
@@ -550,6 +642,9 @@ def stored(book_id: int) -> list[tuple[Any, ...]]:
     P&L as ``Decimal``), sorted: what a rebuild must reproduce."""
     rows = BookRollup.objects.filter(book_id=book_id).values_list("grain", "fact", *_COLUMNS)
     return sorted(
-        ((*row[:9], int(row[9]), int(row[10]), row[11], round(float(row[12]), 6)) for row in rows),
+        (
+            (*row[:10], int(row[10]), int(row[11]), row[12], round(float(row[13]), 6))
+            for row in rows
+        ),
         key=lambda row: tuple("" if v is None else str(v) for v in row),
     )

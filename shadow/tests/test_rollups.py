@@ -20,7 +20,7 @@ from shadow.ablation import ablation_guards, ablation_leg_run
 from shadow.live import book_advance
 from shadow.models import BookRollup, RollupState, ShadowTrade
 from shadow.tests.test_live import END, _market_data, _replay
-from signals.models import Book, BookStrategy, GuardDecision, PaperTrade, Signal
+from signals.models import Book, BookGuard, BookStrategy, GuardDecision, PaperTrade, Signal
 from signals.services import book_live
 
 
@@ -30,10 +30,15 @@ def fresh_signals_forever(settings):
 
 
 def named(book: Book) -> list[tuple[Any, ...]]:
-    """The book's rollups with strategy versions by name (ids differ between books)."""
+    """The book's rollups with strategy and guard versions by name (ids differ between
+    books)."""
     names = {s.pk: s.name for s in BookStrategy.objects.filter(book=book)}
+    guards = {g.pk: (g.name, g.config_version) for g in BookGuard.objects.filter(book=book)}
     return sorted(
-        ((*row[:3], names.get(row[3]), *row[4:]) for row in rollups.stored(book.pk)),
+        (
+            (*row[:3], names.get(row[3]), *row[4:8], guards.get(row[8]), *row[9:])
+            for row in rollups.stored(book.pk)
+        ),
         key=lambda row: tuple("" if v is None else str(v) for v in row),
     )
 
