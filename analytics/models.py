@@ -106,3 +106,51 @@ class ThresholdRecommendation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.guard_config} {self.param}: {self.current_value} → {self.recommended_value}"
+
+
+class EquitySegment(models.Model):
+    """One UTC day of a book's realised equity path, for one series and group: what the
+    leaderboard folds into maximum drawdown, Sharpe and profit factor instead of reading
+    every closed trade (``analytics.segments``, docs/rollups.md). Kept with the rollups,
+    in the transaction of every write of the book.
+
+    The day's trades are taken in the order the statistics use (exit time, then paper
+    before shadow, then id); the running sum starts at 0 at the day's start. ``high`` is
+    the highest running sum (>= 0: the empty prefix counts), ``low`` the lowest (<= 0),
+    ``fall`` the largest fall of the running sum below its running peak inside the day
+    (the peak starting at 0), ``total`` the day's P&L; ``gross_profit`` and
+    ``gross_loss`` the sums of the winning trades and of the losing ones (both >= 0)."""
+
+    class Series(models.TextChoices):
+        GUARDED = "guarded", "closed paper trades"
+        UNGUARDED = "unguarded", "closed paper trades and closed shadow trades of blocked signals"
+
+    book = models.ForeignKey("signals.Book", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The trades' UTC exit day.")
+    series = models.CharField(max_length=9, choices=Series.choices)
+    strategy_id = models.BigIntegerField(
+        null=True,
+        help_text="The strategy version (BookStrategy id); empty: every strategy version "
+        "of the book together.",
+    )
+    symbol = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="On a book row (no strategy), its trades' symbol, or empty for every "
+        "symbol; empty on a strategy's row (a strategy trades one market).",
+    )
+    n = models.BigIntegerField()
+    wins = models.BigIntegerField()
+    losses = models.BigIntegerField()
+    total = models.DecimalField(max_digits=48, decimal_places=30)
+    high = models.DecimalField(max_digits=48, decimal_places=30)
+    low = models.DecimalField(max_digits=48, decimal_places=30)
+    fall = models.DecimalField(max_digits=48, decimal_places=30)
+    gross_profit = models.DecimalField(max_digits=48, decimal_places=30)
+    gross_loss = models.DecimalField(max_digits=48, decimal_places=30)
+
+    class Meta:
+        indexes = [models.Index(fields=["book", "day"], name="segment_book_day")]
+
+    def __str__(self) -> str:
+        return f"{self.series} {self.day} n={self.n}"

@@ -7,22 +7,24 @@ Approval rate = signals that passed every guard (approved, executed, failed, exp
 closed) / signals the guards decided (those plus the blocked ones); rejected signals
 (bad prices, stale candle) never reached the guards and count in neither.
 
-Two queries whatever the number of signals: the strategies with their counts and exact
-P&L sums (``leaderboard_strategies``), and every closed trade's strategy, P&L and exit
-time in one UNION ALL (``leaderboard_trades``), from which ``analytics.metrics`` computes
-the rest per strategy with numpy.
+A fixed number of queries whatever the number of signals: the strategies with their
+counts and exact P&L sums from the rollups (``leaderboard_strategies``), and the
+statistics that need every trade in exit order (win rate, profit factor, maximum
+drawdown, Sharpe) folded from the day segments of the book's equity path
+(``analytics.segments``: one row per day and strategy version, a window's partial first
+and last day from the rows), the same figures as ``analytics.metrics.trade_stats``
+over the trades in exit order (exit time, paper before shadow, id).
 """
 
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
-
-from analytics.breakdowns import leaderboard_strategies, leaderboard_trades, stats_by_strategy
+from analytics import segments
+from analytics.breakdowns import leaderboard_strategies
 from analytics.filters import Filters
-from analytics.metrics import TradeStats, trade_stats
 from analytics.numbers import cents, rate, ratio
 from analytics.pages import Page, register
+from analytics.segments import GUARDED, UNGUARDED, Fold
 
 CONVENTION = (
     "Guarded: the closed paper trades, what the strategy really traded. Unguarded: those "
@@ -31,12 +33,12 @@ CONVENTION = (
     "saved this strategy money."
 )
 
-EMPTY = trade_stats([], [])
+EMPTY = segments.EMPTY
 
 
-def _figures(stats: TradeStats, total: Decimal) -> dict[str, Any]:
+def _figures(stats: Fold, total: Decimal) -> dict[str, Any]:
     """A strategy's trade statistics as the page shows them; ``total`` is the exact
-    decimal sum from the database (the float statistics are rounded from numpy)."""
+    decimal sum from the rollups (the same as the segments' on PostgreSQL)."""
     trades = stats.trades
     return {
         "trades": trades,
@@ -53,10 +55,16 @@ def _figures(stats: TradeStats, total: Decimal) -> dict[str, Any]:
 
 
 def build(filters: Filters) -> dict[str, Any]:
-    strategies = list(leaderboard_strategies(filters))
-    columns = leaderboard_trades(filters)
-    guarded = stats_by_strategy(columns, ~columns.shadow)
-    unguarded = stats_by_strategy(columns, np.ones(columns.shadow.size, dtype=bool))
+    assert filters.book is not None
+    strategies = list(leaderboard_strategies(filters))  # builds the rollups if needed
+    folded = segments.figures(
+        filters.book.pk,
+        since=filters.since,
+        until=filters.until,
+        strategies=[strategy["id"] for strategy in strategies],
+        symbol=filters.symbol,
+        clock=filters.clock,
+    )
     rows = []
     for strategy in strategies:
         paper_pnl = strategy["paper_pnl"] if strategy["paper_pnl"] is not None else Decimal(0)
@@ -77,8 +85,10 @@ def build(filters: Filters) -> dict[str, Any]:
                 "rejected": strategy["rejected"],
                 "decided": decided,
                 "approval_rate": rate(strategy["passed"] / decided if decided else None),
-                "guarded": _figures(guarded.get(strategy["id"], EMPTY), paper_pnl),
-                "unguarded": _figures(unguarded.get(strategy["id"], EMPTY), paper_pnl + shadow_pnl),
+                "guarded": _figures(folded.get((GUARDED, strategy["id"]), EMPTY), paper_pnl),
+                "unguarded": _figures(
+                    folded.get((UNGUARDED, strategy["id"]), EMPTY), paper_pnl + shadow_pnl
+                ),
                 "guards_effect": cents(-shadow_pnl),
                 "blocked_closed": strategy["shadow_closed"],
             }
@@ -86,7 +96,6 @@ def build(filters: Filters) -> dict[str, Any]:
     rows.sort(key=lambda row: (-(row["guarded"]["total_pnl"] or 0), row["name"], row["version"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
-    known = np.isin(columns.strategy, [row["id"] for row in rows])
     paper_total = sum((s["paper_pnl"] or Decimal(0) for s in strategies), Decimal(0))
     shadow_total = sum((s["shadow_pnl"] or Decimal(0) for s in strategies), Decimal(0))
     passed = sum(s["passed"] for s in strategies)
@@ -96,15 +105,9 @@ def build(filters: Filters) -> dict[str, Any]:
         "approved": passed,
         "decided": decided,
         "approval_rate": rate(passed / decided if decided else None),
-        "guarded": _figures(
-            trade_stats(
-                columns.pnl[known & ~columns.shadow], columns.exit_ms[known & ~columns.shadow]
-            ),
-            paper_total,
-        ),
-        "unguarded": _figures(
-            trade_stats(columns.pnl[known], columns.exit_ms[known]), paper_total + shadow_total
-        ),
+        # Every strategy version of the book (of the symbol when filtered) together.
+        "guarded": _figures(folded.get((GUARDED, None), EMPTY), paper_total),
+        "unguarded": _figures(folded.get((UNGUARDED, None), EMPTY), paper_total + shadow_total),
         "guards_effect": cents(-shadow_total),
     }
     return {"convention": CONVENTION, "strategies": rows, "book": book_row}

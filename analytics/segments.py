@@ -1,0 +1,362 @@
+"""Equity segments: a book's realised equity path summed per UTC day, so that maximum
+drawdown, Sharpe and profit factor read one row per day instead of every closed trade.
+
+A **segment** is a run of consecutive trades (in the order below) summed into: ``n``,
+``total`` T, the highest running sum H (>= 0: the empty prefix counts), the lowest L
+(<= 0), the largest fall of the running sum below its running peak D (the peak starting
+at 0 at the segment's start), gross profit, gross loss, wins and losses. Segments fold
+exactly: with E the equity before a segment and P the running peak (0 at the start), the
+segment's worst fall is ``max(D, P - (E + L))``; then ``P = max(P, E + H)``,
+``E += T``. The maximum drawdown of the whole sequence is the largest of those falls,
+the same figure as ``analytics.metrics.max_drawdown`` over every trade. Sharpe of daily
+P&L needs only the days' totals (days without a trade count 0, as
+``analytics.metrics.sharpe``).
+
+Rows (``EquitySegment``), per book, UTC exit day and series (``guarded``: closed paper
+trades; ``unguarded``: those and the closed shadow trades of blocked signals, the
+leaderboard's two columns):
+
+- per strategy version (``strategy_id``, ``symbol`` empty): the leaderboard's rows;
+- for the book (``strategy_id`` empty), every symbol (``symbol`` empty) and each symbol:
+  the leaderboard's book row, unfiltered and filtered by symbol.
+
+Only trades of a strategy version (a signal with a ``BookStrategy``) count, as on the
+leaderboard. Within a day trades are in **exit time, then paper before shadow, then
+id** order (paper trades and shadow trades have ids of their own), which is the order
+of ``analytics.breakdowns.leaderboard_trades``, with exit times to the microsecond.
+
+A day's segments are one ``INSERT ... SELECT`` of running sums (window functions) over
+its trades; they are kept with the rollups (``shadow.rollups.Extension``): rebuilt with
+them and refreshed from the first day a write touched, in the same transaction under the
+book's lock. A window that does not start or end at midnight UTC reads its partial first
+and last day from the rows, through the same query, so every figure is the one a loop
+over the window's trades gives. Money is exact (``numeric``) on PostgreSQL; SQLite sums
+in floats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from django.db import connection
+from django.db.models import F, IntegerField, Q, QuerySet, Value
+from django.db.models.functions import TruncDate
+
+from analytics.models import EquitySegment
+from shadow import rollups
+from shadow.models import ShadowTrade
+from signals.models import PaperTrade, SignalState
+
+# Bump when a segment's definition changes: every book is rebuilt on its next read.
+VERSION = 1
+NAME = "equity_segments"
+
+GUARDED = EquitySegment.Series.GUARDED
+UNGUARDED = EquitySegment.Series.UNGUARDED
+ZERO = Decimal(0)
+_MEASURES = ("n", "wins", "losses", "total", "high", "low", "fall", "gross_profit", "gross_loss")
+_KEYS = ("day", "series", "strategy_id", "symbol")
+_MONEY = ("total", "high", "low", "fall", "gross_profit", "gross_loss")
+
+
+def _window(since: datetime | None, until: datetime | None) -> Q:
+    where = Q(exit_time__isnull=False)
+    if since is not None:
+        where &= Q(exit_time__gte=since)
+    if until is not None:
+        where &= Q(exit_time__lt=until)
+    return where
+
+
+def _trades(book_id: int, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+    """The closed trades of the book with an exit in ``[since, until)`` as SQL: columns
+    ``t_id``, ``t_kind`` (0 paper, 1 shadow of a blocked signal), ``t_exit``, ``t_day``
+    (UTC exit day), ``t_pnl``, ``t_strategy``, ``t_symbol``."""
+
+    def columns(rows: QuerySet[Any], kind: int) -> QuerySet[Any]:
+        return (
+            rows.filter(_window(since, until), signal__book_strategy_id__isnull=False)
+            .order_by()
+            .values_list(
+                "id",
+                Value(kind, output_field=IntegerField()),
+                F("exit_time"),
+                TruncDate("exit_time", tzinfo=UTC),
+                "pnl",
+                "signal__book_strategy_id",
+                "signal__symbol",
+            )
+        )
+
+    paper = PaperTrade.objects.filter(
+        book_id=book_id, status=PaperTrade.Status.CLOSED, pnl__isnull=False
+    )
+    shadow = ShadowTrade.objects.filter(
+        book_id=book_id,
+        group=ShadowTrade.Group.BLOCKED,
+        signal__state=SignalState.BLOCKED,
+        status=ShadowTrade.Status.CLOSED,
+        pnl__isnull=False,
+    )
+    union = columns(paper, 0).union(columns(shadow, 1), all=True)
+    sql, params = union.query.sql_with_params()
+    return f"SELECT * FROM ({sql}) AS u", list(params)
+
+
+def _select(book_id: int, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+    """The segments of the trades with an exit in ``[since, until)``, one per UTC day,
+    series and group: columns ``day, series, strategy_id, symbol`` then ``_MEASURES``."""
+    trades, params = _trades(book_id, since, until)
+    # The union's columns by position: Django names them after the first query's.
+    q = connection.ops.quote_name
+    series = (
+        f"SELECT '{GUARDED}' AS g_series, 0 AS g_book, 0 AS g_symbol "
+        f"UNION ALL SELECT '{GUARDED}', 1, 0 UNION ALL SELECT '{GUARDED}', 1, 1 "
+        f"UNION ALL SELECT '{UNGUARDED}', 0, 0 UNION ALL SELECT '{UNGUARDED}', 1, 0 "
+        f"UNION ALL SELECT '{UNGUARDED}', 1, 1"
+    )
+    order = "t_exit, t_kind, t_id"
+    part = "g_series, s_strategy, s_symbol, t_day"
+    running = f"OVER (PARTITION BY {part} ORDER BY {order} ROWS UNBOUNDED PRECEDING)"
+    sql = f"""
+        WITH t (t_id, t_kind, t_exit, t_day, t_pnl, t_strategy, t_symbol) AS ({trades}),
+        s AS (
+            SELECT t.*, g.g_series,
+                CASE WHEN g.g_book = 1 THEN NULL ELSE t_strategy END AS s_strategy,
+                CASE WHEN g.g_symbol = 1 THEN t_symbol ELSE '' END AS s_symbol
+            FROM t CROSS JOIN ({series}) AS g
+            WHERE t.t_kind = 0 OR g.g_series = '{UNGUARDED}'
+        ),
+        r AS (SELECT s.*, SUM(t_pnl) {running} AS r_run FROM s),
+        p AS (SELECT r.*, MAX(r_run) {running} AS p_peak FROM r)
+        SELECT t_day AS {q("day")}, g_series AS {q("series")}, s_strategy AS {q("strategy_id")},
+            s_symbol AS {q("symbol")},
+            COUNT(*) AS {q("n")},
+            COUNT(CASE WHEN t_pnl > 0 THEN 1 END) AS {q("wins")},
+            COUNT(CASE WHEN t_pnl < 0 THEN 1 END) AS {q("losses")},
+            SUM(t_pnl) AS {q("total")},
+            CASE WHEN MAX(r_run) > 0 THEN MAX(r_run) ELSE 0 END AS {q("high")},
+            CASE WHEN MIN(r_run) < 0 THEN MIN(r_run) ELSE 0 END AS {q("low")},
+            MAX(CASE WHEN p_peak > 0 THEN p_peak ELSE 0 END - r_run) AS {q("fall")},
+            SUM(CASE WHEN t_pnl > 0 THEN t_pnl ELSE 0 END) AS {q("gross_profit")},
+            -SUM(CASE WHEN t_pnl < 0 THEN t_pnl ELSE 0 END) AS {q("gross_loss")}
+        FROM p
+        GROUP BY t_day, g_series, s_strategy, s_symbol
+    """
+    return sql, params
+
+
+def _insert(book_id: int, since: datetime | None) -> None:
+    sql, params = _select(book_id, since, None)
+    q = connection.ops.quote_name
+    columns = ", ".join(q(c) for c in ("book_id", *_KEYS, *_MEASURES))
+    picked = ", ".join(f"x.{q(c)}" for c in (*_KEYS, *_MEASURES))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {EquitySegment._meta.db_table} ({columns}) "
+            f"SELECT %s, {picked} FROM ({sql}) AS x",
+            [book_id, *params],
+        )
+
+
+def rebuild(book_id: int) -> None:
+    """Every segment of the book written again from its trades (inside the rollups'
+    transaction, under the book's lock)."""
+    EquitySegment.objects.filter(book_id=book_id).delete()
+    _insert(book_id, None)
+
+
+def refresh(book_id: int, first: date) -> None:
+    """The segments of UTC day ``first`` and every later day written again."""
+    EquitySegment.objects.filter(book_id=book_id, day__gte=first).delete()
+    _insert(book_id, _midnight(first))
+
+
+def register() -> None:
+    """Keep the segments with the rollups (``AnalyticsConfig.ready``)."""
+    rollups.extend(rollups.Extension(NAME, VERSION, rebuild, refresh))
+
+
+# --- Reading ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """The statistics of a sequence of closed trades (``analytics.metrics``'
+    conventions), folded from its segments: counts, exact sums (``Decimal``), maximum
+    drawdown (money, >= 0), profit factor (gross profit / gross loss, ``None`` without
+    a loss) and Sharpe of daily P&L (``None`` with fewer than two days or no variation)."""
+
+    trades: int
+    wins: int
+    losses: int
+    total_pnl: Decimal
+    gross_profit: Decimal
+    gross_loss: Decimal
+    max_drawdown: Decimal
+    sharpe: float | None
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.wins / self.trades if self.trades else None
+
+    @property
+    def profit_factor(self) -> Decimal | None:
+        return self.gross_profit / self.gross_loss if self.gross_loss > 0 else None
+
+
+EMPTY = Fold(0, 0, 0, ZERO, ZERO, ZERO, ZERO, None)
+
+
+def _money(value: Any) -> Decimal:
+    if value is None:
+        return ZERO
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _sharpe(days: dict[date, Decimal]) -> float | None:
+    """``analytics.metrics.sharpe`` from the days' totals: every day from the first to the
+    last with a trade, zero-filled."""
+    if not days:
+        return None
+    first, last = min(days), max(days)
+    per_day = np.zeros((last - first).days + 1)
+    for day, total in days.items():
+        per_day[(day - first).days] += float(total)
+    if per_day.size < 2:
+        return None
+    spread = float(np.std(per_day, ddof=1))
+    if spread == 0 or not math.isfinite(spread):
+        return None
+    return float(np.mean(per_day) / spread * np.sqrt(365.0))
+
+
+def fold(segments: Iterable[dict[str, Any]]) -> Fold:
+    """The statistics of the segments' trades, the segments in order (each a dict with
+    ``day`` and the measures)."""
+    trades = wins = losses = 0
+    equity = peak = worst = gross_profit = gross_loss = ZERO
+    days: dict[date, Decimal] = {}
+    for segment in segments:
+        n = int(segment["n"])
+        if not n:
+            continue
+        total, high, low = (_money(segment[k]) for k in ("total", "high", "low"))
+        worst = max(worst, _money(segment["fall"]), peak - (equity + low))
+        peak = max(peak, equity + high)
+        equity += total
+        trades += n
+        wins += int(segment["wins"])
+        losses += int(segment["losses"])
+        gross_profit += _money(segment["gross_profit"])
+        gross_loss += _money(segment["gross_loss"])
+        day = _as_date(segment["day"])
+        days[day] = days.get(day, ZERO) + total
+    return Fold(trades, wins, losses, equity, gross_profit, gross_loss, worst, _sharpe(days))
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _split(
+    since: datetime | None, until: datetime | None
+) -> tuple[date | None, date | None, list[tuple[datetime | None, datetime | None]], bool]:
+    """The whole UTC days of ``[since, until)`` (first, and last exclusive; ``None``: no
+    bound), the partial stretches before and after them to read from the rows, and
+    whether there are whole days at all (as ``shadow.rollups`` splits a window)."""
+    first = None
+    if since is not None:
+        since = since.astimezone(UTC)
+        first = since.date()
+        if since != _midnight(first):
+            first += timedelta(days=1)
+    stop = until.astimezone(UTC).date() if until is not None else None
+    if first is not None and stop is not None and first >= stop:
+        return None, None, [(since, until)], False
+    edges: list[tuple[datetime | None, datetime | None]] = []
+    if since is not None and first is not None and since < _midnight(first):
+        edges.append((since, _midnight(first)))
+    if until is not None and stop is not None and _midnight(stop) < until:
+        edges.append((_midnight(stop), until))
+    return first, stop, edges, True
+
+
+def figures(
+    book_id: int,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    strategies: Collection[int] = (),
+    symbol: str = "",
+    clock: datetime | None = None,
+) -> dict[tuple[str, int | None], Fold]:
+    """Per (series, strategy version id) the statistics of the closed trades with an
+    exit in ``[since, until)``, for the versions ``strategies`` and the book (key
+    ``None``: every strategy version, only ``symbol``'s trades when given). Whole days
+    from the segments, a partial first and last day from the rows through the same
+    query. ``clock`` is the book's clock: nothing lies after it, so a window ending
+    after it has no partial last day. The rollups must be built (``ensure_built``)."""
+    if until is not None and clock is not None and until > clock:
+        until = None
+    first, stop, edges, whole = _split(since, until)
+    ids = set(strategies)
+
+    def wanted(row: dict[str, Any]) -> bool:
+        if row["strategy_id"] is None:
+            return bool(row["symbol"] == symbol)
+        return row["strategy_id"] in ids and row["symbol"] == ""
+
+    def raw(low: datetime | None, high: datetime | None) -> list[dict[str, Any]]:
+        sql, params = _select(book_id, low, high)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return sorted((row for row in rows if wanted(row)), key=lambda row: _as_date(row["day"]))
+
+    head: list[dict[str, Any]] = []
+    tail: list[dict[str, Any]] = []
+    for low, high in edges:
+        # A stretch before the whole days (or the only one) comes first, one after last.
+        if first is not None and high is not None and high <= _midnight(first):
+            head += raw(low, high)
+        else:
+            tail += raw(low, high)
+    kept: list[dict[str, Any]] = []
+    if whole:
+        rows = EquitySegment.objects.filter(
+            Q(strategy_id__in=list(ids), symbol="") | Q(strategy_id__isnull=True, symbol=symbol),
+            book_id=book_id,
+        )
+        if first is not None:
+            rows = rows.filter(day__gte=first)
+        if stop is not None:
+            rows = rows.filter(day__lt=stop)
+        kept = list(rows.order_by("day").values(*_KEYS, *_MEASURES))
+    grouped: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
+    for row in (*head, *kept, *tail):
+        grouped.setdefault((row["series"], row["strategy_id"]), []).append(row)
+    return {key: fold(rows) for key, rows in grouped.items()}
+
+
+def stored(book_id: int) -> list[tuple[Any, ...]]:
+    """The book's segments as comparable tuples (keys, then measures; money as
+    ``Decimal``), sorted: what a rebuild must reproduce."""
+    rows = EquitySegment.objects.filter(book_id=book_id).values_list(*_KEYS, *_MEASURES)
+    return sorted(
+        ((str(r[0]), r[1], r[2], r[3], *(int(v) for v in r[4:7]), *r[7:]) for r in rows),
+        key=lambda row: tuple("" if v is None else str(v) for v in row),
+    )
