@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class ShadowConfig(AppConfig):
     name = "shadow"
     verbose_name = "Shadow trading"
+
+    def ready(self) -> None:
+        from shadow import latency, rollups
+
+        # The health page's latency histogram, kept with the rollups (shadow.latency).
+        rollups.extend(latency.EXTENSION)

@@ -16,15 +16,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import (
-    Count,
-    F,
-    Max,
-    OuterRef,
-    QuerySet,
-    Subquery,
-)
-from django.db.models.functions import Coalesce, TruncHour
+from django.db.models import Count, Max
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from analytics.charts import chart_spec
@@ -37,7 +30,7 @@ from analytics.pages import Page, register
 from analytics.paper_balance import balance_failures
 from analytics.selectors import signal_state_counts
 from analytics.stuck import deadlines, describe, human_duration, overdue
-from markets.bars import timeframe_delta
+from shadow import latency, rollups
 from signals.models import Book, Signal, SignalState, SignalTransition
 
 HOURS = 24
@@ -240,71 +233,56 @@ PERCENTILES = (0.5, 0.95)
 
 
 def decision_latency(*, book: Book, now: datetime) -> dict[str, Any]:
-    """How long after its candle closed each signal was decided: the wall-clock time of
-    its decision (the transition out of ``generated``; the signal's own ``created_at``,
-    written in the same run, when the log has none) minus the candle's close
-    (``candle_time`` + one timeframe, ``markets.bars.timeframe_delta``; a signal whose
-    timeframe it refuses is left out). p50 and p95 (linear interpolation between the two
-    nearest waits, as numpy's and PostgreSQL's ``percentile_cont``) over the decisions of
-    the last 24 hours and over all of them.
+    """How long after its candle closed each signal was decided (``shadow.latency``: the
+    wall-clock time of its decision minus the candle's close; a signal whose timeframe
+    ``markets.bars.timeframe_delta`` refuses is left out). p50 and p95 (linear
+    interpolation between the two nearest waits, as numpy's and PostgreSQL's
+    ``percentile_cont``) over the decisions of the last 24 hours and over all of them.
 
-    One computation on every database: the waits are ranked in the database (window
-    functions), which returns only the few waits next to each percentile's position;
-    the interpolation is done here. Two queries: the book's timeframes, then this."""
-    cutoff = now - timedelta(hours=HOURS)
-    decided = decided_signals(book=book)
-    candles = candle_seconds(book=book)
-    if not candles:
-        return {"last_24h": _percentile_figures(0, None), "all_time": _percentile_figures(0, None)}
-    inner, params = decided.query.sql_with_params()
-    connection = connections[decided.db]
-    when = " ".join("WHEN %s THEN %s" for _ in candles)
-    candle_params = [value for pair in candles.items() for value in pair]
-    # One sort by wait ranks every decision (``i_all``) and, by a running count, the
-    # recent ones (``i_recent``); only the ranks next to each percentile's position come
-    # back (within 2 of it: no rounding of the position can miss one).
-    near = " OR ".join(
-        f"abs(i_all - (n_all - 1) * {q}e0) < 2 "
-        f"OR (recent = 1 AND abs(i_recent - (n_recent - 1) * {q}e0) < 2)"
-        for q in PERCENTILES
-    )
-    # A subquery with an OFFSET is not merged into the outer query: each decision is
-    # probed once, then ranked.
-    fence = "LIMIT -1 OFFSET 0" if connection.vendor == "sqlite" else "OFFSET 0"
-    query = (
-        "SELECT recent, n_all, i_all, n_recent, i_recent, wait FROM ("
-        "SELECT wait, recent, row_number() OVER w - 1 AS i_all, "
-        "sum(recent) OVER w - 1 AS i_recent, count(*) OVER () AS n_all, "
-        "sum(recent) OVER () AS n_recent FROM ("
-        f"SELECT {_seconds_between(connection.vendor, 'decided', 'candle_time')} - "
-        f"CASE timeframe {when} END AS wait, "
-        "CASE WHEN decided >= %s THEN 1 ELSE 0 END AS recent "
-        f"FROM ({inner} {fence}) decided {fence}) waits WHERE wait IS NOT NULL "
-        f"WINDOW w AS (ORDER BY wait ROWS UNBOUNDED PRECEDING)) r WHERE {near}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(query, (*candle_params, cutoff, *params))
-        rows = cursor.fetchall()
-    every: dict[int, float] = {}
-    recent: dict[int, float] = {}
-    count = recent_count = 0
-    for is_recent, n_all, i_all, n_recent, i_recent, wait in rows:
-        count = int(n_all)
-        recent_count = int(n_recent)
-        every[int(i_all)] = float(wait)
-        if is_recent:
-            recent[int(i_recent)] = float(wait)
+    The last 24 hours are exact: only the decisions written since (``decided_signals``
+    with ``since``: index range scans) are ranked in the database (window functions),
+    which returns the few waits next to each percentile's position; the interpolation is
+    done here. All time is read from the book's latency histogram, kept with its rollups
+    (``shadow.latency``): the count exact, each percentile within 1 % (of the larger of
+    the two waits it lies between, plus a millisecond). Four queries: the rollups'
+    freshness check, the recent decisions' timeframes, their ranks, the histogram."""
+    rollups.ensure_built(book.pk)
+    every = latency.histogram(book.pk)
     return {
-        "last_24h": _percentile_figures(recent_count, _interpolate(recent, recent_count)),
-        "all_time": _percentile_figures(count, _interpolate(every, count)),
+        "last_24h": recent_latency(book=book, since=now - timedelta(hours=HOURS)),
+        "all_time": _percentile_figures(
+            sum(n for _bucket, n in every), latency.percentiles(every, PERCENTILES)
+        ),
     }
 
 
-def _seconds_between(vendor: str, later: str, earlier: str) -> str:
-    """SQL for ``later - earlier`` in seconds (float) on ``vendor``'s database."""
-    if vendor == "postgresql":
-        return f"EXTRACT(EPOCH FROM {later} - {earlier})::float8"
-    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+def recent_latency(*, book: Book, since: datetime) -> dict[str, Any]:
+    """p50 and p95 of the waits of the decisions written at or after ``since``, exact
+    (``decision_latency``). Two queries."""
+    candles = latency.candle_seconds(book_id=book.pk, since=since)
+    if not candles:
+        return _percentile_figures(0, None)
+    decided = latency.decided_signals(book_id=book.pk, since=since)
+    inner, params = decided.query.sql_with_params()
+    connection = connections[decided.db]
+    vendor = connection.vendor
+    wait, wait_params = latency.wait_sql(vendor, candles)
+    # Only the ranks next to each percentile's position come back (within 2 of it: no
+    # rounding of the position can miss one).
+    near = " OR ".join(f"abs(i - (n - 1) * {q}e0) < 2" for q in PERCENTILES)
+    fence = latency.fence(vendor)
+    query = (
+        "SELECT n, i, wait FROM ("
+        "SELECT wait, row_number() OVER (ORDER BY wait) - 1 AS i, count(*) OVER () AS n "
+        f"FROM (SELECT {wait} AS wait FROM ({inner} {fence}) decided {fence}) waits "
+        f"WHERE wait IS NOT NULL) r WHERE {near}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, (*wait_params, *params))
+        rows = cursor.fetchall()
+    ranked = {int(i): float(value) for _n, i, value in rows}
+    count = int(rows[0][0]) if rows else 0
+    return _percentile_figures(count, _interpolate(ranked, count))
 
 
 def _interpolate(ranked: dict[int, float], count: int) -> list[float] | None:
@@ -320,37 +298,6 @@ def _interpolate(ranked: dict[int, float], count: int) -> list[float] | None:
         a, b = ranked[low], ranked[high]
         values.append(a + (b - a) * (position - low))
     return values
-
-
-def candle_seconds(*, book: Book) -> dict[str, float]:
-    """One candle in seconds per timeframe of the book's signals, as ``timeframe_delta``
-    reads it; the timeframes it refuses are not listed (their signals are left out)."""
-    found: dict[str, float] = {}
-    for timeframe in (
-        Signal.objects.filter(book=book).order_by().values_list("timeframe", flat=True).distinct()
-    ):
-        try:
-            found[timeframe] = timeframe_delta(timeframe).total_seconds()
-        except ValueError:
-            continue
-    return found
-
-
-def decided_signals(*, book: Book) -> QuerySet[Any]:
-    """The decided signals of ``book``: when each was decided (``decided``, one index
-    probe per signal), its candle's open and its timeframe."""
-    decision = (
-        SignalTransition.objects.filter(signal=OuterRef("pk"), from_state=SignalState.GENERATED)
-        .order_by("id")
-        .values("created_at")[:1]
-    )
-    return (
-        Signal.objects.filter(book=book)
-        .exclude(state=SignalState.GENERATED)
-        .annotate(decided=Coalesce(Subquery(decision), F("created_at")))
-        .order_by()
-        .values("decided", "candle_time", "timeframe")
-    )
 
 
 def _percentile_figures(count: int, p50_p95: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@ decision latency checked against plain references computed here from the rows; t
 periodic tasks beside their heartbeats; the broker's queues read from the real Redis;
 a fixed number of queries; and the page equal to its JSON twin."""
 
+import math
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ from analytics.pages.health import queue_depths, queue_names
 from analytics.tests.factories import BookFactory, SignalFactory, SignalTransitionFactory
 from markets.bars import timeframe_delta
 from shadow import rollups
+from shadow.latency import RATIO, SMALLEST
 from signals.models import Book, Signal, SignalState, SignalTransition
 
 pytestmark = pytest.mark.django_db
@@ -256,8 +258,11 @@ def test_decision_latency_percentiles_match_numpy(trader_client, live):
     assert 5 < len(recent) < len(waits) == 40
     for key, values in (("all_time", waits), ("last_24h", recent)):
         assert latency[key]["count"] == len(values)
-        assert latency[key]["p50_seconds"] == pytest.approx(np.percentile(values, 50), abs=0.05)
-        assert latency[key]["p95_seconds"] == pytest.approx(np.percentile(values, 95), abs=0.05)
+        # Shown to 0.1 s; all time is read from the latency histogram, within 1 %.
+        rel = 0.01 if key == "all_time" else 0
+        for p in (50, 95):
+            expected = np.percentile(values, p)
+            assert latency[key][f"p{p}_seconds"] == pytest.approx(expected, rel=rel, abs=0.05)
 
 
 def test_periodic_tasks_are_flagged_when_they_have_not_succeeded_in_two_intervals(
@@ -378,12 +383,13 @@ def test_the_page_issues_a_fixed_number_of_queries(trader_client, live, broker):
         RecoveryRun.objects.create(actor="beat", stuck_found=i)
     rollups.rebuild(live.pk)
     assert queries() == small
-    # 30 measured: the frame's (session, user, the user's and their groups' permissions,
-    # books, filters, data sources), the page's own (twelve of build(): the rollups'
+    # 32 measured: the frame's (session, user, the user's and their groups' permissions,
+    # books, filters, data sources), the page's own (fourteen of build(): the rollups'
     # freshness check and their sum per state, two for the stuck signals, two for the
-    # throughput, two for the latency, heartbeats, periodic tasks, recovery runs, paper
-    # balance), and five for the system's line (/healthz's checks).
-    assert small <= 30
+    # throughput, four for the latency (the freshness check again, the last 24 hours'
+    # timeframes and ranks, the histogram), heartbeats, periodic tasks, recovery runs,
+    # paper balance), and five for the system's line (/healthz's checks).
+    assert small <= 32
 
 
 def test_the_page_shows_what_its_twin_says(trader_client, live, broker):
@@ -458,10 +464,16 @@ def test_decision_latency_equals_numpy_on_every_kind_of_timeframe(live):
             if not values:
                 assert latency[key]["p50_seconds"] is None
                 continue
-            p50, p95 = np.percentile(values, [50, 95])
-            # Shown to 0.1 s: within half of that of numpy's figure.
-            assert latency[key]["p50_seconds"] == pytest.approx(p50, abs=0.05 + 1e-9)
-            assert latency[key]["p95_seconds"] == pytest.approx(p95, abs=0.05 + 1e-9)
+            for p in (50, 95):
+                # Shown to 0.1 s: within half of that of numpy's figure; all time is
+                # read from the latency histogram: within 1 % of the larger of the two
+                # waits the percentile lies between, plus a millisecond, besides.
+                ordered = sorted(values)
+                low = math.floor((len(values) - 1) * p / 100)
+                near = max(abs(v) for v in ordered[low : low + 2])
+                slack = (RATIO - 1) * near + SMALLEST if key == "all_time" else 0
+                got = latency[key][f"p{p}_seconds"]
+                assert abs(got - np.percentile(values, p)) <= 0.05 + slack + 1e-9
     assert len(counts) >= 3  # the cutoffs see different recent decisions
     empty = decision_latency(book=BookFactory(name="empty"), now=NOW)
     assert empty["all_time"] == empty["last_24h"]
