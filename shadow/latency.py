@@ -9,9 +9,9 @@ out). This module holds that definition once, as SQL (``decided_signals``,
 ``candle_seconds``, ``wait_sql``): the health page ranks the last 24 hours' waits with
 it, exactly, and the histogram is filled with it.
 
-The histogram (``LatencyHistogram``): per UTC day of the decision, how many waits fell in
-each logarithmic bucket (``bucket_bounds``): bucket 0 holds the waits under
-``SMALLEST`` seconds either way, bucket ``k > 0`` the waits in
+The histogram (``LatencyHistogram``): per UTC day of the signal's candle and of its
+decision, how many waits fell in each logarithmic bucket (``bucket_bounds``): bucket 0
+holds the waits under ``SMALLEST`` seconds either way, bucket ``k > 0`` the waits in
 ``[SMALLEST * RATIO ** (k - 1), SMALLEST * RATIO ** k)`` and ``-k`` the same waits
 negative (a decision written before its candle closed: a clock or a fixture). A
 percentile read from it (``percentiles``) is within 1 % (``RATIO - 1``) of the exact one
@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django.db import connections
-from django.db.models import F, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from markets.bars import timeframe_delta
@@ -40,7 +40,8 @@ from signals.models import Signal, SignalState, SignalTransition
 
 # Bump when the wait's definition or the buckets change: every book is rebuilt on its
 # next read (the version is part of the rollups', ``shadow.rollups.current_version``).
-VERSION = 1
+# 2: rows also by the candle's day.
+VERSION = 2
 # Neighbouring bucket edges differ by this factor: a wait is within 1 % of any value of
 # its bucket.
 RATIO = 1.01
@@ -74,28 +75,36 @@ def _since(decided: QuerySet[Any], since: datetime) -> tuple[QuerySet[Any], Quer
     )
 
 
-def decided_signals(*, book_id: int, since: datetime | None = None) -> QuerySet[Any]:
+def decided_signals(
+    *, book_id: int, since: datetime | None = None, candles_from: datetime | None = None
+) -> QuerySet[Any]:
     """The decided signals of the book: when each was decided (``decided``, one index
-    probe per signal), its candle's open and its timeframe. With ``since``, only those
-    decided at or after it, found without reading the others: the signals written since
-    (index ``signal_book_created``) and those written before whose decision was logged
-    since (the transitions by wall-clock time, index ``perf_pages_transitions_created``),
-    one ``UNION ALL`` of the two."""
+    probe per signal), its candle's open and its timeframe. ``candles_from``: only the
+    signals whose candle opened at or after it (index ``signal_book_clock``). ``since``:
+    only those decided at or after it, found without reading the others: the signals
+    written since (index ``signal_book_created``) and those written before whose
+    decision was logged since (the transitions by wall-clock time, index
+    ``perf_pages_transitions_created``), one ``UNION ALL`` of the two."""
     fields = ("decided", "candle_time", "timeframe")
     decided = _decided(book_id)
+    if candles_from is not None:
+        decided = decided.filter(candle_time__gte=candles_from)
     if since is None:
         return decided.values(*fields)
     written, earlier = _since(decided.filter(decided__gte=since), since)
     return written.values(*fields).union(earlier.values(*fields), all=True)
 
 
-def candle_seconds(*, book_id: int, since: datetime | None = None) -> dict[str, float]:
-    """One candle in seconds per timeframe of the signals ``decided_signals`` gives (all
-    the book's decided signals, or those decided at or after ``since``: those of
-    ``_since``), as ``timeframe_delta`` reads it; the timeframes it refuses are not
-    listed (their signals are left out)."""
+def candle_seconds(
+    *, book_id: int, since: datetime | None = None, candles_from: datetime | None = None
+) -> dict[str, float]:
+    """One candle in seconds per timeframe of the signals ``decided_signals`` gives (for
+    ``since``, of the signals ``_since`` finds), as ``timeframe_delta`` reads it; the
+    timeframes it refuses are not listed (their signals are left out)."""
     found: dict[str, float] = {}
     signals = Signal.objects.filter(book_id=book_id).exclude(state=SignalState.GENERATED)
+    if candles_from is not None:
+        signals = signals.filter(candle_time__gte=candles_from)
     if since is None:
         timeframes = signals.order_by().values_list("timeframe", flat=True).distinct()
     else:
@@ -164,53 +173,47 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def _fill(book_id: int, since: datetime | None) -> None:
-    """The histogram rows of the decisions at or after ``since`` (every one for
-    ``None``), in one ``INSERT ... SELECT`` grouped by day and bucket."""
-    candles = candle_seconds(book_id=book_id, since=since)
+def _fill(book_id: int, candles_from: datetime | None) -> None:
+    """The histogram rows of the signals whose candle opened at or after
+    ``candles_from`` (every one for ``None``), in one ``INSERT ... SELECT`` grouped by
+    candle day, decision day and bucket."""
+    candles = candle_seconds(book_id=book_id, candles_from=candles_from)
     if not candles:
         return
-    decided = decided_signals(book_id=book_id, since=since)
+    decided = decided_signals(book_id=book_id, candles_from=candles_from)
     connection = connections[decided.db]
     vendor = connection.vendor
     inner, params = decided.query.sql_with_params()
     wait, wait_params = wait_sql(vendor, candles)
     table = connection.ops.quote_name(LatencyHistogram._meta.db_table)
     query = (
-        f"INSERT INTO {table} (book_id, day, bucket, n) "
-        "SELECT %s, day, bucket, count(*) FROM ("
-        f"SELECT {_day_sql(vendor, 'decided')} AS day, {_bucket_sql('wait')} AS bucket FROM ("
-        f"SELECT decided, {wait} AS wait FROM ({inner} {fence(vendor)}) decided "
-        f"{fence(vendor)}) waits WHERE wait IS NOT NULL) buckets GROUP BY day, bucket"
+        f"INSERT INTO {table} (book_id, candle_day, day, bucket, n) "
+        "SELECT %s, candle_day, day, bucket, count(*) FROM ("
+        f"SELECT {_day_sql(vendor, 'candle_time')} AS candle_day, "
+        f"{_day_sql(vendor, 'decided')} AS day, {_bucket_sql('wait')} AS bucket FROM ("
+        f"SELECT decided, candle_time, {wait} AS wait FROM ({inner} {fence(vendor)}) decided "
+        f"{fence(vendor)}) waits WHERE wait IS NOT NULL) buckets "
+        "GROUP BY candle_day, day, bucket"
     )
     with connection.cursor() as cursor:
         cursor.execute(query, (book_id, *wait_params, *params))
 
 
 def rebuild(book_id: int) -> None:
-    """Every day of the book's histogram summed again from its decisions."""
+    """Every row of the book's histogram summed again from its decisions."""
     LatencyHistogram.objects.filter(book_id=book_id).delete()
     _fill(book_id, None)
 
 
 def refresh(book_id: int, first: date) -> None:
-    """The days of the histogram a write that changed signals of candle day ``first`` or
-    later can have changed, summed again from the decisions.
+    """The rows of the candle days ``first`` and after summed again from the decisions.
 
-    A signal gains a decision (out of ``generated``) but never loses or moves one, and a
-    write changes only signals whose candle day is ``first`` or later; their decisions,
-    new ones included, lie on the UTC day of the earliest of them or later. That day is
-    ``first`` or after when decisions follow their candle's close (the engine writes
-    them when it runs, after the close), earlier when the wall clock is behind the
-    candles; so the days from the earlier of ``first`` and that day are summed again."""
-    earliest = (
-        decided_signals(book_id=book_id)
-        .filter(candle_time__gte=_midnight(first))
-        .aggregate(first=Min("decided"))["first"]
-    )
-    if earliest is not None:
-        first = min(first, earliest.astimezone(UTC).date())
-    LatencyHistogram.objects.filter(book_id=book_id, day__gte=first).delete()
+    A write changes only signals whose candle day is ``first`` or later (what the
+    rollups' refresh is told), and a signal's decision is its own: whatever day the
+    write dates a decision (a wall clock behind the market dates it before ``first``),
+    it is summed under its signal's candle day, so those rows are all that can change.
+    The cost is the signals of those candle days, as the rollups'."""
+    LatencyHistogram.objects.filter(book_id=book_id, candle_day__gte=first).delete()
     _fill(book_id, _midnight(first))
 
 

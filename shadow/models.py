@@ -110,24 +110,26 @@ class RollupState(models.Model):
 
 
 class LatencyHistogram(models.Model):
-    """How many of a book's decisions waited how long, per UTC day of the decision: the
-    health page's all-time decision latency reads these rows instead of every decision
-    (``shadow.latency``). The wait is the decision's wall-clock time minus its candle's
-    close; ``bucket`` 0 holds waits under a millisecond either way, bucket ``k > 0`` the
-    waits in ``[0.001 * 1.01 ** (k - 1), 0.001 * 1.01 ** k)`` seconds and ``-k`` the same
-    waits negative. Kept with the rollups, in the transaction of every write."""
+    """How many of a book's decisions waited how long, per UTC day of the decision and
+    of the signal's candle: the health page's all-time decision latency reads these rows
+    instead of every decision (``shadow.latency``). The wait is the decision's wall-clock
+    time minus its candle's close; ``bucket`` 0 holds waits under a millisecond either
+    way, bucket ``k > 0`` the waits in ``[0.001 * 1.01 ** (k - 1), 0.001 * 1.01 ** k)``
+    seconds and ``-k`` the same waits negative. Kept with the rollups, in the
+    transaction of every write: a write re-sums the candle days it touched."""
 
     book = models.ForeignKey("signals.Book", on_delete=models.CASCADE, related_name="+")
+    candle_day = models.DateField(help_text="The UTC day of the signal's candle (its open).")
     day = models.DateField(help_text="The UTC day of the decision (wall clock).")
     bucket = models.IntegerField(help_text="The wait's bucket (shadow.latency.bucket_bounds).")
-    n = models.BigIntegerField(help_text="Decisions of that day in that bucket.")
+    n = models.BigIntegerField(help_text="Decisions of those days in that bucket.")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["book", "day", "bucket"], name="latency_book_day_bucket"
+                fields=["book", "candle_day", "day", "bucket"], name="latency_book_days_bucket"
             )
         ]
 
     def __str__(self) -> str:
-        return f"latency {self.day} bucket {self.bucket} n={self.n}"
+        return f"latency {self.day} (candles of {self.candle_day}) bucket {self.bucket} n={self.n}"

@@ -6,6 +6,7 @@ were built before the histogram existed rebuilt on its first read."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +33,10 @@ def fresh_signals_forever(settings):
 
 
 def stored(book: Book) -> list[tuple[Any, ...]]:
-    return sorted(LatencyHistogram.objects.filter(book=book).values_list("day", "bucket", "n"))
+    """The book's histogram rows: decision day, candle day, bucket, count."""
+    return sorted(
+        LatencyHistogram.objects.filter(book=book).values_list("day", "candle_day", "bucket", "n")
+    )
 
 
 def rebuilt(book: Book) -> list[tuple[Any, ...]]:
@@ -45,8 +49,10 @@ def rebuilt(book: Book) -> list[tuple[Any, ...]]:
 def plain_waits(book: Book) -> list[tuple[datetime, float]]:
     """Each decided signal's decision time and wait, one signal at a time by the rule
     (the first transition out of ``generated``, else the signal's ``created_at``, minus
-    the candle's close; an unreadable timeframe left out)."""
+    the candle's close; an unreadable timeframe left out). Checks on the way that the
+    histogram counts them on their decision's and their candle's UTC days."""
     found = []
+    days: Counter[tuple[Any, ...]] = Counter()
     for signal in Signal.objects.filter(book=book).exclude(state=SignalState.GENERATED):
         try:
             candle = timeframe_delta(signal.timeframe)
@@ -55,6 +61,11 @@ def plain_waits(book: Book) -> list[tuple[datetime, float]]:
         decision = signal.transitions.filter(from_state="generated").order_by("id").first()
         decided = decision.created_at if decision else signal.created_at
         found.append((decided, (decided - (signal.candle_time + candle)).total_seconds()))
+        days[(decided.astimezone(UTC).date(), signal.candle_time.astimezone(UTC).date())] += 1
+    counted: Counter[tuple[Any, ...]] = Counter()
+    for day, candle_day, _bucket, n in stored(book):
+        counted[(day, candle_day)] += n
+    assert counted == days
     return found
 
 
