@@ -5,15 +5,28 @@ the statistics; this module reads the book and applies them).
 The **pool** is every decided signal of the book whose shadow trade closed in the period
 (the same money rule as the guard page: a trade counts when it exits in the period) and
 that matches the strategy and symbol filters: the signals a guard blocked and the
-control group it let through. Two queries whatever the number of guards: the pool in
-time order and its blocking decisions.
+control group it let through.
+
+Two ways to read it, chosen by the pool's size (ADR 0023):
+
+- up to ``GUARD_STATS_ROW_LIMIT`` trades (default 20,000), every trade: two queries
+  whatever the number of guards (the pool in time order and its blocking decisions),
+  stationary-bootstrap intervals and, on small pools, a Monte Carlo randomisation test;
+- past it, the book's rollups (``shadow.rollups``: the ``pool`` and ``guard_shadow``
+  facts, sums per UTC exit day): intervals clustered by day
+  (``skill.clustered_mean_interval``), the randomisation test's normal approximation
+  (what the row path uses at those sizes too). The money (net impact, its split into
+  trading less and choosing, the means) is the same exact sum either way; a page then
+  costs the rollup rows of its window, not the book's trades, so the first request
+  after a live write stays fast at a million signals.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,14 +36,25 @@ from django.db.models import QuerySet
 
 from analytics import skill
 from analytics.confidence import mean_interval
+from analytics.filters import book_clock
+from shadow import rollups
 from shadow.models import ShadowTrade
-from signals.models import Book, GuardDecision
+from signals.models import Book, BookStrategy, GuardDecision
 
 Key = tuple[str, int | None]
+# Past this many trades in the pool the statistics read the rollups (module docstring).
+ROW_LIMIT = 20_000
+BOOTSTRAP = "stationary bootstrap"
+CLUSTERED = "clustered by UTC day"
 
 
 def _setting(name: str, default: Any) -> Any:
     return getattr(settings, name, default)
+
+
+def row_limit() -> int:
+    """The largest pool read trade by trade (``GUARD_STATS_ROW_LIMIT``)."""
+    return int(_setting("GUARD_STATS_ROW_LIMIT", ROW_LIMIT))
 
 
 def seed() -> int:
@@ -95,6 +119,8 @@ class BookSkill:
     expectancy: list[Expectancy]
     book_expectancy: Expectancy
     pool: int
+    # How the intervals were computed: ``BOOTSTRAP`` (every trade) or ``CLUSTERED``.
+    interval: str = BOOTSTRAP
 
 
 def _money(value: float | None) -> Decimal | None:
@@ -209,13 +235,39 @@ def _report(
     blocked_pnl = pnl[mask]
     kept_pnl = pnl[~mask]
     blocked_sum = sum((exact[i] for i in positions.tolist()), Decimal(0))
-    parts = skill.decompose(blocked_pnl=blocked_sum, blocked=k, pool_pnl=pool_sum, pool=n)
     test = skill.randomisation_test(pnl, mask, seed=[seed(), stream, 1]) if k else None
     net = skill.bootstrap_mean_interval(-blocked_pnl, seed=[seed(), stream, 2])
     difference = skill.bootstrap_difference_interval(
         kept_pnl, blocked_pnl, seed=[seed(), stream, 3]
     )
     squares = sum((exact[i] * exact[i] for i in positions.tolist()), Decimal(0))
+    return _assemble(
+        pool=n,
+        blocked=k,
+        pool_sum=pool_sum,
+        blocked_sum=blocked_sum,
+        squares=squares,
+        net=net,
+        difference=difference,
+        test=test,
+    ), test
+
+
+def _assemble(
+    *,
+    pool: int,
+    blocked: int,
+    pool_sum: Decimal,
+    blocked_sum: Decimal,
+    squares: Decimal,
+    net: skill.Interval,
+    difference: skill.Interval,
+    test: skill.RandomisationTest | None,
+) -> SkillReport:
+    """A guard's report from its money (exact sums), its intervals and its test, however
+    they were computed."""
+    n, k = pool, blocked
+    parts = skill.decompose(blocked_pnl=blocked_sum, blocked=k, pool_pnl=pool_sum, pool=n)
     t = mean_interval(k, -blocked_sum, squares)
     blocked_mean = blocked_sum / k if k else None
     kept_mean = (pool_sum - blocked_sum) / (n - k) if n - k else None
@@ -241,7 +293,7 @@ def _report(
         test_method=test.method if test is not None else "",
         verdict=skill.NOT_ENOUGH_DATA,
     )
-    return report, test
+    return report
 
 
 def _wider(bootstrap: Decimal | None, t: Decimal | None, pick: Any) -> Decimal | None:
@@ -289,7 +341,11 @@ def book_skill(
 ) -> BookSkill:
     """The skill report of each guard configuration in ``keys`` (every block and blocked
     alone; verdicts after false discovery rate control within each family) and the
-    unguarded expectancy of the book and of each strategy, for one period and filter."""
+    unguarded expectancy of the book and of each strategy, for one period and filter.
+    A pool past ``row_limit()`` trades is read from the rollups (module docstring)."""
+    window = _Window.of(book, since, until, strategy, symbol)
+    if window.pool_size() > row_limit():
+        return _rolled_skill(window, keys, min_samples)
     trades = _pool_trades(book, since, until, strategy, symbol)
     ids, pnl, exact, which, names = _pool(trades)
     blocked, blockers = _blocks(trades, ids)
@@ -298,8 +354,7 @@ def book_skill(
     alone: dict[Key, SkillReport] = {}
     empty = np.zeros(0, dtype=np.int64)
     for key in keys:
-        # Each guard's draws depend on its own identity, not on which other guards exist.
-        stream = 2 * (key[1] if key[1] is not None else zlib.crc32(key[0].encode()))
+        stream = _stream(key)
         positions = blocked.get(key, empty)
         sole = positions[blockers[positions] == 1] if len(positions) else empty
         every[key], _ = _report(
@@ -326,7 +381,168 @@ def book_skill(
     )
 
 
+def _stream(key: Key) -> int:
+    """Each guard's draws depend on its own identity, not on which other guards exist."""
+    return 2 * (key[1] if key[1] is not None else zlib.crc32(key[0].encode()))
+
+
 def book_expectancy(*, book: Book) -> Expectancy:
     """The book's unguarded expectancy over all its history (every strategy)."""
+    window = _Window.of(book, None, None, "", "")
+    if window.pool_size() > row_limit():
+        return _rolled_expectancy("every strategy", window.daily(rollups.Fact.POOL, ()))
     _, pnl, exact, _, _ = _pool(_pool_trades(book, None, None, "", ""))
     return _expectancy("every strategy", pnl, exact, stream=999)
+
+
+# --- Large pools: the rollups ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Days:
+    """Closed trades summed per UTC exit day (``count``/``pnl`` aligned on the window's
+    days), with their exact total and their sum of squares."""
+
+    count: np.ndarray
+    pnl: np.ndarray
+    total: Decimal
+    squares: float
+
+    @property
+    def n(self) -> int:
+        return int(self.count.sum())
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    book: Book
+    since: datetime | None
+    until: datetime | None
+    strategies: Collection[int] | None
+    symbol: str
+    clock: datetime | None
+
+    @classmethod
+    def of(
+        cls, book: Book, since: datetime | None, until: datetime | None, strategy: str, symbol: str
+    ) -> _Window:
+        strategies = None
+        if strategy:
+            strategies = list(
+                BookStrategy.objects.filter(book=book, name=strategy).values_list("pk", flat=True)
+            )
+        return cls(book, since, until, strategies, symbol, book_clock(book))
+
+    def totals(self, fact: str, by: tuple[str, ...]) -> list[dict[str, Any]]:
+        return rollups.totals(
+            self.book.pk,
+            fact,
+            by=by,
+            since=self.since,
+            until=self.until,
+            strategies=self.strategies,
+            symbol=self.symbol,
+            check=False,
+            clock=self.clock,
+        )
+
+    def pool_size(self) -> int:
+        """The number of trades in the pool (from the rollups' month rows)."""
+        rollups.ensure_built(self.book.pk)
+        return sum(row["n"] for row in self.totals(rollups.Fact.POOL, ()))
+
+    def daily(self, fact: str, by: tuple[str, ...]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+        """``fact`` per UTC day and ``by``: the day rows of each ``by`` key."""
+        grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for row in self.totals(fact, ("day", *by)):
+            grouped.setdefault(tuple(row[k] for k in by), []).append(row)
+        return grouped
+
+
+def _days(rows: list[dict[str, Any]], position: dict[date, int]) -> _Days:
+    count = np.zeros(len(position))
+    pnl = np.zeros(len(position))
+    total, squares = Decimal(0), 0.0
+    for row in rows:
+        at = position[row["day"]]
+        count[at] += row["n"]
+        if row["pnl"] is not None:
+            pnl[at] += float(row["pnl"])
+            total += row["pnl"]
+        squares += row["pnl_sq"]
+    return _Days(count=count, pnl=pnl, total=total, squares=squares)
+
+
+def _rolled_report(pool: _Days, blocked: _Days) -> SkillReport:
+    n, k = pool.n, blocked.n
+    test = None
+    if 0 < k < n:
+        mean = float(pool.total) / n
+        test = skill.randomisation_normal(
+            pool=n,
+            blocked=k,
+            mean=mean,
+            variance=max(pool.squares / n - mean * mean, 0.0),
+            observed=-float(blocked.total),
+        )
+    net = skill.clustered_mean_interval(blocked.count, -blocked.pnl)
+    difference = skill.clustered_difference_interval(
+        pool.count - blocked.count, pool.pnl - blocked.pnl, blocked.count, blocked.pnl
+    )
+    return _assemble(
+        pool=n,
+        blocked=k,
+        pool_sum=pool.total,
+        blocked_sum=blocked.total,
+        squares=Decimal(repr(blocked.squares)),
+        net=net,
+        difference=difference,
+        test=test,
+    )
+
+
+def _rolled_expectancy(name: str, rows: dict[tuple[Any, ...], list[dict[str, Any]]]) -> Expectancy:
+    every = [row for group in rows.values() for row in group]
+    position = {day: i for i, day in enumerate(sorted({row["day"] for row in every}))}
+    days = _days(every, position)
+    if not days.n:
+        return Expectancy(name=name, trades=0, mean_pnl=None, low=None, high=None)
+    interval = skill.clustered_mean_interval(days.count, days.pnl)
+    return Expectancy(
+        name=name,
+        trades=days.n,
+        mean_pnl=days.total / days.n,
+        low=_money(interval.low),
+        high=_money(interval.high),
+    )
+
+
+def _rolled_skill(window: _Window, keys: list[Key], min_samples: int) -> BookSkill:
+    """``book_skill`` of a large pool from the rollups: three grouped reads."""
+    by_strategy = window.daily(rollups.Fact.POOL, ("strategy_id",))
+    by_blocker = window.daily(rollups.Fact.POOL, ("guard", "guard_config_id"))
+    by_guard = window.daily(rollups.Fact.GUARD_SHADOW, ("guard", "guard_config_id"))
+    every_day = {row["day"] for rows in by_strategy.values() for row in rows}
+    position = {day: i for i, day in enumerate(sorted(every_day))}
+    pool = _days([row for rows in by_strategy.values() for row in rows], position)
+    every: dict[Key, SkillReport] = {}
+    alone: dict[Key, SkillReport] = {}
+    for key in keys:
+        every[key] = _rolled_report(pool, _days(by_guard.get(key, []), position))
+        alone[key] = _rolled_report(pool, _days(by_blocker.get(key, []), position))
+    names: dict[str, dict[tuple[Any, ...], list[dict[str, Any]]]] = {}
+    named = dict(
+        BookStrategy.objects.filter(
+            pk__in=[k[0] for k in by_strategy if k[0] is not None]
+        ).values_list("pk", "name")
+    )
+    for (strategy_id,), rows in by_strategy.items():
+        names.setdefault(named.get(strategy_id, ""), {})[(strategy_id,)] = rows
+    return BookSkill(
+        every=_with_verdicts(every, min_samples),
+        alone=_with_verdicts(alone, min_samples),
+        expectancy=[_rolled_expectancy(name, names[name]) for name in sorted(names)],
+        book_expectancy=_rolled_expectancy("every strategy", by_strategy),
+        pool=pool.n,
+        interval=CLUSTERED,
+    )

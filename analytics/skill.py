@@ -22,6 +22,12 @@ question a quant asks first, *better than chance?*:
   intervals of a mean come from the stationary bootstrap (Politis & Romano 1994) over
   the trades in time order: blocks of geometric length whose mean is chosen from the
   data's autocorrelation (Politis & White 2004), seeded, percentile interval. Student t stays beside it as a reference.
+- **Large pools: clustered by day.** Past a pool size (``analytics.guard_skill``) the
+  statistics are computed from the book's sums per UTC exit day (its rollups) instead
+  of every trade: the interval of a mean is the cluster-robust one, clusters being
+  days (``clustered_mean_interval``), and the randomisation test is the normal
+  approximation it already is at those sizes (``randomisation_normal``). Trades that
+  overlap and cluster within a day move together; the cluster variance lets them.
 """
 
 from __future__ import annotations
@@ -133,9 +139,25 @@ def randomisation_test(
         return RandomisationTest(
             p_value=(1 + hits) / (1 + draws), method="monte carlo", draws=draws
         )
-    mean = values.mean()
-    variance = values.var()  # population variance of the pool
-    sd = math.sqrt(k * variance * (n - k) / (n - 1)) if n > 1 else 0.0
+    return randomisation_normal(
+        pool=n,
+        blocked=k,
+        mean=float(values.mean()),
+        variance=float(values.var()),
+        observed=observed,
+    )
+
+
+def randomisation_normal(
+    *, pool: int, blocked: int, mean: float, variance: float, observed: float
+) -> RandomisationTest:
+    """The randomisation test's normal approximation: the net impact of ``blocked``
+    signals drawn without replacement from a pool of ``pool`` with this ``mean`` and
+    population ``variance`` has mean ``-blocked * mean`` and the finite-population
+    variance ``blocked * variance * (pool - blocked) / (pool - 1)``; the one-sided
+    p-value of the guard's ``observed`` net impact."""
+    n, k = pool, blocked
+    sd = math.sqrt(max(k * variance * (n - k) / (n - 1), 0.0)) if n > 1 else 0.0
     expected = -k * mean
     if sd == 0:
         p = 1.0 if observed <= expected else 0.0
@@ -334,6 +356,56 @@ def bootstrap_difference_interval(
     a = stationary_bootstrap_means(first, resamples=resamples, seed=int(seeds[0]))
     b = stationary_bootstrap_means(second, resamples=resamples, seed=int(seeds[1]))
     return percentile_interval(a - b, confidence)
+
+
+def clustered_mean_interval(
+    counts: np.ndarray, sums: np.ndarray, *, confidence: float = CONFIDENCE
+) -> Interval:
+    """The interval of the mean of trades known only by their count and sum per cluster
+    (a UTC day): ``mean = sum(sums) / sum(counts)``, cluster-robust variance
+    ``G / (G - 1) * sum((sums_d - counts_d * mean)^2) / N^2`` over the ``G`` clusters
+    holding a trade, normal quantile. ``None`` below two trades or two clusters (the
+    caller then keeps Student t)."""
+    n = np.asarray(counts, dtype=float)
+    s = np.asarray(sums, dtype=float)
+    held = n > 0
+    n, s = n[held], s[held]
+    total, clusters = float(n.sum()), len(n)
+    if total < 2 or clusters < 2:
+        return Interval(None, None)
+    mean = float(s.sum()) / total
+    residual = s - n * mean
+    variance = clusters / (clusters - 1) * float(residual @ residual) / (total * total)
+    half = _z(confidence) * math.sqrt(variance)
+    return Interval(mean - half, mean + half)
+
+
+def clustered_difference_interval(
+    first_counts: np.ndarray,
+    first_sums: np.ndarray,
+    second_counts: np.ndarray,
+    second_sums: np.ndarray,
+    *,
+    confidence: float = CONFIDENCE,
+) -> Interval:
+    """The interval of ``mean(first) - mean(second)`` from counts and sums per cluster
+    (aligned: one position per day for both): each cluster's influence on the
+    difference, ``u_d = (s1_d - n1_d m1) / N1 - (s2_d - n2_d m2) / N2``, gives the
+    cluster-robust variance ``G / (G - 1) * sum(u_d^2)``, which keeps the covariance of
+    the two sides within a day. ``None`` when a side has fewer than two trades or fewer
+    than two clusters hold a trade."""
+    n1, s1 = np.asarray(first_counts, dtype=float), np.asarray(first_sums, dtype=float)
+    n2, s2 = np.asarray(second_counts, dtype=float), np.asarray(second_sums, dtype=float)
+    total1, total2 = float(n1.sum()), float(n2.sum())
+    clusters = int(np.count_nonzero((n1 + n2) > 0))
+    if total1 < 2 or total2 < 2 or clusters < 2:
+        return Interval(None, None)
+    m1, m2 = float(s1.sum()) / total1, float(s2.sum()) / total2
+    influence = (s1 - n1 * m1) / total1 - (s2 - n2 * m2) / total2
+    variance = clusters / (clusters - 1) * float(influence @ influence)
+    half = _z(confidence) * math.sqrt(variance)
+    difference = m1 - m2
+    return Interval(difference - half, difference + half)
 
 
 def skill_verdict(

@@ -433,6 +433,9 @@ GUARD_VERDICT_MIN_SAMPLES = env.int("GUARD_VERDICT_MIN_SAMPLES", default=5)
 # randomisation test and bootstrap, the walk-forward's folds, and the largest share of a
 # guard's signals a recommended threshold may block.
 GUARD_STATS_SEED = env.int("GUARD_STATS_SEED", default=20261207)
+# Past this many closed shadow trades in a pool, the honest verdicts read the book's
+# rollups (sums per UTC exit day; intervals clustered by day: ADR 0023), not every trade.
+GUARD_STATS_ROW_LIMIT = env.int("GUARD_STATS_ROW_LIMIT", default=20_000)
 LEARNING_FOLDS = env.int("LEARNING_FOLDS", default=3)
 LEARNING_MAX_BLOCK_SHARE = env.float("LEARNING_MAX_BLOCK_SHARE", default=0.5)
 

@@ -12,7 +12,14 @@ from analytics import skill
 from analytics.charts import chart_spec
 from analytics.confidence import CONFIDENCE
 from analytics.filters import Filters
-from analytics.guard_skill import BookSkill, Expectancy, SkillReport, book_skill
+from analytics.guard_skill import (
+    BOOTSTRAP,
+    CLUSTERED,
+    BookSkill,
+    Expectancy,
+    SkillReport,
+    book_skill,
+)
 from analytics.numbers import cents, probability, rate
 from analytics.page_cache import Policy
 from analytics.pages import Page, register
@@ -28,6 +35,14 @@ from analytics.selectors import (
 from shadow.ablation import ablation_refusal, ablation_requested_at
 from signals.domain.guards import GUARDS
 from signals.models import Book
+
+INTERVAL_NOTES = {
+    BOOTSTRAP: f"{skill.BOOTSTRAP_RESAMPLES:,} resamples of the trades in time order, seeded; "
+    "its closed-form variance on long series",
+    CLUSTERED: "from the P&L summed per UTC exit day, so that trades of one day may move "
+    "together; used past "
+    "a pool of GUARD_STATS_ROW_LIMIT trades",
+}
 
 CONVENTION = (
     "Net impact is minus the shadow P&L of the signals a guard blocked: positive means "
@@ -162,7 +177,13 @@ def build(filters: Filters) -> dict[str, Any]:
     return {
         "convention": CONVENTION,
         "confidence": CONFIDENCE,
-        "interval": "stationary bootstrap",
+        "interval": skills.interval,
+        "interval_note": INTERVAL_NOTES[skills.interval],
+        "test_note": (
+            f"{skill.RANDOMISATION_DRAWS:,} random draws on a pool of at most "
+            f"{skill.MONTE_CARLO_BUDGET // skill.RANDOMISATION_DRAWS:,} signals, "
+            "the normal approximation of such draws on a larger one"
+        ),
         "reference_interval": "Student t",
         "resamples": skill.BOOTSTRAP_RESAMPLES,
         "draws": skill.RANDOMISATION_DRAWS,

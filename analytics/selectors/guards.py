@@ -2,30 +2,21 @@
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Context as DecimalContext
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
-from django.db.models import (
-    BooleanField,
-    Count,
-    ExpressionWrapper,
-    F,
-    Q,
-    QuerySet,
-    Sum,
-    Value,
-    Window,
-)
+from django.db.models import Q, Sum
 
 from analytics.confidence import MeanInterval, mean_interval
+from analytics.filters import book_clock
+from shadow import rollups
 from shadow.ablation import ablation_guards, ablation_requested_at
-from shadow.models import ShadowTrade
+from shadow.rollups import Fact
 from signals.models import (
     Book,
     BookGuard,
+    BookStrategy,
     GuardDecision,
     PaperTrade,
 )
@@ -142,38 +133,43 @@ def guard_effectiveness(
 
     ``since``/``until`` (until exclusive) count a block by its signal's candle time and its
     money by its shadow trade's exit time; ``strategy`` (a strategy configuration's name in
-    the book) and ``symbol`` narrow the signals. Two queries at most, whatever the number
-    of signals: one pass over the blocking decisions (``_guard_sums``: every block, and
-    the blocks no other guard made) and the book's guard configurations.
+    the book) and ``symbol`` narrow the signals. Read from the book's rollups
+    (``shadow.rollups``), four grouped reads whatever the number of signals: blocks and
+    their closed shadow trades per guard (``guard_blocked``, ``guard_shadow``), and the
+    same for the signals one guard blocked alone (``blocked``, ``shadow``, by blocker).
     """
-    decisions = GuardDecision.objects.filter(signal__book=book, verdict=GuardDecision.Verdict.BLOCK)
+    rollups.ensure_built(book.pk)
+    strategies = None
     if strategy:
-        decisions = decisions.filter(signal__book_strategy__name=strategy)
-    if symbol:
-        decisions = decisions.filter(signal__symbol=symbol)
-    counted = Q()
-    closed = Q(
-        signal__shadow_trade__status=ShadowTrade.Status.CLOSED,
-        signal__shadow_trade__pnl__isnull=False,
-    )
-    exited = Q()
-    if since is not None:
-        counted &= Q(signal__candle_time__gte=since)
-        exited &= Q(signal__shadow_trade__exit_time__gte=since)
-    if until is not None:
-        counted &= Q(signal__candle_time__lt=until)
-        exited &= Q(signal__shadow_trade__exit_time__lt=until)
-    if since is not None or until is not None:
-        decisions = decisions.filter(counted | (closed & exited))
-    money = closed & exited
-    every, alone = _guard_sums(decisions, counted, money)
+        strategies = list(
+            BookStrategy.objects.filter(book=book, name=strategy).values_list("pk", flat=True)
+        )
+    clock = book_clock(book)
+    by = ("guard", "guard_config_id")
+
+    def read(fact: str) -> dict[tuple[str, int | None], dict[str, Any]]:
+        rows = rollups.totals(
+            book.pk,
+            fact,
+            by=by,
+            since=since,
+            until=until,
+            strategies=strategies,
+            symbol=symbol,
+            check=False,
+            clock=clock,
+        )
+        return {(row["guard"], row["guard_config_id"]): row for row in rows}
+
+    blocks, money = read(Fact.GUARD_BLOCKED), read(Fact.GUARD_SHADOW)
+    sole_blocks, sole_money = read(Fact.BLOCKED), read(Fact.SHADOW)
     configs = {
         frozen.pk: frozen
         for frozen in BookGuard.objects.filter(book=book).only(
             "name", "kind", "config_version", "active"
         )
     }
-    found = set(every)
+    found = set(blocks) | set(money)
     found.update((frozen.name, frozen.pk) for frozen in configs.values() if frozen.active)
     if not configs:
         # Books from before guards were frozen per book: their guards are in the decisions.
@@ -185,25 +181,28 @@ def guard_effectiveness(
             .distinct()
         )
     min_samples = verdict_min_samples()
-    empty = {"blocked": 0, "evaluated": 0, "wins": 0, "pnl": None, "pnl_squares": None}
 
-    def outcome(row: dict[str, Any]) -> ShadowOutcome:
+    def outcome(row: dict[str, Any] | None) -> ShadowOutcome:
+        if row is None:
+            return _shadow_outcome(0, 0, None, None, min_samples)
         return _shadow_outcome(
-            row["evaluated"], row["wins"], row["pnl"], row["pnl_squares"], min_samples
+            row["n"], row["wins"], row["pnl"], Decimal(repr(row["pnl_sq"])), min_samples
         )
+
+    def count(rows: dict[tuple[str, int | None], dict[str, Any]], key: Any) -> int:
+        return int(rows[key]["n"]) if key in rows else 0
 
     effects = []
     for key in found:
         name, config_id = key
         frozen = configs.get(config_id) if config_id is not None else None
-        row, sole = every.get(key, empty), alone.get(key, empty)
         effects.append(
             GuardEffectiveness(
                 guard=name,
-                blocked=row["blocked"],
-                sole_blocked=sole["blocked"],
-                outcome=outcome(row),
-                sole_outcome=outcome(sole),
+                blocked=count(blocks, key),
+                sole_blocked=count(sole_blocks, key),
+                outcome=outcome(money.get(key)),
+                sole_outcome=outcome(sole_money.get(key)),
                 kind=frozen.kind if frozen is not None else "",
                 version=frozen.config_version if frozen is not None else None,
                 book_guard_id=config_id,
@@ -211,64 +210,6 @@ def guard_effectiveness(
         )
     effects.sort(key=lambda effect: (effect.guard, effect.version or 0))
     return effects
-
-
-def _db_decimal(value: Any) -> Any:
-    """A sum read from a raw cursor as the ORM would give it: PostgreSQL's numeric is a
-    ``Decimal`` already; SQLite's float becomes one at 15 significant digits."""
-    if value is None or isinstance(value, Decimal):
-        return value
-    return DecimalContext(prec=15).create_decimal_from_float(float(value))
-
-
-def _guard_sums(
-    decisions: QuerySet[GuardDecision], counted: Q, money: Q
-) -> tuple[dict[tuple[str, int | None], dict[str, Any]], ...]:
-    """Per (guard, configuration) of ``decisions`` (blocking ones): blocks counted, closed
-    shadow trades, wins, P&L and P&L squared, over every block and over the blocks no
-    other guard made, in ONE pass. A signal's other blockers are counted by a window over
-    its blocking decisions (one per guard: ``decision_unique_per_guard``); every filter is
-    per signal, so the window sees all the blocks of each signal kept. The ORM writes the
-    per-decision rows; the grouping around them is plain SQL (PostgreSQL and SQLite)."""
-    flag: BooleanField[Any, Any] = BooleanField()
-    rows = decisions.annotate(
-        is_counted=ExpressionWrapper(counted, output_field=flag) if counted else Value(True),
-        is_money=ExpressionWrapper(money, output_field=flag),
-        trade_pnl=F("signal__shadow_trade__pnl"),
-        # signal_id (in the index) rather than id: the pass reads only the index.
-        blockers=Window(Count("signal_id"), partition_by=[F("signal_id")]),
-    ).values("guard", "book_guard_id", "is_counted", "is_money", "trade_pnl", "blockers")
-    inner, params = rows.order_by().query.sql_with_params()
-    names = ("blocked", "evaluated", "wins", "pnl", "pnl_squares")
-
-    def sums(only: str) -> str:
-        return (
-            f"COUNT(CASE WHEN is_counted{only} THEN 1 END), "
-            f"COUNT(CASE WHEN is_money{only} THEN 1 END), "
-            f"COUNT(CASE WHEN is_money{only} AND trade_pnl > 0 THEN 1 END), "
-            f"SUM(CASE WHEN is_money{only} THEN trade_pnl END), "
-            f"SUM(CASE WHEN is_money{only} THEN trade_pnl * trade_pnl END)"
-        )
-
-    query = (
-        f"SELECT guard, book_guard_id, {sums('')}, {sums(' AND blockers = 1')} "
-        f"FROM ({inner}) blocks GROUP BY guard, book_guard_id"
-    )
-    every: dict[tuple[str, int | None], dict[str, Any]] = {}
-    alone: dict[tuple[str, int | None], dict[str, Any]] = {}
-    with connections[decisions.db].cursor() as cursor:
-        cursor.execute(query, params)
-        for guard, config_id, *values in cursor.fetchall():
-            key = (guard, config_id)
-            for target, part in ((every, values[:5]), (alone, values[5:])):
-                row = dict(zip(names, part, strict=True))
-                row["pnl"], row["pnl_squares"] = (
-                    _db_decimal(row["pnl"]),
-                    _db_decimal(row["pnl_squares"]),
-                )
-                if target is every or row["blocked"] or row["evaluated"]:
-                    target[key] = row
-    return every, alone
 
 
 @dataclass(frozen=True, slots=True)

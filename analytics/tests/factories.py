@@ -54,6 +54,14 @@ class ShadowTradeFactory(factory.django.DjangoModelFactory):
     status = ShadowTrade.Status.CLOSED
     exit_reason = ShadowTrade.ExitReason.TARGET
     pnl = Decimal(0)
+    # As the engine writes it: a closed trade has its exit, a candle after its signal.
+    exit_time = factory.LazyAttribute(
+        lambda trade: (
+            trade.signal.candle_time + timedelta(hours=1)
+            if trade.status == ShadowTrade.Status.CLOSED
+            else None
+        )
+    )
 
 
 class PaperTradeFactory(factory.django.DjangoModelFactory):

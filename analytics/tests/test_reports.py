@@ -203,13 +203,16 @@ def test_it_reports_hand_made_rows_exactly():
 def test_it_reads_a_fixed_number_of_queries_whatever_the_number_of_signals(replayed_book):
     small = BookFactory(name="small")
     decided_signal(small, blocked_by=["cooldown"], pnl="1")
+    # Rows written outside the engine: the first read rebuilds the book's rollups.
+    report_data(book=small, period="all")
     with CaptureQueriesContext(connection) as few:
         report_data(book=small, period="all")
     with CaptureQueriesContext(connection) as many:
         report_data(book=replayed_book, period="all")
     assert replayed_book.signals.count() > 10 * small.signals.count()
     assert len(many) <= len(few) + 1  # the replay's guards are frozen per book: one more read
-    assert len(many) <= 14
+    # 18: the book, its clock, its rollups' state, and the guards' figures read from them.
+    assert len(many) <= 18
 
 
 def test_it_renders_the_same_numbers_in_json_csv_and_html(replayed_book):
