@@ -119,14 +119,26 @@ class EquitySegment(models.Model):
     the highest running sum (>= 0: the empty prefix counts), ``low`` the lowest (<= 0),
     ``fall`` the largest fall of the running sum below its running peak inside the day
     (the peak starting at 0), ``total`` the day's P&L; ``gross_profit`` and
-    ``gross_loss`` the sums of the winning trades and of the losing ones (both >= 0)."""
+    ``gross_loss`` the sums of the winning trades and of the losing ones (both >= 0);
+    ``squares`` the day's P&L squared, ``first`` and ``last`` the day itself (for
+    Sharpe).
+
+    A month row (``grain`` = ``month``, ``day`` = the month's first day) is its days'
+    segments folded in day order: the same measures over the month's trades, ``squares``
+    the sum of its days' totals squared, ``first`` and ``last`` its first and last day
+    with a trade."""
 
     class Series(models.TextChoices):
         GUARDED = "guarded", "closed paper trades"
         UNGUARDED = "unguarded", "closed paper trades and closed shadow trades of blocked signals"
 
+    class Grain(models.TextChoices):
+        DAY = "day", "one UTC day"
+        MONTH = "month", "one calendar month (UTC), folded from its days"
+
     book = models.ForeignKey("signals.Book", on_delete=models.CASCADE, related_name="+")
-    day = models.DateField(help_text="The trades' UTC exit day.")
+    grain = models.CharField(max_length=5, choices=Grain.choices, default=Grain.DAY)
+    day = models.DateField(help_text="The trades' UTC exit day, or a month row's first day.")
     series = models.CharField(max_length=9, choices=Series.choices)
     strategy_id = models.BigIntegerField(
         null=True,
@@ -148,9 +160,14 @@ class EquitySegment(models.Model):
     fall = models.DecimalField(max_digits=48, decimal_places=30)
     gross_profit = models.DecimalField(max_digits=48, decimal_places=30)
     gross_loss = models.DecimalField(max_digits=48, decimal_places=30)
+    squares = models.DecimalField(
+        max_digits=96, decimal_places=60, help_text="The sum of the days' totals squared."
+    )
+    first = models.DateField(help_text="The first day with a trade.")
+    last = models.DateField(help_text="The last day with a trade.")
 
     class Meta:
-        indexes = [models.Index(fields=["book", "day"], name="segment_book_day")]
+        indexes = [models.Index(fields=["book", "grain", "day"], name="segment_book_grain_day")]
 
     def __str__(self) -> str:
         return f"{self.series} {self.day} n={self.n}"

@@ -40,13 +40,12 @@ import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
-import numpy as np
 from django.db import connection
 from django.db.models import F, IntegerField, Q, QuerySet, Value
-from django.db.models.functions import TruncDate
+from django.db.models.functions import TruncDate, TruncMonth
 
 from analytics.models import EquitySegment
 from shadow import rollups
@@ -54,15 +53,20 @@ from shadow.models import ShadowTrade
 from signals.models import PaperTrade, SignalState
 
 # Bump when a segment's definition changes: every book is rebuilt on its next read.
-VERSION = 1
+# 2: month rows, and the sums Sharpe needs.
+VERSION = 2
 NAME = "equity_segments"
 
 GUARDED = EquitySegment.Series.GUARDED
 UNGUARDED = EquitySegment.Series.UNGUARDED
 ZERO = Decimal(0)
-_MEASURES = ("n", "wins", "losses", "total", "high", "low", "fall", "gross_profit", "gross_loss")
+DAY, MONTH = EquitySegment.Grain.DAY, EquitySegment.Grain.MONTH
+_MEASURES = (
+    "n", "wins", "losses", "total", "high", "low", "fall", "gross_profit", "gross_loss",
+    "squares", "first", "last",
+)  # fmt: skip
 _KEYS = ("day", "series", "strategy_id", "symbol")
-_MONEY = ("total", "high", "low", "fall", "gross_profit", "gross_loss")
+_GROUP = ("series", "strategy_id", "symbol")
 
 
 def _window(since: datetime | None, until: datetime | None) -> Q:
@@ -145,37 +149,55 @@ def _select(book_id: int, since: datetime | None, until: datetime | None) -> tup
             CASE WHEN MIN(r_run) < 0 THEN MIN(r_run) ELSE 0 END AS {q("low")},
             MAX(CASE WHEN p_peak > 0 THEN p_peak ELSE 0 END - r_run) AS {q("fall")},
             SUM(CASE WHEN t_pnl > 0 THEN t_pnl ELSE 0 END) AS {q("gross_profit")},
-            -SUM(CASE WHEN t_pnl < 0 THEN t_pnl ELSE 0 END) AS {q("gross_loss")}
+            -SUM(CASE WHEN t_pnl < 0 THEN t_pnl ELSE 0 END) AS {q("gross_loss")},
+            SUM(t_pnl) * SUM(t_pnl) AS {q("squares")},
+            t_day AS {q("first")}, t_day AS {q("last")}
         FROM p
         GROUP BY t_day, g_series, s_strategy, s_symbol
     """
     return sql, params
 
 
-def _insert(book_id: int, since: datetime | None) -> None:
-    sql, params = _select(book_id, since, None)
+def _write(book_id: int, grain: str, select: tuple[str, list[Any]]) -> None:
+    """``INSERT INTO`` the segments the rows of ``select`` (``_KEYS`` and ``_MEASURES``)."""
+    sql, params = select
     q = connection.ops.quote_name
-    columns = ", ".join(q(c) for c in ("book_id", *_KEYS, *_MEASURES))
+    columns = ", ".join(q(c) for c in ("book_id", "grain", *_KEYS, *_MEASURES))
     picked = ", ".join(f"x.{q(c)}" for c in (*_KEYS, *_MEASURES))
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {EquitySegment._meta.db_table} ({columns}) "
-            f"SELECT %s, {picked} FROM ({sql}) AS x",
-            [book_id, *params],
+            f"SELECT %s, %s, {picked} FROM ({sql}) AS x",
+            [book_id, grain, *params],
         )
+
+
+def _months(book_id: int, first: date | None) -> None:
+    """Month rows folded from the day rows of the months from ``first``'s on (every
+    month for ``None``)."""
+    days = EquitySegment.objects.filter(book_id=book_id, grain=DAY)
+    if first is not None:
+        days = days.filter(day__gte=first.replace(day=1))
+    _write(book_id, MONTH, _fold_sql(days, months=True))
 
 
 def rebuild(book_id: int) -> None:
     """Every segment of the book written again from its trades (inside the rollups'
     transaction, under the book's lock)."""
     EquitySegment.objects.filter(book_id=book_id).delete()
-    _insert(book_id, None)
+    _write(book_id, DAY, _select(book_id, None, None))
+    _months(book_id, None)
 
 
 def refresh(book_id: int, first: date) -> None:
-    """The segments of UTC day ``first`` and every later day written again."""
-    EquitySegment.objects.filter(book_id=book_id, day__gte=first).delete()
-    _insert(book_id, _midnight(first))
+    """The segments of UTC day ``first`` and every later day written again, and the
+    month rows from ``first``'s month on."""
+    EquitySegment.objects.filter(
+        Q(grain=DAY, day__gte=first) | Q(grain=MONTH, day__gte=first.replace(day=1)),
+        book_id=book_id,
+    ).delete()
+    _write(book_id, DAY, _select(book_id, _midnight(first), None))
+    _months(book_id, first)
 
 
 def register() -> None:
@@ -226,29 +248,32 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def _sharpe(days: dict[date, Decimal]) -> float | None:
-    """``analytics.metrics.sharpe`` from the days' totals: every day from the first to the
-    last with a trade, zero-filled."""
-    if not days:
+def _sharpe(
+    total: Decimal, squares: Decimal, first: date | None, last: date | None
+) -> float | None:
+    """``analytics.metrics.sharpe`` from the sum and the sum of squares of the daily
+    totals: every day from the first to the last with a trade counted, those without
+    one as 0 (they add nothing to either sum). Exact decimals up to the square root."""
+    if first is None or last is None:
         return None
-    first, last = min(days), max(days)
-    per_day = np.zeros((last - first).days + 1)
-    for day, total in days.items():
-        per_day[(day - first).days] += float(total)
-    if per_day.size < 2:
+    days = (last - first).days + 1
+    if days < 2:
         return None
-    spread = float(np.std(per_day, ddof=1))
-    if spread == 0 or not math.isfinite(spread):
-        return None
-    return float(np.mean(per_day) / spread * np.sqrt(365.0))
+    with localcontext() as context:
+        context.prec = 80
+        variance = (squares - total * total / days) / (days - 1)
+        if variance <= 0:
+            return None
+        return float(total / days / variance.sqrt()) * math.sqrt(365.0)
 
 
 def fold(segments: Iterable[dict[str, Any]]) -> Fold:
-    """The statistics of the segments' trades, the segments in order (each a dict with
-    ``day`` and the measures)."""
+    """The statistics of the segments' trades, the segments in order (each a dict of
+    ``EquitySegment``'s measures)."""
     trades = wins = losses = 0
-    equity = peak = worst = gross_profit = gross_loss = ZERO
-    days: dict[date, Decimal] = {}
+    equity = peak = worst = gross_profit = gross_loss = squares = ZERO
+    first: date | None = None
+    last: date | None = None
     for segment in segments:
         n = int(segment["n"])
         if not n:
@@ -262,9 +287,12 @@ def fold(segments: Iterable[dict[str, Any]]) -> Fold:
         losses += int(segment["losses"])
         gross_profit += _money(segment["gross_profit"])
         gross_loss += _money(segment["gross_loss"])
-        day = _as_date(segment["day"])
-        days[day] = days.get(day, ZERO) + total
-    return Fold(trades, wins, losses, equity, gross_profit, gross_loss, worst, _sharpe(days))
+        squares += _money(segment["squares"])
+        low_day, high_day = _as_date(segment["first"]), _as_date(segment["last"])
+        first = low_day if first is None else min(first, low_day)
+        last = high_day if last is None else max(last, high_day)
+    sharpe = _sharpe(equity, squares, first, last)
+    return Fold(trades, wins, losses, equity, gross_profit, gross_loss, worst, sharpe)
 
 
 def _midnight(day: date) -> datetime:
@@ -294,6 +322,58 @@ def _split(
     return first, stop, edges, True
 
 
+def _rows(sql: str, params: Iterable[Any]) -> list[dict[str, Any]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _fold_sql(rows: QuerySet[EquitySegment], *, months: bool) -> tuple[str, list[Any]]:
+    """The segments ``rows`` folded in day order per series and group (and month, for
+    ``months``: a month row's ``day`` is the month's first day), by the database with
+    window functions: ``fold``'s arithmetic, one segment per group with ``_KEYS`` and
+    ``_MEASURES``."""
+    q = connection.ops.quote_name
+    picked = rows.order_by().values(*_KEYS, *_MEASURES)
+    group = ", ".join(q(c) for c in _GROUP)
+    day = f"MIN({q('day')})"
+    if months:
+        picked = picked.annotate(month=TruncMonth("day"))
+        group += f", {q('month')}"
+        day = q("month")
+    sql, params = picked.query.sql_with_params()
+    before = (
+        f"OVER (PARTITION BY {group} ORDER BY {q('day')} "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    )
+    # e: the equity before the segment; peak: the running peak before it (0 at the start).
+    high, low, fall = q("high"), q("low"), q("fall")
+    sums = ", ".join(
+        f"SUM({q(c)}) AS {q(c)}"
+        for c in ("n", "wins", "losses", "total", "gross_profit", "gross_loss", "squares")
+    )
+    return (
+        f"""
+        WITH d AS (
+            SELECT x.*, COALESCE(SUM(x.{q("total")}) {before}, 0) AS e
+            FROM ({sql}) AS x
+        ),
+        p AS (SELECT d.*, COALESCE(MAX(e + {high}) {before}, 0) AS p_raw FROM d),
+        w AS (SELECT p.*, CASE WHEN p_raw > 0 THEN p_raw ELSE 0 END AS peak FROM p)
+        SELECT {group}, {day} AS {q("day")}, {sums},
+            CASE WHEN MAX(e + {high}) > 0 THEN MAX(e + {high}) ELSE 0 END AS {high},
+            CASE WHEN MIN(e + {low}) < 0 THEN MIN(e + {low}) ELSE 0 END AS {low},
+            MAX(CASE WHEN {fall} > peak - (e + {low}) THEN {fall} ELSE peak - (e + {low}) END)
+                AS {fall},
+            MIN({q("first")}) AS {q("first")}, MAX({q("last")}) AS {q("last")}
+        FROM w
+        GROUP BY {group}
+        """,
+        list(params),
+    )
+
+
 def figures(
     book_id: int,
     *,
@@ -305,10 +385,11 @@ def figures(
 ) -> dict[tuple[str, int | None], Fold]:
     """Per (series, strategy version id) the statistics of the closed trades with an
     exit in ``[since, until)``, for the versions ``strategies`` and the book (key
-    ``None``: every strategy version, only ``symbol``'s trades when given). Whole days
-    from the segments, a partial first and last day from the rows through the same
-    query. ``clock`` is the book's clock: nothing lies after it, so a window ending
-    after it has no partial last day. The rollups must be built (``ensure_built``)."""
+    ``None``: every strategy version, only ``symbol``'s trades when given). The whole
+    days' segments folded by the database (one query), a partial first and last day
+    from the rows through the segments' own query. ``clock`` is the book's clock:
+    nothing lies after it, so a window ending after it has no partial last day. The
+    rollups must be built (``shadow.rollups.ensure_built``)."""
     if until is not None and clock is not None and until > clock:
         until = None
     first, stop, edges, whole = _split(since, until)
@@ -319,35 +400,30 @@ def figures(
             return bool(row["symbol"] == symbol)
         return row["strategy_id"] in ids and row["symbol"] == ""
 
-    def raw(low: datetime | None, high: datetime | None) -> list[dict[str, Any]]:
-        sql, params = _select(book_id, low, high)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            names = [column[0] for column in cursor.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        return sorted((row for row in rows if wanted(row)), key=lambda row: _as_date(row["day"]))
-
     head: list[dict[str, Any]] = []
     tail: list[dict[str, Any]] = []
     for low, high in edges:
+        found = sorted(
+            (row for row in _rows(*_select(book_id, low, high)) if wanted(row)),
+            key=lambda row: _as_date(row["day"]),
+        )
         # A stretch before the whole days (or the only one) comes first, one after last.
         if first is not None and high is not None and high <= _midnight(first):
-            head += raw(low, high)
+            head += found
         else:
-            tail += raw(low, high)
-    kept: list[dict[str, Any]] = []
+            tail += found
+    middle: list[dict[str, Any]] = []
     if whole:
+        # Whole months from the month rows, the days around them from the day rows
+        # (the grains of ``shadow.rollups``, which these rows share).
         rows = EquitySegment.objects.filter(
             Q(strategy_id__in=list(ids), symbol="") | Q(strategy_id__isnull=True, symbol=symbol),
+            rollups._grains(first, stop, months=True),
             book_id=book_id,
         )
-        if first is not None:
-            rows = rows.filter(day__gte=first)
-        if stop is not None:
-            rows = rows.filter(day__lt=stop)
-        kept = list(rows.order_by("day").values(*_KEYS, *_MEASURES))
+        middle = _rows(*_fold_sql(rows, months=False))
     grouped: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
-    for row in (*head, *kept, *tail):
+    for row in (*head, *middle, *tail):
         grouped.setdefault((row["series"], row["strategy_id"]), []).append(row)
     return {key: fold(rows) for key, rows in grouped.items()}
 
@@ -355,8 +431,8 @@ def figures(
 def stored(book_id: int) -> list[tuple[Any, ...]]:
     """The book's segments as comparable tuples (keys, then measures; money as
     ``Decimal``), sorted: what a rebuild must reproduce."""
-    rows = EquitySegment.objects.filter(book_id=book_id).values_list(*_KEYS, *_MEASURES)
+    rows = EquitySegment.objects.filter(book_id=book_id).values_list("grain", *_KEYS, *_MEASURES)
     return sorted(
-        ((str(r[0]), r[1], r[2], r[3], *(int(v) for v in r[4:7]), *r[7:]) for r in rows),
+        ((r[0], str(r[1]), *r[2:5], *(int(v) for v in r[5:8]), *r[8:]) for r in rows),
         key=lambda row: tuple("" if v is None else str(v) for v in row),
     )

@@ -38,7 +38,7 @@ def named(book: Book) -> list[tuple[Any, ...]]:
     """The book's segments with strategy versions by name (ids differ between books)."""
     names = {s.pk: s.name for s in BookStrategy.objects.filter(book=book)}
     return sorted(
-        ((row[0], row[1], names.get(row[2]), *row[3:]) for row in segments.stored(book.pk)),
+        ((*row[:3], names.get(row[3]), *row[4:]) for row in segments.stored(book.pk)),
         key=lambda row: tuple("" if v is None else str(v) for v in row),
     )
 
@@ -62,7 +62,8 @@ def test_live_runs_keep_the_segments_a_rebuild_gives_and_a_replay_writes(fresh_s
     assert rows.filter(series="guarded", strategy_id__isnull=False).exists()
     assert rows.filter(series="unguarded", strategy_id__isnull=True, symbol="").exists()
     assert set(rows.values_list("symbol", flat=True)) == {"", *SYMBOLS}
-    assert rows.filter(fall__gt=0).exists(), "some day falls inside itself"
+    assert rows.filter(grain="day", fall__gt=0).exists(), "some day falls inside itself"
+    assert rows.filter(grain="month").count() > 4
     assert named(book) == named(replayed)
     assert rebuilt(replayed) == segments.stored(replayed.pk)
 
@@ -249,6 +250,9 @@ def test_the_fold_of_segments_is_the_drawdown_of_the_whole_sequence():
                     "fall": fall,
                     "gross_profit": sum((v for v in piece if v > 0), Decimal(0)),
                     "gross_loss": -sum((v for v in piece if v < 0), Decimal(0)),
+                    "squares": run * run,
+                    "first": date(2024, 1, 1) + timedelta(day),
+                    "last": date(2024, 1, 1) + timedelta(day),
                 }
             )
         folded = segments.fold(found)
