@@ -77,22 +77,32 @@ def _since(decided: QuerySet[Any], since: datetime) -> tuple[QuerySet[Any], Quer
 
 def decided_signals(
     *, book_id: int, since: datetime | None = None, candles_from: datetime | None = None
-) -> QuerySet[Any]:
-    """The decided signals of the book: when each was decided (``decided``, one index
-    probe per signal), its candle's open and its timeframe. ``candles_from``: only the
-    signals whose candle opened at or after it (index ``signal_book_clock``). ``since``:
-    only those decided at or after it, found without reading the others: the signals
-    written since (index ``signal_book_created``) and those written before whose
-    decision was logged since (the transitions by wall-clock time, index
-    ``perf_pages_transitions_created``), one ``UNION ALL`` of the two."""
+) -> tuple[str, list[Any], str]:
+    """The decided signals of the book as SQL, its parameters and its database's alias:
+    when each was decided (``decided``, one index probe per signal), its candle's open
+    (``candle_time``) and its timeframe. ``candles_from``: only the signals whose candle
+    opened at or after it (index ``signal_book_clock``). ``since``: only those decided
+    at or after it, found without reading the others: the signals written since (index
+    ``signal_book_created``) and those written before whose decision was logged since
+    (the transitions by wall-clock time, index ``perf_pages_transitions_created``), one
+    ``UNION ALL`` of the two, fenced, then kept when decided since (so each decision is
+    probed once)."""
     fields = ("decided", "candle_time", "timeframe")
     decided = _decided(book_id)
     if candles_from is not None:
         decided = decided.filter(candle_time__gte=candles_from)
     if since is None:
-        return decided.values(*fields)
-    written, earlier = _since(decided.filter(decided__gte=since), since)
-    return written.values(*fields).union(earlier.values(*fields), all=True)
+        sql, params = decided.values(*fields).query.sql_with_params()
+        return sql, list(params), decided.db
+    written, earlier = _since(decided, since)
+    both = written.values(*fields).union(earlier.values(*fields), all=True)
+    sql, params = both.query.sql_with_params()
+    vendor = connections[both.db].vendor
+    return (
+        f"SELECT * FROM ({sql} {fence(vendor)}) candidates WHERE decided >= %s",
+        [*params, since],
+        both.db,
+    )
 
 
 def candle_seconds(
@@ -180,10 +190,9 @@ def _fill(book_id: int, candles_from: datetime | None) -> None:
     candles = candle_seconds(book_id=book_id, candles_from=candles_from)
     if not candles:
         return
-    decided = decided_signals(book_id=book_id, candles_from=candles_from)
-    connection = connections[decided.db]
+    inner, params, alias = decided_signals(book_id=book_id, candles_from=candles_from)
+    connection = connections[alias]
     vendor = connection.vendor
-    inner, params = decided.query.sql_with_params()
     wait, wait_params = wait_sql(vendor, candles)
     table = connection.ops.quote_name(LatencyHistogram._meta.db_table)
     query = (

@@ -205,27 +205,20 @@ def test_the_compared_book_is_part_of_the_key(replayed_book):
     assert page_payload(page, parse_filters(params)) == build_payload(page, parse_filters(params))
 
 
-def test_health_is_cached_a_few_seconds_at_most(replayed_book, settings, monkeypatch):
-    from analytics.models import RecoveryRun
+def test_health_is_never_cached(replayed_book):
+    """Every request builds it: a heartbeat written a moment after a request (in no
+    stamp: a cache would serve the payload without it) shows on the next."""
+    from analytics.models import TaskHeartbeat
 
     filters = parse_filters({"book": str(replayed_book.pk)})
-    policy = PAGES["health"].cache
-    settings.PAGE_CACHE_HEALTH_SECONDS = 0
-    assert page_cache.page_key("health", filters, policy, version=API_VERSION) is None
-    settings.PAGE_CACHE_HEALTH_SECONDS = 5
-    now = 1_000_000_000.0
-    monkeypatch.setattr(page_cache.time, "time", lambda: now)
-    key = page_cache.page_key("health", filters, policy, version=API_VERSION)
-    assert key is not None and key.startswith("pages:health:")
-    now += 4.0
-    assert (
-        page_cache.page_key("health", filters, policy, version=API_VERSION) == key
-    )  # the same 5 s bucket
-    now += 1.0
-    assert page_cache.page_key("health", filters, policy, version=API_VERSION) != key
-    key = page_cache.page_key("health", filters, policy, version=API_VERSION)
-    RecoveryRun.objects.create(actor="tester", stuck_found=0)
-    assert page_cache.page_key("health", filters, policy, version=API_VERSION) != key
+    page = PAGES["health"]
+    assert not page.cache.cached
+    first = page_payload(page, filters)
+    TaskHeartbeat.objects.create(task="a.task", runs=1)
+    second = page_payload(page, filters)
+    tasks = [row["task"] for row in second["data"]["tasks"]["on_demand"]]
+    assert "a.task" in tasks
+    assert "a.task" not in [row["task"] for row in first["data"]["tasks"]["on_demand"]]
 
 
 def test_concurrent_requests_wait_for_the_one_building():
