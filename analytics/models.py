@@ -123,8 +123,10 @@ class EquitySegment(models.Model):
     ``squares`` the day's P&L squared, ``first`` and ``last`` the day itself (for
     Sharpe).
 
-    A month row (``grain`` = ``month``, ``day`` = the month's first day) is its days'
-    segments folded in day order: the same measures over the month's trades, ``squares``
+    A month row (``grain`` = ``month``, ``day`` = the month's first day), written for
+    the book's closed months only (those before the month of its last day row, so that
+    a live write within the last month rewrites no month row), is its days' segments
+    folded in day order: the same measures over the month's trades, ``squares``
     the sum of its days' totals squared, ``first`` and ``last`` its first and last day
     with a trade."""
 

@@ -44,8 +44,8 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, IntegerField, Q, QuerySet, Value
-from django.db.models.functions import TruncDate, TruncMonth
+from django.db.models import F, IntegerField, Max, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 
 from analytics.models import EquitySegment
 from shadow import rollups
@@ -53,8 +53,8 @@ from shadow.models import ShadowTrade
 from signals.models import PaperTrade, SignalState
 
 # Bump when a segment's definition changes: every book is rebuilt on its next read.
-# 2: month rows, and the sums Sharpe needs.
-VERSION = 2
+# 2: month rows, and the sums Sharpe needs. 3: month rows for closed months only.
+VERSION = 3
 NAME = "equity_segments"
 
 GUARDED = EquitySegment.Series.GUARDED
@@ -172,32 +172,46 @@ def _write(book_id: int, grain: str, select: tuple[str, list[Any]]) -> None:
         )
 
 
-def _months(book_id: int, first: date | None) -> None:
-    """Month rows folded from the day rows of the months from ``first``'s on (every
-    month for ``None``)."""
-    days = EquitySegment.objects.filter(book_id=book_id, grain=DAY)
-    if first is not None:
-        days = days.filter(day__gte=first.replace(day=1))
+def _open_month(book_id: int) -> date | None:
+    """The first day of the month of the book's last day row (``None`` without any):
+    its months before this one are closed, and only those have month rows."""
+    last = EquitySegment.objects.filter(book_id=book_id, grain=DAY).aggregate(last=Max("day"))
+    return _as_date(last["last"]).replace(day=1) if last["last"] is not None else None
+
+
+def _months(book_id: int, low: date | None, high: date) -> None:
+    """Month rows folded from the day rows of the months ``[low, high)`` (from the first
+    for ``None``)."""
+    days = EquitySegment.objects.filter(book_id=book_id, grain=DAY, day__lt=high)
+    if low is not None:
+        days = days.filter(day__gte=low)
     _write(book_id, MONTH, _fold_sql(days, months=True))
 
 
 def rebuild(book_id: int) -> None:
     """Every segment of the book written again from its trades (inside the rollups'
-    transaction, under the book's lock)."""
+    transaction, under the book's lock): day rows, and month rows for the closed
+    months (those before the month of the book's last day row)."""
     EquitySegment.objects.filter(book_id=book_id).delete()
     _write(book_id, DAY, _select(book_id, None, None))
-    _months(book_id, None)
+    current = _open_month(book_id)
+    if current is not None:
+        _months(book_id, None, current)
 
 
 def refresh(book_id: int, first: date) -> None:
     """The segments of UTC day ``first`` and every later day written again, and the
-    month rows from ``first``'s month on."""
-    EquitySegment.objects.filter(
-        Q(grain=DAY, day__gte=first) | Q(grain=MONTH, day__gte=first.replace(day=1)),
-        book_id=book_id,
-    ).delete()
+    month rows of the closed months from ``first``'s on (none in the common case: a
+    write within the book's last month)."""
+    EquitySegment.objects.filter(book_id=book_id, grain=DAY, day__gte=first).delete()
     _write(book_id, DAY, _select(book_id, _midnight(first), None))
-    _months(book_id, first)
+    current = _open_month(book_id)
+    low = first.replace(day=1)
+    if current is None or current < low:
+        low = current or date.min
+    EquitySegment.objects.filter(book_id=book_id, grain=MONTH, day__gte=low).delete()
+    if current is not None and low < current:
+        _months(book_id, low, current)
 
 
 def register() -> None:
@@ -415,10 +429,24 @@ def figures(
     middle: list[dict[str, Any]] = []
     if whole:
         # Whole months from the month rows, the days around them from the day rows
-        # (the grains of ``shadow.rollups``, which these rows share).
-        rows = EquitySegment.objects.filter(
+        # (the grains of ``shadow.rollups``, which these rows share), and the days of
+        # the months after the last closed one, which have no month rows yet.
+        closed = Coalesce(
+            Subquery(
+                EquitySegment.objects.filter(book_id=book_id, grain=MONTH)
+                .order_by("-day")
+                .values("day")[:1]
+            ),
+            Value(date.min),
+        )
+        recent = Q(grain=DAY, month__gt=closed)
+        if first is not None:
+            recent &= Q(day__gte=first)
+        if stop is not None:
+            recent &= Q(day__lt=stop)
+        rows = EquitySegment.objects.annotate(month=TruncMonth("day")).filter(
             Q(strategy_id__in=list(ids), symbol="") | Q(strategy_id__isnull=True, symbol=symbol),
-            rollups._grains(first, stop, months=True),
+            rollups._grains(first, stop, months=True) | recent,
             book_id=book_id,
         )
         middle = _rows(*_fold_sql(rows, months=False))
