@@ -50,6 +50,8 @@ SMALLEST = 0.001
 
 
 def _decided(book_id: int) -> QuerySet[Any]:
+    """The book's signals out of ``generated``, each with ``decided``: the wall-clock
+    time of its first transition out of ``generated``, else its own ``created_at``."""
     decision = (
         SignalTransition.objects.filter(signal=OuterRef("pk"), from_state=SignalState.GENERATED)
         .order_by("id")
