@@ -439,12 +439,23 @@ def figures(
             ),
             Value(date.min),
         )
-        recent = Q(grain=DAY, month__gt=closed)
+        # The first day row after the last closed month (an index range from there).
+        after = Coalesce(
+            Subquery(
+                EquitySegment.objects.filter(book_id=book_id, grain=DAY, day__gt=closed)
+                .annotate(month=TruncMonth("day"))
+                .filter(month__gt=closed)
+                .order_by("day")
+                .values("day")[:1]
+            ),
+            Value(date.max),
+        )
+        recent = Q(grain=DAY, day__gte=after)
         if first is not None:
             recent &= Q(day__gte=first)
         if stop is not None:
             recent &= Q(day__lt=stop)
-        rows = EquitySegment.objects.annotate(month=TruncMonth("day")).filter(
+        rows = EquitySegment.objects.filter(
             Q(strategy_id__in=list(ids), symbol="") | Q(strategy_id__isnull=True, symbol=symbol),
             rollups._grains(first, stop, months=True) | recent,
             book_id=book_id,
