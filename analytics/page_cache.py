@@ -29,9 +29,8 @@ Pages that read more than their book say so on their ``Page`` (``cache``, a ``Po
 
 - ``guards`` shows a requested ablation as pending (kept in the cache by
   ``shadow.ablation``): the request's time is part of its stamp;
-- ``health`` reads the wall clock, heartbeats and queue depths: cached for
-  ``PAGE_CACHE_HEALTH_SECONDS`` at most (default 5; a time bucket in its key; 0 turns
-  it off), and a new recovery run (its button) shows at once;
+- ``health`` reads the wall clock, heartbeats and queue depths: never cached (it reads
+  counters and rollups, docs/performance.md);
 - ``learning`` also reads the book's threshold recommendations and the guard
   configurations: their fingerprint is part of its stamp;
 - ``summary``'s health line is computed on every request and put over the cached rest.
@@ -91,11 +90,6 @@ def enabled() -> bool:
 def cache_seconds() -> int:
     """How long an entry is kept: only bounds the cache's memory (a write changes the key)."""
     return _setting("PAGE_CACHE_SECONDS", 24 * 3600)
-
-
-def health_seconds() -> int:
-    """How long the health page's payload may be reused (default 5 s); 0: never cached."""
-    return _setting("PAGE_CACHE_HEALTH_SECONDS", 5)
 
 
 def lock_seconds() -> int:

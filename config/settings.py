@@ -454,8 +454,6 @@ CACHES = {
 # its book's data, so a page is never older than the book's last committed write.
 PAGE_CACHE = env.bool("PAGE_CACHE", default=True)
 PAGE_CACHE_SECONDS = env.int("PAGE_CACHE_SECONDS", default=86400)
-# The health page reads the wall clock, heartbeats and queues: cached this long at most.
-PAGE_CACHE_HEALTH_SECONDS = env.int("PAGE_CACHE_HEALTH_SECONDS", default=5)
 PAGE_CACHE_LOCK_SECONDS = env.int("PAGE_CACHE_LOCK_SECONDS", default=30)
 
 # --- Health check (/healthz) -------------------------------------------------------
