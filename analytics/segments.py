@@ -9,8 +9,8 @@ exactly: with E the equity before a segment and P the running peak (0 at the sta
 segment's worst fall is ``max(D, P - (E + L))``; then ``P = max(P, E + H)``,
 ``E += T``. The maximum drawdown of the whole sequence is the largest of those falls,
 the same figure as ``analytics.metrics.max_drawdown`` over every trade. Sharpe of daily
-P&L needs only the days' totals (days without a trade count 0, as
-``analytics.metrics.sharpe``).
+P&L needs only the sum and the sum of squares of the days' totals and the first and last
+day with a trade (days without one count 0, as ``analytics.metrics.sharpe``).
 
 Rows (``EquitySegment``), per book, UTC exit day and series (``guarded``: closed paper
 trades; ``unguarded``: those and the closed shadow trades of blocked signals, the
@@ -25,11 +25,16 @@ leaderboard. Within a day trades are in **exit time, then paper before shadow, t
 id** order (paper trades and shadow trades have ids of their own), which is the order
 of ``analytics.breakdowns.leaderboard_trades``, with exit times to the microsecond.
 
+Month rows fold their days, for the book's closed months only (those before the month
+of its last day row), so a live write within the last month rewrites no month row.
+
 A day's segments are one ``INSERT ... SELECT`` of running sums (window functions) over
 its trades; they are kept with the rollups (``shadow.rollups.Extension``): rebuilt with
 them and refreshed from the first day a write touched, in the same transaction under the
-book's lock. A window that does not start or end at midnight UTC reads its partial first
-and last day from the rows, through the same query, so every figure is the one a loop
+book's lock. A window reads its whole closed months from the month rows and its other
+whole days from the day rows, folded by the database in one query; one that does not
+start or end at midnight UTC reads its partial first and last day from the rows, through
+the same query as the day rows, so every figure is the one a loop
 over the window's trades gives. Money is exact (``numeric``) on PostgreSQL; SQLite sums
 in floats.
 """
@@ -201,17 +206,25 @@ def rebuild(book_id: int) -> None:
 
 def refresh(book_id: int, first: date) -> None:
     """The segments of UTC day ``first`` and every later day written again, and the
-    month rows of the closed months from ``first``'s on (none in the common case: a
-    write within the book's last month)."""
+    month rows of the closed months from ``first``'s on or from the first closed month
+    without one (none in the common case: a write within the book's last month)."""
     EquitySegment.objects.filter(book_id=book_id, grain=DAY, day__gte=first).delete()
     _write(book_id, DAY, _select(book_id, _midnight(first), None))
     current = _open_month(book_id)
-    low = first.replace(day=1)
-    if current is None or current < low:
-        low = current or date.min
+    newest = EquitySegment.objects.filter(book_id=book_id, grain=MONTH).aggregate(
+        newest=Max("day")
+    )["newest"]
+    # The month after the newest month row: from there on no closed month has its row
+    # yet (the book's last month when it was written has closed since).
+    unwritten = _next_month(_as_date(newest)) if newest is not None else date.min
+    low = min(first.replace(day=1), unwritten, current or date.min)
     EquitySegment.objects.filter(book_id=book_id, grain=MONTH, day__gte=low).delete()
     if current is not None and low < current:
         _months(book_id, low, current)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
 def register() -> None:

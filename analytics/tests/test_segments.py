@@ -69,6 +69,25 @@ def test_live_runs_keep_the_segments_a_rebuild_gives_and_a_replay_writes(fresh_s
     assert rebuilt(replayed) == segments.stored(replayed.pk)
 
 
+def test_a_write_in_a_new_month_writes_the_month_row_of_the_month_that_closed(
+    fresh_signals_forever,
+):
+    """A book whose trades ended in January (its open month, without a month row), then
+    written from February 1st on: January's month row is written, as a rebuild would."""
+    _market_data(count=1500)  # 2023-12-30 to 2024-02-29
+    book = _replay()
+    whole = segments.stored(book.pk)
+    february = date(2024, 2, 1)
+    assert EquitySegment.objects.filter(book=book, grain="day", day__gte=february).exists()
+    # What a rebuild writes for the trades up to January 31st: no row of February, and
+    # no month row of January (then the open month).
+    EquitySegment.objects.filter(book=book, grain="day", day__gte=february).delete()
+    EquitySegment.objects.filter(book=book, grain="month", day__gte=date(2024, 1, 1)).delete()
+    segments.refresh(book.pk, february)
+    assert segments.stored(book.pk) == whole
+    assert EquitySegment.objects.filter(book=book, grain="month", day=date(2024, 1, 1)).exists()
+
+
 def test_a_book_built_before_the_segments_existed_is_rebuilt_on_first_read(
     fresh_signals_forever, trader_client
 ):
