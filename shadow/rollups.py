@@ -588,14 +588,14 @@ def totals(
             stored = stored.filter(strategy_id__in=list(strategies))
         if symbol:
             stored = stored.filter(symbol=symbol)
-        _merge(
-            found,
-            by,
-            stored.order_by()
-            .values(*by)
-            .annotate(n=Sum("n"), wins=Sum("wins"), pnl=Sum("pnl"), pnl_sq=Sum("pnl_sq")),
-            prefix="",
+        sums = {"n": Sum("n"), "wins": Sum("wins"), "pnl": Sum("pnl"), "pnl_sq": Sum("pnl_sq")}
+        # Without ``by``, one sum (``values()`` with no field would group by every row).
+        summed = (
+            stored.order_by().values(*by).annotate(**sums)
+            if by
+            else [row for row in [stored.order_by().aggregate(**sums)] if row["n"] is not None]
         )
+        _merge(found, by, summed, prefix="")
     for low, high in edges:
         rows = _facts(book_id, low, high, strategies=strategies, symbol=symbol, only=(fact,))[fact]
         _merge(found, by, rows, prefix="r_", where=where)

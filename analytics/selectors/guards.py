@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, Sum
 
 from analytics.confidence import MeanInterval, mean_interval
 from analytics.filters import book_clock
@@ -18,7 +17,6 @@ from signals.models import (
     BookGuard,
     BookStrategy,
     GuardDecision,
-    PaperTrade,
 )
 
 SAVES_MONEY = "saves money"
@@ -241,15 +239,11 @@ def ablation_report(
     for effect in effects:
         first_order[effect.guard] = first_order.get(effect.guard, ZERO) + effect.outcome.net_impact
     legs = {leg.without_guard: leg for leg in Book.objects.filter(ablation_of=book)}
-    paper_pnl = dict(
-        PaperTrade.objects.filter(
-            Q(book=book) | Q(book__ablation_of=book), status=PaperTrade.Status.CLOSED
-        )
-        .order_by()
-        .values("book_id")
-        .annotate(pnl=Sum("pnl"))
-        .values_list("book_id", "pnl")
-    )
+    # Closed paper P&L of the book and of each leg, from their rollups.
+    paper_pnl = {}
+    for book_id in (book.pk, *(leg.pk for leg in legs.values())):
+        summed = rollups.totals(book_id, Fact.PAPER, check=book_id != book.pk)
+        paper_pnl[book_id] = summed[0]["pnl"] if summed else None
     base_pnl = _money(paper_pnl.get(book.pk))
     requested = ablation_requested_at(book=book)
     rows = []
