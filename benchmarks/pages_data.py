@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-VERSION = 2  # 2: the book has its rollups (shadow.rollups.rebuild)
+# 2: the book has its rollups (shadow.rollups.rebuild); 3: wall-clock times as a live book's
+VERSION = 3
 BOOK_NAME = "bench pages"
 EXCHANGE = "bench"
 TIMEFRAME = "15m"
@@ -259,6 +260,7 @@ def generate(*, signals: int, seed: int = 7, book_name: str = BOOK_NAME) -> Gene
     book, strategies, guards = _configure(book_name, seed)
     writer = _Writer()
     now = timezone.now().isoformat()
+    wall_now = np.datetime64(timezone.now().replace(tzinfo=None), "s")
 
     per_strategy = [signals // STRATEGIES + (i < signals % STRATEGIES) for i in range(STRATEGIES)]
     strategy, candle, side, span = _signal_times(rng, per_strategy)
@@ -267,6 +269,10 @@ def generate(*, signals: int, seed: int = 7, book_name: str = BOOK_NAME) -> Gene
     start = END - span * STEP
     candle_time = start + candle * STEP
     clock = candle_time.max()
+    # When each row was written, as a live book writes them: its candle's close shifted so
+    # that the last close is now. The last 24 hours then hold a day of the book's
+    # decisions (what the health page ranks exactly), not all of them.
+    offset = wall_now - (clock + STEP).astype("datetime64[s]")
     n = signals
 
     symbols = list(MARKETS)
@@ -386,6 +392,7 @@ def generate(*, signals: int, seed: int = 7, book_name: str = BOOK_NAME) -> Gene
             part = slice(lo, hi)
             candle_text = _timestamps(candle_time[part])
             decided_text = _timestamps(candle_time[part] + STEP)
+            written_text = _timestamps(candle_time[part] + STEP + offset)
             entry_text, stop_text = _money(entry[part]), _money(stop[part])
             target_text = _money(target[part])
             id_list, strategy_list = ids[part].tolist(), strategy[part].tolist()
@@ -396,7 +403,7 @@ def generate(*, signals: int, seed: int = 7, book_name: str = BOOK_NAME) -> Gene
                 yield (
                     id_list[j], book.pk, config_id, book_strategy_id, EXCHANGE, symbol_list[j],
                     TIMEFRAME, candle_text[j], side_list[j], entry_text[j], stop_text[j],
-                    target_text[j], hold_list[j], "", state_list[j], now,
+                    target_text[j], hold_list[j], "", state_list[j], written_text[j],
                     decided_text[j] if state_list[j] != "rejected" else None,
                 )  # fmt: skip
 
@@ -404,6 +411,7 @@ def generate(*, signals: int, seed: int = 7, book_name: str = BOOK_NAME) -> Gene
         for lo, hi in chunks():
             part = slice(lo, hi)
             id_list, decided_list = ids[part].tolist(), decided[part].tolist()
+            written_text = _timestamps(candle_time[part] + STEP + offset)
             blocks_list = blocks[part].tolist()
             values = observed_matrix[part].tolist()
             for j in range(hi - lo):
@@ -415,7 +423,7 @@ def generate(*, signals: int, seed: int = 7, book_name: str = BOOK_NAME) -> Gene
                     yield (
                         id_list[j], GUARD_SPECS[k].name, guard_ids[k],
                         "block" if verdict else "pass", reasons[(k, verdict)],
-                        f"{row_values[k]:.2f}", thresholds[k], now,
+                        f"{row_values[k]:.2f}", thresholds[k], written_text[j],
                     )  # fmt: skip
 
     def transition_rows() -> Iterable[tuple[Any, ...]]:
@@ -428,12 +436,24 @@ def generate(*, signals: int, seed: int = 7, book_name: str = BOOK_NAME) -> Gene
                 "expire": entry_time_text, "fail": entry_time_text, "execute": entry_time_text,
                 "close": exit_text,
             }  # fmt: skip
+            written = {
+                name: _timestamps(moments + offset)
+                for name, moments in (
+                    ("decided", candle_time[part] + STEP),
+                    ("entry", entry_time[part]),
+                    ("exit", exit_time[part]),
+                )
+            }
+            wall = {
+                "reject": "decided", "block": "decided", "approve": "decided", "expire": "entry",
+                "fail": "entry", "execute": "entry", "close": "exit",
+            }  # fmt: skip
             id_list, state_list = ids[part].tolist(), state[part].tolist()
             for j in range(hi - lo):
                 for name, source, target_state in paths[state_list[j]]:
                     yield (
                         id_list[j], name, source, target_state, "bench", "{}",
-                        times[name][j], now,
+                        times[name][j], written[wall[name]][j],
                     )  # fmt: skip
 
     def trade_rows(which: np.ndarray, *, shadow: bool) -> Iterable[tuple[Any, ...]]:

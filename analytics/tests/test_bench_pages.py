@@ -362,3 +362,29 @@ def test_the_harness_table_shows_cold_and_warm_times():
     # ratio from the cold time: 900 / 600
     assert guards[0] == "guards" and "1.50" in guards and "25.0" in guards
     assert "SQL n/a: no SQL" in rows[-1]
+
+
+def test_rows_are_written_when_a_live_book_would_write_them(bench_book):
+    """Wall-clock times follow the candles, the last close written now: the last 24 hours
+    hold the signals of about a day of candles (what the health page ranks exactly), not
+    the whole book."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from signals.models import SignalTransition
+
+    _generated, book, _clock = bench_book
+    signals = Signal.objects.filter(book=book)
+    newest = signals.order_by("-created_at").first()
+    assert timezone.now() - newest.created_at < timedelta(minutes=5)
+    for signal in signals.order_by("?")[:20]:
+        assert signal.created_at - signal.candle_time == newest.created_at - newest.candle_time
+    recent = signals.filter(created_at__gte=timezone.now() - timedelta(hours=24)).count()
+    span = newest.candle_time - signals.order_by("candle_time").first().candle_time
+    assert 0 < recent < signals.count() * 2 * timedelta(days=1) / span + 20
+    newest_block = GuardDecision.objects.filter(signal__book=book).latest("created_at")
+    assert timezone.now() - newest_block.created_at < timedelta(minutes=5)
+    assert not SignalTransition.objects.filter(
+        signal__book=book, created_at__gt=timezone.now()
+    ).exists()
