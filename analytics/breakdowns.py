@@ -14,7 +14,6 @@ the guards' **net impact** is minus that (positive = the guards saved money).
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -26,16 +25,14 @@ from django.db.models import (
     Func,
     Q,
     QuerySet,
-    Value,
 )
 from psycopg.types.numeric import FloatLoader
 
 from analytics.filters import Filters
-from analytics.metrics import TradeStats, trade_stats
 from shadow import rollups
 from shadow.models import BookRollup, ShadowTrade
 from shadow.selectors import PASSED_GUARD_STATES
-from signals.models import BookStrategy, GuardDecision, PaperTrade, SignalState
+from signals.models import BookStrategy, GuardDecision, SignalState
 
 ZERO = Decimal(0)
 Fact = BookRollup.Fact
@@ -307,67 +304,3 @@ def leaderboard_strategies(filters: Filters) -> list[dict[str, Any]]:
             "shadow_pnl": blocked["pnl"] if blocked else None,
         }
     return rows
-
-
-@dataclass(frozen=True)
-class TradeColumns:
-    """One query's columns: the strategy configuration, P&L, exit time (ms) and whether
-    the trade is a shadow trade of a blocked signal (else a closed paper trade)."""
-
-    strategy: np.ndarray
-    pnl: np.ndarray
-    exit_ms: np.ndarray
-    shadow: np.ndarray
-
-
-def leaderboard_trades(filters: Filters) -> TradeColumns:
-    """Every closed paper trade and every closed shadow trade of a blocked signal in the
-    period, in one query (a UNION ALL) read as float columns (``float_columns``), in
-    exit order: paper before shadow at the same exit time, then by id."""
-    paper = PaperTrade.objects.filter(
-        book=filters.book, status=PaperTrade.Status.CLOSED, pnl__isnull=False
-    ).filter(window("exit_time", filters))
-    shadow = ShadowTrade.objects.filter(
-        book=filters.book,
-        group=ShadowTrade.Group.BLOCKED,
-        signal__state=SignalState.BLOCKED,
-        status=ShadowTrade.Status.CLOSED,
-        pnl__isnull=False,
-    ).filter(window("exit_time", filters))
-    if filters.symbol:
-        paper = paper.filter(signal__symbol=filters.symbol)
-        shadow = shadow.filter(signal__symbol=filters.symbol)
-
-    def columns(kind: int) -> tuple[Any, ...]:
-        return ("signal__book_strategy_id", "pnl", EpochMs("exit_time"), Value(kind), "id")
-
-    table = float_columns(
-        paper.order_by()
-        .values_list(*columns(0))
-        .union(shadow.order_by().values_list(*columns(1)), all=True),
-        5,
-    )
-    strategy, pnl, exit_ms, kind, ids = table.T
-    order = np.lexsort((ids, kind, exit_ms))
-    return TradeColumns(
-        strategy=np.nan_to_num(strategy[order], nan=-1).astype(np.int64),
-        pnl=pnl[order],
-        exit_ms=exit_ms[order].astype(np.int64),
-        shadow=kind[order] == 1,
-    )
-
-
-def stats_by_strategy(columns: TradeColumns, mask: np.ndarray) -> dict[int, TradeStats]:
-    """``trade_stats`` of the trades selected by ``mask``, per strategy configuration id."""
-    strategy = columns.strategy[mask]
-    if strategy.size == 0:
-        return {}
-    pnl, exit_ms = columns.pnl[mask], columns.exit_ms[mask]
-    order = np.argsort(strategy, kind="stable")
-    strategy, pnl, exit_ms = strategy[order], pnl[order], exit_ms[order]
-    keys, starts = np.unique(strategy, return_index=True)
-    ends = np.append(starts[1:], strategy.size)
-    return {
-        int(key): trade_stats(pnl[start:end], exit_ms[start:end])
-        for key, start, end in zip(keys, starts, ends, strict=True)
-    }

@@ -23,7 +23,7 @@ leaderboard's two columns):
 Only trades of a strategy version (a signal with a ``BookStrategy``) count, as on the
 leaderboard. Within a day trades are in **exit time, then paper before shadow, then
 id** order (paper trades and shadow trades have ids of their own), which is the order
-of ``analytics.breakdowns.leaderboard_trades``, with exit times to the microsecond.
+that the leaderboard's trade columns had, with exit times to the microsecond.
 
 Month rows fold their days, for the book's closed months only (those before the month
 of its last day row), so a live write within the last month rewrites no month row.

@@ -116,32 +116,42 @@ def test_a_fixed_number_of_queries_whatever_the_strategies(
 
 def test_trades_closing_at_the_same_time_come_paper_first_then_by_id(db):
     """Max drawdown depends on the order of trades that close at the same instant: the
-    trade columns put them in one order whatever the query plan (exit time, then paper
-    before shadow, then id), with exit times to the millisecond as ``ms_from_utc``."""
+    equity segments put them in one order whatever the query plan (exit time, then paper
+    before shadow, then id). Here only that order gives a drawdown of 55."""
     from datetime import timedelta
 
-    from analytics.breakdowns import leaderboard_trades
-    from analytics.filters import parse_filters
-    from analytics.metrics import max_drawdown
+    from analytics import segments
     from analytics.tests.factories import PaperTradeFactory, ShadowTradeFactory
-    from signals.tests.factories import START, BookFactory
+    from shadow import rollups
+    from signals.models import BookStrategy
+    from signals.tests.factories import START, BookFactory, StrategyConfigFactory
 
     book = BookFactory()
+    config = StrategyConfigFactory(name="ties")
+    version = BookStrategy.objects.create(
+        book=book, config=config, config_version=1, name="ties", kind=config.kind,
+        exchange=config.exchange, symbol=config.symbol, timeframe=config.timeframe,
+    )  # fmt: skip
+    mine = {"signal__book": book, "signal__strategy_config": config}
+    mine["signal__book_strategy"] = version
     moment = START + timedelta(days=3, microseconds=123_456)
     later = moment + timedelta(hours=1)
     made = [
-        ShadowTradeFactory(signal__book=book, exit_time=moment, pnl=Decimal("-30")),
-        PaperTradeFactory(signal__book=book, exit_time=later, pnl=Decimal("-5")),
-        PaperTradeFactory(signal__book=book, exit_time=moment, pnl=Decimal("10")),
-        PaperTradeFactory(signal__book=book, exit_time=moment, pnl=Decimal("-20")),
+        ShadowTradeFactory(**mine, exit_time=moment, pnl=Decimal("-30")),
+        PaperTradeFactory(**mine, exit_time=later, pnl=Decimal("-5")),
+        PaperTradeFactory(**mine, exit_time=moment, pnl=Decimal("10")),
+        PaperTradeFactory(**mine, exit_time=moment, pnl=Decimal("-20")),
     ]
-    columns = leaderboard_trades(parse_filters({"book": str(book.pk)}))
+    rollups.ensure_built(book.pk)
     paper = sorted((t for t in made if isinstance(t, PaperTrade)), key=lambda t: t.pk)
     # At ``moment``: the two paper trades by id, then the shadow one; then the later one.
     expected = [paper[1], paper[2], made[0], paper[0]]
-    paper_of = {id(t) for t in paper}
-    assert columns.pnl.tolist() == [float(t.pnl) for t in expected]
-    assert columns.exit_ms.tolist() == [ms_from_utc(t.exit_time) for t in expected]
-    assert columns.shadow.tolist() == [id(t) not in paper_of for t in expected]
-    assert columns.exit_ms[0] % 1000 == 123  # milliseconds kept, microseconds floored
-    assert max_drawdown(columns.pnl) == max_drawdown([float(t.pnl) for t in expected])
+    equity, peak, drawdown = Decimal(0), Decimal(0), Decimal(0)
+    for trade in expected:
+        equity += trade.pnl
+        peak = max(peak, equity)
+        drawdown = max(drawdown, peak - equity)
+    assert drawdown == Decimal("55")
+    folded = segments.figures(book.pk)
+    assert folded[("unguarded", None)].max_drawdown == drawdown
+    assert folded[("guarded", None)].max_drawdown == Decimal("25")

@@ -11,7 +11,6 @@ from decimal import Decimal
 from html.parser import HTMLParser
 from io import StringIO
 
-import numpy as np
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -306,16 +305,3 @@ def test_figures_reconcile_on_a_replay_of_real_candles(trader_client, bitstamp_b
 def test_figures_reconcile_on_the_replayed_book(trader_client, replayed_book):
     reconcile_opportunity(trader_client, replayed_book)
     assert reconcile_leaderboard(trader_client, replayed_book) == 1
-
-
-def test_the_trade_columns_group_per_strategy_as_the_rows_do(replayed_book):
-    from analytics.breakdowns import leaderboard_trades, stats_by_strategy
-
-    columns = leaderboard_trades(parse_filters({"book": str(replayed_book.pk)}))
-    per = stats_by_strategy(columns, ~columns.shadow)
-    closed = PaperTrade.objects.filter(book=replayed_book, status="closed")
-    assert sum(stats.trades for stats in per.values()) == closed.count()
-    assert (
-        int(np.count_nonzero(columns.shadow))
-        == ShadowTrade.objects.filter(book=replayed_book, group="blocked", status="closed").count()
-    )
