@@ -6,7 +6,9 @@ class ShadowConfig(AppConfig):
     verbose_name = "Shadow trading"
 
     def ready(self) -> None:
-        from shadow import latency, rollups
+        from shadow import equity_marks, latency, rollups
 
         # The health page's latency histogram, kept with the rollups (shadow.latency).
         rollups.extend(latency.EXTENSION)
+        # The pages' equity curve: a mark per day (shadow.equity_marks).
+        rollups.extend(equity_marks.EXTENSION)

@@ -133,3 +133,37 @@ class LatencyHistogram(models.Model):
 
     def __str__(self) -> str:
         return f"latency {self.day} (candles of {self.candle_day}) bucket {self.bucket} n={self.n}"
+
+
+class EquityMark(models.Model):
+    """A book's paper equity marked to market at the last candle close of a UTC day
+    (``shadow.equity_marks``): realised P&L of the paper trades closed by then plus the
+    open ones marked at that close, quote currency. Kept with the rollups, in the
+    transaction of every write; what the summary's sparkline and the performance page's
+    equity chart read instead of every trade and candle."""
+
+    book = models.ForeignKey("signals.Book", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The UTC day of the close.")
+    time = models.BigIntegerField(help_text="The day's last candle close, epoch milliseconds.")
+    equity = models.FloatField(help_text="Realised + unrealised P&L at that close.")
+    carry = models.JSONField(
+        help_text="What the next day's mark starts from: per market the open time of its "
+        "last candle by then and its realised P&L, and the ids of the trades not realised."
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["book", "day"], name="equity_mark_book_day")]
+
+    def __str__(self) -> str:
+        return f"equity {self.day} {self.equity:.2f}"
+
+
+class EquityMarkState(models.Model):
+    """The markets a book's equity marks were computed over (those with a paper trade),
+    each with its first entry (epoch ms): a write trading a new market rebuilds them."""
+
+    book = models.OneToOneField("signals.Book", on_delete=models.CASCADE, related_name="+")
+    markets = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"equity marks of book {self.book_id}"
