@@ -10,7 +10,7 @@ overlaid, e.g. a replay beside its ablation leg without one guard.
 Money is the paper trades' net P&L (after fees) in the book's quote currency, counted
 when the trade closed (its exit time). A fixed number of queries per book whatever the
 number of trades: two for the trades (their float columns in exit order, their exact
-sums per day), the equity curve's reads.
+sums per day), the equity marks (one row per day, ``shadow.equity_marks``).
 """
 
 from collections.abc import Callable
@@ -30,8 +30,9 @@ from analytics.filters import Filters
 from analytics.metrics import daily_pnl, trade_stats
 from analytics.numbers import cents, rate, ratio
 from analytics.pages import Page, register
-from analytics.selectors import book_equity_curve, book_quote_currency
+from analytics.selectors import book_quote_currency
 from markets.timestamps import ms_from_utc, utc_from_ms
+from shadow import equity_marks, rollups
 from signals.models import Book, PaperTrade
 
 EQUITY_POINTS = 400
@@ -172,25 +173,26 @@ def drawdown(closed: Trades) -> dict[str, Any] | None:
 
 
 def equity(book: Book, filters: Filters) -> dict[str, Any] | None:
-    """The book's paper equity marked to market (``book_equity_curve``) inside the period."""
-    curve = book_equity_curve(book=book)
-    if len(curve):
-        keep = np.ones(len(curve), dtype=bool)
-        if filters.since is not None:
-            keep &= curve.time >= ms_from_utc(filters.since)
-        if filters.until is not None:
-            keep &= curve.time < ms_from_utc(filters.until)
-        curve = type(curve)(curve.time[keep], curve.equity[keep])
-    curve = curve.sampled(EQUITY_POINTS)
-    if len(curve) < 2:
+    """The book's paper equity marked to market at the last candle close of each UTC day
+    inside the period (``shadow.equity_marks``: the marks kept with the rollups; the
+    days since the book's last write and a period's partial last day computed from the
+    mark before them), at most ``EQUITY_POINTS`` points (the last of each bucket)."""
+    rollups.ensure_built(book.pk)
+    marks = equity_marks.book_marks(
+        book.pk,
+        since_ms=ms_from_utc(filters.since) if filters.since is not None else None,
+        until_ms=ms_from_utc(filters.until) if filters.until is not None else None,
+    )
+    marks = equity_marks.sampled(marks, EQUITY_POINTS)
+    if len(marks) < 2:
         return None
-    values = [cents(float(v)) for v in curve.equity]
+    values = [cents(value) for _, value in marks]
     last = values[-1] or ZERO
     return {
         "last": last,
         "chart": chart_spec(
             "line",
-            [f"{utc_from_ms(int(t)):%Y-%m-%d %H:%M}" for t in curve.time],
+            [f"{utc_from_ms(t):%Y-%m-%d %H:%M}" for t, _ in marks],
             [{"name": "Equity", "values": values, "tone": "neutral", "fill": True}],
             y_label="Equity",
         ),

@@ -12,7 +12,7 @@ impact** is minus that (positive = the guards saved money).
 A fixed number of queries whatever the number of signals: four reads of the book's
 rollups per window (signals, paper trades, blocked shadow trades, per guard), each the
 rollup rows of the window's whole days plus the rows of its partial first and last day,
-the equity curve's reads and the health checks.
+the equity marks (one row per day, ``shadow.equity_marks``) and the health checks.
 """
 
 from dataclasses import dataclass
@@ -30,9 +30,8 @@ from analytics.page_cache import Policy
 from analytics.pages import Page, register
 from analytics.pages.guards import expectancy_data
 from analytics.paper_balance import balance_failures
-from analytics.selectors import book_equity_curve
 from markets.timestamps import utc_from_ms
-from shadow import rollups
+from shadow import equity_marks, rollups
 from shadow.models import BookRollup
 from signals.models import BookStrategy, StrategyConfig
 
@@ -173,22 +172,26 @@ def health() -> dict[str, Any]:
 
 
 def sparkline(filters: Filters) -> dict[str, Any] | None:
-    """The book's paper equity, marked to market, at most ``SPARKLINE_POINTS`` points."""
+    """The book's paper equity, marked to market at the last candle close of each UTC
+    day (``shadow.equity_marks``: the marks kept with the rollups, the days since the
+    book's last write computed from the last one), at most ``SPARKLINE_POINTS`` points
+    (the last of each bucket of days, so the newest equity always shows)."""
     assert filters.book is not None
-    curve = book_equity_curve(book=filters.book).sampled(SPARKLINE_POINTS)
-    if len(curve) < 2:
+    rollups.ensure_built(filters.book.pk)
+    marks = equity_marks.sampled(equity_marks.book_marks(filters.book.pk), SPARKLINE_POINTS)
+    if len(marks) < 2:
         return None
-    values = [cents(float(v)) for v in curve.equity]
+    values = [cents(equity) for _, equity in marks]
     last = values[-1] or ZERO
     return {
-        "first": utc_from_ms(int(curve.time[0])),
-        "last": utc_from_ms(int(curve.time[-1])),
+        "first": utc_from_ms(marks[0][0]),
+        "last": utc_from_ms(marks[-1][0]),
         "equity": last,
         "low": min(v for v in values if v is not None),
         "high": max(v for v in values if v is not None),
         "chart": chart_spec(
             "line",
-            [f"{utc_from_ms(int(t)):%Y-%m-%d %H:%M}" for t in curve.time],
+            [f"{utc_from_ms(t):%Y-%m-%d %H:%M}" for t, _ in marks],
             [
                 {
                     "name": "Equity",

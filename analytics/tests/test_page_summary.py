@@ -23,6 +23,7 @@ from analytics.tests.factories import (
     StrategyConfigFactory,
 )
 from markets.models import Candle
+from markets.timestamps import utc_from_ms
 from shadow.models import ShadowTrade
 from signals.models import GuardDecision, PaperTrade, Signal, SignalState
 from signals.tests.factories import START
@@ -204,6 +205,15 @@ def test_the_sparkline_is_the_books_equity_curve(trader_client, replayed_book):
     series = data["equity"]["chart"]["series"][0]
     assert 2 <= len(series["values"]) <= 120
     assert series["values"][-1] == float(cents(float(curve.equity[-1])))
+    # One point per UTC day: the curve at that day's last candle close (fewer days than
+    # the sparkline's points: every day shows).
+    days = curve.time // 86_400_000
+    last = [i for i in range(len(curve)) if i == len(curve) - 1 or days[i + 1] != days[i]]
+    assert len(last) <= 120
+    assert series["values"] == [float(cents(float(curve.equity[i]))) for i in last]
+    assert data["equity"]["chart"]["labels"] == [
+        f"{utc_from_ms(int(curve.time[i])):%Y-%m-%d %H:%M}" for i in last
+    ]
     # Without an open trade at the end, the curve ends at the realised P&L.
     if not PaperTrade.objects.filter(book=replayed_book, status="open").exists():
         realised = sum(
