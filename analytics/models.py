@@ -173,3 +173,41 @@ class EquitySegment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.series} {self.day} n={self.n}"
+
+
+class GuardHistogram(models.Model):
+    """One UTC candle day of one tunable guard version of a book, one bucket of the
+    values its decisions observed: what the learning engine reads instead of one row per
+    decision past ``LEARNING_ROW_LIMIT`` decisions (``analytics.learning.histogram``,
+    docs/learning-engine.md, ADR 0024). Kept with the rollups, in the transaction of every
+    write of the book.
+
+    ``bucket`` -1 holds the decisions with no observed value (they pass at any
+    threshold); ``k >= 0`` the observed values between the guard version's ``k``-th and
+    ``k+1``-th edge (``analytics.learning.histogram.edges``; which side of an edge a value
+    equal to it falls on follows the guard's comparison, so the curve at an edge is
+    exact). ``closed`` counts the decisions whose shadow trade closed with a P&L,
+    ``pnl`` sums that P&L exactly and ``squares`` its squares; ``alone_*`` the same over
+    the decisions of signals no other guard blocked. ``mismatches``: decisions whose
+    recorded verdict the comparison at their recorded threshold does not reproduce."""
+
+    book = models.ForeignKey("signals.Book", on_delete=models.CASCADE, related_name="+")
+    book_guard = models.ForeignKey("signals.BookGuard", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The signals' UTC candle day.")
+    bucket = models.IntegerField()
+    decisions = models.BigIntegerField()
+    closed = models.BigIntegerField()
+    pnl = models.DecimalField(max_digits=48, decimal_places=30)
+    squares = models.FloatField(help_text="The sum of the closed shadow P&Ls squared.")
+    alone_closed = models.BigIntegerField()
+    alone_pnl = models.DecimalField(max_digits=48, decimal_places=30)
+    alone_squares = models.FloatField()
+    mismatches = models.BigIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["book", "book_guard", "day"], name="guard_histogram_book_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.book_guard_id} {self.day} bucket {self.bucket}: {self.decisions}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 
 from analytics import skill
+from analytics.learning import histogram
 from analytics.learning.curves import (
     MIN_GAIN,
     ZERO,
@@ -34,6 +35,7 @@ from analytics.learning.curves import (
     with_later,
 )
 from markets import admin_format
+from shadow import rollups
 from shadow.models import ShadowTrade
 from signals.domain.guards import GUARDS, build_guard, validate_guard_config
 from signals.models import Book, BookGuard, GuardConfig, GuardDecision
@@ -214,15 +216,101 @@ def _tunables(book: Book) -> list[_Tunable]:
     return tunables
 
 
+def row_limit() -> int:
+    """Past this many decisions of its tunable guard versions (``LEARNING_ROW_LIMIT``,
+    default 20,000) a book's curves are read from the guard histograms kept with the
+    rollups (``analytics.learning.histogram``, ADR 0024) instead of one row per
+    decision."""
+    return int(getattr(settings, "LEARNING_ROW_LIMIT", 20_000))
+
+
 def guard_curves(*, book: Book) -> list[GuardCurve]:
     """Every guard version of ``book`` with a numeric threshold, by name and version, with
-    its curve, its walk-forward and what may be recommended. Two queries whatever the
-    number of signals: the tunable guard versions, and one row per decision (numpy does
-    the sums, ``_curves_from_rows``)."""
+    its curve, its walk-forward and what may be recommended. A fixed number of queries
+    whatever the number of signals: the tunable guard versions, whether the rollups are
+    built (``shadow.rollups.ensure_built``) and the decisions the guard histograms hold, then either one row per decision (numpy does the sums,
+    ``_curves_from_rows``) or, past ``row_limit()`` decisions, two grouped reads of the
+    histograms (``_curves_from_histogram``)."""
     tunables = _tunables(book)
     if not tunables:
         return []
+    # The histograms must be of today's definitions to say how many decisions there are.
+    rollups.ensure_built(book.pk)
+    if histogram.decision_count(book.pk) > row_limit():
+        return _curves_from_histogram(book, tunables)
     return _curves_from_rows(book, tunables)
+
+
+def _curves_from_histogram(book: Book, tunables: list[_Tunable]) -> list[GuardCurve]:
+    """The curves from the guard histograms: every threshold is a grid edge (or the
+    current one), the walk-forward's chunks are cut at UTC day boundaries, and the
+    randomisation test is its normal approximation; then the verdicts after
+    Benjamini-Hochberg across the book's guards, as on the row path."""
+    needed, share, folds = min_samples(), max_block_share(), walk_forward_folds()
+    edges = [histogram.edges(tunable.copy) for tunable in tunables]
+    sums = histogram.read(book.pk, [one for one in edges if one is not None], folds)
+    curves = [
+        _one_rolled_curve(tunable, sums[tunable.copy.pk], needed, share) for tunable in tunables
+    ]
+    q_values = skill.benjamini_hochberg([curve.p_value for curve in curves])
+    return [_judged(curve, q) for curve, q in zip(curves, q_values, strict=True)]
+
+
+def _one_rolled_curve(
+    tunable: _Tunable, sums: histogram.Sums, needed: int, share: float
+) -> GuardCurve:
+    everything, later = slice(0, len(sums.decisions)), slice(1, len(sums.decisions))
+    indices = histogram.candidates(sums, everything, tunable.current, tunable.accepts)
+    points = histogram.curve(sums, everything, indices, tunable.current)
+    later_points = histogram.curve(sums, later, indices, tunable.current)
+    points = [
+        with_later(point, later_point)
+        for point, later_point in zip(points, later_points, strict=True)
+    ]
+    fold_results = histogram.walk_forward(
+        sums, current=tunable.current, needed=needed, max_share=share, accepts=tunable.accepts
+    )
+    decided = int(sums.decisions.sum())
+    best = best_point(points, needed=needed, decided=decided, max_share=share)
+    trading_less = _trading_less(points, best, needed=needed, share=share, decided=decided)
+    test = histogram.randomisation(sums, best.threshold) if best is not None else None
+    later_day = sums.starts[1] if len(sums.starts) > 1 else None
+    copy = tunable.copy
+    return GuardCurve(
+        book_guard=copy,
+        config=copy.config,
+        param=tunable.param,
+        integral=tunable.integral,
+        unit=tunable.unit,
+        blocks_when=tunable.blocks_when,
+        current=tunable.current,
+        points=points,
+        best=best,
+        decided=decided,
+        observed=decided - int(sums.decisions[:, 0].sum()),
+        mismatches=sums.mismatches,
+        needed=needed,
+        folds=tuple(fold_results),
+        later_from=datetime.combine(later_day, time(), tzinfo=UTC) if later_day else None,
+        max_share=share,
+        p_value=test.p_value if test is not None else None,
+        trading_less=trading_less,
+    )
+
+
+def _trading_less(
+    points: list[CurvePoint], best: CurvePoint | None, *, needed: int, share: float, decided: int
+) -> CurvePoint | None:
+    """Without the share limit, blocking every signal included: what trading less would
+    'save', when it blocks more than ``share`` and beats ``best``."""
+    unlimited = best_point(points, needed=needed)
+    if (
+        unlimited is not None
+        and unlimited.blocked > share * decided
+        and (best is None or unlimited.net_impact > best.net_impact)
+    ):
+        return unlimited
+    return None
 
 
 def _curves_from_rows(book: Book, tunables: list[_Tunable]) -> list[GuardCurve]:
@@ -300,15 +388,7 @@ def _one_curve(
     )
     decided = len(decisions)
     best = best_point(points, needed=needed, decided=decided, max_share=share)
-    # Without the share limit, blocking every signal included: what trading less would 'save'.
-    unlimited = best_point(points, needed=needed)
-    trading_less = (
-        unlimited
-        if unlimited is not None
-        and unlimited.blocked > share * decided
-        and (best is None or unlimited.net_impact > best.net_impact)
-        else None
-    )
+    trading_less = _trading_less(points, best, needed=needed, share=share, decided=decided)
     p_value = None
     if best is not None:
         # The pool: every decision of this guard with a closed shadow trade (the ones

@@ -574,9 +574,10 @@ def test_the_twin_is_the_page_data(steady_book, configs, trader_client):
 
 
 PAGE_QUERIES = (
-    # session, user, book, clock, book list, book meta, page cache keys; 7 own (the
-    # expectancy: the pool's size from the rollups, then the pool)
-    20
+    # session, user, book, clock, book list, book meta, page cache keys; 9 own (the
+    # expectancy: the pool's size from the rollups, then the pool; whether the rollups
+    # are built and the decisions the guard histograms hold, which choose the row path)
+    22
 )
 
 
