@@ -7,7 +7,7 @@ class AnalyticsConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here: these modules use models, loadable once the registry is ready.
-        from analytics import heartbeats, segments
+        from analytics import fidelity_rollup, heartbeats, segments
         from analytics.learning import histogram
         from analytics.stuck import live_stuck_count
         from config.health import register_check
@@ -15,4 +15,5 @@ class AnalyticsConfig(AppConfig):
         heartbeats.connect()
         segments.register()  # kept with the rollups (shadow.rollups.Extension)
         histogram.register()  # the learning engine's guard histograms, the same way
+        fidelity_rollup.register()  # likewise
         register_check("stuck_signals", live_stuck_count)

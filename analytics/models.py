@@ -211,3 +211,51 @@ class GuardHistogram(models.Model):
 
     def __str__(self) -> str:
         return f"{self.book_guard_id} {self.day} bucket {self.bucket}: {self.decisions}"
+
+
+class FidelityDay(models.Model):
+    """One UTC candle day of a book's shadow fidelity, per strategy version, symbol and
+    side: what the fidelity page sums instead of comparing every control-group shadow
+    trade with its executed trade (``analytics.fidelity_rollup``, docs/rollups.md). Kept
+    with the rollups, in the transaction of every write of the book.
+
+    The counts are those of ``analytics.shadow_fidelity``'s pairs of the day (the
+    control-group shadow trade of a signal with a paper trade; executed: live when its
+    entry order filled, else paper): ``pairs``, ``live``, ``compared`` (either side
+    closed), ``exact`` (same exit reason and time, P&L equal to the cent),
+    ``disagreements`` and the compared pairs whose exit reason, exit time or P&L (more
+    than a cent apart) differ. For each difference (executed minus shadow: entry price,
+    exit price, P&L) of the compared pairs: ``*_n`` how many have one (not NULL),
+    ``*_sum`` the sum of their absolute values, exact, and ``*_max`` the largest; a
+    window's mean is the sum over the count, its max the max of the days'."""
+
+    book = models.ForeignKey("signals.Book", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The signals' UTC candle day.")
+    strategy_id = models.BigIntegerField(
+        null=True, help_text="The signals' strategy version (BookStrategy id), if any."
+    )
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=5, help_text="The shadow trade's side.")
+    pairs = models.BigIntegerField()
+    live = models.BigIntegerField()
+    compared = models.BigIntegerField()
+    exact = models.BigIntegerField()
+    disagreements = models.BigIntegerField()
+    reason_differs = models.BigIntegerField()
+    time_differs = models.BigIntegerField()
+    pnl_differs = models.BigIntegerField()
+    entry_n = models.BigIntegerField()
+    entry_sum = models.DecimalField(max_digits=96, decimal_places=60, null=True)
+    entry_max = models.DecimalField(max_digits=96, decimal_places=60, null=True)
+    exit_n = models.BigIntegerField()
+    exit_sum = models.DecimalField(max_digits=96, decimal_places=60, null=True)
+    exit_max = models.DecimalField(max_digits=96, decimal_places=60, null=True)
+    pnl_n = models.BigIntegerField()
+    pnl_sum = models.DecimalField(max_digits=96, decimal_places=60, null=True)
+    pnl_max = models.DecimalField(max_digits=96, decimal_places=60, null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["book", "day"], name="fidelity_day_book_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.symbol} {self.side}: {self.pairs} pairs"

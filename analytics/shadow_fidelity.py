@@ -9,17 +9,18 @@ charged (a fee in the base currency converted at its fill price); its exit reaso
 time are the paper trade's, because the exit order is placed when the paper trade
 closes. There, differences are live slippage and fees.
 
-Everything is computed in the database: one query for the aggregate, one for the list
-of disagreements. Differences are **executed minus shadow** (paper or live minus
+Everything is computed in the database: the summary from per-day rows kept with the
+rollups (``analytics.fidelity_rollup``), one query for the list of disagreements. Differences are **executed minus shadow** (paper or live minus
 shadow): a positive P&L difference means the executed trade did better than the shadow
 engine said.
 """
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import (
-    Avg,
+    Aggregate,
     BooleanField,
     Case,
     Count,
@@ -31,6 +32,7 @@ from django.db.models import (
     Max,
     Q,
     QuerySet,
+    Sum,
     Value,
     When,
 )
@@ -78,20 +80,37 @@ def _filled(purpose: str) -> FilteredRelation:
     )
 
 
+def book_pairs(
+    book_id: int, since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[ShadowTrade]:
+    """The control-group shadow trades of the book whose signal has a paper trade and
+    its candle time in ``[since, until)`` (``None``: no bound), not annotated yet."""
+    pairs = ShadowTrade.objects.filter(
+        book_id=book_id,
+        # The same book (a shadow trade's is its signal's): lets a window of candle
+        # times be an index range of the book's signals (``signal_book_clock``).
+        signal__book_id=book_id,
+        group=ShadowTrade.Group.CONTROL,
+        signal__paper_trade__isnull=False,
+    )
+    if since is not None:
+        pairs = pairs.filter(signal__candle_time__gte=since)
+    if until is not None:
+        pairs = pairs.filter(signal__candle_time__lt=until)
+    return pairs
+
+
 def fidelity_pairs(filters: Filters) -> QuerySet[ShadowTrade]:
     """The control-group shadow trades of the book whose signal has a paper trade, each
     annotated with its executed trade (live when the entry order filled, else paper),
     the differences, and whether the pair agrees. Period: by the signal's candle time."""
-    pairs = ShadowTrade.objects.filter(
-        book=filters.book,
-        group=ShadowTrade.Group.CONTROL,
-        signal__paper_trade__isnull=False,
-    )
-    if filters.since is not None:
-        pairs = pairs.filter(signal__candle_time__gte=filters.since)
-    if filters.until is not None:
-        pairs = pairs.filter(signal__candle_time__lt=filters.until)
-    pairs = window(pairs, filters)
+    assert filters.book is not None
+    return annotated(window(book_pairs(filters.book.pk, filters.since, filters.until), filters))
+
+
+def annotated(pairs: QuerySet[ShadowTrade]) -> QuerySet[ShadowTrade]:
+    """``pairs`` (of ``book_pairs``) annotated with the executed trade, the differences
+    and what agrees (see ``fidelity_pairs``)."""
     entry, exit_ = ExchangeOrder.Purpose.ENTRY, ExchangeOrder.Purpose.EXIT
     paper = "signal__paper_trade__"
     direction = Case(When(side="long", then=Value(1)), default=Value(-1))
@@ -165,7 +184,7 @@ def fidelity_pairs(filters: Filters) -> QuerySet[ShadowTrade]:
     return pairs
 
 
-def _with_verdicts(pairs: QuerySet[ShadowTrade]) -> QuerySet[ShadowTrade]:
+def with_verdicts(pairs: QuerySet[ShadowTrade]) -> QuerySet[ShadowTrade]:
     pairs = pairs.annotate(
         pnl_cents=Round("pnl", 2), executed_pnl_cents=Round("executed_pnl", 2)
     ).annotate(
@@ -191,41 +210,55 @@ def _with_verdicts(pairs: QuerySet[ShadowTrade]) -> QuerySet[ShadowTrade]:
     )
 
 
-def fidelity_summary(pairs: QuerySet[ShadowTrade]) -> dict[str, Any]:
-    """Pairs, compared, exact matches, disagreements and the mean and max absolute
-    differences of the compared pairs, in one query."""
-    pairs = _with_verdicts(pairs)
+def measures() -> dict[str, Any]:
+    """The fidelity summary's measures as aggregates over ``with_verdicts`` pairs (one
+    definition for the per-day rows of ``analytics.fidelity_rollup`` and a window's
+    partial days): counts of pairs, live pairs, compared pairs, exact matches,
+    disagreements and of the compared pairs whose exit reason, exit time or P&L
+    differ; and per difference (entry, exit, P&L; executed minus shadow) of the compared
+    pairs how many have one (``*_n``), the sum of its absolute values (``*_sum``) and
+    the largest (``*_max``)."""
     compared = Q(compared=True)
-    row = pairs.aggregate(
-        n_pairs=Count("id"),
-        n_live=Count("id", filter=Q(live=True)),
-        n_compared=Count("id", filter=compared),
-        n_exact=Count("id", filter=Q(exact=True)),
-        n_disagreements=Count("id", filter=Q(disagrees=True)),
-        n_reason_differs=Count("id", filter=compared & Q(reason_agrees=False)),
-        n_time_differs=Count("id", filter=compared & Q(time_agrees=False)),
-        n_pnl_differs=Count("id", filter=compared & Q(pnl_off=True)),
-        n_mean_entry=Avg("abs_entry_difference", filter=compared),
-        n_max_entry=Max("abs_entry_difference", filter=compared),
-        n_mean_exit=Avg("abs_exit_difference", filter=compared),
-        n_max_exit=Max("abs_exit_difference", filter=compared),
-        n_mean_pnl=Avg("abs_pnl_difference", filter=compared),
-        n_max_pnl=Max("abs_pnl_difference", filter=compared),
-    )
+    found: dict[str, Aggregate] = {
+        "pairs": Count("id"),
+        "live": Count("id", filter=Q(live=True)),
+        "compared": Count("id", filter=compared),
+        "exact": Count("id", filter=Q(exact=True)),
+        "disagreements": Count("id", filter=Q(disagrees=True)),
+        "reason_differs": Count("id", filter=compared & Q(reason_agrees=False)),
+        "time_differs": Count("id", filter=compared & Q(time_agrees=False)),
+        "pnl_differs": Count("id", filter=compared & Q(pnl_off=True)),
+    }
+    for name in ("entry", "exit", "pnl"):
+        column = f"abs_{name}_difference"
+        found[f"{name}_n"] = Count(column, filter=compared)
+        found[f"{name}_sum"] = Sum(column, filter=compared)
+        found[f"{name}_max"] = Max(column, filter=compared)
+    return found
+
+
+def shown(row: dict[str, Any]) -> dict[str, Any]:
+    """The page's summary from the ``measures`` of a window (summed over its days, the
+    maxima the largest): means are the sums over the counts."""
+
+    def mean(name: str) -> Decimal | None:
+        count, total = row[f"{name}_n"], row[f"{name}_sum"]
+        return None if not count or total is None else Decimal(total) / count
+
     return {
-        "pairs": row["n_pairs"],
-        "live": row["n_live"],
-        "paper": row["n_pairs"] - row["n_live"],
-        "compared": row["n_compared"],
-        "not_compared": row["n_pairs"] - row["n_compared"],
-        "exact": row["n_exact"],
-        "disagreements": row["n_disagreements"],
-        "reason_differs": row["n_reason_differs"],
-        "time_differs": row["n_time_differs"],
-        "pnl_differs": row["n_pnl_differs"],
-        "entry_difference": {"mean": fine(row["n_mean_entry"]), "max": fine(row["n_max_entry"])},
-        "exit_difference": {"mean": fine(row["n_mean_exit"]), "max": fine(row["n_max_exit"])},
-        "pnl_difference": {"mean": cents(row["n_mean_pnl"]), "max": cents(row["n_max_pnl"])},
+        "pairs": row["pairs"],
+        "live": row["live"],
+        "paper": row["pairs"] - row["live"],
+        "compared": row["compared"],
+        "not_compared": row["pairs"] - row["compared"],
+        "exact": row["exact"],
+        "disagreements": row["disagreements"],
+        "reason_differs": row["reason_differs"],
+        "time_differs": row["time_differs"],
+        "pnl_differs": row["pnl_differs"],
+        "entry_difference": {"mean": fine(mean("entry")), "max": fine(row["entry_max"])},
+        "exit_difference": {"mean": fine(mean("exit")), "max": fine(row["exit_max"])},
+        "pnl_difference": {"mean": cents(mean("pnl")), "max": cents(row["pnl_max"])},
     }
 
 
@@ -259,7 +292,7 @@ _LIST_COLUMNS = (
 def disagreements(pairs: QuerySet[ShadowTrade], limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
     """The first ``limit`` disagreeing pairs by signal candle time, in one query."""
     rows = (
-        _with_verdicts(pairs)
+        with_verdicts(pairs)
         .filter(Q(disagrees=True))
         .order_by("signal__candle_time", "id")
         .values(*_LIST_COLUMNS)[:limit]

@@ -5,17 +5,19 @@ or a bug."""
 
 from typing import Any
 
+from analytics.fidelity_rollup import summary
 from analytics.filters import Filters
 from analytics.pages import Page, register
-from analytics.shadow_fidelity import LIST_LIMIT, disagreements, fidelity_pairs, fidelity_summary
+from analytics.shadow_fidelity import LIST_LIMIT, disagreements, fidelity_pairs
 
 
 def build(filters: Filters) -> dict[str, Any]:
-    """The aggregate (one query) and the first disagreements (one query)."""
-    pairs = fidelity_pairs(filters)
+    """The summary from the per-day rows (``analytics.fidelity_rollup``) and the first
+    disagreements (one query over the pairs, run only when the summary counts some)."""
+    found = summary(filters)
     return {
-        "summary": fidelity_summary(pairs),
-        "disagreements": disagreements(pairs),
+        "summary": found,
+        "disagreements": disagreements(fidelity_pairs(filters)) if found["disagreements"] else [],
         "list_limit": LIST_LIMIT,
     }
 
