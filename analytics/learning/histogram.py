@@ -137,7 +137,9 @@ def _midnight(day: date) -> datetime:
 def _fill(book_id: int, candles_from: datetime | None) -> None:
     """The histogram rows of the book's signals whose candle opened at or after
     ``candles_from`` (every one for ``None``): one ``INSERT ... SELECT`` grouped by
-    guard version, candle day and bucket."""
+    guard version, candle day and bucket. The per-decision subquery is fenced
+    (``OFFSET 0``) so that whether another guard blocked the signal is looked up once
+    per decision, not once per sum that uses it."""
     if connection.vendor != "postgresql":
         return
     guards = book_edges(book_id)
@@ -189,6 +191,7 @@ def _fill(book_id: int, candles_from: datetime | None) -> None:
             JOIN {signals} s ON s.id = d.signal_id
             LEFT JOIN {trades} t ON t.signal_id = d.signal_id
             WHERE s.book_id = %s {since}
+            OFFSET 0
         ) observed
         GROUP BY book_guard_id, day, bucket
     """
