@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
-from django.db.models import F, FloatField, Min, Q, QuerySet
+from django.db.models import F, FloatField, Min, QuerySet
 from django.db.models.functions import Cast
 
 from markets.bars import CandleArrays, timeframe_delta
@@ -48,7 +48,7 @@ from markets.selectors import candle_arrays
 from markets.timestamps import ms_from_utc, utc_from_ms
 from shadow.models import EquityMark, EquityMarkState
 from shadow.rollups import Extension
-from signals.models import BookState, PaperTrade
+from signals.models import BookState, PaperTrade, Signal
 
 # Bump when the mark's definition changes: every book is rebuilt on its next read.
 VERSION = 1
@@ -304,14 +304,18 @@ def _from(
     widest = max(steps.values(), default=0)
     since = _midnight_ms(first)
     lower = (previous[0] if previous else since) - widest
-    recent = _qualifying(book_id).filter(signal__candle_time__gte=utc_from_ms(lower))
+    signals = Signal.objects.filter(book_id=book_id, candle_time__gte=utc_from_ms(lower))
     if until_ms is not None:
-        recent = recent.filter(signal__candle_time__lt=utc_from_ms(until_ms))
-    if previous is not None and previous[1]["open"]:
-        recent = _qualifying(book_id).filter(
-            Q(pk__in=previous[1]["open"]) | Q(pk__in=recent.values("pk"))
-        )
-    trades = _trades(recent)
+        signals = signals.filter(candle_time__lt=utc_from_ms(until_ms))
+    # Two index reads, then the trades by id (an OR of the two made PostgreSQL scan
+    # every trade of the book: 200 ms at 400,000 trades, against 25-55 ms).
+    wanted = set(previous[1]["open"]) if previous is not None else set()
+    wanted.update(
+        _qualifying(book_id)
+        .filter(signal_id__in=signals.order_by().values("pk"))
+        .values_list("pk", flat=True)
+    )
+    trades = _trades(_qualifying(book_id).filter(pk__in=sorted(wanted)))
     book_first = min(markets.values(), default=None)
     if any(m not in markets for m in trades.market) or (
         len(trades.entry) and (book_first is None or int(trades.entry.min()) < book_first)
