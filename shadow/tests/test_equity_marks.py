@@ -195,7 +195,7 @@ def test_replays_and_live_runs_keep_the_marks_a_rebuild_gives(fresh_signals_fore
     assert PaperTrade.objects.filter(book=book).count() > 5
 
 
-def test_a_book_without_candles_has_no_marks_and_a_refresh_reads_no_old_trade(replayed_book):
+def test_a_book_without_candles_has_no_marks_and_a_refresh_writes_none(replayed_book):
     Candle.objects.all().delete()
     rollups.rebuild(replayed_book.pk)
     assert not EquityMark.objects.filter(book=replayed_book).exists()
