@@ -357,7 +357,8 @@ def rebuild(book_id: int) -> None:
     """Every mark of the book computed again from all its trades and candles."""
     EquityMark.objects.filter(book_id=book_id).delete()
     markets = _first_entries(book_id)
-    EquityMarkState.objects.update_or_create(book_id=book_id, defaults={"markets": markets})
+    EquityMarkState.objects.filter(book_id=book_id).delete()
+    EquityMarkState.objects.create(book_id=book_id, markets=markets)
     _write(book_id, _everything(book_id, markets, None))
 
 

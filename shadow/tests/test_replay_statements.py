@@ -40,4 +40,6 @@ def test_a_replay_takes_the_same_statements_for_ten_times_the_candles():
     large, large_signals = _statements(5000)
     assert large_signals > 5 * small_signals
     assert large == small
-    assert large < 40
+    # A fixed number: the rollups with their extensions (the equity marks' rebuild is 8
+    # statements) and the replay's own writes.
+    assert large < 60
