@@ -202,3 +202,45 @@ def test_a_book_without_candles_has_no_marks_and_a_refresh_writes_none(replayed_
     assert equity_marks.book_marks(replayed_book.pk) == []
     rollups.refresh(replayed_book.pk, since=END)
     assert not EquityMark.objects.filter(book=replayed_book).exists()
+
+
+def test_a_trade_in_a_new_market_rebuilds_the_marks(replayed_book):
+    """The timeline gains the new market's candles from the book's first entry: the
+    refresh gives what a rebuild gives, every mark the curve at its day's last close."""
+    from decimal import Decimal
+
+    from analytics.tests.factories import PaperTradeFactory, SignalFactory
+    from signals.models import SignalState
+    from signals.tests.candles import store_walk
+    from signals.tests.factories import START
+
+    reopen_the_last_trades(replayed_book)
+    rollups.rebuild(replayed_book.pk)
+    before = stored(replayed_book)
+    store_walk(600, seed=12, symbol="ETH/USD")
+    entry = START + timedelta(hours=500)
+    signal = SignalFactory(
+        book=replayed_book,
+        exchange="testex",
+        symbol="ETH/USD",
+        timeframe="1h",
+        candle_time=entry - timedelta(hours=1),
+        state=SignalState.APPROVED,
+    )
+    PaperTradeFactory(
+        signal=signal,
+        status="open",
+        entry_time=entry,
+        quantity=Decimal("0.5"),
+        entry_price=Decimal("30000"),
+        pnl=None,
+        exit_reason="",
+    )
+    rollups.refresh(replayed_book.pk, since=signal.candle_time)
+    kept = rebuilt(replayed_book)
+    assert kept == stored(replayed_book) and kept != before
+    curve = book_equity_curve(book=replayed_book)
+    times, values = day_closes(curve)
+    assert [(t, cents(e)) for t, e in equity_marks.book_marks(replayed_book.pk)] == [
+        (t, cents(v)) for t, v in zip(times, values, strict=True)
+    ]
