@@ -437,6 +437,9 @@ GUARD_STATS_SEED = env.int("GUARD_STATS_SEED", default=20261207)
 # rollups (sums per UTC exit day; intervals clustered by day: ADR 0023), not every trade.
 GUARD_STATS_ROW_LIMIT = env.int("GUARD_STATS_ROW_LIMIT", default=20_000)
 LEARNING_FOLDS = env.int("LEARNING_FOLDS", default=3)
+# Past this many decisions of a book's tunable guards, the learning curves read the guard
+# histograms kept with the rollups, thresholds on a fixed grid (ADR 0024).
+LEARNING_ROW_LIMIT = env.int("LEARNING_ROW_LIMIT", default=20_000)
 LEARNING_MAX_BLOCK_SHARE = env.float("LEARNING_MAX_BLOCK_SHARE", default=0.5)
 
 # --- Cache (pending ablation legs, ...): Redis shared by every web and worker process
