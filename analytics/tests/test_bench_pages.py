@@ -388,3 +388,48 @@ def test_rows_are_written_when_a_live_book_would_write_them(bench_book):
     assert not SignalTransition.objects.filter(
         signal__book=book, created_at__gt=timezone.now()
     ).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_writes_the_book_on_its_beat_until_stopped():
+    """The load test's live writer: one ``live_write`` a beat from its own thread (its own
+    connection), leaving the cache alone; stopped, it writes no more."""
+    import time as clock_time
+
+    from benchmarks.pages import Writer
+
+    generated = generate(signals=SIGNALS, seed=3, book_name="bench writer")
+    book = Book.objects.get(pk=generated.book_id)
+    writer = Writer(book.pk, book_clock(book), seconds=0.2)
+    writer.start()
+    deadline = clock_time.monotonic() + 30
+    while len(writer.times) < 3 and clock_time.monotonic() < deadline:
+        clock_time.sleep(0.05)
+    writer.stop()
+    assert not writer.is_alive()
+    written = len(writer.times)
+    assert written >= 3 and all(ms > 0 for ms in writer.times)
+    assert BookState.objects.get(book=book).revision == written
+    clock_time.sleep(0.5)
+    assert BookState.objects.get(book=book).revision == written
+
+
+def test_the_live_load_table_judges_p95():
+    from benchmarks.pages import PageResult, live_load_table
+
+    lines = live_load_table(
+        [
+            PageResult("summary", "Summary", live_requests=90, live_writes=6, live_p50_ms=120.0,
+                       live_p95_ms=280.0),
+            PageResult("guards", "Guards", live_requests=40, live_writes=6, live_p50_ms=200.0,
+                       live_p95_ms=900.0),
+            PageResult("health", "Health", live_requests=50, live_errors=2, live_writes=6,
+                       live_p50_ms=100.0, live_p95_ms=150.0),
+            PageResult("trading", "Trading"),
+        ],
+        10,
+        5.0,
+    ).splitlines()  # fmt: skip
+    verdicts = {line.split()[0]: line.split()[-1] for line in lines[3:]}
+    assert verdicts == {"summary": "pass", "guards": "FAIL", "health": "FAIL"}
+    assert "every 5 s" in lines[0]
