@@ -34,6 +34,17 @@ def timeframe_delta(timeframe: str) -> timedelta:
 
 
 @dataclass(frozen=True, slots=True)
+class CandleCloses:
+    """One market's candles as two columns: open times (ms) and closes, oldest first."""
+
+    time: np.ndarray
+    close: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.time.size)
+
+
+@dataclass(frozen=True, slots=True)
 class CandleArrays:
     """The closed candles of one market as columns, oldest first, for vectorised code.
 
@@ -55,10 +66,15 @@ class CandleArrays:
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence[float]]) -> "CandleArrays":
         """From ``(time_ms, open, high, low, close, volume)`` rows, oldest first."""
-        table = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+        return cls.from_table(np.asarray(rows, dtype=np.float64).reshape(-1, 6))
+
+    @classmethod
+    def from_table(cls, table: np.ndarray) -> "CandleArrays":
+        """From a float table of ``(time_ms, open, high, low, close, volume)`` rows."""
         return cls(
-            # Rounded, not truncated: a time may arrive as a float of milliseconds.
-            time=np.asarray([round(row[0]) for row in rows], dtype=np.int64),
+            # Rounded, not truncated: a time may arrive as a float of milliseconds (to
+            # even at .5, as ``round``; a float64 holds every millisecond time exactly).
+            time=np.rint(table[:, 0]).astype(np.int64),
             open=np.ascontiguousarray(table[:, 1]),
             high=np.ascontiguousarray(table[:, 2]),
             low=np.ascontiguousarray(table[:, 3]),

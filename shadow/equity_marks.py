@@ -43,8 +43,8 @@ import numpy as np
 from django.db.models import F, FloatField, Min, QuerySet
 from django.db.models.functions import Cast
 
-from markets.bars import CandleArrays, timeframe_delta
-from markets.selectors import candle_arrays
+from markets.bars import CandleCloses, timeframe_delta
+from markets.selectors import candle_closes
 from markets.timestamps import ms_from_utc, utc_from_ms
 from shadow.models import EquityMark, EquityMarkState
 from shadow.rollups import Extension
@@ -157,7 +157,7 @@ def _take(trades: _Trades, keep: np.ndarray) -> _Trades:
 
 
 def _market_values(
-    market: CandleArrays, trades: _Trades, own: np.ndarray, base: float
+    market: CandleCloses, trades: _Trades, own: np.ndarray, base: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """At each of ``market``'s candle closes: its value (``base`` + realised + open
     positions marked at the close), its realised P&L, and per own trade the index of
@@ -180,7 +180,7 @@ def _market_values(
 
 
 def _marks(
-    candles: dict[str, CandleArrays],
+    candles: dict[str, CandleCloses],
     trades: _Trades,
     base: dict[str, float],
     *,
@@ -247,9 +247,17 @@ def _last_times(book_id: int) -> dict[str, int]:
     return dict((state or {}).get("last_time") or {})
 
 
-def _candles(key: str, after_ms: int, last: int | None) -> CandleArrays:
+def _cap(last: int | None, until_ms: int | None) -> int | None:
+    """The last candle to read: a mark before ``until_ms`` needs no candle opening at
+    or after it."""
+    if until_ms is None:
+        return last
+    return until_ms if last is None else min(last, until_ms)
+
+
+def _candles(key: str, after_ms: int, last: int | None) -> CandleCloses:
     exchange, symbol, timeframe = key.split(" ")
-    return candle_arrays(
+    return candle_closes(
         exchange=exchange,
         symbol=symbol,
         timeframe=timeframe,
@@ -272,7 +280,10 @@ def _everything(book_id: int, markets: dict[str, int], until_ms: int | None) -> 
         return []
     first = min(markets.values())
     last_times = _last_times(book_id)
-    candles = {key: _candles(key, first - 1, last_times.get(key)) for key in sorted(markets)}
+    candles = {
+        key: _candles(key, first - 1, _cap(last_times.get(key), until_ms))
+        for key in sorted(markets)
+    }
     if all(len(c) == 0 for c in candles.values()):
         return []
     trades = _qualifying(book_id)
@@ -281,6 +292,9 @@ def _everything(book_id: int, markets: dict[str, int], until_ms: int | None) -> 
     return _marks(
         candles, _trades(trades), dict.fromkeys(markets, 0.0), since_ms=None, until_ms=until_ms
     )
+
+
+_EARLIEST_MS = ms_from_utc(datetime.min.replace(tzinfo=UTC))
 
 
 class _RebuildError(Exception):
@@ -303,7 +317,8 @@ def _from(
     steps = {key: _step(key) for key in markets}
     widest = max(steps.values(), default=0)
     since = _midnight_ms(first)
-    lower = (previous[0] if previous else since) - widest
+    # Never before the calendar's first day (a window ending on 0001-01-01 has no marks).
+    lower = max((previous[0] if previous else since) - widest, _EARLIEST_MS)
     signals = Signal.objects.filter(book_id=book_id, candle_time__gte=utc_from_ms(lower))
     if until_ms is not None:
         signals = signals.filter(candle_time__lt=utc_from_ms(until_ms))
@@ -335,7 +350,7 @@ def _from(
     candles = {}
     for key, (opened, _gained) in carry.items():
         after = opened - 1 if opened is not None else max(book_first - 1, previous[0] - steps[key])
-        candles[key] = _candles(key, after, last_times.get(key))
+        candles[key] = _candles(key, after, _cap(last_times.get(key), until_ms))
     # Trades realised by a market's carried candle are in its carried P&L.
     keep = np.ones(len(trades.id), dtype=bool)
     for number, key in enumerate(trades.market):
@@ -353,13 +368,52 @@ def _write(book_id: int, marks: Iterable[Mark]) -> None:
     )
 
 
+# A rebuild computes the marks a stretch of days at a time, each from the carry of the
+# mark before it: its memory is a stretch's candles and trades, not the history's. A
+# stretch holds about this many candles of the book's markets (at least a day).
+REBUILD_CANDLES = 50_000
+# Or this many days when set (tests).
+REBUILD_DAYS: int | None = None
+
+
+def _stretch_days(markets: Iterable[str]) -> int:
+    if REBUILD_DAYS is not None:
+        return REBUILD_DAYS
+    per_day = sum(DAY_MS / _step(key) for key in markets)
+    return max(1, int(REBUILD_CANDLES / per_day)) if per_day else 1
+
+
 def rebuild(book_id: int) -> None:
-    """Every mark of the book computed again from all its trades and candles."""
+    """Every mark of the book computed again from all its trades and candles, in
+    stretches of about ``REBUILD_CANDLES`` candles (the first from every trade, each
+    next one from the carry of the last mark written, as a refresh does)."""
     EquityMark.objects.filter(book_id=book_id).delete()
     markets = _first_entries(book_id)
     EquityMarkState.objects.filter(book_id=book_id).delete()
-    EquityMarkState.objects.create(book_id=book_id, markets=markets)
-    _write(book_id, _everything(book_id, markets, None))
+    state = EquityMarkState.objects.create(book_id=book_id, markets=markets)
+    last = max((t for t in _last_times(book_id).values() if t is not None), default=None)
+    if not markets or last is None:
+        _write(book_id, _everything(book_id, markets, None))
+        return
+    days = _stretch_days(markets)
+    cut = _midnight_ms(_day(min(markets.values())) + timedelta(days=days))
+    if cut > last + DAY_MS:
+        _write(book_id, _everything(book_id, markets, None))
+        return
+    _write(book_id, _everything(book_id, markets, cut))
+    while cut <= last + DAY_MS:
+        following = cut + days * DAY_MS
+        until = following if following <= last + DAY_MS else None
+        try:
+            marks, _ = _from(book_id, state, _day(cut), until)
+        except _RebuildError:  # nothing to carry on from yet: the rest in one stretch
+            EquityMark.objects.filter(book_id=book_id).delete()
+            _write(book_id, _everything(book_id, markets, None))
+            return
+        _write(book_id, marks)
+        if until is None:
+            return
+        cut = following
 
 
 def refresh(book_id: int, first: date) -> None:

@@ -3,6 +3,7 @@ form controls, at 1,280 px and at a 390 px phone width."""
 
 import pytest
 
+from shadow import rollups
 from signals.models import PaperTrade
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,6 +31,8 @@ def test_it_filters_both_pages_through_the_form(replayed_book, browser_session):
     trade.exit_price += 5
     trade.pnl += (5 if trade.side == "long" else -5) * trade.quantity
     trade.save(update_fields=["exit_price", "pnl"])
+    # As a writer does: the rollups of the trade's days summed again in its transaction.
+    rollups.refresh(replayed_book.pk, since=trade.signal.candle_time)
     page = browser_session.open(f"/fidelity/?book={replayed_book.pk}")
     page.fill("input[name=symbol]", "BTC/USD")
     page.select_option("select[name=period]", "30d")

@@ -145,6 +145,40 @@ def test_every_mark_is_the_curve_at_its_days_last_close(replayed_book):
     ]
 
 
+@pytest.mark.parametrize("days", [1, 3, 7])
+def test_a_rebuild_in_stretches_writes_the_marks_of_one_pass(replayed_book, monkeypatch, days):
+    """A rebuild computes the marks ``REBUILD_DAYS`` at a time (bounded memory on a long
+    history); in stretches of 1, 3 or 7 days it writes what one pass writes, carry
+    included, and every mark is still the curve at its day's last close."""
+    reopen_the_last_trades(replayed_book)
+    rollups.rebuild(replayed_book.pk)
+    one_pass = stored(replayed_book)
+    monkeypatch.setattr(equity_marks, "REBUILD_DAYS", days)
+    calls = {"stretch": 0, "whole": 0}
+    carry_on, from_every_trade = equity_marks._from, equity_marks._everything
+
+    def stretch(*args: Any, **kwargs: Any) -> Any:
+        calls["stretch"] += 1
+        return carry_on(*args, **kwargs)
+
+    def whole(*args: Any, **kwargs: Any) -> Any:
+        calls["whole"] += 1
+        return from_every_trade(*args, **kwargs)
+
+    monkeypatch.setattr(equity_marks, "_from", stretch)
+    monkeypatch.setattr(equity_marks, "_everything", whole)
+    equity_marks.rebuild(replayed_book.pk)
+    # The first stretch from every trade, each later one from the carry: no fallback.
+    assert calls["whole"] == 1
+    assert calls["stretch"] >= len(one_pass) // days - 1
+    assert stored(replayed_book) == one_pass
+    times, values = day_closes(book_equity_curve(book=replayed_book))
+    marks = EquityMark.objects.filter(book=replayed_book).order_by("day")
+    assert [(t, cents(e)) for t, e in marks.values_list("time", "equity")] == [
+        (t, cents(v)) for t, v in zip(times, values, strict=True)
+    ]
+
+
 def test_a_window_reads_the_curve_at_each_days_last_close_inside_it(replayed_book):
     reopen_the_last_trades(replayed_book)
     rollups.rebuild(replayed_book.pk)
