@@ -317,3 +317,29 @@ def test_ablation_legs_and_requests_change_the_guards_key(replayed_book):
     assert requested != before
     BookFactory(name="leg", ablation_of=replayed_book, without_guard="cooldown")
     assert key() != requested
+
+
+@pytest.mark.django_db
+def test_the_pickers_counts_are_every_books_signals_built_stale_or_never_built(replayed_book):
+    """A book with current rollups is counted from their month rows, one without (never
+    built, or a signal written since outside the engine) from its rows: both exact."""
+    from analytics.page_cache import _count
+    from analytics.tests.factories import BookFactory, SignalFactory
+    from shadow import rollups
+    from signals.models import Signal
+
+    never = BookFactory(name="never built")
+    SignalFactory(book=never)
+    SignalFactory(book=never)
+    empty = BookFactory(name="empty")
+    assert rollups.is_built(replayed_book.pk)
+    books = [replayed_book.pk, never.pk, empty.pk]
+
+    def truth() -> dict[int, int]:
+        return {pk: Signal.objects.filter(book_id=pk).count() for pk in books}
+
+    assert _count(books) == truth()
+    assert truth()[replayed_book.pk] > 10
+    SignalFactory(book=replayed_book)  # outside the engine: the rollups are stale
+    assert not rollups.is_built(replayed_book.pk)
+    assert _count(books) == truth()
