@@ -25,7 +25,7 @@ gives.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -52,10 +52,6 @@ _COUNTS = (
 _SUMS = ("entry_sum", "exit_sum", "pnl_sum")
 _MAXIMA = ("entry_max", "exit_max", "pnl_max")
 _MEASURES = (*_COUNTS, *_SUMS, *_MAXIMA)
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 def _select(book_id: int, since: datetime | None) -> tuple[str, list[Any]]:
@@ -101,7 +97,7 @@ def rebuild(book_id: int) -> None:
 def refresh(book_id: int, first: date) -> None:
     """The rows of candle day ``first`` and every later day written again."""
     FidelityDay.objects.filter(book_id=book_id, day__gte=first).delete()
-    _write(book_id, _midnight(first))
+    _write(book_id, rollups.midnight(first))
 
 
 def register() -> None:
@@ -137,7 +133,7 @@ def _ranges(days: list[date]) -> list[tuple[datetime, datetime]]:
     """``days`` (sorted) as stretches of consecutive days, ``[start, end)`` in time."""
     found: list[tuple[datetime, datetime]] = []
     for day in days:
-        start, end = _midnight(day), _midnight(day) + timedelta(days=1)
+        start, end = rollups.midnight(day), rollups.midnight(day) + timedelta(days=1)
         if found and found[-1][1] == start:
             found[-1] = (found[-1][0], end)
         else:
@@ -158,7 +154,7 @@ def window_measures(filters: Filters) -> dict[str, Any]:
         until = None  # nothing lies after the book's clock: no partial last day
     since = since.astimezone(UTC) if since is not None else None
     until = until.astimezone(UTC) if until is not None else None
-    first, stop, edges, whole = rollups._split(since, until)
+    first, stop, edges, whole = rollups.split_window(since, until)
     stretches: list[tuple[datetime | None, datetime | None]] = list(edges)
     total = _empty()
     if whole:

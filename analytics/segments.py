@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -209,7 +209,7 @@ def refresh(book_id: int, first: date) -> None:
     month rows of the closed months from ``first``'s on or from the first closed month
     without one (none in the common case: a write within the book's last month)."""
     EquitySegment.objects.filter(book_id=book_id, grain=DAY, day__gte=first).delete()
-    _write(book_id, DAY, _select(book_id, _midnight(first), None))
+    _write(book_id, DAY, _select(book_id, rollups.midnight(first), None))
     current = _open_month(book_id)
     newest = EquitySegment.objects.filter(book_id=book_id, grain=MONTH).aggregate(
         newest=Max("day")
@@ -322,33 +322,6 @@ def fold(segments: Iterable[dict[str, Any]]) -> Fold:
     return Fold(trades, wins, losses, equity, gross_profit, gross_loss, worst, sharpe)
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
-def _split(
-    since: datetime | None, until: datetime | None
-) -> tuple[date | None, date | None, list[tuple[datetime | None, datetime | None]], bool]:
-    """The whole UTC days of ``[since, until)`` (first, and last exclusive; ``None``: no
-    bound), the partial stretches before and after them to read from the rows, and
-    whether there are whole days at all (as ``shadow.rollups`` splits a window)."""
-    first = None
-    if since is not None:
-        since = since.astimezone(UTC)
-        first = since.date()
-        if since != _midnight(first):
-            first += timedelta(days=1)
-    stop = until.astimezone(UTC).date() if until is not None else None
-    if first is not None and stop is not None and first >= stop:
-        return None, None, [(since, until)], False
-    edges: list[tuple[datetime | None, datetime | None]] = []
-    if since is not None and first is not None and since < _midnight(first):
-        edges.append((since, _midnight(first)))
-    if until is not None and stop is not None and _midnight(stop) < until:
-        edges.append((_midnight(stop), until))
-    return first, stop, edges, True
-
-
 def _rows(sql: str, params: Iterable[Any]) -> list[dict[str, Any]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, list(params))
@@ -419,7 +392,7 @@ def figures(
     rollups must be built (``shadow.rollups.ensure_built``)."""
     if until is not None and clock is not None and until > clock:
         until = None
-    first, stop, edges, whole = _split(since, until)
+    first, stop, edges, whole = rollups.split_window(since, until)
     ids = set(strategies)
 
     def wanted(row: dict[str, Any]) -> bool:
@@ -435,7 +408,7 @@ def figures(
             key=lambda row: _as_date(row["day"]),
         )
         # A stretch before the whole days (or the only one) comes first, one after last.
-        if first is not None and high is not None and high <= _midnight(first):
+        if first is not None and high is not None and high <= rollups.midnight(first):
             head += found
         else:
             tail += found

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 from django.db import connections
@@ -35,7 +35,7 @@ from django.db.models.functions import Coalesce
 
 from markets.bars import timeframe_delta
 from shadow.models import LatencyHistogram
-from shadow.rollups import Extension
+from shadow.rollups import Extension, midnight
 from signals.models import Signal, SignalState, SignalTransition
 
 # Bump when the wait's definition or the buckets change: every book is rebuilt on its
@@ -181,10 +181,6 @@ def bucket_bounds(bucket: int) -> tuple[float, float]:
     return (low, high) if bucket > 0 else (-high, -low)
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
 def _fill(book_id: int, candles_from: datetime | None) -> None:
     """The histogram rows of the signals whose candle opened at or after
     ``candles_from`` (every one for ``None``), in one ``INSERT ... SELECT`` grouped by
@@ -225,7 +221,7 @@ def refresh(book_id: int, first: date) -> None:
     it is summed under its signal's candle day, so those rows are all that can change.
     The cost is the signals of those candle days, as the rollups'."""
     LatencyHistogram.objects.filter(book_id=book_id, candle_day__gte=first).delete()
-    _fill(book_id, _midnight(first))
+    _fill(book_id, midnight(first))
 
 
 EXTENSION = Extension(name="latency", version=VERSION, rebuild=rebuild, refresh=refresh)

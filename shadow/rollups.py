@@ -340,7 +340,8 @@ def _facts(
     return facts
 
 
-def _midnight(day: date) -> datetime:
+def midnight(day: date) -> datetime:
+    """The start of a UTC day."""
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
@@ -440,7 +441,7 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
             Q(grain=DAY, day__gte=first) | Q(grain=MONTH, day__gte=first.replace(day=1)),
             book_id=book_id,
         ).delete()
-        _insert(book_id, _facts(book_id, _midnight(first), None))
+        _insert(book_id, _facts(book_id, midnight(first), None))
         _insert_months(book_id, first)
         for extension in _EXTENSIONS.values():
             extension.refresh(book_id, first)
@@ -522,16 +523,18 @@ def _next_month(day: date) -> date | None:
     return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
-def _split(
+def split_window(
     since: datetime | None, until: datetime | None
 ) -> tuple[date | None, date | None, list[tuple[datetime | None, datetime | None]], bool]:
     """The whole UTC days inside ``[since, until)`` (first, and last exclusive; ``None``
     for no bound), the partial stretches at either end to read from the rows, and
-    whether there are whole days at all."""
+    whether there are whole days at all: how every per-day summary reads a window."""
+    since = since.astimezone(UTC) if since is not None else None
+    until = until.astimezone(UTC) if until is not None else None
     first = None
     if since is not None:
         first = since.date()
-        if since != _midnight(first):
+        if since != midnight(first):
             if first == date.max:  # no whole day after the calendar's last
                 return None, None, [(since, until)], False
             first += timedelta(1)
@@ -539,10 +542,10 @@ def _split(
     if first is not None and stop is not None and first >= stop:
         return None, None, [(since, until)], False
     edges: list[tuple[datetime | None, datetime | None]] = []
-    if since is not None and first is not None and since < _midnight(first):
-        edges.append((since, _midnight(first)))
-    if until is not None and stop is not None and _midnight(stop) < until:
-        edges.append((_midnight(stop), until))
+    if since is not None and first is not None and since < midnight(first):
+        edges.append((since, midnight(first)))
+    if until is not None and stop is not None and midnight(stop) < until:
+        edges.append((midnight(stop), until))
     return first, stop, edges, True
 
 
@@ -578,7 +581,7 @@ def totals(
     if until is not None and clock is not None and until > clock:
         until = None
     where = where or {}
-    first, stop, edges, whole = _split(since, until)
+    first, stop, edges, whole = split_window(since, until)
     found: dict[tuple[Any, ...], dict[str, Any]] = {}
     if whole:
         stored = BookRollup.objects.filter(

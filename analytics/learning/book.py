@@ -182,6 +182,18 @@ class _Tunable:
             return "none"
         return "floor" if self.blocks_when == ">" else "ceil"
 
+    def curve_fields(self) -> dict[str, Any]:
+        """What a ``GuardCurve`` of this guard version says about the guard itself."""
+        return {
+            "book_guard": self.copy,
+            "config": self.copy.config,
+            "param": self.param,
+            "integral": self.integral,
+            "unit": self.unit,
+            "blocks_when": self.blocks_when,
+            "current": self.current,
+        }
+
     def accepts(self, value: float) -> bool:
         return _accepts(self.kind, self.copy.params, self.param, param_value(value, self.integral))
 
@@ -275,15 +287,8 @@ def _one_rolled_curve(
     trading_less = _trading_less(points, best, needed=needed, share=share, decided=decided)
     test = histogram.randomisation(sums, best.threshold) if best is not None else None
     later_day = sums.starts[1] if len(sums.starts) > 1 else None
-    copy = tunable.copy
     return GuardCurve(
-        book_guard=copy,
-        config=copy.config,
-        param=tunable.param,
-        integral=tunable.integral,
-        unit=tunable.unit,
-        blocks_when=tunable.blocks_when,
-        current=tunable.current,
+        **tunable.curve_fields(),
         points=points,
         best=best,
         decided=decided,
@@ -408,15 +413,8 @@ def _one_curve(
         )
         test = skill.randomisation_test(pool, at_best, seed=[_seed(), tunable.copy.pk])
         p_value = test.p_value if test is not None else None
-    copy = tunable.copy
     return GuardCurve(
-        book_guard=copy,
-        config=copy.config,
-        param=tunable.param,
-        integral=tunable.integral,
-        unit=tunable.unit,
-        blocks_when=tunable.blocks_when,
-        current=tunable.current,
+        **tunable.curve_fields(),
         points=points,
         best=best,
         decided=decided,

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -130,10 +130,6 @@ def book_edges(book_id: int) -> list[Edges]:
     return found
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
 def _fill(book_id: int, candles_from: datetime | None) -> None:
     """The histogram rows of the book's signals whose candle opened at or after
     ``candles_from`` (every one for ``None``): one ``INSERT ... SELECT`` grouped by
@@ -215,7 +211,7 @@ def refresh(book_id: int, first: date) -> None:
     row holds the decisions of its candle day only, so those rows are all that can
     change."""
     GuardHistogram.objects.filter(book_id=book_id, day__gte=first).delete()
-    _fill(book_id, _midnight(first))
+    _fill(book_id, rollups.midnight(first))
 
 
 def register() -> None:

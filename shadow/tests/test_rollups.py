@@ -237,15 +237,15 @@ def test_window_sums_equal_a_plain_loop_over_the_rows_to_the_cent(fresh_signals_
 
 def test_a_window_splits_into_whole_days_and_partial_ends():
     day = datetime(2024, 3, 1, tzinfo=UTC)
-    assert rollups._split(None, None) == (None, None, [], True)
-    assert rollups._split(day, day + timedelta(days=2)) == (
+    assert rollups.split_window(None, None) == (None, None, [], True)
+    assert rollups.split_window(day, day + timedelta(days=2)) == (
         day.date(),
         (day + timedelta(days=2)).date(),
         [],
         True,
     )
     noon = day + timedelta(hours=12)
-    first, stop, edges, whole = rollups._split(noon, noon + timedelta(days=2))
+    first, stop, edges, whole = rollups.split_window(noon, noon + timedelta(days=2))
     assert (first, stop, whole) == (
         (day + timedelta(days=1)).date(),
         (day + timedelta(days=2)).date(),
@@ -255,7 +255,7 @@ def test_a_window_splits_into_whole_days_and_partial_ends():
         (noon, day + timedelta(days=1)),
         (day + timedelta(days=2), noon + timedelta(days=2)),
     ]
-    assert rollups._split(noon, noon + timedelta(hours=3)) == (
+    assert rollups.split_window(noon, noon + timedelta(hours=3)) == (
         None,
         None,
         [(noon, noon + timedelta(hours=3))],
@@ -298,7 +298,7 @@ def test_whole_days_are_read_as_whole_months_and_the_days_around_them():
     # The calendar's last month has no month after it.
     last = date(9999, 12, 31)
     assert spans(rollups._grains(last, None, months=True)) == [("day", last, None)]
-    assert rollups._split(datetime(9999, 12, 31, 1, tzinfo=UTC), None)[2] == [
+    assert rollups.split_window(datetime(9999, 12, 31, 1, tzinfo=UTC), None)[2] == [
         (datetime(9999, 12, 31, 1, tzinfo=UTC), None)
     ]
 
