@@ -4,9 +4,9 @@ trade (``analytics.shadow_fidelity``).
 
 Rows (``FidelityDay``), per book, UTC day of the signal's candle (the page's period
 applies to the candle time), strategy version, symbol and side (the shadow trade's:
-what ``analytics.trades.window`` narrows by): the ``shadow_fidelity.measures`` of the
-day's pairs, grouped by the database over the page's own annotated pairs
-(``shadow_fidelity.with_verdicts``), one ``INSERT ... SELECT``: one definition of
+what ``analytics.trades.window`` narrows by): the ``shadow_fidelity.measures_query`` of
+the day's pairs, grouped by the database over the page's own annotated pairs
+(``shadow_fidelity.verdict_rows``), one ``INSERT ... SELECT``: one definition of
 agreement. Counts and exact sums add up over days and groups; maxima take the largest;
 a mean is a sum over its count.
 
@@ -26,7 +26,7 @@ gives.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from django.db import connection
@@ -35,7 +35,7 @@ from django.db.models.functions import TruncDate
 
 from analytics.filters import Filters
 from analytics.models import FidelityDay
-from analytics.shadow_fidelity import annotated, book_pairs, measures, shown, with_verdicts
+from analytics.shadow_fidelity import annotated, book_pairs, measures_query, shown, verdict_rows
 from analytics.trades import window
 from shadow import rollups
 from signals.models import BookStrategy, ExchangeOrder
@@ -52,24 +52,20 @@ _COUNTS = (
 _SUMS = ("entry_sum", "exit_sum", "pnl_sum")
 _MAXIMA = ("entry_max", "exit_max", "pnl_max")
 _MEASURES = (*_COUNTS, *_SUMS, *_MAXIMA)
+_SQLITE_DIGITS = Context(prec=15)
 
 
 def _select(book_id: int, since: datetime | None) -> tuple[str, list[Any]]:
     """The rows of the candle days from ``since`` on (every day for ``None``) as SQL:
     columns ``k_<key>`` then ``m_<measure>``."""
-    rows = (
-        with_verdicts(annotated(book_pairs(book_id, since)))
-        .values(
-            k_day=TruncDate("signal__candle_time", tzinfo=UTC),
-            k_strategy_id=F("signal__book_strategy_id"),
-            k_symbol=F("signal__symbol"),
-            k_side=F("side"),
-        )
-        .annotate(**{f"m_{name}": aggregate for name, aggregate in measures().items()})
-        .order_by()
+    rows = verdict_rows(
+        annotated(book_pairs(book_id, since)),
+        k_day=TruncDate("signal__candle_time", tzinfo=UTC),
+        k_strategy_id=F("signal__book_strategy_id"),
+        k_symbol=F("signal__symbol"),
+        k_side=F("side"),
     )
-    sql, params = rows.query.sql_with_params()
-    return sql, list(params)
+    return measures_query(rows, tuple(f"k_{key}" for key in _KEYS))
 
 
 def _write(book_id: int, since: datetime | None) -> None:
@@ -114,6 +110,19 @@ def _empty() -> dict[str, Any]:
         **dict.fromkeys(_SUMS, None),
         **dict.fromkeys(_MAXIMA, None),
     }
+
+
+def _read(name: str, value: Any) -> Any:
+    """A measure as the database driver returned it, read as Django reads an aggregate:
+    a count an ``int``, money a ``Decimal`` (on SQLite from a float, to the 15 digits it
+    stores)."""
+    if value is None:
+        return None
+    if name in _COUNTS:
+        return int(value)
+    if isinstance(value, (float, int)):
+        return _SQLITE_DIGITS.create_decimal_from_float(value)
+    return Decimal(value)
 
 
 def _add(total: dict[str, Any], row: dict[str, Any]) -> None:
@@ -192,10 +201,12 @@ def window_measures(filters: Filters) -> dict[str, Any]:
                 one &= Q(signal__candle_time__lt=high)
             where |= one
         pairs = window(book_pairs(book_id).filter(where), filters)
-        found = with_verdicts(annotated(pairs)).aggregate(
-            **{f"m_{name}": aggregate for name, aggregate in measures().items()}
-        )
-        _add(total, {name: found[f"m_{name}"] for name in _MEASURES})
+        sql, params = measures_query(verdict_rows(annotated(pairs)))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            found = dict(zip(names, cursor.fetchone(), strict=True))
+        _add(total, {name: _read(name, found[f"m_{name}"]) for name in _MEASURES})
     return total
 
 

@@ -19,20 +19,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
-    Aggregate,
     BooleanField,
     Case,
-    Count,
     DateTimeField,
     DecimalField,
     ExpressionWrapper,
     F,
     FilteredRelation,
-    Max,
     Q,
     QuerySet,
-    Sum,
     Value,
     When,
 )
@@ -210,31 +207,73 @@ def with_verdicts(pairs: QuerySet[ShadowTrade]) -> QuerySet[ShadowTrade]:
     )
 
 
-def measures() -> dict[str, Any]:
-    """The fidelity summary's measures as aggregates over ``with_verdicts`` pairs (one
-    definition for the per-day rows of ``analytics.fidelity_rollup`` and a window's
-    partial days): counts of pairs, live pairs, compared pairs, exact matches,
-    disagreements and of the compared pairs whose exit reason, exit time or P&L
-    differ; and per difference (entry, exit, P&L; executed minus shadow) of the compared
-    pairs how many have one (``*_n``), the sum of its absolute values (``*_sum``) and
-    the largest (``*_max``)."""
-    compared = Q(compared=True)
-    found: dict[str, Aggregate] = {
-        "pairs": Count("id"),
-        "live": Count("id", filter=Q(live=True)),
-        "compared": Count("id", filter=compared),
-        "exact": Count("id", filter=Q(exact=True)),
-        "disagreements": Count("id", filter=Q(disagrees=True)),
-        "reason_differs": Count("id", filter=compared & Q(reason_agrees=False)),
-        "time_differs": Count("id", filter=compared & Q(time_agrees=False)),
-        "pnl_differs": Count("id", filter=compared & Q(pnl_off=True)),
+# The per-pair columns of ``with_verdicts`` that the summary's measures read.
+VERDICTS = (
+    "live", "compared", "exact", "disagrees", "reason_agrees", "time_agrees", "pnl_off",
+    "abs_entry_difference", "abs_exit_difference", "abs_pnl_difference",
+)  # fmt: skip
+
+
+def verdict_rows(pairs: QuerySet[ShadowTrade], **keys: Any) -> QuerySet[Any]:
+    """``pairs`` (of ``annotated``) as one row per pair: the ``VERDICTS`` columns and
+    ``keys`` (name: expression), for ``measures_query`` to aggregate. Each verdict is
+    compiled once, as a column; aggregated directly, Django would inline its whole
+    expression again into every aggregate and filter that reads it."""
+    return with_verdicts(pairs).values(*VERDICTS, **keys).order_by()
+
+
+def _measures_sql(rows: str) -> dict[str, str]:
+    """The measures as SQL aggregates over the ``verdict_rows`` columns of table alias
+    ``rows``: what ``Count``/``Sum``/``Max`` with ``filter=`` compile to (a ``FILTER``
+    clause is a ``CASE`` here, for every backend), cast as Django casts a decimal
+    aggregate on SQLite."""
+    q = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return f"{rows}.{q(name)}"
+
+    def count(when: str, what: str = "1") -> str:
+        return f"COUNT(CASE WHEN {when} THEN {what} END)"
+
+    def money(sql: str) -> str:
+        return f"CAST({sql} AS NUMERIC)" if connection.vendor == "sqlite" else sql
+
+    compared = f"({column('compared')})"
+    found = {
+        "pairs": "COUNT(*)",
+        "live": count(column("live")),
+        "compared": count(compared),
+        "exact": count(column("exact")),
+        "disagreements": count(column("disagrees")),
+        "reason_differs": count(f"{compared} AND NOT ({column('reason_agrees')})"),
+        "time_differs": count(f"{compared} AND NOT ({column('time_agrees')})"),
+        "pnl_differs": count(f"{compared} AND ({column('pnl_off')})"),
     }
     for name in ("entry", "exit", "pnl"):
-        column = f"abs_{name}_difference"
-        found[f"{name}_n"] = Count(column, filter=compared)
-        found[f"{name}_sum"] = Sum(column, filter=compared)
-        found[f"{name}_max"] = Max(column, filter=compared)
+        difference = column(f"abs_{name}_difference")
+        found[f"{name}_n"] = count(compared, difference)
+        found[f"{name}_sum"] = money(f"SUM(CASE WHEN {compared} THEN {difference} END)")
+        found[f"{name}_max"] = money(f"MAX(CASE WHEN {compared} THEN {difference} END)")
     return found
+
+
+def measures_query(rows: QuerySet[Any], keys: tuple[str, ...] = ()) -> tuple[str, list[Any]]:
+    """The fidelity summary's measures over ``rows`` (of ``verdict_rows``; one definition
+    for the per-day rows of ``analytics.fidelity_rollup`` and a window's partial days),
+    grouped by the ``keys`` columns of the rows, as SQL and its parameters: columns
+    ``keys``, then ``m_<measure>``. The measures: counts of pairs, live pairs, compared
+    pairs, exact matches, disagreements and of the compared pairs whose exit reason, exit
+    time or P&L differ; and per difference (entry, exit, P&L; executed minus shadow) of
+    the compared pairs how many have one (``*_n``), the sum of its absolute values
+    (``*_sum``) and the largest (``*_max``)."""
+    sql, params = rows.query.sql_with_params()
+    q = connection.ops.quote_name
+    picked = [f"pair.{q(key)}" for key in keys]
+    aggregates = [
+        f"{aggregate} AS {q('m_' + name)}" for name, aggregate in _measures_sql("pair").items()
+    ]
+    grouped = f" GROUP BY {', '.join(picked)}" if keys else ""
+    return f"SELECT {', '.join([*picked, *aggregates])} FROM ({sql}) pair{grouped}", list(params)
 
 
 def shown(row: dict[str, Any]) -> dict[str, Any]:
