@@ -118,6 +118,23 @@ def _trades(book_id: int, since: datetime | None, until: datetime | None) -> tup
     return f"SELECT * FROM ({sql}) AS u", list(params)
 
 
+def _measures_sql() -> str:
+    """``_MEASURES`` but ``first`` and ``last`` of a day's segment, as SQL aggregates over
+    rows with columns ``t_pnl`` (the trade's P&L), ``r_run`` (the day's running sum up to
+    it) and ``p_peak`` (the running maximum of ``r_run``)."""
+    q = connection.ops.quote_name
+    return f"""COUNT(*) AS {q("n")},
+            COUNT(CASE WHEN t_pnl > 0 THEN 1 END) AS {q("wins")},
+            COUNT(CASE WHEN t_pnl < 0 THEN 1 END) AS {q("losses")},
+            SUM(t_pnl) AS {q("total")},
+            CASE WHEN MAX(r_run) > 0 THEN MAX(r_run) ELSE 0 END AS {q("high")},
+            CASE WHEN MIN(r_run) < 0 THEN MIN(r_run) ELSE 0 END AS {q("low")},
+            MAX(CASE WHEN p_peak > 0 THEN p_peak ELSE 0 END - r_run) AS {q("fall")},
+            SUM(CASE WHEN t_pnl > 0 THEN t_pnl ELSE 0 END) AS {q("gross_profit")},
+            -SUM(CASE WHEN t_pnl < 0 THEN t_pnl ELSE 0 END) AS {q("gross_loss")},
+            SUM(t_pnl) * SUM(t_pnl) AS {q("squares")}"""
+
+
 def _select(book_id: int, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
     """The segments of the trades with an exit in ``[since, until)``, one per UTC day,
     series and group: columns ``day, series, strategy_id, symbol`` then ``_MEASURES``."""
@@ -146,16 +163,7 @@ def _select(book_id: int, since: datetime | None, until: datetime | None) -> tup
         p AS (SELECT r.*, MAX(r_run) {running} AS p_peak FROM r)
         SELECT t_day AS {q("day")}, g_series AS {q("series")}, s_strategy AS {q("strategy_id")},
             s_symbol AS {q("symbol")},
-            COUNT(*) AS {q("n")},
-            COUNT(CASE WHEN t_pnl > 0 THEN 1 END) AS {q("wins")},
-            COUNT(CASE WHEN t_pnl < 0 THEN 1 END) AS {q("losses")},
-            SUM(t_pnl) AS {q("total")},
-            CASE WHEN MAX(r_run) > 0 THEN MAX(r_run) ELSE 0 END AS {q("high")},
-            CASE WHEN MIN(r_run) < 0 THEN MIN(r_run) ELSE 0 END AS {q("low")},
-            MAX(CASE WHEN p_peak > 0 THEN p_peak ELSE 0 END - r_run) AS {q("fall")},
-            SUM(CASE WHEN t_pnl > 0 THEN t_pnl ELSE 0 END) AS {q("gross_profit")},
-            -SUM(CASE WHEN t_pnl < 0 THEN t_pnl ELSE 0 END) AS {q("gross_loss")},
-            SUM(t_pnl) * SUM(t_pnl) AS {q("squares")},
+            {_measures_sql()},
             t_day AS {q("first")}, t_day AS {q("last")}
         FROM p
         GROUP BY t_day, g_series, s_strategy, s_symbol
@@ -460,4 +468,70 @@ def stored(book_id: int) -> list[tuple[Any, ...]]:
     return sorted(
         ((r[0], str(r[1]), *r[2:5], *(int(v) for v in r[5:8]), *r[8:]) for r in rows),
         key=lambda row: tuple("" if v is None else str(v) for v in row),
+    )
+
+
+def days(
+    book_id: int,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    strategy_id: int | None = None,
+    symbol: str = "",
+    clock: datetime | None = None,
+    series: str = GUARDED,
+) -> list[dict[str, Any]]:
+    """The segments of each UTC exit day with a trade in ``[since, until)``, in day
+    order (dicts of ``_KEYS`` and ``_MEASURES``, ``fold``'s input): one strategy
+    version's (``strategy_id``), or the book's (``None``: every strategy version, only
+    ``symbol``'s trades when given). Whole days are day rows (one index range), a
+    partial first and last day come from the rows through the segments' own query;
+    ``clock`` as in ``figures``. The rollups must be built."""
+    if until is not None and clock is not None and until > clock:
+        until = None
+    first, stop, edges, whole = rollups.split_window(since, until)
+    group = {"series": series, "strategy_id": strategy_id, "symbol": "" if strategy_id else symbol}
+
+    def wanted(row: dict[str, Any]) -> bool:
+        return all(row[key] == value for key, value in group.items())
+
+    found = [
+        row for low, high in edges for row in _rows(*_select(book_id, low, high)) if wanted(row)
+    ]
+    if whole:
+        strategy = Q(strategy_id=strategy_id) if strategy_id else Q(strategy_id__isnull=True)
+        rows = EquitySegment.objects.filter(
+            rollups._grains(first, stop, months=False),
+            strategy,
+            book_id=book_id,
+            series=series,
+            symbol=group["symbol"],
+        )
+        found += rows.order_by().values(*_KEYS, *_MEASURES)
+    return sorted(found, key=lambda row: _as_date(row["day"]))
+
+
+def of_trades(trades: QuerySet[Any]) -> list[dict[str, Any]]:
+    """One segment per UTC exit day of ``trades`` (closed trades with an exit time and a
+    P&L, narrowed in any way: a paper trade queryset), in exit time then id order, in
+    day order (``days``' rows without their group): the rows' own path for what the
+    stored segments do not hold. One query: the segments' window functions."""
+    q = connection.ops.quote_name
+    picked = trades.order_by().values_list(
+        "id", "exit_time", TruncDate("exit_time", tzinfo=UTC), "pnl"
+    )
+    sql, params = picked.query.sql_with_params()
+    running = "OVER (PARTITION BY t_day ORDER BY t_exit, t_id ROWS UNBOUNDED PRECEDING)"
+    return _rows(
+        f"""
+        WITH t (t_id, t_exit, t_day, t_pnl) AS ({sql}),
+        r AS (SELECT t.*, SUM(t_pnl) {running} AS r_run FROM t),
+        p AS (SELECT r.*, MAX(r_run) {running} AS p_peak FROM r)
+        SELECT t_day AS {q("day")}, {_measures_sql()},
+            t_day AS {q("first")}, t_day AS {q("last")}
+        FROM p
+        GROUP BY t_day
+        ORDER BY t_day
+        """,
+        params,
     )

@@ -441,6 +441,9 @@ LEARNING_FOLDS = env.int("LEARNING_FOLDS", default=3)
 # histograms kept with the rollups, thresholds on a fixed grid (ADR 0024).
 LEARNING_ROW_LIMIT = env.int("LEARNING_ROW_LIMIT", default=20_000)
 LEARNING_MAX_BLOCK_SHARE = env.float("LEARNING_MAX_BLOCK_SHARE", default=0.5)
+# Up to this many closed trades in its period the performance page draws the drawdown
+# after each close (one read of their P&L); past it, per UTC day from the equity segments.
+PERFORMANCE_DRAWDOWN_ROW_LIMIT = env.int("PERFORMANCE_DRAWDOWN_ROW_LIMIT", default=20_000)
 
 # --- Cache (pending ablation legs, ...): Redis shared by every web and worker process
 # when CACHE_URL is set (production); this process's memory otherwise (make run).

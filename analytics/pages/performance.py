@@ -9,34 +9,39 @@ overlaid, e.g. a replay beside its ablation leg without one guard.
 
 Money is the paper trades' net P&L (after fees) in the book's quote currency, counted
 when the trade closed (its exit time). A fixed number of queries per book whatever the
-number of trades: two for the trades (their float columns in exit order, their exact
-sums per day), the equity marks (one row per day, ``shadow.equity_marks``).
+number of trades, each reading about one row per day: the trades' equity segments
+(``analytics.segments``: one per exit day, folded exactly into every figure, the daily
+P&L and the drawdown chart; a window's partial first and last day from the rows through
+the segments' query) and the equity marks (``shadow.equity_marks``).
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from django.db.models import Q, Sum
-from django.db.models.functions import TruncDate
+from django.conf import settings
+from django.db.models import Q, QuerySet
 
+from analytics import segments
 from analytics.breakdowns import EpochMs, float_columns
 from analytics.charts import chart_spec
 from analytics.filters import Filters
-from analytics.metrics import daily_pnl, trade_stats
 from analytics.numbers import cents, rate, ratio
 from analytics.pages import Page, register
 from analytics.selectors import book_quote_currency
 from markets.timestamps import ms_from_utc, utc_from_ms
 from shadow import equity_marks, rollups
-from signals.models import Book, PaperTrade
+from shadow.models import BookRollup
+from signals.models import Book, BookStrategy, PaperTrade
 
 EQUITY_POINTS = 400
 DRAWDOWN_POINTS = 400
+DRAWDOWN_ROW_LIMIT = 20_000
+SHORT = timedelta(days=31)
 ZERO = Decimal(0)
 
 CONVENTION = (
@@ -48,21 +53,40 @@ CONVENTION = (
 
 @dataclass(frozen=True)
 class Trades:
-    """A book's closed paper trades inside the filters: their P&L (float) and exit time
-    (ms) in exit order, for the statistics and the drawdown, and the exact decimal sums
-    of their P&L per UTC day of the exit (all of it, its gains and its losses)."""
+    """A book's closed paper trades inside the filters, as one equity segment per UTC
+    day of their exits (``analytics.segments``: count, wins, losses, exact total, gross
+    profit and loss, highest and lowest running sum and largest fall of the day's trades
+    in exit order), in day order: every figure, the daily P&L and the drawdown chart fold
+    from these, whatever the number of trades."""
 
-    pnl: np.ndarray
-    exits: np.ndarray
-    by_day: dict[int, tuple[Decimal, Decimal, Decimal]]
+    days: list[dict[str, Any]]
 
     def __len__(self) -> int:
-        return int(self.pnl.size)
+        return sum(int(day["n"]) for day in self.days)
 
 
-def trades(book: Book, filters: Filters) -> Trades:
-    """``book``'s closed paper trades inside the filters: two queries, the float columns
-    in exit order (``float_columns``) and the exact sums grouped by day."""
+def _stored_group(book: Book, filters: Filters) -> tuple[bool, int | None]:
+    """Whether the stored segments hold exactly the trades inside the filters, and the
+    group to read (a strategy version id, ``None`` for the book's row). They hold the
+    trades of signals with a strategy version, one version per row: a book with a closed
+    paper trade of a signal without one (the rollups' ``paper`` fact says so), a strategy
+    name with several versions or a strategy narrowed by symbol read the rows instead."""
+    if BookRollup.objects.filter(
+        book_id=book.pk, fact=BookRollup.Fact.PAPER, strategy_id__isnull=True
+    ).exists():
+        return False, None
+    if not filters.strategy:
+        return True, None
+    if filters.symbol:
+        return False, None
+    versions = list(
+        BookStrategy.objects.filter(book=book, name=filters.strategy).values_list("pk", flat=True)
+    )
+    return (True, versions[0]) if len(versions) == 1 else (False, None)
+
+
+def closed_rows(book: Book, filters: Filters) -> QuerySet[PaperTrade]:
+    """``book``'s closed paper trades inside the filters, as rows."""
     where = Q(book=book, status=PaperTrade.Status.CLOSED, pnl__isnull=False)
     where &= Q(exit_time__isnull=False)
     if filters.since is not None:
@@ -73,47 +97,47 @@ def trades(book: Book, filters: Filters) -> Trades:
         where &= Q(signal__book_strategy__name=filters.strategy)
     if filters.symbol:
         where &= Q(signal__symbol=filters.symbol)
-    closed = PaperTrade.objects.filter(where)
-    columns = float_columns(
-        closed.order_by("exit_time", "id").values_list("pnl", EpochMs("exit_time")), 2
-    )
-    days = (
-        closed.annotate(day=TruncDate("exit_time", tzinfo=UTC))
-        .values("day")
-        .order_by("day")
-        .annotate(
-            day_pnl=Sum("pnl"),
-            gains=Sum("pnl", filter=Q(pnl__gt=0)),
-            losses=Sum("pnl", filter=Q(pnl__lt=0)),
+    return PaperTrade.objects.filter(where)
+
+
+def trades(book: Book, filters: Filters, *, stored: bool = True) -> Trades:
+    """``book``'s closed paper trades inside the filters, one segment per exit day: from
+    the stored segments (whole days from their day rows, a partial first and last day
+    from the rows through their query) when they hold exactly these trades, else from
+    the rows by the same window functions (``stored=False`` always does). The rollups
+    must be built."""
+    usable, strategy_id = _stored_group(book, filters) if stored else (False, None)
+    if not usable:
+        return Trades(segments.of_trades(closed_rows(book, filters)))
+    clock = filters.clock if book == filters.book else None
+    return Trades(
+        segments.days(
+            book.pk,
+            since=filters.since,
+            until=filters.until,
+            strategy_id=strategy_id,
+            symbol=filters.symbol,
+            clock=clock,
         )
     )
-    by_day = {}
-    for row in days:
-        day = row["day"] if isinstance(row["day"], date) else date.fromisoformat(str(row["day"]))
-        start = ms_from_utc(datetime.combine(day, time(), tzinfo=UTC))
-        by_day[start] = (row["day_pnl"], row["gains"] or ZERO, row["losses"] or ZERO)
-    return Trades(columns[:, 0], columns[:, 1].astype(np.int64), by_day)
 
 
 def exact_figures(closed: Trades) -> dict[str, Any]:
-    """The headline figures (``analytics.metrics``) before rounding; totals summed exactly
-    in decimals (by the database, per day)."""
-    stats = trade_stats(closed.pnl, closed.exits)
-    total = sum((pnl for pnl, _, _ in closed.by_day.values()), ZERO)
-    gross_profit = sum((gains for _, gains, _ in closed.by_day.values()), ZERO)
-    gross_loss = -sum((losses for _, _, losses in closed.by_day.values()), ZERO)
+    """The headline figures (``analytics.metrics``' definitions) before rounding, folded
+    exactly from the days' segments (``analytics.segments.fold``)."""
+    folded = segments.fold(closed.days)
     return {
-        "total_pnl": total,
-        "trades": stats.trades,
-        "wins": stats.wins,
-        "losses": stats.losses,
-        "win_rate": stats.win_rate,
-        "gross_profit": gross_profit,
-        "gross_loss": gross_loss,
-        "profit_factor": gross_profit / gross_loss if gross_loss > 0 else None,
-        "expectancy": total / len(closed) if len(closed) else None,
-        "max_drawdown": stats.max_drawdown,
-        "sharpe": stats.sharpe,
+        "total_pnl": folded.total_pnl,
+        "trades": folded.trades,
+        "wins": folded.wins,
+        "losses": folded.losses,
+        "win_rate": folded.win_rate,
+        "gross_profit": folded.gross_profit,
+        "gross_loss": folded.gross_loss,
+        "profit_factor": folded.profit_factor,
+        "expectancy": folded.total_pnl / folded.trades if folded.trades else None,
+        "max_drawdown": folded.max_drawdown,
+        "sharpe": folded.sharpe,
     }
 
 
@@ -134,32 +158,60 @@ def figures(exact: dict[str, Any]) -> dict[str, Any]:
     return {key: ROUNDING[key](value) if key in ROUNDING else value for key, value in exact.items()}
 
 
-def _day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).date().isoformat()
+def _date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _money(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
 
 
 def daily(closed: Trades) -> tuple[list[str], list[Decimal]]:
     """Every UTC day from the first exit to the last with the P&L closed that day."""
-    days, _ = daily_pnl(closed.pnl, closed.exits)
-    totals = {int(day): closed.by_day.get(int(day), (ZERO,))[0] for day in days}
-    return [_day(day) for day in totals], [cents(value) or ZERO for value in totals.values()]
+    if not closed.days:
+        return [], []
+    totals = {_date(day["day"]): _money(day["total"]) for day in closed.days}
+    first, last = min(totals), max(totals)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return [day.isoformat() for day in days], [cents(totals.get(day, ZERO)) or ZERO for day in days]
 
 
-def drawdown(closed: Trades) -> dict[str, Any] | None:
-    """Realised equity minus its running peak after each close (0 or below), at most
-    ``DRAWDOWN_POINTS`` points, each the deepest of its bucket so the worst one shows."""
-    if not len(closed):
+def drawdown_row_limit() -> int:
+    """The most trades whose drawdown is drawn trade by trade
+    (``PERFORMANCE_DRAWDOWN_ROW_LIMIT``); past it, day by day from the segments."""
+    return int(getattr(settings, "PERFORMANCE_DRAWDOWN_ROW_LIMIT", DRAWDOWN_ROW_LIMIT))
+
+
+def drawdown(book: Book, filters: Filters, closed: Trades) -> dict[str, Any] | None:
+    """Realised equity below its running peak (0 at the start of the period), at most
+    ``DRAWDOWN_POINTS`` points, each the deepest of its bucket so the worst one (the
+    maximum drawdown) shows: in a period of at most ``SHORT`` with up to
+    ``drawdown_row_limit()`` trades, after each close (one more query: their P&L in exit
+    order, a read of the book's trades closed in the period); else for each UTC day with
+    a close the deepest it went that day, from the day's opening level to its last
+    close, folded exactly from the days' segments (a longer period's read would cost
+    every closed trade of the book)."""
+    if not closed.days:
         return None
-    equity = np.cumsum(closed.pnl)
-    under = equity - np.maximum.accumulate(np.maximum(equity, 0.0))
-    times = closed.exits
-    if under.size > DRAWDOWN_POINTS:
-        edges = np.linspace(0, under.size, DRAWDOWN_POINTS + 1).astype(np.int64)
-        picks = [int(a + np.argmin(under[a:b])) for a, b in pairwise(edges)]
-        under, times = under[picks], times[picks]
+    end = filters.until or filters.clock
+    short = filters.since is not None and end is not None and end - filters.since <= SHORT
+    if short and len(closed) <= drawdown_row_limit():
+        return _drawdown_by_trade(closed_rows(book, filters))
+    return _drawdown_by_day(closed)
+
+
+def _drawdown_chart(labels: list[str], under: list[Any], per: str) -> dict[str, Any]:
+    """The chart, with ``per``: "close" (a point after each close) or "day" (the deepest
+    point of each UTC day), which the page's caption says."""
+    return {**_chart(labels, under), "per": per}
+
+
+def _chart(labels: list[str], under: list[Any]) -> dict[str, Any]:
     return chart_spec(
         "line",
-        [f"{utc_from_ms(int(t)):%Y-%m-%d %H:%M}" for t in times],
+        labels,
         [
             {
                 "name": "Below the peak",
@@ -172,12 +224,48 @@ def drawdown(closed: Trades) -> dict[str, Any] | None:
     )
 
 
+def _drawdown_by_trade(rows: QuerySet[PaperTrade]) -> dict[str, Any] | None:
+    columns = float_columns(
+        rows.order_by("exit_time", "id").values_list("pnl", EpochMs("exit_time")), 2
+    )
+    if not len(columns):
+        return None
+    equity = np.cumsum(columns[:, 0])
+    under = equity - np.maximum.accumulate(np.maximum(equity, 0.0))
+    times = columns[:, 1].astype(np.int64)
+    if under.size > DRAWDOWN_POINTS:
+        edges = np.linspace(0, under.size, DRAWDOWN_POINTS + 1).astype(np.int64)
+        picks = [int(a + np.argmin(under[a:b])) for a, b in pairwise(edges)]
+        under, times = under[picks], times[picks]
+    return _drawdown_chart(
+        [f"{utc_from_ms(int(t)):%Y-%m-%d %H:%M}" for t in times],
+        [float(v) for v in under],
+        "close",
+    )
+
+
+def _drawdown_by_day(closed: Trades) -> dict[str, Any]:
+    equity = peak = ZERO
+    under: list[Decimal] = []
+    for day in closed.days:
+        high, low, fall = (_money(day[key]) for key in ("high", "low", "fall"))
+        under.append(-max(fall, peak - (equity + low)))
+        peak = max(peak, equity + high)
+        equity += _money(day["total"])
+    labels = [_date(day["day"]).isoformat() for day in closed.days]
+    if len(under) > DRAWDOWN_POINTS:
+        edges = np.linspace(0, len(under), DRAWDOWN_POINTS + 1).astype(np.int64)
+        picks = [min(range(a, b), key=under.__getitem__) for a, b in pairwise(edges)]
+        under, labels = [under[i] for i in picks], [labels[i] for i in picks]
+    return _drawdown_chart(labels, under, "day")
+
+
 def equity(book: Book, filters: Filters) -> dict[str, Any] | None:
     """The book's paper equity marked to market at the last candle close of each UTC day
     inside the period (``shadow.equity_marks``: the marks kept with the rollups; the
     days since the book's last write and a period's partial last day computed from the
-    mark before them), at most ``EQUITY_POINTS`` points (the last of each bucket)."""
-    rollups.ensure_built(book.pk)
+    mark before them), at most ``EQUITY_POINTS`` points (the last of each bucket). The
+    rollups must be built."""
     marks = equity_marks.book_marks(
         book.pk,
         since_ms=ms_from_utc(filters.since) if filters.since is not None else None,
@@ -211,7 +299,9 @@ def realised_by_day(days: list[str], totals: list[Decimal]) -> dict[str, Decimal
 
 def book_part(book: Book, filters: Filters) -> tuple[dict[str, Any], Trades, dict[str, Any]]:
     """One book's figures and daily P&L, with its trades' columns and its figures before
-    rounding (a comparison takes its differences from those, then rounds once)."""
+    rounding (a comparison takes its differences from those, then rounds once). Builds
+    the book's rollups if they are not current."""
+    rollups.ensure_built(book.pk)
     closed = trades(book, filters)
     days, totals = daily(closed)
     exact = exact_figures(closed)
@@ -341,7 +431,7 @@ def build(filters: Filters) -> dict[str, Any]:
             if main["days"]
             else None
         ),
-        "drawdown_chart": drawdown(closed),
+        "drawdown_chart": drawdown(book, filters, closed),
         "suggested_compare": ablation_links(book),
         "compare": None,
     }

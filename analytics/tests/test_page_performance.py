@@ -3,6 +3,7 @@ plain reference from the PaperTrade rows, periods and filters, the charts, the c
 view and a fixed number of queries; and the marked-to-market equity curve behind it."""
 
 import bisect
+import itertools
 import math
 import re
 import statistics
@@ -205,6 +206,157 @@ def test_the_strategy_and_symbol_filters_narrow_the_trades(trader_client, replay
     assert "No paper trade closed in this period" in page.content.decode()
 
 
+def deepest_by_day(trades):
+    """{day: realised equity below its running peak (0 at the start) at its deepest that
+    day, from the day's opening level to its last close}, one trade at a time."""
+    equity = peak = Decimal(0)
+    out: dict = {}
+    for trade in trades:
+        day = trade.exit_time.date().isoformat()
+        if day not in out:
+            out[day] = equity - peak
+        equity += trade.pnl
+        peak = max(peak, equity)
+        out[day] = min(out[day], equity - peak)
+    return out
+
+
+@pytest.mark.django_db
+def test_stored_segments_and_rows_give_the_plain_reference_for_any_window(replayed_book, settings):
+    """The figures, daily P&L and drawdown chart from the stored segments (a partial
+    first and last day from the rows) equal the rows' own path and a plain loop, for all
+    history and random windows, by strategy and by symbol. The drawdown is drawn per day
+    here (as past ``PERFORMANCE_DRAWDOWN_ROW_LIMIT`` trades)."""
+    settings.PERFORMANCE_DRAWDOWN_ROW_LIMIT = 0
+    import random
+
+    from analytics.filters import Filters
+    from analytics.pages import performance
+    from shadow import rollups
+
+    rollups.ensure_built(replayed_book.pk)
+    trades = closed_trades(replayed_book)
+    strategies = sorted({t.signal.book_strategy.name for t in trades})
+    assert len(trades) > 15 and strategies
+    clock = book_clock(replayed_book)
+    first, last = trades[0].exit_time, trades[-1].exit_time
+    draw = random.Random(14)
+    windows = [(None, None)]
+    for index in range(30):
+        a = first + (last - first) * draw.uniform(-0.05, 1.0)
+        b = a + (timedelta(hours=draw.uniform(0, 30)) if index % 4 else (last - first) / 2)
+        if index % 3 == 0:
+            a = a.replace(hour=0, minute=0, second=0, microsecond=0)
+        windows.append((a if index % 7 else None, b if index % 5 else None))
+    checked = 0
+    for since, until in windows:
+        for strategy, symbol in [("", ""), ("", "BTC/USD"), ("", "ETH/USD")] + [
+            (name, "") for name in strategies
+        ]:
+            filters = Filters(
+                book=replayed_book,
+                since=since,
+                until=until,
+                strategy=strategy,
+                symbol=symbol,
+                clock=clock,
+            )
+            assert performance._stored_group(replayed_book, filters)[0]
+            stored = performance.trades(replayed_book, filters)
+            rows = performance.trades(replayed_book, filters, stored=False)
+            inside = closed_trades(replayed_book, since, until, strategy, symbol)
+            where = (since, until, strategy, symbol)
+            assert len(stored) == len(rows) == len(inside), where
+            shown = performance.figures(performance.exact_figures(stored))
+            # As shown: on SQLite the two paths sum floats in different orders.
+            assert shown == performance.figures(performance.exact_figures(rows)), where
+            check_figures(shown, reference(inside))
+            assert performance.daily(stored) == performance.daily(rows), where
+            chart = performance.drawdown(replayed_book, filters, stored)
+            assert chart == performance.drawdown(replayed_book, filters, rows), where
+            expected = deepest_by_day(inside)
+            if chart is None:
+                assert not expected
+                continue
+            assert chart["labels"] == list(expected), where
+            values = chart["series"][0]["values"]
+            assert values == [float(cents(v)) for v in expected.values()], where
+            checked += 1
+    assert checked > 40, "the windows hold trades"
+
+
+@pytest.mark.django_db
+def test_a_short_period_draws_the_drawdown_after_each_close(trader_client, replayed_book):
+    until = book_clock(replayed_book) + timedelta(microseconds=1)
+    inside = closed_trades(replayed_book, until - timedelta(days=7), until)
+    assert len(inside) >= 3
+    equity = peak = Decimal(0)
+    expected = []
+    for trade in inside:
+        equity += trade.pnl
+        peak = max(peak, equity)
+        expected.append(float(cents(equity - peak)))
+    chart = api(trader_client, book=replayed_book.pk, period="7d")["drawdown_chart"]
+    assert chart["per"] == "close"
+    assert chart["series"][0]["values"] == expected
+    assert chart["labels"] == [f"{t.exit_time:%Y-%m-%d %H:%M}" for t in inside]
+    # All history (longer than a month) is drawn per day.
+    chart = api(trader_client, book=replayed_book.pk)["drawdown_chart"]
+    assert chart["per"] == "day"
+    assert chart["labels"] == list(deepest_by_day(closed_trades(replayed_book)))
+    html = trader_client.get(URL, {"book": replayed_book.pk}).content.decode()
+    assert "at its deepest each UTC day with a close" in html
+    html = trader_client.get(URL, {"book": replayed_book.pk, "period": "7d"}).content.decode()
+    assert "after each close (0 = at a new peak)" in html
+
+
+@pytest.mark.django_db
+def test_a_strategy_name_of_several_versions_reads_the_rows(replayed_book):
+    """Stored segments are per strategy version; a name with two versions (and a book
+    with a trade of a signal without a version) is read from the rows, still exact."""
+    from analytics.filters import Filters
+    from analytics.pages import performance
+    from signals.models import BookStrategy
+
+    version = BookStrategy.objects.filter(book=replayed_book).first()
+    filters = Filters(book=replayed_book, strategy=version.name, clock=book_clock(replayed_book))
+    assert performance._stored_group(replayed_book, filters) == (True, version.pk)
+    BookStrategy.objects.create(
+        **{
+            f.attname: getattr(version, f.attname)
+            for f in BookStrategy._meta.concrete_fields
+            if not f.primary_key
+        }
+        | {"config_version": version.config_version + 1}
+    )
+    assert performance._stored_group(replayed_book, filters) == (False, None)
+    expected = reference(closed_trades(replayed_book, strategy=version.name))
+    check_figures(
+        performance.figures(performance.exact_figures(performance.trades(replayed_book, filters))),
+        expected,
+    )
+
+
+@pytest.mark.django_db
+def test_more_days_than_points_keep_the_deepest_of_each_run_of_days(trader_client, settings):
+    settings.PERFORMANCE_DRAWDOWN_ROW_LIMIT = 100  # below the 450 trades: drawn per day
+    pnls = [str((day * 37) % 23 - 11) for day in range(450)]
+    book = hand_book("long", pnls)
+    data = api(trader_client, book=book.pk)
+    chart = data["drawdown_chart"]
+    values = chart["series"][0]["values"]
+    assert len(values) == 400
+    expected = deepest_by_day(closed_trades(book))
+    assert -min(values) == float(data["figures"]["max_drawdown"]) > 0
+    # Each point is the deepest day of its run, labelled with that day.
+    for label, value in zip(chart["labels"], values, strict=True):
+        assert float(cents(expected[label])) == value
+    days = list(expected)
+    edges = np.linspace(0, len(days), 401).astype(np.int64)
+    for (a, b), value in zip(itertools.pairwise(edges), values, strict=True):
+        assert value == min(float(cents(expected[day])) for day in days[a:b])
+
+
 # --- Compare ----------------------------------------------------------------------------
 
 
@@ -283,7 +435,11 @@ def test_an_unknown_compare_book_is_not_found(trader_client):
 def test_the_query_count_does_not_grow_with_the_trades(
     trader_client, replayed_book, django_assert_max_num_queries
 ):
+    from shadow import rollups
+
     other = hand_book("other", ["1", "2"])
+    # Both books' rollups current (a compared book's are read too): neither count builds.
+    rollups.ensure_built(other.pk)
 
     def count():
         with CaptureQueriesContext(connection) as queries:
@@ -303,9 +459,8 @@ def test_the_query_count_does_not_grow_with_the_trades(
         PaperTradeFactory(signal=signal, pnl=Decimal(day), exit_time=START + timedelta(days=day))
     # The engine's writes keep the book's rollups and equity marks; these rows were written
     # around it, so they are rebuilt here rather than by the page's first read.
-    from shadow import rollups
-
     rollups.rebuild(replayed_book.pk)
+    rollups.rebuild(other.pk)
     assert count() == before
     with django_assert_max_num_queries(before):
         trader_client.get(API, {"book": replayed_book.pk, "compare": other.pk})
