@@ -37,12 +37,14 @@ run: install
 	PY="$(PY)" bin/run-demo
 
 # Test processes (pytest-xdist): each has its own database (test_app_gw0, ...) and Redis
-# database (15, 14, ...); a file's tests stay in one process. TEST_WORKERS=0: one process.
-TEST_WORKERS ?= 2
+# database (15, 14, ...); a file's tests stay in one process, the files in conftest.py's
+# SLOW_FILES first (--no-loadscope-reorder keeps that order). Four on two cores: most slow
+# tests wait on processes they started. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 4
 
 ## The whole suite against PostgreSQL and Redis on 127.0.0.1.
 test: install-dev services
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 services:
 	bin/ensure-services

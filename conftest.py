@@ -5,6 +5,43 @@ from pathlib import Path
 
 import pytest
 
+# Longest first. Under ``make test`` (pytest-xdist, ``--dist loadfile
+# --no-loadscope-reorder``) a file runs whole in one process and the processes take files
+# in collection order; a long file taken last would run alone at the end while the other
+# processes sit idle (the 200 s alert soak did: 390 s of work in four processes, then 210
+# s of soak). These start first, longest first, so they overlap everything else; each
+# file's time is from `--durations` on a quiet machine (docs/performance.md, "The test
+# suite"). A file not listed keeps its place after them; a stale entry only costs order.
+SLOW_FILES = (
+    "alerts/tests/test_alerts_soak.py",  # 210 s, mostly waiting on a real beat
+    "config/tests/test_deploy.py",  # 105-155 s: five slot deploys
+    "config/tests/test_faults.py",  # 115 s: workers, beat, PostgreSQL and Redis restarts
+    "signals/tests/test_order_races.py",  # 85-110 s: hundreds of forked passes
+    "alerts/tests/test_alert_delivery.py",  # 55-60 s
+    "config/tests/test_two_nodes.py",  # 55 s: a private PostgreSQL cluster
+    "config/tests/test_beat_lock_lost.py",  # 40-50 s
+    "analytics/tests/test_fidelity_rollup.py",
+    "config/tests/test_exchange_faults.py",
+    "config/tests/test_database_retries.py",
+    "config/tests/test_run_demo.py",
+    "config/tests/test_run_demo_offline.py",
+    "shadow/tests/test_replay_embedded.py",
+    "shadow/tests/test_replay_chunks.py",
+    "analytics/tests/test_heartbeats.py",
+    "analytics/tests/test_browser_layout.py",
+    "markets/tests/test_chunked_load.py",
+    "config/tests/test_fault_lost_work.py",
+    "analytics/tests/test_number_text.py",
+    "config/tests/test_secrets_never_leak.py",
+    "analytics/tests/test_filter_fuzz.py",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle, which it keeps otherwise
+def pytest_collection_modifyitems(items):
+    rank = {path: index for index, path in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
 
 @pytest.fixture
 def shared_dir() -> Path:

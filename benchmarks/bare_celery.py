@@ -16,7 +16,7 @@ import os
 
 from celery import Celery
 
-bare = Celery("bare", broker=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/12"))
+bare = Celery("bare", broker=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/11"))
 bare.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,

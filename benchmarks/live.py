@@ -39,7 +39,7 @@ from benchmarks.project import SYMBOL, configure, count_rows, load_market, manag
 # BENCH_BROKER_URL: another Redis database when two benchmarks share the server. The
 # default (12) is none of the test suite's (15, 14 and below for more test workers:
 # config/settings_test.py), so make bench and make test can run at once.
-BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/12")
+BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/11")
 NOOP_TASKS = 2_000
 # Symbol and price factor of each market: the same candles at ETH, SOL and XRP price levels
 # (powers of two, so the scaling itself is exact).

@@ -18,7 +18,7 @@
 3. The site served by gunicorn (``BENCH_PAGES_WORKERS`` sync workers, default 4, see
    docs/performance.md) with production settings (``DEBUG`` off, static files collected,
    the TLS proxy's ``X-Forwarded-Proto`` header, the page cache in Redis at
-   ``BENCH_PAGES_CACHE_URL``, default ``redis://127.0.0.1:6379/13``, emptied first),
+   ``BENCH_PAGES_CACHE_URL``, default ``redis://127.0.0.1:6379/6``, emptied first),
    ``BENCH_PAGES_CLIENTS`` concurrent clients (default 10) logged in by a session
    cookie, ``BENCH_PAGES_REQUESTS`` requests of the HTML page (default 100, at most
    ``BENCH_PAGES_LOAD_SECONDS`` seconds per page, default 120): p50 and p95 per page,
@@ -123,7 +123,7 @@ def production_env(database_url: str) -> dict[str, str]:
         "SECRET_KEY": os.environ.get("BENCH_SECRET_KEY") or secrets.token_urlsafe(40),
         "STATIC_ROOT": str(STATIC_ROOT),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CACHE_URL": os.environ.get("BENCH_PAGES_CACHE_URL") or "redis://127.0.0.1:6379/13",
+        "CACHE_URL": os.environ.get("BENCH_PAGES_CACHE_URL") or "redis://127.0.0.1:6379/6",
     }
 
 

@@ -12,15 +12,16 @@ What it adds to ccxt:
 """
 
 import difflib
+import functools
 import json
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import ccxt
 from django.conf import settings
 from tenacity import (
     RetryCallState,
@@ -46,14 +47,31 @@ logger = logging.getLogger("markets")
 
 T = TypeVar("T")
 
-# NetworkError is the parent of the other four in ccxt; they are listed for the reader.
-RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
-    ccxt.NetworkError,
-    ccxt.RequestTimeout,
-    ccxt.ExchangeNotAvailable,
-    ccxt.RateLimitExceeded,
-    ccxt.DDoSProtection,
-)
+
+@functools.cache
+def ccxt_module() -> ModuleType:
+    """ccxt, imported on first use. ``import ccxt`` loads every exchange class it has
+    (0.4 s of CPU, a quarter of a worker's start), which the processes that never talk to
+    an exchange (beat, the web server, most commands, most test workers) need not pay."""
+    import ccxt  # deferred on purpose: see above
+
+    return ccxt
+
+
+@functools.cache
+def retryable_errors() -> tuple[type[Exception], ...]:
+    """The transient ccxt errors a read is tried again on. NetworkError is the parent of
+    the other four; they are listed for the reader."""
+    ccxt = ccxt_module()
+    return (
+        ccxt.NetworkError,
+        ccxt.RequestTimeout,
+        ccxt.ExchangeNotAvailable,
+        ccxt.RateLimitExceeded,
+        ccxt.DDoSProtection,
+    )
+
+
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_BACKOFF_SECONDS = 1.0
 DEFAULT_MAX_BACKOFF_SECONDS = 30.0
@@ -88,7 +106,7 @@ def build_exchange(exchange_id: str, *, timeout_ms: int | None = None) -> Any:
         if settings.EXCHANGE_API_SECRET:
             config["secret"] = settings.EXCHANGE_API_SECRET
         register_secrets(settings.EXCHANGE_API_KEY, settings.EXCHANGE_API_SECRET)
-    exchange = getattr(ccxt, exchange_id)(config)
+    exchange = getattr(ccxt_module(), exchange_id)(config)
     api_url = getattr(settings, "EXCHANGE_API_URL", "")
     if api_url and exchange_id == settings.EXCHANGE_ID:
         exchange.urls["api"] = api_urls_moved(exchange.urls["api"], api_url)
@@ -115,6 +133,7 @@ def api_urls_moved(urls: Any, origin: str) -> Any:
 
 def check_exchange_id(exchange_id: str) -> None:
     """Raise ``UnknownExchangeError`` (with close matches) unless ccxt knows ``exchange_id``."""
+    ccxt = ccxt_module()
     if exchange_id in ccxt.exchanges:
         return
     close = difflib.get_close_matches(exchange_id.lower(), ccxt.exchanges, n=3)
@@ -310,7 +329,7 @@ def call_with_retries(
     **kwargs: Any,
 ) -> T:
     """``function(*args, **kwargs)``, tried up to ``max_attempts`` times with exponential
-    backoff while it fails with a transient ccxt error (``RETRYABLE_ERRORS``).
+    backoff while it fails with a transient ccxt error (``retryable_errors()``).
 
     For reads only (market data, order lookups, balances): never for an order placement,
     which must not be sent twice blindly (see ``markets.orders``). Raises
@@ -321,7 +340,7 @@ def call_with_retries(
     retrying = Retrying(
         stop=stop_after_attempt(max_attempts),
         wait=wait_exponential(multiplier=backoff_seconds, max=max_backoff_seconds),
-        retry=retry_if_exception_type(RETRYABLE_ERRORS),
+        retry=retry_if_exception_type(retryable_errors()),
         sleep=sleep,
         before_sleep=_log_retry(exchange_id, what, max_attempts),
     )
@@ -335,7 +354,7 @@ def call_with_retries(
         )
         logger.error("%s", message)
         raise ExchangeUnavailableError(message) from last
-    except ccxt.BaseError as exc:
+    except ccxt_module().BaseError as exc:
         scrub_exception(exc)
         message = f"{exchange_id}: {what} was refused: {_describe(exc)}"
         logger.error("%s", message)

@@ -39,6 +39,7 @@ How each exchange takes the client order id (checked against ccxt 4.5.90's sourc
   status; "Order does not exist" (-2013) is ccxt's ``OrderNotFound``.
 """
 
+import functools
 import logging
 import re
 import time
@@ -48,7 +49,6 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar
 
-import ccxt
 from django.conf import settings
 
 from markets.errors import (
@@ -57,7 +57,7 @@ from markets.errors import (
     OrderNotPlacedError,
     OrderStateUnknownError,
 )
-from markets.gateway import build_exchange, call_with_retries
+from markets.gateway import build_exchange, call_with_retries, ccxt_module
 from markets.redaction import redact, register_exchange_credentials, scrub_exception
 
 logger = logging.getLogger("markets")
@@ -79,22 +79,30 @@ DEFAULT_SETTLE_SECONDS = 1.0
 # still not list it (ORDER_VISIBILITY_SECONDS, ORDER_VISIBILITY_DEFAULT_SECONDS).
 DEFAULT_VISIBILITY_SECONDS = 10.0
 
-# The exchange refused the order: it was not placed, and sending it again cannot help.
-REJECTIONS: tuple[type[Exception], ...] = (
-    ccxt.InsufficientFunds,
-    ccxt.InvalidOrder,
-    ccxt.BadRequest,
-    ccxt.OperationRejected,
-)
-# The request could not be made at all (credentials, a feature ccxt lacks): not placed,
-# and every later call would fail the same way, so it is raised, not reported as a result.
-REFUSALS: tuple[type[Exception], ...] = (
-    ccxt.AuthenticationError,
-    ccxt.NotSupported,
-    ccxt.ArgumentsRequired,
-    ccxt.ExchangeClosedByUser,
-    ccxt.InvalidProxySettings,
-)
+
+@functools.cache
+def rejections() -> tuple[type[Exception], ...]:
+    """The exchange refused the order: it was not placed, and sending it again cannot
+    help."""
+    ccxt = ccxt_module()
+    return (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest, ccxt.OperationRejected)
+
+
+@functools.cache
+def refusals() -> tuple[type[Exception], ...]:
+    """The request could not be made at all (credentials, a feature ccxt lacks): not
+    placed, and every later call would fail the same way, so it is raised, not reported
+    as a result."""
+    ccxt = ccxt_module()
+    return (
+        ccxt.AuthenticationError,
+        ccxt.NotSupported,
+        ccxt.ArgumentsRequired,
+        ccxt.ExchangeClosedByUser,
+        ccxt.InvalidProxySettings,
+    )
+
+
 # Anything else from ccxt (NetworkError and its children, BadResponse, an unclassified
 # ExchangeError) leaves the outcome unknown: the order is looked up, never re-sent blindly.
 
@@ -448,10 +456,10 @@ class OrderGateway:
         logger.info("%s: placing %s", self.exchange_id, request.describe())
         try:
             order = self._send(request)
-        except REJECTIONS as exc:
+        except rejections() as exc:
             scrub_exception(exc)
             return self._rejected(request, exc)
-        except REFUSALS as exc:
+        except refusals() as exc:
             scrub_exception(exc)
             message = (
                 f"{self.exchange_id}: {request.describe()} was refused before any order "
@@ -459,7 +467,7 @@ class OrderGateway:
             )
             logger.error("%s", message)
             raise ExchangeRequestError(message) from exc
-        except ccxt.BaseError as exc:
+        except ccxt_module().BaseError as exc:
             scrub_exception(exc)
             logger.warning(
                 "%s: sending %s failed (%s); it may have reached the exchange: "
@@ -605,7 +613,7 @@ class OrderGateway:
     def _fetch_by_client_id(self, client_order_id: str, symbol: str) -> Any:
         try:
             return self.exchange.fetch_order(None, symbol, {"clientOrderId": client_order_id})
-        except ccxt.OrderNotFound:
+        except ccxt_module().OrderNotFound:
             return None
 
     def open_orders(self, symbol: str | None = None) -> list[OrderResult]:
