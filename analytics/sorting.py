@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import F, Model, QuerySet
+from django.db.models import F, Model, Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.db.models.expressions import OrderBy
 
@@ -46,9 +46,13 @@ def _nullable(model: type[Model], name: str) -> bool:
         return True
 
 
-def ordered(queryset: QuerySet[Any], sort: str, sorts: SortFields) -> QuerySet[Any]:
+def ordered(
+    queryset: QuerySet[Any], sort: str, sorts: SortFields, *, reverse: bool = False
+) -> QuerySet[Any]:
     """``queryset`` in the order ``sort`` names (one of ``allowed(sorts)``), its empty
-    values last, then by id in the same direction (a total order, stable across pages).
+    values last, then by id in the same direction (a total order, stable across pages);
+    ``reverse``: exactly that order backwards (empty values first), to read a page near
+    the end from the other end.
 
     Only a column that may be empty says where its empty values go: ``DESC NULLS LAST``
     on a column that cannot be NULL is the same order, but PostgreSQL then cannot read it
@@ -56,14 +60,41 @@ def ordered(queryset: QuerySet[Any], sort: str, sorts: SortFields) -> QuerySet[A
     filters keep to show a page of them (at 1,000,000 signals the blocked signals' first
     page took 0.5 s that way, 0.4 ms from the index on the book and candle time)."""
     key, descending = sort_key(sort)
+    descending = descending != reverse
     terms: list[OrderBy] = []
     for name in (*sorts[key], "id"):
         field = F(name)
         if not _nullable(queryset.model, name):
             terms.append(field.desc() if descending else field.asc())
-            continue
-        terms.append(field.desc(nulls_last=True) if descending else field.asc(nulls_last=True))
+        else:
+            nulls = {"nulls_first": True} if reverse else {"nulls_last": True}
+            terms.append(field.desc(**nulls) if descending else field.asc(**nulls))
     return queryset.order_by(*terms)
+
+
+def keyset_columns(model: type[Model], sort: str, sorts: SortFields) -> tuple[str, ...] | None:
+    """The columns of ``sort``'s order, the id last, when none of them may be empty: a
+    row's values then place it in the order, so a page can start right after a row
+    (``beyond``) instead of counting the rows before it. ``None`` otherwise."""
+    names = (*sorts[sort_key(sort)[0]], "id")
+    return None if any(_nullable(model, name) for name in names) else names
+
+
+def beyond(
+    queryset: QuerySet[Any], sort: str, sorts: SortFields, row: Mapping[str, Any], *, after: bool
+) -> QuerySet[Any]:
+    """The rows of ``queryset`` after ``row`` (its ``keyset_columns`` values) in the
+    order ``sort`` names, or before it (``after=False``): the keyset of a page. The first
+    column also bounds the range (``<=`` or ``>=``), so an index on it starts there."""
+    columns = keyset_columns(queryset.model, sort, sorts)
+    assert columns is not None, f"{sort} has a column that may be empty"
+    smaller = sort_key(sort)[1] == after  # the rows wanted have smaller values
+    strict, loose = ("lt", "lte") if smaller else ("gt", "gte")
+    where = Q()
+    for index, name in enumerate(columns):
+        equal = {column: row[column] for column in columns[:index]}
+        where |= Q(**equal, **{f"{name}__{strict}": row[name]})
+    return queryset.filter(Q(**{f"{columns[0]}__{loose}": row[columns[0]]}), where)
 
 
 def headers(

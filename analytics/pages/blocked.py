@@ -12,7 +12,7 @@ from django.urls import reverse
 from analytics.filters import Filters
 from analytics.numbers import cents
 from analytics.pages import Page, register
-from analytics.sorting import headers, ordered
+from analytics.sorting import beyond, headers, keyset_columns, ordered
 from analytics.trades import EXIT_REASON_WORDS, STATUS_WORDS
 from markets.admin_format import quote_currency
 from shadow import rollups
@@ -87,28 +87,72 @@ def blocked_count(filters: Filters, guard: str) -> int:
     return sum(int(row["n"]) for row in rows)
 
 
+def _cursor(filters: Filters, name: str) -> int | None:
+    raw = filters.raw.get(name, "")
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+
+
+def page_rows(signals: QuerySet[Signal], filters: Filters, count: int) -> tuple[list[Signal], bool]:
+    """The signals of the page asked for, in the page's order, and whether they were read
+    from a keyset. ``?after=<id>`` (``?before=<id>``): the ``PAGE_SIZE`` signals after
+    (before) that signal in an order whose columns cannot be empty (the default, by
+    candle, by id, by market): read from where it stands, through an index for the first
+    two, whatever the page number. Otherwise page ``filters.page`` by its offset, counted
+    from whichever end of the ``count`` rows is nearer (the last page is read backwards
+    from the end)."""
+    sort = filters.sort or DEFAULT_SORT
+    blockers = GuardDecision.objects.filter(verdict=GuardDecision.Verdict.BLOCK).order_by("guard")
+    rows = signals.select_related("shadow_trade").prefetch_related(
+        Prefetch("decisions", queryset=blockers, to_attr="blockers")
+    )
+    columns = keyset_columns(Signal, sort, SORTS)
+    for name, after in (("after", True), ("before", False)):
+        pk = _cursor(filters, name)
+        if columns is None or pk is None:
+            continue
+        row = signals.filter(pk=pk).values(*columns).first()
+        if row is None:  # no longer in the list (or never): by the page number instead
+            continue
+        found = beyond(ordered(rows, sort, SORTS, reverse=not after), sort, SORTS, row, after=after)
+        page = list(found[:PAGE_SIZE])
+        return (page if after else page[::-1]), True
+    start = (filters.page - 1) * PAGE_SIZE
+    end = min(start + PAGE_SIZE, count)
+    if start < count and count - end < start:
+        return list(ordered(rows, sort, SORTS, reverse=True)[count - end : count - start])[
+            ::-1
+        ], False
+    return list(ordered(rows, sort, SORTS)[start : start + PAGE_SIZE]), False
+
+
 def build(filters: Filters) -> dict[str, Any]:
     """The count (from the rollups: ``blocked_count``) and one page of rows (two
     queries: the signals with their shadow trades in the page's order, read through an
-    index for the default order, and the guards that blocked them)."""
+    index for the default order, and the guards that blocked them; a third to place the
+    keyset's signal). The pager's links carry the keyset: the next page starts after the
+    last signal shown, the previous one ends before the first."""
     guard = filters.raw.get("guard", "")
     signals = blocked_signals(filters, guard)
     count = blocked_count(filters, guard)
     last = max(1, -(-count // PAGE_SIZE))
     number = filters.page
-    start = (number - 1) * PAGE_SIZE
-    blockers = GuardDecision.objects.filter(verdict=GuardDecision.Verdict.BLOCK).order_by("guard")
-    rows = ordered(
-        signals.select_related("shadow_trade").prefetch_related(
-            Prefetch("decisions", queryset=blockers, to_attr="blockers")
-        ),
-        filters.sort or DEFAULT_SORT,
-        SORTS,
-    )[start : start + PAGE_SIZE]
+    rows, _ = page_rows(signals, filters, count)
+    keyed = keyset_columns(Signal, filters.sort or DEFAULT_SORT, SORTS) is not None
+    kept = {k: v for k, v in filters.raw.items() if k not in ("page", "after", "before")}
 
-    def page_query(page: int) -> str:
-        return urlencode({**filters.raw, "page": str(page)})
+    def page_query(page: int, **cursor: int) -> str:
+        return urlencode({**kept, "page": str(page), **{k: str(v) for k, v in cursor.items()}})
 
+    previous = next_ = None
+    if number > 1:
+        first_keyed = keyed and rows and number > 2
+        previous = (
+            page_query(number - 1, before=rows[0].pk) if first_keyed else page_query(number - 1)
+        )
+    if number < last:
+        next_ = (
+            page_query(number + 1, after=rows[-1].pk) if keyed and rows else page_query(number + 1)
+        )
     return {
         "guard": guard or None,
         "count": count,
@@ -119,8 +163,8 @@ def build(filters: Filters) -> dict[str, Any]:
             "number": number,
             "last": last,
             "size": PAGE_SIZE,
-            "previous": page_query(number - 1) if number > 1 else None,
-            "next": page_query(number + 1) if number < last else None,
+            "previous": previous,
+            "next": next_,
             "last_query": page_query(last),
         },
     }

@@ -75,7 +75,9 @@ def test_it_pages_and_keeps_the_filters(trader_client, replayed_book, monkeypatc
     assert len(first["signals"]) == 4
     assert first["pages"]["last"] == -(-total // 4)
     assert first["pages"]["previous"] is None
-    assert first["pages"]["next"] == f"book={replayed_book.pk}&page=2"
+    # The next page starts after the last signal shown (keyset pagination).
+    last_shown = first["signals"][-1]["signal_id"]
+    assert first["pages"]["next"] == f"book={replayed_book.pk}&page=2&after={last_shown}"
     second = trader_client.get(f"{url}&page=2").json()["data"]
     assert not {r["signal_id"] for r in first["signals"]} & {
         r["signal_id"] for r in second["signals"]
@@ -142,3 +144,64 @@ def test_the_count_from_the_rollups_equals_the_rows_for_any_window(replayed_book
     SignalFactory(book=replayed_book, state=SignalState.BLOCKED, candle_time=times[-1])
     filters = Filters(book=replayed_book, clock=clock)
     assert blocked.blocked_count(filters, "") == blocked.blocked_signals(filters, "").count()
+
+
+@pytest.mark.parametrize("sort", ["", "candle", "-signal", "signal", "market", "-pnl", "pnl"])
+def test_the_pager_walks_every_blocked_signal_once_both_ways(
+    trader_client, replayed_book, monkeypatch, settings, sort
+):
+    """Following the next links from page 1 shows every blocked signal once, in the order
+    of one query over all of them; the previous links walk back through the same pages;
+    each page asked for by number alone (read from the nearer end) is the same page. The
+    orders whose columns cannot be empty follow a keyset, with no OFFSET."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from analytics.filters import Filters
+    from analytics.pages import blocked
+    from analytics.sorting import ordered
+
+    settings.PAGE_CACHE = False
+    monkeypatch.setattr(blocked, "PAGE_SIZE", 2)
+    everything = Signal.objects.filter(book=replayed_book, state=SignalState.BLOCKED)
+    expected = list(
+        ordered(everything, sort or blocked.DEFAULT_SORT, blocked.SORTS).values_list(
+            "pk", flat=True
+        )
+    )
+    assert len(expected) > 6, "several pages"
+    keyed = sort in ("", "candle", "-signal", "signal", "market")
+    base = f"/api/v1/blocked/?book={replayed_book.pk}" + (f"&sort={sort}" if sort else "")
+
+    def get(query):
+        with CaptureQueriesContext(connection) as queries:
+            data = trader_client.get(f"/api/v1/blocked/?{query}").json()["data"]
+        if keyed and ("after=" in query or "before=" in query):
+            assert not any("OFFSET" in q["sql"] for q in queries.captured_queries), query
+        return data
+
+    pages, query = [], base.split("?", 1)[1]
+    while query:
+        data = get(query)
+        pages.append([row["signal_id"] for row in data["signals"]])
+        assert data["pages"]["number"] == len(pages)
+        query = data["pages"]["next"]
+    assert [pk for page in pages for pk in page] == expected
+    assert len(pages) == -(-len(expected) // 2)
+    if keyed:
+        assert "after=" in get(base.split("?", 1)[1])["pages"]["next"]
+    # Back from the last page by the previous links.
+    data = get(data["pages"]["last_query"])
+    back = [[row["signal_id"] for row in data["signals"]]]
+    while data["pages"]["previous"]:
+        data = get(data["pages"]["previous"])
+        back.append([row["signal_id"] for row in data["signals"]])
+    assert back[::-1] == pages
+    # Each page by its number alone.
+    for number, page in enumerate(pages, start=1):
+        shown = get(f"{base.split('?', 1)[1]}&page={number}")["signals"]
+        assert [row["signal_id"] for row in shown] == page, number
+    # A keyset signal no longer in the list: the page number decides.
+    filters = Filters(book=replayed_book, page=2, raw={"after": "999999999"}, sort=sort)
+    rows, from_keyset = blocked.page_rows(everything, filters, len(expected))
+    assert [s.pk for s in rows] == pages[1] and not from_keyset
