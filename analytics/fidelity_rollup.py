@@ -6,7 +6,7 @@ Rows (``FidelityDay``), per book, UTC day of the signal's candle (the page's per
 applies to the candle time), strategy version, symbol and side (the shadow trade's:
 what ``analytics.trades.window`` narrows by): the ``shadow_fidelity.measures_query`` of
 the day's pairs, grouped by the database over the page's own annotated pairs
-(``shadow_fidelity.verdict_rows``), one ``INSERT ... SELECT``: one definition of
+(``shadow_fidelity.book_rows``), one ``INSERT ... SELECT``: one definition of
 agreement. Counts and exact sums add up over days and groups; maxima take the largest;
 a mean is a sum over its count.
 
@@ -30,13 +30,12 @@ from decimal import Context, Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, Max, Q, Sum
+from django.db.models import Max, Q, Sum
 from django.db.models.functions import TruncDate
 
 from analytics.filters import Filters
 from analytics.models import FidelityDay
-from analytics.shadow_fidelity import annotated, book_pairs, measures_query, shown, verdict_rows
-from analytics.trades import window
+from analytics.shadow_fidelity import measures_query, row_column, shown
 from shadow import rollups
 from signals.models import BookStrategy, ExchangeOrder
 
@@ -58,14 +57,13 @@ _SQLITE_DIGITS = Context(prec=15)
 def _select(book_id: int, since: datetime | None) -> tuple[str, list[Any]]:
     """The rows of the candle days from ``since`` on (every day for ``None``) as SQL:
     columns ``k_<key>`` then ``m_<measure>``."""
-    rows = verdict_rows(
-        annotated(book_pairs(book_id, since)),
-        k_day=TruncDate("signal__candle_time", tzinfo=UTC),
-        k_strategy_id=F("signal__book_strategy_id"),
-        k_symbol=F("signal__symbol"),
-        k_side=F("side"),
-    )
-    return measures_query(rows, tuple(f"k_{key}" for key in _KEYS))
+    where = [] if since is None else [(f"{row_column('k_time')} >= %s", [_time(since)])]
+    return measures_query(book_id, where, tuple(f"k_{key}" for key in _KEYS))
+
+
+def _time(moment: datetime) -> Any:
+    """``moment`` as a parameter compared with a candle time (naive UTC text on SQLite)."""
+    return connection.ops.adapt_datetimefield_value(moment)
 
 
 def _write(book_id: int, since: datetime | None) -> None:
@@ -150,6 +148,35 @@ def _ranges(days: list[date]) -> list[tuple[datetime, datetime]]:
     return found
 
 
+def _narrowed(
+    stretches: list[tuple[datetime | None, datetime | None]], filters: Filters
+) -> list[tuple[str, list[Any]]]:
+    """Conditions on the pairs' rows (``measures_query``): a candle time in one of
+    ``stretches`` (``[low, high)``, ``None`` unbounded), and ``filters``' strategy (by
+    name: its versions), symbol and side, as ``analytics.trades.window`` narrows."""
+    time = row_column("k_time")
+    anywhen, params = [], []
+    for low, high in stretches:
+        bounds = []
+        if low is not None:
+            bounds.append(f"{time} >= %s")
+            params.append(_time(low))
+        if high is not None:
+            bounds.append(f"{time} < %s")
+            params.append(_time(high))
+        anywhen.append(" AND ".join(bounds) or "1 = 1")
+    where = [(" OR ".join(f"({one})" for one in anywhen), params)]
+    if filters.strategy:
+        named = BookStrategy.objects.filter(name=filters.strategy).values("pk").order_by()
+        sql, named_params = named.query.sql_with_params()
+        where.append((f"{row_column('k_strategy_id')} IN ({sql})", list(named_params)))
+    if filters.symbol:
+        where.append((f"{row_column('k_symbol')} = %s", [filters.symbol]))
+    if filters.side:
+        where.append((f"{row_column('k_side')} = %s", [filters.side]))
+    return where
+
+
 def window_measures(filters: Filters) -> dict[str, Any]:
     """The ``measures`` of the pairs the page shows for ``filters`` (period by candle
     time, strategy, symbol, side): the whole days without an exchange order from their
@@ -192,16 +219,7 @@ def window_measures(filters: Filters) -> dict[str, Any]:
         summed = {name: Sum(name) for name in (*_COUNTS, *_SUMS)}
         _add(total, rows.aggregate(**summed, **{name: Max(name) for name in _MAXIMA}))
     if stretches:
-        where = Q()
-        for low, high in stretches:
-            one = Q()
-            if low is not None:
-                one &= Q(signal__candle_time__gte=low)
-            if high is not None:
-                one &= Q(signal__candle_time__lt=high)
-            where |= one
-        pairs = window(book_pairs(book_id).filter(where), filters)
-        sql, params = measures_query(verdict_rows(annotated(pairs)))
+        sql, params = measures_query(book_id, _narrowed(stretches, filters))
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             names = [column[0] for column in cursor.description]
