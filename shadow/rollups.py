@@ -48,6 +48,7 @@ two writers of a book never leave a day summed twice or from stale rows.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -345,23 +346,29 @@ def midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def _insert_select(columns: tuple[str, ...], selects: list[tuple[str, list[Any]]]) -> None:
-    """``INSERT INTO`` the rollups' ``columns`` the rows of ``selects`` (SQL and params
-    each, their columns in that order), in one statement (a UNION ALL)."""
-    if not selects:
-        return
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def _insert_select(columns: tuple[str, ...], selects: list[tuple[str, list[Any]]]) -> Statement:
+    """The ``INSERT INTO`` the rollups' ``columns`` of the rows of ``selects`` (SQL and
+    params each, their columns in that order) as one statement (a UNION ALL)."""
     target = ", ".join(connection.ops.quote_name(c) for c in columns)
-    values = [value for _sql, params in selects for value in params]
+    values = tuple(value for _sql, params in selects for value in params)
     union = " UNION ALL ".join(sql for sql, _params in selects)
+    return f"INSERT INTO {BookRollup._meta.db_table} ({target}) {union}", values
+
+
+def _execute(statements: Iterable[Statement]) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {BookRollup._meta.db_table} ({target}) {union}", values)
+        for sql, params in statements:
+            cursor.execute(sql, params)
 
 
 def _picked(names: tuple[str, ...]) -> str:
     return ", ".join(connection.ops.quote_name(f"r_{c}") for c in names)
 
 
-def _insert(book_id: int, facts: dict[str, QuerySet[Any]]) -> None:
+def _insert(book_id: int, facts: dict[str, QuerySet[Any]]) -> Statement:
     """Day rows from each fact's query over the raw rows."""
     selects = []
     for fact, rows in facts.items():
@@ -372,10 +379,10 @@ def _insert(book_id: int, facts: dict[str, QuerySet[Any]]) -> None:
                 [book_id, fact, DAY, *params],
             )
         )
-    _insert_select(("book_id", "fact", "grain", *_COLUMNS), selects)
+    return _insert_select(("book_id", "fact", "grain", *_COLUMNS), selects)
 
 
-def _insert_months(book_id: int, first: date | None) -> None:
+def _insert_months(book_id: int, first: date | None) -> Statement:
     """Month rows (``day`` = the month's first day) summed from the day rows of the
     months from ``first``'s on (every month for ``None``)."""
     days = BookRollup.objects.filter(book_id=book_id, grain=DAY)
@@ -391,7 +398,7 @@ def _insert_months(book_id: int, first: date | None) -> None:
         .annotate(r_n=Sum("n"), r_wins=Sum("wins"), r_pnl=Sum("pnl"), r_pnl_sq=Sum("pnl_sq"))
     )
     sql, params = rows.query.sql_with_params()
-    _insert_select(
+    return _insert_select(
         ("book_id", "grain", "fact", *_COLUMNS),
         [
             (
@@ -400,6 +407,17 @@ def _insert_months(book_id: int, first: date | None) -> None:
             )
         ],
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _refresh_statements(alias: str, book_id: int, first: date) -> tuple[Statement, Statement]:
+    """A refresh's two ``INSERT ... SELECT``s (day rows of ``first`` and later, then
+    their months' rows), compiled once per database, book and day. A live book refreshes
+    the same day at every advance, and building the seven grouped queries with Django's
+    ORM took about 60 ms of CPU each time (more than running them, at 200 markets). The
+    SQL depends on nothing else: the rows are read when it runs."""
+    assert alias == connection.alias
+    return _insert(book_id, _facts(book_id, midnight(first), None)), _insert_months(book_id, first)
 
 
 def _lock(book_id: int) -> None:
@@ -412,8 +430,8 @@ def rebuild(book_id: int) -> None:
     with transaction.atomic():
         _lock(book_id)
         BookRollup.objects.filter(book_id=book_id).delete()
-        _insert(book_id, _facts(book_id, None, None))
-        _insert_months(book_id, None)
+        _execute([_insert(book_id, _facts(book_id, None, None))])
+        _execute([_insert_months(book_id, None)])
         for extension in _EXTENSIONS.values():
             extension.rebuild(book_id)
         RollupState.objects.update_or_create(
@@ -441,8 +459,7 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
             Q(grain=DAY, day__gte=first) | Q(grain=MONTH, day__gte=first.replace(day=1)),
             book_id=book_id,
         ).delete()
-        _insert(book_id, _facts(book_id, midnight(first), None))
-        _insert_months(book_id, first)
+        _execute(_refresh_statements(connection.alias, book_id, first))
         for extension in _EXTENSIONS.values():
             extension.refresh(book_id, first)
         _record_newest(book_id)
