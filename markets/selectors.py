@@ -1,5 +1,6 @@
 """Reads of stored candles, as pure ``Bar`` values for the strategy and fill model."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -60,9 +61,12 @@ def _candle_sql(
     timeframe: str,
     after: datetime | None,
     until: datetime | None,
+    *,
+    ordered: bool = True,
 ) -> tuple[str, list[Any]]:
     """SQL for ``columns`` of one market's candles opening after ``after`` and at or
-    before ``until``, oldest first; the open time in ms is written ``{time}``."""
+    before ``until``, oldest first (in no order unless ``ordered``); the open time in ms
+    is written ``{time}``."""
     if connection.vendor == "postgresql":
         time_ms = "extract(epoch from open_time) * 1000"
     else:
@@ -78,7 +82,8 @@ def _candle_sql(
         params.append(connection.ops.adapt_datetimefield_value(until))
     table = Candle._meta.db_table
     select = columns.format(time=time_ms)
-    return f"SELECT {select} FROM {table} WHERE {where} ORDER BY open_time", params
+    order = " ORDER BY open_time" if ordered else ""
+    return f"SELECT {select} FROM {table} WHERE {where}{order}", params
 
 
 def candle_closes(
@@ -97,6 +102,48 @@ def candle_closes(
     return CandleCloses(
         time=np.rint(values[:, 0]).astype(np.int64), close=np.ascontiguousarray(values[:, 1])
     )
+
+
+# SQLite allows 500 terms in a compound SELECT; fewer keeps each statement small.
+_MARKETS_PER_STATEMENT = 200
+
+
+def candle_closes_of_markets(
+    ranges: Sequence[tuple[str, str, str, datetime | None, datetime | None]],
+) -> list[CandleCloses]:
+    """``candle_closes`` of each ``(exchange, symbol, timeframe, after, until)`` of
+    ``ranges``, in that order, read with one statement per 200 markets (a UNION ALL)
+    instead of one per market: a live book's refresh of 200 markets spent 40 ms on the
+    round trips alone."""
+    found: list[CandleCloses] = []
+    for start in range(0, len(ranges), _MARKETS_PER_STATEMENT):
+        chunk = ranges[start : start + _MARKETS_PER_STATEMENT]
+        parts: list[str] = []
+        params: list[Any] = []
+        for number, (exchange, symbol, timeframe, after, until) in enumerate(chunk):
+            sql, where = _candle_sql(
+                f"{number}, {{time}}, close",
+                exchange,
+                symbol,
+                timeframe,
+                after,
+                until,
+                ordered=False,
+            )
+            parts.append(sql)
+            params += where
+        values = _float_rows(f"{' UNION ALL '.join(parts)} ORDER BY 1, 2", params, 3)
+        which = np.rint(values[:, 0]).astype(np.int64)
+        bounds = np.searchsorted(which, np.arange(len(chunk) + 1))
+        for number in range(len(chunk)):
+            rows = values[bounds[number] : bounds[number + 1]]
+            found.append(
+                CandleCloses(
+                    time=np.rint(rows[:, 1]).astype(np.int64),
+                    close=np.ascontiguousarray(rows[:, 2]),
+                )
+            )
+    return found
 
 
 def candle_arrays(

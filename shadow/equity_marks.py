@@ -44,7 +44,7 @@ from django.db.models import F, FloatField, Min, QuerySet
 from django.db.models.functions import Cast
 
 from markets.bars import CandleCloses, timeframe_delta
-from markets.selectors import candle_closes
+from markets.selectors import candle_closes, candle_closes_of_markets
 from markets.timestamps import ms_from_utc, utc_from_ms
 from shadow.models import EquityMark, EquityMarkState
 from shadow.rollups import Extension
@@ -347,10 +347,21 @@ def _from(
     if book_first is None or set(carry) != set(markets):
         raise _RebuildError
     last_times = _last_times(book_id)
-    candles = {}
+    ranges = []
     for key, (opened, _gained) in carry.items():
         after = opened - 1 if opened is not None else max(book_first - 1, previous[0] - steps[key])
-        candles[key] = _candles(key, after, _cap(last_times.get(key), until_ms))
+        last = _cap(last_times.get(key), until_ms)
+        exchange, symbol, timeframe = key.split(" ")
+        ranges.append(
+            (
+                exchange,
+                symbol,
+                timeframe,
+                utc_from_ms(after),
+                utc_from_ms(last) if last is not None else None,
+            )
+        )
+    candles = dict(zip(carry, candle_closes_of_markets(ranges), strict=True))
     # Trades realised by a market's carried candle are in its carried P&L.
     keep = np.ones(len(trades.id), dtype=bool)
     for number, key in enumerate(trades.market):
