@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from analytics.learning import guard_curves
 from analytics.learning import histogram as hist
@@ -209,6 +210,22 @@ def test_the_large_path_curve_equals_a_plain_loop_at_the_grid_thresholds(configs
             )
             assert point.net_impact.quantize(Decimal("0.01")) == (-pnl).quantize(Decimal("0.01"))
             assert point.alone_net_impact == -alone_pnl
+
+
+def test_the_large_path_read_leaves_work_mem_as_it_was(configs, large_path):
+    """The per-chunk sums hash with ``hist.SUMS_WORK_MEM`` for their one statement: a
+    caller's transaction (here the test's) keeps its own ``work_mem`` after the read."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the histograms are kept on PostgreSQL only")
+    book = made_book(configs, STEADY * 2, "work_mem")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '5MB'")
+        assert curve_of(book, "cooldown").points  # read from the histogram
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] == "5MB"
+        with hist._work_mem(hist.SUMS_WORK_MEM) as inner:
+            inner.execute("SHOW work_mem")
+            assert inner.fetchone()[0] == hist.SUMS_WORK_MEM
 
 
 def test_the_large_path_recommends_a_threshold_that_truly_helps(configs, large_path):
