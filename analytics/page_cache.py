@@ -58,7 +58,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from analytics.filters import Filters
@@ -248,9 +248,14 @@ def _count(ids: list[int]) -> dict[int, int]:
         .filter(newest_signal=F("newest"))
         .values("book_id")
     )
+    # The month rows sum the day rows before the book's ``months_until``; the day rows
+    # from it on are added (shadow.rollups: a live write leaves its last day out of them).
+    until = RollupState.objects.filter(book_id=OuterRef("book_id")).values("months_until")[:1]
     summed = (
-        BookRollup.objects.filter(
-            book_id__in=Subquery(built), fact=BookRollup.Fact.SIGNALS, grain=BookRollup.Grain.MONTH
+        BookRollup.objects.filter(book_id__in=Subquery(built), fact=BookRollup.Fact.SIGNALS)
+        .filter(
+            Q(grain=BookRollup.Grain.MONTH)
+            | Q(grain=BookRollup.Grain.DAY, day__gte=Subquery(until))
         )
         .order_by()
         .values_list("book_id")

@@ -486,17 +486,23 @@ FROM shadow_bookrollup
 WHERE book_id = %(book)s AND grain = 'day' AND fact = 'shadow'
 GROUP BY GROUPING SETS ((strategy_id), (day), ())
 """
+# The month rows sum the day rows before the book's months_until; the day rows from it on
+# are added (shadow.rollups: a live write leaves its last day out of the month rows).
+_MONTHS = (
+    "({r}grain = 'month' OR {r}grain = 'day' AND {r}day >= "
+    "(SELECT months_until FROM shadow_rollupstate WHERE book_id = %(book)s))"
+)
 ROLLUP_OPPORTUNITY_OPEN_SQL = """
 SELECT sum(n) FROM shadow_bookrollup
-WHERE book_id = %(book)s AND grain = 'month' AND fact = 'signals' AND state = 'blocked'
+WHERE book_id = %(book)s AND {months} AND fact = 'signals' AND state = 'blocked'
   AND status NOT IN ('', 'closed')
-"""
+""".format(months=_MONTHS.format(r=""))
 ROLLUP_OPPORTUNITY_BY_GUARD_SQL = """
 SELECT guard, sum(pnl) FILTER (WHERE fact = 'guard_shadow')
 FROM shadow_bookrollup
-WHERE book_id = %(book)s AND grain = 'month' AND fact IN ('guard_blocked', 'guard_shadow')
+WHERE book_id = %(book)s AND {months} AND fact IN ('guard_blocked', 'guard_shadow')
 GROUP BY guard
-"""
+""".format(months=_MONTHS.format(r=""))
 
 
 def rollup_opportunity(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:
@@ -519,9 +525,9 @@ SELECT bs.name,
        sum(r.pnl) FILTER (WHERE r.fact = 'shadow')
 FROM shadow_bookrollup r
 JOIN signals_bookstrategy bs ON bs.id = r.strategy_id
-WHERE r.book_id = %(book)s AND r.grain = 'month' AND r.fact IN ('signals', 'paper', 'shadow')
+WHERE r.book_id = %(book)s AND {months} AND r.fact IN ('signals', 'paper', 'shadow')
 GROUP BY bs.name
-"""
+""".format(months=_MONTHS.format(r="r."))
 
 
 def rollup_leaderboard(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:

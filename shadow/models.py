@@ -103,6 +103,12 @@ class RollupState(models.Model):
     newest_signal = models.BigIntegerField(
         default=0, help_text="The book's newest signal id when the rollups were last written."
     )
+    months_until = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The month rows sum the day rows before this day; later day rows are read "
+        "as they are (empty: the month rows sum every day row).",
+    )
     built_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

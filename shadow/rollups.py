@@ -49,6 +49,7 @@ two writers of a book never leave a day summed twice or from stale rows.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -60,6 +61,7 @@ from django.db.models import (
     Case,
     CharField,
     Count,
+    DateField,
     DecimalField,
     F,
     FloatField,
@@ -382,12 +384,15 @@ def _insert(book_id: int, facts: dict[str, QuerySet[Any]]) -> Statement:
     return _insert_select(("book_id", "fact", "grain", *_COLUMNS), selects)
 
 
-def _insert_months(book_id: int, first: date | None) -> Statement:
+def _insert_months(book_id: int, first: date | None, until: date | None = None) -> Statement:
     """Month rows (``day`` = the month's first day) summed from the day rows of the
-    months from ``first``'s on (every month for ``None``)."""
+    months from ``first``'s on (every month for ``None``) that lie before ``until``
+    (``None``: every one)."""
     days = BookRollup.objects.filter(book_id=book_id, grain=DAY)
     if first is not None:
         days = days.filter(day__gte=first.replace(day=1))
+    if until is not None:
+        days = days.filter(day__lt=until)
     rows = (
         days.order_by()
         .values(
@@ -410,14 +415,14 @@ def _insert_months(book_id: int, first: date | None) -> Statement:
 
 
 @functools.lru_cache(maxsize=256)
-def _refresh_statements(alias: str, book_id: int, first: date) -> tuple[Statement, Statement]:
-    """A refresh's two ``INSERT ... SELECT``s (day rows of ``first`` and later, then
-    their months' rows), compiled once per database, book and day. A live book refreshes
-    the same day at every advance, and building the seven grouped queries with Django's
-    ORM took about 60 ms of CPU each time (more than running them, at 200 markets). The
-    SQL depends on nothing else: the rows are read when it runs."""
+def _day_statement(alias: str, book_id: int, first: date) -> Statement:
+    """A refresh's ``INSERT ... SELECT`` of the day rows of ``first`` and later, compiled
+    once per database, book and day. A live book refreshes the same day at every
+    advance, and building the seven grouped queries with Django's ORM took about 60 ms
+    of CPU each time (more than running them, at 200 markets). The SQL depends on
+    nothing else: the rows are read when it runs."""
     assert alias == connection.alias
-    return _insert(book_id, _facts(book_id, midnight(first), None)), _insert_months(book_id, first)
+    return _insert(book_id, _facts(book_id, midnight(first), None))
 
 
 def _lock(book_id: int) -> None:
@@ -435,7 +440,7 @@ def rebuild(book_id: int) -> None:
         for extension in _EXTENSIONS.values():
             extension.rebuild(book_id)
         RollupState.objects.update_or_create(
-            book_id=book_id, defaults={"version": current_version()}
+            book_id=book_id, defaults={"version": current_version(), "months_until": None}
         )
         _record_newest(book_id)
 
@@ -455,14 +460,25 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
     first = since.astimezone(UTC).date()
     with transaction.atomic():
         _lock(book_id)
-        BookRollup.objects.filter(
-            Q(grain=DAY, day__gte=first) | Q(grain=MONTH, day__gte=first.replace(day=1)),
-            book_id=book_id,
-        ).delete()
-        _execute(_refresh_statements(connection.alias, book_id, first))
+        # The month rows sum the day rows before ``months_until``; a page adds the day
+        # rows from it on. A refresh from that same day (every advance of a live book
+        # but the first of a day) leaves them alone; any other folds the days before
+        # ``first`` into them again, from the first month it changes.
+        boundary = months_until(book_id)
+        BookRollup.objects.filter(grain=DAY, day__gte=first, book_id=book_id).delete()
+        statements = [_day_statement(connection.alias, book_id, first)]
+        if boundary != first:
+            low = first if boundary is None else min(first, boundary)
+            BookRollup.objects.filter(
+                grain=MONTH, day__gte=low.replace(day=1), book_id=book_id
+            ).delete()
+            statements.append(_insert_months(book_id, low, first))
+        _execute(statements)
         for extension in _EXTENSIONS.values():
             extension.refresh(book_id, first)
-        _record_newest(book_id)
+        RollupState.objects.filter(book_id=book_id).update(
+            newest_signal=_newest(book_id), months_until=first
+        )
 
 
 def _newest(book_id: int) -> Coalesce:
@@ -473,6 +489,19 @@ def _newest(book_id: int) -> Coalesce:
 
 def _record_newest(book_id: int) -> None:
     RollupState.objects.filter(book_id=book_id).update(newest_signal=_newest(book_id))
+
+
+def _months_until(book_id: int) -> Subquery:
+    """``months_until`` as an expression (read in the page's own query)."""
+    state = RollupState.objects.filter(book_id=book_id).values("months_until")[:1]
+    return Subquery(state, output_field=DateField())
+
+
+def months_until(book_id: int) -> date | None:
+    """The day before which the book's month rows sum its day rows (``None``: all)."""
+    return (
+        RollupState.objects.filter(book_id=book_id).values_list("months_until", flat=True).first()
+    )
 
 
 def is_built(book_id: int) -> bool:
@@ -496,10 +525,13 @@ def ensure_built(book_id: int) -> None:
             rebuild(book_id)
 
 
-def _grains(first: date | None, stop: date | None, *, months: bool) -> Q:
+def _grains(first: date | None, stop: date | None, *, months: bool, until: Any = None) -> Q:
     """The rollup rows covering the whole days ``[first, stop)`` (``None``: no bound):
     month rows for the whole months inside, day rows for the days around them (day rows
-    only when ``months`` is false, for a sum per day)."""
+    only when ``months`` is false, for a sum per day). ``until`` (a date or an expression
+    giving one): the month rows sum only the day rows before it
+    (``RollupState.months_until``), so the day rows from it on inside those months are
+    added (none when it is NULL or past them)."""
 
     def days(low: date | None, high: date | None) -> Q:
         where = Q(grain=DAY)
@@ -530,6 +562,8 @@ def _grains(first: date | None, stop: date | None, *, months: bool) -> Q:
         found |= days(first, start)
     if end is not None and (stop is None or end < stop):
         found |= days(end, stop)
+    if until is not None:
+        found |= days(start, end) & Q(day__gte=until)
     return found
 
 
@@ -601,8 +635,12 @@ def totals(
     first, stop, edges, whole = split_window(since, until)
     found: dict[tuple[Any, ...], dict[str, Any]] = {}
     if whole:
+        months = "day" not in by
         stored = BookRollup.objects.filter(
-            _grains(first, stop, months="day" not in by), book_id=book_id, fact=fact, **where
+            _grains(first, stop, months=months, until=_months_until(book_id) if months else None),
+            book_id=book_id,
+            fact=fact,
+            **where,
         )
         if strategies is not None:
             stored = stored.filter(strategy_id__in=list(strategies))
@@ -657,14 +695,44 @@ def _day(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
+class _Close(float):
+    """A sum of squares (a float) equal to another within 1e-9 of its size: summed in
+    another order, it may differ in the last bits."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, float) and math.isclose(self, other, rel_tol=1e-9, abs_tol=1e-9)
+
+    __hash__ = float.__hash__
+
+
+def _fine(pnl: Any) -> Decimal | None:
+    """P&L to 1e-10: exact on PostgreSQL (numeric); on SQLite (floats of 15 digits) a sum
+    in another order differs below that."""
+    return None if pnl is None else Decimal(pnl).quantize(Decimal("1e-10"))
+
+
 def stored(book_id: int) -> list[tuple[Any, ...]]:
-    """The book's rollup rows as comparable tuples (fact and dimensions, then measures;
-    P&L as ``Decimal``), sorted: what a rebuild must reproduce."""
+    """The book's rollups as comparable tuples (grain, fact and dimensions, then
+    measures; P&L as ``Decimal``), sorted: what a rebuild must reproduce. The day rows as
+    they are; per month what a page reads for it, its month row plus its day rows from
+    ``months_until`` on (a rebuild folds every day into the month rows, a live write
+    leaves its last days out)."""
+    until = months_until(book_id)
+    found: list[tuple[Any, ...]] = []
+    months: dict[tuple[Any, ...], list[Any]] = {}
     rows = BookRollup.objects.filter(book_id=book_id).values_list("grain", "fact", *_COLUMNS)
-    return sorted(
-        (
-            (*row[:10], int(row[10]), int(row[11]), row[12], round(float(row[13]), 6))
-            for row in rows
-        ),
-        key=lambda row: tuple("" if v is None else str(v) for v in row),
-    )
+    for grain, fact, *rest in rows:
+        dims, (n, wins, pnl, pnl_sq) = tuple(rest[:-4]), rest[-4:]
+        if grain == DAY:
+            found.append((DAY, fact, *dims, int(n), int(wins), _fine(pnl), _Close(pnl_sq)))
+            if until is None or _day(dims[0]) < until:
+                continue
+            dims = (_day(dims[0]).replace(day=1), *dims[1:])
+        into = months.setdefault((fact, _day(dims[0]), *dims[1:]), [0, 0, None, 0.0])
+        into[0] += int(n)
+        into[1] += int(wins)
+        if pnl is not None:
+            into[2] = pnl if into[2] is None else into[2] + pnl
+        into[3] += float(pnl_sq)
+    found += [(MONTH, *key, n, w, _fine(p), _Close(q)) for key, (n, w, p, q) in months.items()]
+    return sorted(found, key=lambda row: tuple("" if v is None else str(v) for v in row))
