@@ -27,18 +27,21 @@ import zlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import QuerySet
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import BigIntegerField, Max, Min, QuerySet, Sum, Value
+from django.db.models.functions import Cast
 
 from analytics import skill
 from analytics.confidence import mean_interval
 from analytics.filters import book_clock
 from shadow import rollups
-from shadow.models import ShadowTrade
+from shadow.models import BookRollup, ShadowTrade
 from signals.models import Book, BookStrategy, GuardDecision
 
 Key = tuple[str, int | None]
@@ -390,7 +393,8 @@ def book_expectancy(*, book: Book) -> Expectancy:
     """The book's unguarded expectancy over all its history (every strategy)."""
     window = _Window.of(book, None, None, "", "")
     if window.pool_size() > row_limit():
-        return _rolled_expectancy("every strategy", window.daily(rollups.Fact.POOL, ()))
+        days, series = window.day_sums((POOL,))
+        return _rolled_expectancy("every strategy", _days(list(series.values()), days))
     _, pnl, exact, _, _ = _pool(_pool_trades(book, None, None, "", ""))
     return _expectancy("every strategy", pnl, exact, stream=999)
 
@@ -413,6 +417,52 @@ class _Days:
         return int(self.count.sum())
 
 
+@dataclass(slots=True)
+class _Series:
+    """What ``_Window.day_sums`` reads: the rows of one strategy version or guard
+    configuration (their day positions, counts and P&L as floats, each the float of a
+    day's exact sum), with their exact total and their sum of squares."""
+
+    at: list[int]
+    count: list[int]
+    pnl: list[float]
+    total: Decimal
+    squares: float
+
+    def days(self, days: int) -> _Days:
+        return _days([self], days)
+
+
+def _days(series: list[_Series], days: int) -> _Days:
+    """The series summed per day: ``days`` positions."""
+    at = np.fromiter((i for s in series for i in s.at), dtype=np.int64)
+    count = np.fromiter((c for s in series for c in s.count), dtype=float)
+    pnl = np.fromiter((p for s in series for p in s.pnl), dtype=float)
+    return _Days(
+        count=np.bincount(at, weights=count, minlength=days),
+        pnl=np.bincount(at, weights=pnl, minlength=days),
+        total=sum((s.total for s in series), Decimal(0)),
+        squares=sum((s.squares for s in series), 0.0),
+    )
+
+
+# The series a window's days are read in (``_Window.day_sums``): its fact and what a
+# series is per. ``ALONE`` keeps the trades blocked by one guard only (the pool's
+# blocker: not empty, not several).
+STRATEGY, ALONE, EVERY, POOL = "strategy", "alone", "every", "pool"
+_SERIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    STRATEGY: (rollups.Fact.POOL, ("strategy_id",)),
+    ALONE: (rollups.Fact.POOL, ("guard", "guard_config_id")),
+    EVERY: (rollups.Fact.GUARD_SHADOW, ("guard", "guard_config_id")),
+    POOL: (rollups.Fact.POOL, ()),
+}
+_NOT_ALONE = ("", rollups.SEVERAL)
+_NO_ID = Cast(Value(None), BigIntegerField())
+_SUMS = {"n": Sum("n"), "pnl": Sum("pnl"), "pnl_sq": Sum("pnl_sq")}
+SeriesKey = tuple[str, Any]
+_FIFTEEN_DIGITS = Context(prec=15)
+
+
 @dataclass(frozen=True, slots=True)
 class _Window:
     book: Book
@@ -433,17 +483,17 @@ class _Window:
             )
         return cls(book, since, until, strategies, symbol, book_clock(book))
 
-    def totals(self, fact: str, by: tuple[str, ...]) -> list[dict[str, Any]]:
+    def totals(self, fact: str, by: tuple[str, ...], **window: Any) -> list[dict[str, Any]]:
+        bounds = {"since": self.since, "until": self.until, **window}
         return rollups.totals(
             self.book.pk,
             fact,
             by=by,
-            since=self.since,
-            until=self.until,
             strategies=self.strategies,
             symbol=self.symbol,
             check=False,
             clock=self.clock,
+            **bounds,
         )
 
     def pool_size(self) -> int:
@@ -451,26 +501,162 @@ class _Window:
         rollups.ensure_built(self.book.pk)
         return sum(row["n"] for row in self.totals(rollups.Fact.POOL, ()))
 
-    def daily(self, fact: str, by: tuple[str, ...]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
-        """``fact`` per UTC day and ``by``: the day rows of each ``by`` key."""
-        grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-        for row in self.totals(fact, ("day", *by)):
-            grouped.setdefault(tuple(row[k] for k in by), []).append(row)
-        return grouped
+    def day_sums(
+        self, kinds: tuple[str, ...], *, unconfigured: bool = True
+    ) -> tuple[int, dict[SeriesKey, _Series]]:
+        """The window's closed trades summed per UTC exit day for each series of
+        ``kinds`` (``_SERIES``), keyed ``(kind, strategy version)`` or ``(kind, (guard,
+        configuration))`` (``(POOL, None)``), and the number of days. The whole days'
+        series are one statement over the day rows (a sum per day needs day rows: the
+        month rows cannot give it); a partial first or last day comes from the rows, as
+        ``rollups.totals`` reads it. ``unconfigured=False``: no guard series without a
+        configuration (a book from before guards were frozen per book) is wanted."""
+        until = self.until
+        if until is not None and self.clock is not None and until > self.clock:
+            until = None
+        first, stop, edges, whole = rollups.split_window(self.since, until)
+        rows: list[tuple[Any, ...]] = []
+        if whole:
+            rows = self._whole_days(kinds, first, stop, unconfigured=unconfigured)
+            if any(row[3] != row[8] for row in rows):
+                # A configuration that blocked under two names in the window: read per name.
+                rows = self._whole_days(kinds, first, stop, by_name=True)
+        for low, high in edges:
+            for kind in kinds:
+                fact, by = _SERIES[kind]
+                for row in self.totals(fact, ("day", *by), since=low, until=high):
+                    if kind == ALONE and row["guard"] in _NOT_ALONE:
+                        continue
+                    rows.append(
+                        (
+                            kind,
+                            row["day"],
+                            row.get("strategy_id"),
+                            row.get("guard", ""),
+                            row.get("guard_config_id"),
+                            row["n"],
+                            row["pnl"],
+                            row["pnl_sq"],
+                            row.get("guard", ""),
+                        )
+                    )
+        position = {day: i for i, day in enumerate(sorted({_as_date(row[1]) for row in rows}))}
+        series: dict[SeriesKey, _Series] = {}
+        for kind, day, strategy_id, guard, config_id, n, pnl, squares, _ in rows:
+            if kind == STRATEGY:
+                key: SeriesKey = (kind, strategy_id)
+            elif kind == POOL:
+                key = (kind, None)
+            else:
+                key = (kind, (guard, config_id))
+            found = series.get(key)
+            if found is None:
+                found = series[key] = _Series([], [], [], Decimal(0), 0.0)
+            found.at.append(position[_as_date(day)])
+            found.count.append(int(n or 0))
+            if pnl is None:
+                found.pnl.append(0.0)
+            else:
+                exact = pnl if isinstance(pnl, Decimal) else _float_sum(pnl)
+                found.pnl.append(float(exact))
+                found.total += exact
+            found.squares += float(squares or 0.0)
+        return len(position), series
+
+    def _whole_days(
+        self,
+        kinds: tuple[str, ...],
+        first: date | None,
+        stop: date | None,
+        *,
+        unconfigured: bool = True,
+        by_name: bool = False,
+    ) -> list[tuple[Any, ...]]:
+        """The whole days' rows of ``day_sums`` (kind, day, strategy version, guard,
+        configuration, the sums, and the guard's other name): one ``UNION ALL`` of a
+        grouped read per series (PostgreSQL runs them side by side), read without
+        per-row converters.
+
+        A guard series is grouped by configuration, its name the least and the greatest
+        of its rows' (equal unless it was renamed in the window: then ``by_name``
+        groups by both, as the guard page lists them). Grouped by day, name and
+        configuration, PostgreSQL expects about ten times the groups there are and
+        sorts its ~80,000 day rows on disk instead of hashing them."""
+        stored = BookRollup.objects.filter(
+            book_id=self.book.pk, grain=BookRollup.Grain.DAY
+        ).order_by()
+        if first is not None:
+            stored = stored.filter(day__gte=first)
+        if stop is not None:
+            stored = stored.filter(day__lt=stop)
+        if self.strategies is not None:
+            stored = stored.filter(strategy_id__in=list(self.strategies))
+        if self.symbol:
+            stored = stored.filter(symbol=self.symbol)
+        reads: list[QuerySet[Any, Any]] = []
+        for kind in kinds:
+            fact, by = _SERIES[kind]
+            facts = stored.filter(fact=fact)
+            common = {"kind": Value(kind), "no_strategy": _NO_ID, **_SUMS}
+            sums = ("n", "pnl", "pnl_sq")
+            if "guard" not in by:
+                reads.append(
+                    facts.values("day", *by)
+                    .annotate(**common, no_guard=Value(""), no_config=_NO_ID)
+                    .values_list(
+                        "kind",
+                        "day",
+                        by[0] if by else "no_strategy",
+                        "no_guard",
+                        "no_config",
+                        *sums,
+                        "no_guard",
+                    )
+                )
+                continue
+            if kind == ALONE:
+                facts = facts.exclude(guard__in=_NOT_ALONE)
+            named = {"least": Min("guard"), "greatest": Max("guard")}
+            groups: list[QuerySet[Any, Any]]
+            if by_name:
+                groups = [facts.values("day", "guard", "guard_config_id")]
+            else:
+                groups = [
+                    facts.filter(guard_config_id__isnull=False).values("day", "guard_config_id")
+                ]
+                if unconfigured:
+                    groups.append(facts.filter(guard_config_id__isnull=True).values("day", "guard"))
+            for group in groups:
+                reads.append(
+                    group.annotate(**common, **named).values_list(
+                        "kind",
+                        "day",
+                        "no_strategy",
+                        "least",
+                        "guard_config_id",
+                        *sums,
+                        "greatest",
+                    )
+                )
+        combined = reads[0].union(*reads[1:], all=True) if len(reads) > 1 else reads[0]
+        try:
+            sql, params = combined.query.sql_with_params()
+        except EmptyResultSet:  # narrowed to no strategy version
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
 
 
-def _days(rows: list[dict[str, Any]], position: dict[date, int]) -> _Days:
-    count = np.zeros(len(position))
-    pnl = np.zeros(len(position))
-    total, squares = Decimal(0), 0.0
-    for row in rows:
-        at = position[row["day"]]
-        count[at] += row["n"]
-        if row["pnl"] is not None:
-            pnl[at] += float(row["pnl"])
-            total += row["pnl"]
-        squares += row["pnl_sq"]
-    return _Days(count=count, pnl=pnl, total=total, squares=squares)
+def _float_sum(value: float) -> Decimal:
+    """A sum SQLite gives as a float, as Django converts it for a ``DecimalField`` (15
+    significant digits): the same figure as ``rollups.totals`` reads."""
+    return _FIFTEEN_DIGITS.create_decimal_from_float(value)
+
+
+def _as_date(value: Any) -> date:
+    # SQLite returns a date column as text.
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _rolled_report(pool: _Days, blocked: _Days) -> SkillReport:
@@ -501,10 +687,7 @@ def _rolled_report(pool: _Days, blocked: _Days) -> SkillReport:
     )
 
 
-def _rolled_expectancy(name: str, rows: dict[tuple[Any, ...], list[dict[str, Any]]]) -> Expectancy:
-    every = [row for group in rows.values() for row in group]
-    position = {day: i for i, day in enumerate(sorted({row["day"] for row in every}))}
-    days = _days(every, position)
+def _rolled_expectancy(name: str, days: _Days) -> Expectancy:
     if not days.n:
         return Expectancy(name=name, trades=0, mean_pnl=None, low=None, high=None)
     interval = skill.clustered_mean_interval(days.count, days.pnl)
@@ -518,31 +701,33 @@ def _rolled_expectancy(name: str, rows: dict[tuple[Any, ...], list[dict[str, Any
 
 
 def _rolled_skill(window: _Window, keys: list[Key], min_samples: int) -> BookSkill:
-    """``book_skill`` of a large pool from the rollups: three grouped reads."""
-    by_strategy = window.daily(rollups.Fact.POOL, ("strategy_id",))
-    by_blocker = window.daily(rollups.Fact.POOL, ("guard", "guard_config_id"))
-    by_guard = window.daily(rollups.Fact.GUARD_SHADOW, ("guard", "guard_config_id"))
-    every_day = {row["day"] for rows in by_strategy.values() for row in rows}
-    position = {day: i for i, day in enumerate(sorted(every_day))}
-    pool = _days([row for rows in by_strategy.values() for row in rows], position)
+    """``book_skill`` of a large pool from the rollups: one statement over the window's
+    day rows (``_Window.day_sums``), the pool per day and strategy version, per guard
+    that blocked alone and per blocking guard."""
+    days, series = window.day_sums(
+        (STRATEGY, ALONE, EVERY), unconfigured=any(key[1] is None for key in keys)
+    )
+    strategies = {key[1]: found for key, found in series.items() if key[0] == STRATEGY}
+    pool = _days(list(strategies.values()), days)
+    empty = _Series([], [], [], Decimal(0), 0.0)
     every: dict[Key, SkillReport] = {}
     alone: dict[Key, SkillReport] = {}
     for key in keys:
-        every[key] = _rolled_report(pool, _days(by_guard.get(key, []), position))
-        alone[key] = _rolled_report(pool, _days(by_blocker.get(key, []), position))
-    names: dict[str, dict[tuple[Any, ...], list[dict[str, Any]]]] = {}
+        every[key] = _rolled_report(pool, series.get((EVERY, key), empty).days(days))
+        alone[key] = _rolled_report(pool, series.get((ALONE, key), empty).days(days))
     named = dict(
-        BookStrategy.objects.filter(
-            pk__in=[k[0] for k in by_strategy if k[0] is not None]
-        ).values_list("pk", "name")
+        BookStrategy.objects.filter(pk__in=[k for k in strategies if k is not None]).values_list(
+            "pk", "name"
+        )
     )
-    for (strategy_id,), rows in by_strategy.items():
-        names.setdefault(named.get(strategy_id, ""), {})[(strategy_id,)] = rows
+    names: dict[str, list[_Series]] = {}
+    for strategy_id, found in strategies.items():
+        names.setdefault(named.get(strategy_id, ""), []).append(found)
     return BookSkill(
         every=_with_verdicts(every, min_samples),
         alone=_with_verdicts(alone, min_samples),
-        expectancy=[_rolled_expectancy(name, names[name]) for name in sorted(names)],
-        book_expectancy=_rolled_expectancy("every strategy", by_strategy),
+        expectancy=[_rolled_expectancy(name, _days(names[name], days)) for name in sorted(names)],
+        book_expectancy=_rolled_expectancy("every strategy", pool),
         pool=pool.n,
         interval=CLUSTERED,
     )
