@@ -7,6 +7,7 @@ recommended and why. Reads only; ``analytics.learning.recommendations`` writes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
@@ -272,7 +273,9 @@ def _one_rolled_curve(
     tunable: _Tunable, sums: histogram.Sums, needed: int, share: float
 ) -> GuardCurve:
     everything, later = slice(0, len(sums.decisions)), slice(1, len(sums.decisions))
-    indices = histogram.candidates(sums, everything, tunable.current, tunable.accepts)
+    # Each fold asks again about the same grid edges: the guard's params checked once each.
+    accepts = functools.cache(tunable.accepts)
+    indices = histogram.candidates(sums, everything, tunable.current, accepts)
     points = histogram.curve(sums, everything, indices, tunable.current)
     later_points = histogram.curve(sums, later, indices, tunable.current)
     points = [
@@ -280,7 +283,7 @@ def _one_rolled_curve(
         for point, later_point in zip(points, later_points, strict=True)
     ]
     fold_results = histogram.walk_forward(
-        sums, current=tunable.current, needed=needed, max_share=share, accepts=tunable.accepts
+        sums, current=tunable.current, needed=needed, max_share=share, accepts=accepts
     )
     decided = int(sums.decisions.sum())
     best = best_point(points, needed=needed, decided=decided, max_share=share)

@@ -416,7 +416,8 @@ def candidates(sums: Sums, rows: slice, current: float, accepts: Any = None) -> 
     if len(filled):
         low, high = int(filled[0]), int(filled[-1])
         span = range(max(low - 1, 0), min(high, last) + 1)
-        prefix = _collapsed(sums, rows)["decisions"]
+        # The decisions' prefix sums alone (``_collapsed`` sums every measure).
+        prefix = np.concatenate(([0], np.cumsum(counts)))
         blocked = [int(_blocked(sums, prefix, i)) for i in span]
         first_of_run = sums.edges.blocks_when == ">"
         for position, i in enumerate(span):
