@@ -85,13 +85,13 @@ def test_live_writes_keep_what_a_rebuild_gives_and_leave_the_months_alone_within
     _market_data(count=HOURS)
     book = book_live()
     first_close = END - timedelta(hours=HOURS - 1)
-    windows = _windows(first_close, 3)
+    windows = _windows(first_close, 2)
     untouched = folded = 0
     before: tuple[Any, set[int]] | None = None
-    steps = [20, 30, 31, 47, 48, 60, 61, 300, 301, 700, 710, 711, 1150, 1199]
+    steps = [20, 30, 31, 47, 48, 300, 301, 700, 711, 1199]
     for number, hours in enumerate(steps):
         book_advance(book_id=book.pk, now=first_close + timedelta(hours=hours))
-        if number == 10:
+        if number == 7:
             # A write reaching back three weeks (a recovery, a late fill): the months
             # from there on are folded again, and the boundary moves back.
             with transaction.atomic():
@@ -111,7 +111,7 @@ def test_live_writes_keep_what_a_rebuild_gives_and_leave_the_months_alone_within
         truth = Signal.objects.filter(book=book).count()
         assert rollups.is_built(book.pk)
         assert _count([book.pk]) == {book.pk: truth}
-    assert untouched >= 5 and folded >= 5, (untouched, folded)
+    assert untouched >= 3 and folded >= 3, (untouched, folded)
     days = BookRollup.objects.filter(book=book, grain="day")
     assert days.filter(day__gte=RollupState.objects.get(book=book).months_until).exists()
     assert _month_rows(book), "the month rows hold the days before the boundary"
