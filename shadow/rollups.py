@@ -430,19 +430,27 @@ def _lock(book_id: int) -> None:
     list(Book.objects.select_for_update().filter(pk=book_id).values_list("pk", flat=True))
 
 
-def rebuild(book_id: int) -> None:
-    """Every rollup of the book summed again from its rows, in one transaction."""
+def rebuild(book_id: int, *, on_stage: Callable[[str], None] | None = None) -> None:
+    """Every rollup of the book summed again from its rows, in one transaction.
+    ``on_stage(name)``, when given, hears each stage as it starts (the facts, the month
+    rows, each extension by name) and ``"done"`` at the end: at 1,000,000 signals a
+    rebuild takes minutes."""
+    stage = on_stage or (lambda _name: None)
     with transaction.atomic():
         _lock(book_id)
         BookRollup.objects.filter(book_id=book_id).delete()
+        stage("facts")
         _execute([_insert(book_id, _facts(book_id, None, None))])
+        stage("months")
         _execute([_insert_months(book_id, None)])
-        for extension in _EXTENSIONS.values():
+        for name, extension in _EXTENSIONS.items():
+            stage(name)
             extension.rebuild(book_id)
         RollupState.objects.update_or_create(
             book_id=book_id, defaults={"version": current_version(), "months_until": None}
         )
         _record_newest(book_id)
+        stage("done")
 
 
 def refresh(book_id: int, *, since: datetime | None) -> None:

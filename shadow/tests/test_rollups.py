@@ -4,6 +4,7 @@ reads over any window equal to a plain loop over the rows."""
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -121,6 +122,14 @@ def test_a_book_without_rollups_is_built_on_first_read_and_the_command_rebuilds(
     out = StringIO()
     call_command("rollups_rebuild", "--book", str(book.pk), stdout=out)
     assert "rollup rows" in out.getvalue()
+    # A line per stage as it starts, each saying how long the one before it took.
+    stages = re.findall(
+        r"(summing (\S+)|committing)\.\.\.(?: \((\S+) took [\d.]+ s\))?", out.getvalue()
+    )
+    names = [name or "done" for _line, name, _took in stages]
+    assert names[:2] == ["facts", "months"] and names[-1] == "done"
+    assert set(names[2:-1]) == set(rollups._EXTENSIONS) and len(names) == len(set(names))
+    assert [took for _line, _name, took in stages[1:]] == names[:-1]
     assert rollups.stored(book.pk) == kept
     with pytest.raises(CommandError, match="no book with id 987654"):
         call_command("rollups_rebuild", "--book", "987654", stdout=StringIO())

@@ -1,9 +1,12 @@
 """``manage.py rollups_rebuild [--book ID ...]``: sum every book's rollups again from its
-rows (``shadow.rollups``), one transaction per book, with a line per book."""
+rows (``shadow.rollups``), one transaction per book, with a line per book and per stage
+of it (the facts, the month rows, each extension), each with the time the one before it
+took."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -41,7 +44,7 @@ class Command(BaseCommand):
             )
             self.stdout.flush()
             started = time.perf_counter()
-            rollups.rebuild(book.pk)
+            rollups.rebuild(book.pk, on_stage=self._stages(f"[{index}/{total}] book {book.pk}"))
             rows = BookRollup.objects.filter(book=book).count()
             self.stdout.write(
                 f"[{index}/{total}] book {book.pk} {book.name!r}: {rows:,} rollup rows "
@@ -49,3 +52,18 @@ class Command(BaseCommand):
             )
         if not total:
             self.stdout.write("No book to rebuild.")
+
+    def _stages(self, prefix: str) -> Callable[[str], None]:
+        """``on_stage`` for ``rollups.rebuild``: a line as each stage starts, saying how
+        long the previous one took."""
+        previous: list[tuple[str, float]] = []
+
+        def stage(name: str) -> None:
+            now = time.perf_counter()
+            took = f" ({previous[-1][0]} took {now - previous[-1][1]:.1f} s)" if previous else ""
+            what = "committing" if name == "done" else f"summing {name}"
+            self.stdout.write(f"{prefix}:   {what}...{took}")
+            self.stdout.flush()
+            previous.append((name, now))
+
+        return stage
