@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
+from analytics.breakdowns import scope
 from analytics.filters import Filters
 from analytics.numbers import cents
 from analytics.pages import Page, register
@@ -17,7 +18,7 @@ from analytics.trades import EXIT_REASON_WORDS, STATUS_WORDS
 from markets.admin_format import quote_currency
 from shadow import rollups
 from shadow.models import BookRollup
-from signals.models import BookStrategy, GuardDecision, Signal, SignalState
+from signals.models import GuardDecision, Signal, SignalState
 
 PAGE_SIZE = 50
 Fact = BookRollup.Fact
@@ -62,13 +63,6 @@ def blocked_count(filters: Filters, guard: str) -> int:
     assert filters.book is not None
     if filters.side:
         return blocked_signals(filters, guard).count()
-    strategies = None
-    if filters.strategy:
-        strategies = list(
-            BookStrategy.objects.filter(book=filters.book, name=filters.strategy).values_list(
-                "pk", flat=True
-            )
-        )
     fact, where = (
         (Fact.GUARD_BLOCKED, {"guard": guard})
         if guard
@@ -79,8 +73,7 @@ def blocked_count(filters: Filters, guard: str) -> int:
         fact,
         since=filters.since,
         until=filters.until,
-        strategies=strategies,
-        symbol=filters.symbol,
+        **scope(filters),
         where=where,
         clock=filters.clock,
     )
