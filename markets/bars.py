@@ -43,6 +43,13 @@ class CandleCloses:
     def __len__(self) -> int:
         return int(self.time.size)
 
+    @classmethod
+    def from_table(cls, table: np.ndarray) -> "CandleCloses":
+        """From a float table whose last two columns are ``time_ms`` and ``close``."""
+        return cls(
+            time=np.rint(table[:, -2]).astype(np.int64), close=np.ascontiguousarray(table[:, -1])
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class CandleArrays:

@@ -98,10 +98,7 @@ def candle_closes(
     at or before ``until``, oldest first: what marking positions to market needs, in a
     third of ``candle_arrays``' memory."""
     sql, params = _candle_sql("{time}, close", exchange, symbol, timeframe, after, until)
-    values = _float_rows(sql, params, 2)
-    return CandleCloses(
-        time=np.rint(values[:, 0]).astype(np.int64), close=np.ascontiguousarray(values[:, 1])
-    )
+    return CandleCloses.from_table(_float_rows(sql, params, 2))
 
 
 # SQLite allows 500 terms in a compound SELECT; fewer keeps each statement small.
@@ -135,14 +132,10 @@ def candle_closes_of_markets(
         values = _float_rows(f"{' UNION ALL '.join(parts)} ORDER BY 1, 2", params, 3)
         which = np.rint(values[:, 0]).astype(np.int64)
         bounds = np.searchsorted(which, np.arange(len(chunk) + 1))
-        for number in range(len(chunk)):
-            rows = values[bounds[number] : bounds[number + 1]]
-            found.append(
-                CandleCloses(
-                    time=np.rint(rows[:, 1]).astype(np.int64),
-                    close=np.ascontiguousarray(rows[:, 2]),
-                )
-            )
+        found += [
+            CandleCloses.from_table(values[bounds[number] : bounds[number + 1]])
+            for number in range(len(chunk))
+        ]
     return found
 
 

@@ -484,9 +484,7 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
         _execute(statements)
         for extension in _EXTENSIONS.values():
             extension.refresh(book_id, first)
-        RollupState.objects.filter(book_id=book_id).update(
-            newest_signal=_newest(book_id), months_until=first
-        )
+        _record_newest(book_id, months_until=first)
 
 
 def _newest(book_id: int) -> Coalesce:
@@ -495,8 +493,8 @@ def _newest(book_id: int) -> Coalesce:
     return Coalesce(Subquery(newest, output_field=IntegerField()), Value(0))
 
 
-def _record_newest(book_id: int) -> None:
-    RollupState.objects.filter(book_id=book_id).update(newest_signal=_newest(book_id))
+def _record_newest(book_id: int, **also: Any) -> None:
+    RollupState.objects.filter(book_id=book_id).update(newest_signal=_newest(book_id), **also)
 
 
 def _months_until(book_id: int) -> Subquery:
