@@ -188,8 +188,6 @@ def window_measures(filters: Filters) -> dict[str, Any]:
     since, until = filters.since, filters.until
     if until is not None and filters.clock is not None and until > filters.clock:
         until = None  # nothing lies after the book's clock: no partial last day
-    since = since.astimezone(UTC) if since is not None else None
-    until = until.astimezone(UTC) if until is not None else None
     first, stop, edges, whole = rollups.split_window(since, until)
     stretches: list[tuple[datetime | None, datetime | None]] = list(edges)
     total = _empty()
