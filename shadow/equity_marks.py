@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ from markets.bars import CandleCloses, timeframe_delta
 from markets.selectors import candle_closes, candle_closes_of_markets
 from markets.timestamps import ms_from_utc, utc_from_ms
 from shadow.models import EquityMark, EquityMarkState
-from shadow.rollups import Extension
+from shadow.rollups import Extension, midnight
 from signals.models import BookState, PaperTrade, Signal
 
 # Bump when the mark's definition changes: every book is rebuilt on its next read.
@@ -94,7 +94,7 @@ def _day(ms: int) -> date:
 
 
 def _midnight_ms(day: date) -> int:
-    return ms_from_utc(datetime.combine(day, time(), tzinfo=UTC))
+    return ms_from_utc(midnight(day))
 
 
 def _qualifying(book_id: int) -> QuerySet[Any]:
