@@ -14,22 +14,20 @@ def test_every_slow_file_listed_exists_once():
     assert len(set(conftest.SLOW_FILES)) == len(conftest.SLOW_FILES)
 
 
-def test_the_slow_files_come_first_and_keep_each_files_order(request):
-    items = request.session.items
-    paths = [item.nodeid.split("::", 1)[0] for item in items]
-    if len(set(paths)) < 20:
-        # A run of a few files (-k, one path): check the hook on a synthetic list instead.
-        class Item:
-            def __init__(self, nodeid):
-                self.nodeid = nodeid
+class _Item:
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
 
-        fake = [Item(f"{p}::t{i}") for i, p in enumerate(["a.py", *conftest.SLOW_FILES[:2]])]
-        conftest.pytest_collection_modifyitems(fake)
-        paths = [item.nodeid.split("::", 1)[0] for item in fake]
-        assert paths == [*conftest.SLOW_FILES[:2], "a.py"]
-        return
+
+def test_the_hook_puts_the_slow_files_first_in_their_order_and_keeps_the_rest():
+    items = [_Item(f"{path}::t{i}") for i, path in enumerate(["a.py", *conftest.SLOW_FILES[1::-1]])]
+    conftest.pytest_collection_modifyitems(items)
+    assert [item.nodeid.split("::")[0] for item in items] == [*conftest.SLOW_FILES[:2], "a.py"]
+
+
+def test_this_sessions_slow_files_came_first(request):
+    paths = [item.nodeid.split("::", 1)[0] for item in request.session.items]
     listed = [path for path in paths if path in conftest.SLOW_FILES]
-    first = paths[: len(listed)]
-    assert first == listed, "listed files first"
+    assert paths[: len(listed)] == listed, "listed files first"
     order = list(dict.fromkeys(listed))
     assert order == [path for path in conftest.SLOW_FILES if path in order]
