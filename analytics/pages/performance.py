@@ -17,7 +17,7 @@ the segments' query) and the equity marks (``shadow.equity_marks``).
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any
@@ -158,21 +158,11 @@ def figures(exact: dict[str, Any]) -> dict[str, Any]:
     return {key: ROUNDING[key](value) if key in ROUNDING else value for key, value in exact.items()}
 
 
-def _date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
-def _money(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
-
-
 def daily(closed: Trades) -> tuple[list[str], list[Decimal]]:
     """Every UTC day from the first exit to the last with the P&L closed that day."""
     if not closed.days:
         return [], []
-    totals = {_date(day["day"]): _money(day["total"]) for day in closed.days}
+    totals = {segments.as_date(day["day"]): segments.money(day["total"]) for day in closed.days}
     first, last = min(totals), max(totals)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     return [day.isoformat() for day in days], [cents(totals.get(day, ZERO)) or ZERO for day in days]
@@ -205,23 +195,22 @@ def drawdown(book: Book, filters: Filters, closed: Trades) -> dict[str, Any] | N
 def _drawdown_chart(labels: list[str], under: list[Any], per: str) -> dict[str, Any]:
     """The chart, with ``per``: "close" (a point after each close) or "day" (the deepest
     point of each UTC day), which the page's caption says."""
-    return {**_chart(labels, under), "per": per}
-
-
-def _chart(labels: list[str], under: list[Any]) -> dict[str, Any]:
-    return chart_spec(
-        "line",
-        labels,
-        [
-            {
-                "name": "Below the peak",
-                "values": [cents(v) for v in under],
-                "tone": "bad",
-                "fill": True,
-            }
-        ],
-        y_label="Drawdown",
-    )
+    return {
+        **chart_spec(
+            "line",
+            labels,
+            [
+                {
+                    "name": "Below the peak",
+                    "values": [cents(v) for v in under],
+                    "tone": "bad",
+                    "fill": True,
+                }
+            ],
+            y_label="Drawdown",
+        ),
+        "per": per,
+    }
 
 
 def _drawdown_by_trade(rows: QuerySet[PaperTrade]) -> dict[str, Any] | None:
@@ -248,11 +237,11 @@ def _drawdown_by_day(closed: Trades) -> dict[str, Any]:
     equity = peak = ZERO
     under: list[Decimal] = []
     for day in closed.days:
-        high, low, fall = (_money(day[key]) for key in ("high", "low", "fall"))
+        high, low, fall = (segments.money(day[key]) for key in ("high", "low", "fall"))
         under.append(-max(fall, peak - (equity + low)))
         peak = max(peak, equity + high)
-        equity += _money(day["total"])
-    labels = [_date(day["day"]).isoformat() for day in closed.days]
+        equity += segments.money(day["total"])
+    labels = [segments.as_date(day["day"]).isoformat() for day in closed.days]
     if len(under) > DRAWDOWN_POINTS:
         edges = np.linspace(0, len(under), DRAWDOWN_POINTS + 1).astype(np.int64)
         picks = [min(range(a, b), key=under.__getitem__) for a, b in pairwise(edges)]
