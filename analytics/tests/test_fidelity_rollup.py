@@ -19,6 +19,7 @@ from analytics.models import FidelityDay
 from analytics.numbers import cents, fine
 from analytics.pages import fidelity
 from analytics.shadow_fidelity import CENT
+from analytics.tests.test_page_fidelity import change_exit, fill
 from shadow import rollups
 from shadow.live import book_advance
 from shadow.models import RollupState, ShadowTrade
@@ -256,43 +257,6 @@ def _windows(first: datetime, last: datetime, count: int) -> list[tuple[Any, Any
             b = b.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         found.append((a if draw.random() > 0.1 else None, b if draw.random() > 0.1 else None))
     return found
-
-
-def change_exit(trade: PaperTrade, delta: Decimal) -> None:
-    """Move a paper trade's exit price by ``delta`` and its P&L as the fill model would,
-    and sum its signal's days again, as every writer of the book does."""
-    direction = 1 if trade.side == "long" else -1
-    trade.exit_price += delta
-    trade.pnl += direction * delta * trade.quantity
-    trade.save(update_fields=["exit_price", "pnl"])
-    rollups.refresh(trade.book_id, since=trade.signal.candle_time)
-
-
-def fill(trade: PaperTrade, slip: Decimal) -> None:
-    """Filled entry and exit orders for ``trade``'s signal, the entry ``slip`` worse; not
-    followed by a refresh of the rollups (``signals.execution`` does none)."""
-    buy, sell = ("buy", "sell") if trade.side == "long" else ("sell", "buy")
-    amount = Decimal("0.03")
-    entry = trade.entry_price * (1 + slip)
-    for purpose, side, price, fee, currency in (
-        ("entry", buy, entry, Decimal("0.00001"), trade.signal.symbol.split("/")[0]),
-        ("exit", sell, trade.exit_price, Decimal("0.80"), "USD"),
-    ):
-        ExchangeOrder.objects.create(
-            book_id=trade.book_id,
-            signal=trade.signal,
-            purpose=purpose,
-            exchange="testex",
-            symbol=trade.signal.symbol,
-            side=side,
-            amount=amount,
-            client_order_id=f"t-{purpose}-{trade.pk}",
-            status=ExchangeOrder.Status.CLOSED,
-            filled=amount,
-            average_price=price,
-            fee_cost=fee,
-            fee_currency=currency,
-        )
 
 
 def check_windows(book: Book, count: int) -> int:

@@ -54,6 +54,33 @@ def change_exit(trade, delta):
     return direction * delta * trade.quantity
 
 
+def fill(trade, slip):
+    """Filled entry and exit orders for ``trade``'s signal, the entry ``slip`` worse; not
+    followed by a refresh of the rollups (``signals.execution`` does none)."""
+    buy, sell = ("buy", "sell") if trade.side == "long" else ("sell", "buy")
+    amount = Decimal("0.03")
+    entry = trade.entry_price * (1 + slip)
+    for purpose, side, price, fee, currency in (
+        ("entry", buy, entry, Decimal("0.00001"), trade.signal.symbol.split("/")[0]),
+        ("exit", sell, trade.exit_price, Decimal("0.80"), "USD"),
+    ):
+        ExchangeOrder.objects.create(
+            book_id=trade.book_id,
+            signal=trade.signal,
+            purpose=purpose,
+            exchange="testex",
+            symbol=trade.signal.symbol,
+            side=side,
+            amount=amount,
+            client_order_id=f"t-{purpose}-{trade.pk}",
+            status=ExchangeOrder.Status.CLOSED,
+            filled=amount,
+            average_price=price,
+            fee_cost=fee,
+            fee_currency=currency,
+        )
+
+
 def test_paper_trades_and_their_shadows_agree_exactly(trader_client, replayed_book):
     pairs = control_pairs(replayed_book)
     assert len(pairs) > 10
@@ -110,28 +137,9 @@ def test_a_different_exit_reason_or_time_is_a_disagreement(trader_client, replay
 
 def test_a_live_trade_is_compared_at_its_fills(trader_client, replayed_book):
     trade = PaperTrade.objects.filter(book=replayed_book, status="closed").order_by("id")[2]
-    buy, sell = ("buy", "sell") if trade.side == "long" else ("sell", "buy")
+    fill(trade, Decimal("0.001"))
     entry, exit_ = trade.entry_price * Decimal("1.001"), trade.exit_price
     amount = Decimal("0.03")
-    for purpose, side, price, fee, currency in (
-        ("entry", buy, entry, Decimal("0.00001"), trade.signal.symbol.split("/")[0]),
-        ("exit", sell, exit_, Decimal("0.80"), "USD"),
-    ):
-        ExchangeOrder.objects.create(
-            book=replayed_book,
-            signal=trade.signal,
-            purpose=purpose,
-            exchange="testex",
-            symbol=trade.signal.symbol,
-            side=side,
-            amount=amount,
-            client_order_id=f"t-{purpose}-{trade.pk}",
-            status=ExchangeOrder.Status.CLOSED,
-            filled=amount,
-            average_price=price,
-            fee_cost=fee,
-            fee_currency=currency,
-        )
     direction = 1 if trade.side == "long" else -1
     live_pnl = direction * (exit_ - entry) * amount - Decimal("0.00001") * entry - Decimal("0.80")
     data = twin(trader_client, replayed_book)["data"]
