@@ -97,12 +97,6 @@ class Edges:
             return bisect_left(self.cuts, value)
         return bisect_right(self.cuts, value)
 
-    def blocked(self, index: int, bucket: int) -> bool:
-        """Whether the values of ``bucket`` are blocked at threshold ``thresholds[index]``."""
-        if bucket == NO_VALUE:
-            return False
-        return bucket <= index if self.blocks_when == "<" else bucket > index
-
 
 def edges(copy: BookGuard) -> Edges | None:
     """The edges of a frozen guard version with a numeric threshold: the grid and its
