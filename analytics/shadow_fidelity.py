@@ -10,9 +10,9 @@ time are the paper trade's, because the exit order is placed when the paper trad
 closes. There, differences are live slippage and fees.
 
 Everything is computed in the database: the summary from per-day rows kept with the
-rollups (``analytics.fidelity_rollup``), one query for the list of disagreements. Differences are **executed minus shadow** (paper or live minus
-shadow): a positive P&L difference means the executed trade did better than the shadow
-engine said.
+rollups (``analytics.fidelity_rollup``), one query for the list of disagreements.
+Differences are **executed minus shadow** (paper or live minus shadow): a positive P&L
+difference means the executed trade did better than the shadow engine said.
 """
 
 from datetime import UTC, datetime
@@ -237,10 +237,11 @@ def book_rows(book_id: int) -> tuple[str, list[Any]]:
     """SQL of one row per pair of the book (``book_pairs``, ``annotated``): the
     ``VERDICTS`` columns and what places the pair, ``k_time`` (the signal's candle time),
     ``k_day`` (its UTC day), ``k_strategy_id``, ``k_symbol`` and ``k_side`` (the shadow
-    trade's), for ``measures_query`` to narrow and aggregate. Each verdict is compiled once, as a column (aggregated directly, Django
-    inlines its whole expression again into every aggregate and filter that reads it),
-    and the SQL once per book and process: it depends on nothing else, and Django takes
-    about 15 ms of CPU to build it."""
+    trade's), for ``measures_query`` to narrow and aggregate. Each verdict is compiled
+    once, as a column (aggregated directly, Django inlines its whole expression again
+    into every aggregate and filter that reads it), and the SQL once per book and
+    process: it depends on nothing else, and Django takes about 15 ms of CPU to build
+    it."""
     sql, params = _book_rows(connection.alias, book_id)
     return sql, list(params)
 

@@ -20,8 +20,8 @@ the open time of its last candle at the mark and its realised P&L then, and the 
 the trades not realised by then whose signal's candle opened more than one candle of the
 book's longest timeframe before the mark. A refresh from day ``first`` therefore reads
 only those trades and the trades of signals whose candle opened after that, counted from
-the last mark before ``first`` (index ``signal_book_clock``), the candles from each market's carried candle on, and
-never the book's other trades. A write changes only trades of signals from its refreshed
+the last mark before ``first`` (index ``signal_book_clock``), the candles from each
+market's carried candle on, and never the book's other trades. A write changes only trades of signals from its refreshed
 day on (``shadow.rollups.refresh``), and a live run that only processed candles writes
 nothing: so a refresh starts at the newest mark's day if that is earlier, and a page
 computes the marks from the newest stored one on at every read (``book_marks``), from
