@@ -175,9 +175,9 @@ def sparkline(filters: Filters) -> dict[str, Any] | None:
     """The book's paper equity, marked to market at the last candle close of each UTC
     day (``shadow.equity_marks``: the marks kept with the rollups, the days since the
     book's last write computed from the last one), at most ``SPARKLINE_POINTS`` points
-    (the last of each bucket of days, so the newest equity always shows)."""
+    (the last of each bucket of days, so the newest equity always shows). The rollups
+    must be built (``build`` reads ``period_figures`` first, which builds them)."""
     assert filters.book is not None
-    rollups.ensure_built(filters.book.pk)
     marks = equity_marks.sampled(equity_marks.book_marks(filters.book.pk), SPARKLINE_POINTS)
     if len(marks) < 2:
         return None
