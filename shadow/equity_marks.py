@@ -15,19 +15,19 @@ time at or before ``T`` (a closed trade without a P&L counts 0) plus
 ``T`` and not so realised. The mark of a day is that sum over the markets at the
 day's last close (``time``, epoch ms; its UTC day is the mark's ``day``).
 
-Each mark also carries what the next day's computation needs (``carry``): per market
-the open time of its last candle at the mark and its realised P&L then, and the ids of
-the trades not realised by then whose signal's candle opened more than one candle of the
+Each mark also carries what the next day's computation needs (``carry``): per market the
+open time of its last candle at the mark and its realised P&L then, and the ids of the
+trades not realised by then whose signal's candle opened more than one candle of the
 book's longest timeframe before the mark. A refresh from day ``first`` therefore reads
 only those trades and the trades of signals whose candle opened after that, counted from
 the last mark before ``first`` (index ``signal_book_clock``), the candles from each
-market's carried candle on, and never the book's other trades. A write changes only trades of signals from its refreshed
-day on (``shadow.rollups.refresh``), and a live run that only processed candles writes
-nothing: so a refresh starts at the newest mark's day if that is earlier, and a page
-computes the marks from the newest stored one on at every read (``book_marks``), from
-the same carry. A trade in a market the marks have not seen (the timeline gains its
-candles from the book's first entry) or entered before the book's first entry makes a
-refresh rebuild the book's marks.
+market's carried candle on, and never the book's other trades. A write changes only
+trades of signals from its refreshed day on (``shadow.rollups.refresh``), and a live run
+that only processed candles writes nothing: so a refresh starts at the newest mark's day
+if that is earlier, and a page computes the marks from the newest stored one on at every
+read (``book_marks``), from the same carry. A trade in a market the marks have not seen
+(the timeline gains its candles from the book's first entry) or entered before the
+book's first entry makes a refresh rebuild the book's marks.
 
 It is an ``Extension`` of the rollups (registered in ``ShadowConfig.ready``).
 """
