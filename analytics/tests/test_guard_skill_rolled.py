@@ -17,10 +17,10 @@ from django.urls import reverse
 
 from analytics import guard_skill, skill
 from analytics.confidence import t_critical
-from analytics.filters import parse_filters
+from analytics.filters import book_clock, parse_filters
 from shadow import rollups
 from shadow.models import ShadowTrade
-from signals.models import GuardDecision, Signal
+from signals.models import BookStrategy, GuardDecision, Signal
 
 API = reverse("analytics:api-page", args=["guards"])
 CENT = Decimal("0.01")
@@ -286,9 +286,6 @@ def assert_day_sums_are_plain(window, *, unconfigured=True):
 def windows(book):
     """All history, and windows whose ends fall inside a day (read from the rows), one
     that lies inside a single day, one past the book's clock, and narrowed ones."""
-    from analytics.filters import book_clock
-    from signals.models import BookStrategy
-
     exits = sorted(
         ShadowTrade.objects.filter(book=book, status="closed").values_list("exit_time", flat=True)
     )
@@ -311,8 +308,6 @@ def windows(book):
 
 @pytest.mark.django_db
 def test_the_day_sums_equal_each_days_trades(replayed_book):
-    from analytics.filters import book_clock
-
     rollups.ensure_built(replayed_book.pk)
     checked = 0
     for since, until, strategies, symbol in windows(replayed_book):
@@ -333,8 +328,6 @@ def test_a_configuration_blocking_under_two_names_keeps_both(
     """A guard configuration whose decisions carry two names in the window (grouped by
     configuration, its day rows' least and greatest names differ): read per name, as
     the page lists it, equal to the trades and to the page's row path."""
-    from analytics.filters import book_clock
-
     decisions = GuardDecision.objects.filter(
         signal__book=replayed_book,
         verdict="block",
@@ -348,7 +341,7 @@ def test_a_configuration_blocking_under_two_names_keeps_both(
     ShadowTrade.objects.filter(signal_id=second.signal_id).update(exit_time=exit_time)
     GuardDecision.objects.filter(pk=second.pk).update(guard=f"{guard} renamed")
     rollups.rebuild(replayed_book.pk)
-    window = guard_skill._Window(replayed_book, None, None, None, "", book_clock(replayed_book))
+    window = guard_skill._Window.of(replayed_book, None, None, "", "")
     series = assert_day_sums_are_plain(window, unconfigured=False)
     assert (guard_skill.EVERY, (guard, config)) in series
     assert (guard_skill.EVERY, (f"{guard} renamed", config)) in series
@@ -359,11 +352,9 @@ def test_a_configuration_blocking_under_two_names_keeps_both(
 def test_guards_without_a_configuration_are_read_by_name(replayed_book, trader_client, settings):
     """A book from before guards were frozen per book: its decisions name no
     configuration."""
-    from analytics.filters import book_clock
-
     GuardDecision.objects.filter(signal__book=replayed_book).update(book_guard=None)
     rollups.rebuild(replayed_book.pk)
-    window = guard_skill._Window(replayed_book, None, None, None, "", book_clock(replayed_book))
+    window = guard_skill._Window.of(replayed_book, None, None, "", "")
     series = assert_day_sums_are_plain(window)
     assert any(key[0] == guard_skill.EVERY and key[1][1] is None for key in series)
     _, rolled = assert_same_money_both_ways(trader_client, replayed_book, settings)
