@@ -4,8 +4,9 @@
 ``30d``, ``90d``, ``all``; default ``all``) or ``since``/``until`` (``YYYY-MM-DD``, UTC,
 ``until`` inclusive), ``strategy`` (a strategy configuration's name in the book),
 ``symbol``, ``side`` (``long``/``short``), ``outcome`` (``win``/``loss``/``open``),
-``compare`` (a second book's id), ``page`` (a page number for long lists) and ``sort``
-(a column of a paginated table, ``-`` for descending; ``analytics.sorting``).
+``compare`` (a second book's id), ``page`` (a page number for long lists), ``after`` or
+``before`` (a signal's id: a long list's page read from where that signal stands) and
+``sort`` (a column of a paginated table, ``-`` for descending; ``analytics.sorting``).
 
 Periods end at the book's clock: the open time of the last closed candle of the book's
 markets it has seen (a replay: the last candle it replayed, its ``until``; the live book:
@@ -54,6 +55,8 @@ NAMES = (
     "outcome",
     "compare",
     "page",
+    "after",
+    "before",
     "sort",
 )
 MAX_PAGE = 1_000_000
@@ -249,6 +252,13 @@ def parse_filters(
         raise BadFilterError("page", f"{_shown(page_raw)} is not a page number (1, 2, ...)")
     if len(digits) > len(str(MAX_PAGE)) or int(digits) > MAX_PAGE:
         raise BadFilterError("page", f"{_shown(page_raw)} is too large (at most {MAX_PAGE:,})")
+    for name in ("after", "before"):
+        # A long list's keyset (the blocked page's pager): the id of a signal.
+        cursor = raw.get(name, "")
+        if cursor and not (
+            cursor.isascii() and cursor.isdigit() and len(cursor) <= 19 and int(cursor) <= MAX_ID
+        ):
+            raise BadFilterError(name, f"{_shown(cursor)} is not a signal id")
     for name in ("strategy", "symbol"):
         if len(raw.get(name, "")) > 100:
             raise BadFilterError(name, "longer than 100 characters")

@@ -55,6 +55,13 @@ def test_api_errors_are_json_with_their_status(trader_client, replayed_book):
     assert bad_date.status_code == 400 and "YYYY-MM-DD" in bad_date.json()["error"]
     assert trader_client.get(api, {"side": "sideways"}).status_code == 400
     assert trader_client.get(api, {"page": "0"}).status_code == 400
+    blocked = reverse("analytics:api-page", args=["blocked"])
+    for name, cursor in (("after", "x1"), ("before", "-3"), ("after", "9" * 20)):
+        bad_cursor = trader_client.get(blocked, {name: cursor})
+        assert bad_cursor.status_code == 400, (name, cursor)
+        assert bad_cursor.json()["parameter"] == name
+        assert "is not a signal id" in bad_cursor.json()["error"]
+    assert trader_client.get(blocked, {"after": "123456789"}).status_code == 200  # gone: by page
     assert trader_client.post(api).status_code == 405
     unknown = trader_client.get(reverse("analytics:api-page", args=["nope"]))
     assert unknown.status_code == 404 and "summary" in unknown.json()["pages"]
