@@ -18,6 +18,7 @@ from django.db import connection
 from analytics.learning import guard_curves
 from analytics.learning import histogram as hist
 from analytics.models import GuardHistogram
+from analytics.tests import test_learning
 from analytics.tests.factories import BookFactory, GuardDecisionFactory, SignalFactory
 from analytics.tests.test_learning import STEADY, decide
 from shadow import rollups
@@ -25,7 +26,7 @@ from shadow.live import book_advance
 from shadow.models import ShadowTrade
 from shadow.tests.test_live import END, _market_data, _replay
 from signals.models import Book, BookGuard, GuardConfig, GuardDecision, SignalState
-from signals.services import book_configure, book_live, guard_config_save
+from signals.services import book_configure, book_live
 
 pytestmark = pytest.mark.django_db
 
@@ -127,17 +128,6 @@ def test_live_runs_keep_the_histogram_a_rebuild_gives_and_a_replay_writes(
 # --- The large-book path ----------------------------------------------------------------
 
 
-@pytest.fixture
-def configs():
-    cooldown = guard_config_save(
-        config=GuardConfig(name="cooldown", kind="cooldown_after_stop", params={"minutes": 240})
-    )
-    max_open = guard_config_save(
-        config=GuardConfig(name="max open", kind="max_open_positions", params={"max_open": 1})
-    )
-    return cooldown, max_open
-
-
 def made_book(configs: tuple[GuardConfig, GuardConfig], rows: list[Any], name: str) -> Book:
     book = BookFactory(name=name)
     book_configure(book=book, strategies=[], guards=list(configs))
@@ -148,6 +138,10 @@ def made_book(configs: tuple[GuardConfig, GuardConfig], rows: list[Any], name: s
     decide(book, frozen, rows)
     rollups.rebuild(book.pk)
     return book
+
+
+# The cooldown and max-open guard configurations, as the learning tests make them.
+configs = test_learning.configs
 
 
 @pytest.fixture
