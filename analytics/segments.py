@@ -451,7 +451,7 @@ def figures(
             recent &= Q(day__lt=stop)
         rows = EquitySegment.objects.filter(
             Q(strategy_id__in=list(ids), symbol="") | Q(strategy_id__isnull=True, symbol=symbol),
-            rollups._grains(first, stop, months=True) | recent,
+            rollups.grains(first, stop, months=True) | recent,
             book_id=book_id,
         )
         middle = _rows(*_fold_sql(rows, months=False))
@@ -501,7 +501,7 @@ def days(
     if whole:
         strategy = Q(strategy_id=strategy_id) if strategy_id else Q(strategy_id__isnull=True)
         rows = EquitySegment.objects.filter(
-            rollups._grains(first, stop, months=False),
+            rollups.grains(first, stop, months=False),
             strategy,
             book_id=book_id,
             series=series,

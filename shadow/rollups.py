@@ -531,7 +531,7 @@ def ensure_built(book_id: int) -> None:
             rebuild(book_id)
 
 
-def _grains(first: date | None, stop: date | None, *, months: bool, until: Any = None) -> Q:
+def grains(first: date | None, stop: date | None, *, months: bool, until: Any = None) -> Q:
     """The rollup rows covering the whole days ``[first, stop)`` (``None``: no bound):
     month rows for the whole months inside, day rows for the days around them (day rows
     only when ``months`` is false, for a sum per day). ``until`` (a date or an expression
@@ -643,7 +643,7 @@ def totals(
     if whole:
         months = "day" not in by
         stored = BookRollup.objects.filter(
-            _grains(first, stop, months=months, until=_months_until(book_id) if months else None),
+            grains(first, stop, months=months, until=_months_until(book_id) if months else None),
             book_id=book_id,
             fact=fact,
             **where,

@@ -81,8 +81,9 @@ def blocked_count(filters: Filters, guard: str) -> int:
 
 
 def _cursor(filters: Filters, name: str) -> int | None:
+    """``?after=``/``?before=`` (checked by ``analytics.filters``: a signal id)."""
     raw = filters.raw.get(name, "")
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+    return int(raw) if raw else None
 
 
 def page_rows(signals: QuerySet[Signal], filters: Filters, count: int) -> tuple[list[Signal], bool]:

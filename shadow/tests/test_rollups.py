@@ -287,7 +287,7 @@ def test_whole_days_are_read_as_whole_months_and_the_days_around_them():
 
     march, april, may = date(2024, 3, 1), date(2024, 4, 1), date(2024, 5, 1)
     # Mid-March to mid-May: March's tail and May's head as days, April as a month.
-    got = spans(rollups._grains(date(2024, 3, 10), date(2024, 5, 20), months=True))
+    got = spans(rollups.grains(date(2024, 3, 10), date(2024, 5, 20), months=True))
     assert got == sorted(
         [
             ("month", april, may),
@@ -297,16 +297,16 @@ def test_whole_days_are_read_as_whole_months_and_the_days_around_them():
         key=str,
     )
     # Whole months on both ends; open ends take every month.
-    assert spans(rollups._grains(march, may, months=True)) == [("month", march, may)]
-    assert spans(rollups._grains(None, None, months=True)) == [("month", None, None)]
+    assert spans(rollups.grains(march, may, months=True)) == [("month", march, may)]
+    assert spans(rollups.grains(None, None, months=True)) == [("month", None, None)]
     # Inside one month, or asked per day: days only.
-    assert spans(rollups._grains(date(2024, 3, 3), date(2024, 3, 9), months=True)) == [
+    assert spans(rollups.grains(date(2024, 3, 3), date(2024, 3, 9), months=True)) == [
         ("day", date(2024, 3, 3), date(2024, 3, 9))
     ]
-    assert spans(rollups._grains(march, may, months=False)) == [("day", march, may)]
+    assert spans(rollups.grains(march, may, months=False)) == [("day", march, may)]
     # The calendar's last month has no month after it.
     last = date(9999, 12, 31)
-    assert spans(rollups._grains(last, None, months=True)) == [("day", last, None)]
+    assert spans(rollups.grains(last, None, months=True)) == [("day", last, None)]
     assert rollups.split_window(datetime(9999, 12, 31, 1, tzinfo=UTC), None)[2] == [
         (datetime(9999, 12, 31, 1, tzinfo=UTC), None)
     ]
