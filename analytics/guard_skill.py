@@ -540,7 +540,9 @@ class _Window:
                             row.get("guard", ""),
                         )
                     )
-        position = {day: i for i, day in enumerate(sorted({_as_date(row[1]) for row in rows}))}
+        position = {
+            day: i for i, day in enumerate(sorted({rollups.as_date(row[1]) for row in rows}))
+        }
         series: dict[SeriesKey, _Series] = {}
         for kind, day, strategy_id, guard, config_id, n, pnl, squares, _ in rows:
             if kind == STRATEGY:
@@ -552,7 +554,7 @@ class _Window:
             found = series.get(key)
             if found is None:
                 found = series[key] = _Series([], [], [], Decimal(0), 0.0)
-            found.at.append(position[_as_date(day)])
+            found.at.append(position[rollups.as_date(day)])
             found.count.append(int(n or 0))
             if pnl is None:
                 found.pnl.append(0.0)
@@ -652,11 +654,6 @@ def _float_sum(value: float) -> Decimal:
     """A sum SQLite gives as a float, as Django converts it for a ``DecimalField`` (15
     significant digits): the same figure as ``rollups.totals`` reads."""
     return _FIFTEEN_DIGITS.create_decimal_from_float(value)
-
-
-def _as_date(value: Any) -> date:
-    # SQLite returns a date column as text.
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _rolled_report(pool: _Days, blocked: _Days) -> SkillReport:

@@ -189,7 +189,7 @@ def _open_month(book_id: int) -> date | None:
     """The first day of the month of the book's last day row (``None`` without any):
     its months before this one are closed, and only those have month rows."""
     last = EquitySegment.objects.filter(book_id=book_id, grain=DAY).aggregate(last=Max("day"))
-    return as_date(last["last"]).replace(day=1) if last["last"] is not None else None
+    return rollups.as_date(last["last"]).replace(day=1) if last["last"] is not None else None
 
 
 def _months(book_id: int, low: date | None, high: date) -> None:
@@ -224,7 +224,7 @@ def refresh(book_id: int, first: date) -> None:
     )["newest"]
     # The month after the newest month row: from there on no closed month has its row
     # yet (the book's last month when it was written has closed since).
-    unwritten = _next_month(as_date(newest)) if newest is not None else date.min
+    unwritten = _next_month(rollups.as_date(newest)) if newest is not None else date.min
     low = min(first.replace(day=1), unwritten, current or date.min)
     EquitySegment.objects.filter(book_id=book_id, grain=MONTH, day__gte=low).delete()
     if current is not None and low < current:
@@ -277,12 +277,6 @@ def money(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
 def _sharpe(
     total: Decimal, squares: Decimal, first: date | None, last: date | None
 ) -> float | None:
@@ -323,7 +317,7 @@ def fold(segments: Iterable[dict[str, Any]]) -> Fold:
         gross_profit += money(segment["gross_profit"])
         gross_loss += money(segment["gross_loss"])
         squares += money(segment["squares"])
-        low_day, high_day = as_date(segment["first"]), as_date(segment["last"])
+        low_day, high_day = rollups.as_date(segment["first"]), rollups.as_date(segment["last"])
         first = low_day if first is None else min(first, low_day)
         last = high_day if last is None else max(last, high_day)
     sharpe = _sharpe(equity, squares, first, last)
@@ -413,7 +407,7 @@ def figures(
     for low, high in edges:
         found = sorted(
             (row for row in _rows(*_select(book_id, low, high)) if wanted(row)),
-            key=lambda row: as_date(row["day"]),
+            key=lambda row: rollups.as_date(row["day"]),
         )
         # A stretch before the whole days (or the only one) comes first, one after last.
         if first is not None and high is not None and high <= rollups.midnight(first):
@@ -508,7 +502,7 @@ def days(
             symbol=group["symbol"],
         )
         found += rows.order_by().values(*_KEYS, *_MEASURES)
-    return sorted(found, key=lambda row: as_date(row["day"]))
+    return sorted(found, key=lambda row: rollups.as_date(row["day"]))
 
 
 def of_trades(trades: QuerySet[Any]) -> list[dict[str, Any]]:

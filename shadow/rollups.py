@@ -677,7 +677,7 @@ def _merge(
     for row in rows:
         if where and any(row[f"{prefix}{k}"] != v for k, v in where.items()):
             continue
-        key = tuple(_day(row[f"{prefix}{k}"]) if k == "day" else row[f"{prefix}{k}"] for k in by)
+        key = tuple(as_date(row[f"{prefix}{k}"]) if k == "day" else row[f"{prefix}{k}"] for k in by)
         into = found.get(key)
         pnl = row[f"{prefix}pnl"]
         pnl = Decimal(str(pnl)) if pnl is not None and not isinstance(pnl, Decimal) else pnl
@@ -697,7 +697,10 @@ def _merge(
         into["pnl_sq"] += float(row[f"{prefix}pnl_sq"] or 0.0)
 
 
-def _day(value: Any) -> date:
+def as_date(value: Any) -> date:
+    """A day as the database returns it (a date; text on SQLite; a datetime's date)."""
+    if isinstance(value, datetime):
+        return value.date()
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
@@ -731,10 +734,10 @@ def stored(book_id: int) -> list[tuple[Any, ...]]:
         dims, (n, wins, pnl, pnl_sq) = tuple(rest[:-4]), rest[-4:]
         if grain == DAY:
             found.append((DAY, fact, *dims, int(n), int(wins), _fine(pnl), _Close(pnl_sq)))
-            if until is None or _day(dims[0]) < until:
+            if until is None or as_date(dims[0]) < until:
                 continue
-            dims = (_day(dims[0]).replace(day=1), *dims[1:])
-        into = months.setdefault((fact, _day(dims[0]), *dims[1:]), [0, 0, None, 0.0])
+            dims = (as_date(dims[0]).replace(day=1), *dims[1:])
+        into = months.setdefault((fact, as_date(dims[0]), *dims[1:]), [0, 0, None, 0.0])
         into[0] += int(n)
         into[1] += int(wins)
         if pnl is not None:

@@ -162,7 +162,7 @@ def daily(closed: Trades) -> tuple[list[str], list[Decimal]]:
     """Every UTC day from the first exit to the last with the P&L closed that day."""
     if not closed.days:
         return [], []
-    totals = {segments.as_date(day["day"]): segments.money(day["total"]) for day in closed.days}
+    totals = {rollups.as_date(day["day"]): segments.money(day["total"]) for day in closed.days}
     first, last = min(totals), max(totals)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     return [day.isoformat() for day in days], [cents(totals.get(day, ZERO)) or ZERO for day in days]
@@ -241,7 +241,7 @@ def _drawdown_by_day(closed: Trades) -> dict[str, Any]:
         under.append(-max(fall, peak - (equity + low)))
         peak = max(peak, equity + high)
         equity += segments.money(day["total"])
-    labels = [segments.as_date(day["day"]).isoformat() for day in closed.days]
+    labels = [rollups.as_date(day["day"]).isoformat() for day in closed.days]
     if len(under) > DRAWDOWN_POINTS:
         edges = np.linspace(0, len(under), DRAWDOWN_POINTS + 1).astype(np.int64)
         picks = [min(range(a, b), key=under.__getitem__) for a, b in pairwise(edges)]
