@@ -30,18 +30,21 @@ class TaskDeliveryLedger:
         return row.deliveries
 
     def quarantine(self, *, task_id: str, task: str, deliveries: int, limit: int) -> None:
-        TaskDelivery.objects.filter(task_id=task_id).update(quarantined_at=timezone.now())
-        raise_alert(
-            "task_quarantined",
-            task,
-            title=f"Task {task} quarantined",
-            message=(
-                f"Task {task} id={task_id} killed its worker process {deliveries - 1} "
-                f"times (limit {limit}); not run again. It is kept in Admin → Alerts → "
-                "Task deliveries."
-            ),
-            severity="critical",
-        )
+        # The quarantine and its alert commit together: never a quarantined task that
+        # nobody was told about (nor one a reader sees before its alert).
+        with transaction.atomic():
+            TaskDelivery.objects.filter(task_id=task_id).update(quarantined_at=timezone.now())
+            raise_alert(
+                "task_quarantined",
+                task,
+                title=f"Task {task} quarantined",
+                message=(
+                    f"Task {task} id={task_id} killed its worker process {deliveries - 1} "
+                    f"times (limit {limit}); not run again. It is kept in Admin → Alerts → "
+                    "Task deliveries."
+                ),
+                severity="critical",
+            )
 
     def forget(self, *, task_id: str) -> None:
         TaskDelivery.objects.filter(task_id=task_id, quarantined_at__isnull=True).delete()
