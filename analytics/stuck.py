@@ -21,8 +21,19 @@ from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from django.conf import settings
-from django.db.models import Case, F, Q, QuerySet, When
-from django.db.models.functions import Coalesce
+from django.db.models import (
+    Case,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce
 from django_stubs_ext import WithAnnotations
 
 from markets.bars import timeframe_delta
@@ -112,7 +123,12 @@ def entered_state() -> Case:
 
 def overdue(*, book: Book, now: datetime) -> "QuerySet[WithAnnotations[Signal, Since]]":
     """The stuck signals of ``book`` at ``now``, annotated with ``since`` (when they
-    entered their state). Two queries: the markets and holds in play, then this one."""
+    entered their state). Two queries: the states and timeframes in play, then this one.
+
+    One condition per state and timeframe in play: an executed signal's maximum hold is
+    read from its row in the statement (``since`` before ``now`` minus the state's
+    deadline minus ``max_hold_candles`` candles), not one condition per hold in play,
+    which made a statement of tens of conditions to compile and send on every read."""
     rules = deadlines()
     signals = Signal.objects.filter(book=book).annotate(since=entered_state())
     if not rules:
@@ -120,27 +136,37 @@ def overdue(*, book: Book, now: datetime) -> "QuerySet[WithAnnotations[Signal, S
     in_play = (
         Signal.objects.filter(book=book, state__in=list(rules))
         .order_by()
-        .values_list("state", "timeframe", "max_hold_candles")
+        .values_list("state", "timeframe")
         .distinct()
     )
     late = Q()
     matched = False
-    for state, timeframe, max_hold in in_play:
+    for state, timeframe in in_play:
         try:
             candle = timeframe_delta(timeframe)
         except ValueError:
             continue
         rule = rules[state]
         allowed = rule if isinstance(rule, timedelta) else rule * candle
-        condition = Q(state=state, timeframe=timeframe)
+        deadline: datetime | ExpressionWrapper = now - allowed
         if state == SignalState.EXECUTED:
-            allowed += max_hold * candle
-            condition &= Q(max_hold_candles=max_hold)
-        late |= condition & Q(since__lt=now - allowed)
+            deadline = ExpressionWrapper(
+                Value(now - allowed) - _candles("max_hold_candles", candle),
+                output_field=DateTimeField(),
+            )
+        late |= Q(state=state, timeframe=timeframe, since__lt=deadline)
         matched = True
     # The state filter first: the index on (book, state) reads only the book's signals in
     # a watched state, which are few (a live book's pending ones), whatever its history.
     return signals.filter(state__in=list(rules)).filter(late) if matched else signals.none()
+
+
+def _candles(field: str, candle: timedelta) -> ExpressionWrapper:
+    """SQL for ``field`` (a whole number of candles) times ``candle``, as a duration. The
+    cast makes it a plain integer, which SQLite's duration arithmetic requires."""
+    return ExpressionWrapper(
+        Cast(field, IntegerField()) * Value(candle), output_field=DurationField()
+    )
 
 
 def live_stuck_count(*, now: datetime) -> dict[str, Any]:

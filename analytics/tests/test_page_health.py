@@ -152,6 +152,28 @@ def test_the_deadlines_come_from_the_setting(trader_client, live, settings):
     assert states["counts"][0]["deadline"] == "5 min after it was created"
 
 
+def test_each_executed_signal_is_late_by_its_own_maximum_hold(trader_client, live):
+    """Executed signals of one timeframe with different maximum holds: each is judged by
+    its own, read from its row in the statement (one condition per timeframe)."""
+    # (hours in the state, max hold in 1h candles): late past hold + 2 candles.
+    for hours_ago, hold in ((30, 24), (30, 28), (20, 10), (20, 19), (13, 10), (13, 11)):
+        at(
+            NOW - timedelta(hours=hours_ago),
+            SignalFactory,
+            book=live,
+            state=SignalState.EXECUTED,
+            decided_at=NOW - timedelta(hours=hours_ago),
+            max_hold_candles=hold,
+        )
+    expected = plain_stuck_ids(live, NOW)
+    # 30 h > 26, 20 h > 12, 13 h > 12; not 30 h = 30 (the deadline itself), 20 h < 21
+    # nor 13 h = 13.
+    assert len(expected) == 3
+    states = twin_data(trader_client, live)["states"]
+    assert [row["id"] for row in states["stuck"]] == expected
+    assert states["stuck_count"] == 3
+
+
 def test_a_replay_says_its_stuck_signals_are_where_its_candles_ended(trader_client):
     replay = BookFactory()
     at(NOW - timedelta(days=2), SignalFactory, book=replay, state=SignalState.APPROVED)
