@@ -37,20 +37,25 @@ rejected; so no signal can be computed on a changed row.
 ``CandleSorter`` does this in two passes over the same rows with memory bounded by a few
 dozen bytes per row (``scan`` keeps only each row's time, a hash of its values and its
 position; ``sort_out`` yields the kept bars in file order), so a file of millions of rows
-can be streamed; ``clean_candles`` runs both passes over a list.
+can be streamed; ``clean_candles`` runs both passes over a list. A file load reads the
+file once instead (``scan_spooled``): the rows it accepts go, as text, to a temporary
+file on disk, which ``spooled_chunks`` reads back in place of a second pass over the file.
 """
 
 import logging
+import tempfile
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
+from types import TracebackType
+from typing import IO, Self, overload
 
 import numpy as np
 
 from markets.bars import Bar
-from markets.timestamps import is_on_grid, utc_from_ms
+from markets.timestamps import EPOCH, is_on_grid, utc_from_ms
 
 logger = logging.getLogger("markets")
 
@@ -71,6 +76,20 @@ FILLER_REASON = "filler: no trades (open = high = low = close, volume 0)"
 SMALLEST_STORED = Decimal("1E-12")
 PRICE_CEILING = Decimal("1E+18")
 VOLUME_CEILING = Decimal("1E+26")
+_WIDE = Context(prec=60)
+_MICROSECOND = timedelta(microseconds=1)
+# A spooled row (``CandleSorter.scan_spooled``) is one line: where it was read, the
+# values as read when they differ from the stored ones, then its COPY text (epoch ms and
+# the five values as the candle table stores them, tab-separated), fields split by US.
+_UNIT = "\x1f"
+# Begins the COPY text of a value the candle table cannot hold once rounded.
+_TOO_LARGE = "!"
+
+
+# A CSV row on ``markets.readers``' fast path: (line number, open time in epoch ms, open,
+# high, low, close, volume), the values as plain decimal texts (ASCII digits, at most one
+# point and at most 12 digits after it).
+FastRow = tuple[int, int, str, str, str, str, str]
 
 
 class OutOfRange(str):
@@ -237,9 +256,12 @@ class CandleSorter:
        the spliced rows' rejections; it raises ``RowsChangedError`` if the rows differ;
     4. ``result()`` is the report.
 
-    Two rows count as identical when their values hash alike (Python's numeric hash of
-    the five values: equal values, e.g. 2 and 2.0, always do; two different candles do so
-    with a chance of about 1 in 10^19).
+    Two rows count as identical when their values hash alike (Python's hash of the five
+    values' ``_identity``: equal values, e.g. 2 and 2.0, always do; two different candles
+    do so with a chance of about 1 in 10^19).
+
+    A file load uses ``scan_spooled`` and ``spooled_chunks`` in place of ``scan`` and
+    ``sort_out``: one pass over the file, the accepted rows kept on disk for the second.
     """
 
     def __init__(
@@ -273,32 +295,170 @@ class CandleSorter:
         self._numbers: dict[str, int] = {}
         self._gaps: list[Gap] = []
         self._span: tuple[datetime, datetime] | None = None
+        self._spool: IO[str] | None = None
 
     def scan(self, rows: Iterable[RawCandle]) -> None:
         """First pass: check every row and remember the accepted ones compactly."""
         for raw in rows:
-            ordinal = self.rows
+            self._take(self.rows, raw)
             self.rows += 1
-            verdict = self._verdict(raw)
-            if verdict is None:
-                self._dropped_open = True
-            elif isinstance(verdict, str):
-                if verdict is FILLER_REASON:
-                    self._fillers += 1
-                elif isinstance(verdict, OutOfRange):
-                    self._out_of_range += 1
-                self._reject(ordinal, raw, verdict)
+
+    def _take(self, ordinal: int, raw: RawCandle) -> Bar | None:
+        """Check row number ``ordinal`` (from 0) and remember it; its ``Bar`` if accepted."""
+        verdict = self._verdict(raw)
+        if verdict is None:
+            self._dropped_open = True
+        elif isinstance(verdict, str):
+            if verdict is FILLER_REASON:
+                self._fillers += 1
+            elif isinstance(verdict, OutOfRange):
+                self._out_of_range += 1
+            self._reject(ordinal, raw, verdict)
+        else:
+            if self._latest is not None and raw.time_ms < self._latest:
+                self._out_of_order += 1
             else:
-                if self._latest is not None and raw.time_ms < self._latest:
-                    self._out_of_order += 1
-                else:
-                    self._latest = raw.time_ms
-                self._times.append(raw.time_ms)
-                self._hashes.append(
-                    hash((verdict.open, verdict.high, verdict.low, verdict.close, verdict.volume))
+                self._latest = raw.time_ms
+            self._times.append(raw.time_ms)
+            self._hashes.append(
+                hash(
+                    (
+                        _identity(verdict.open),
+                        _identity(verdict.high),
+                        _identity(verdict.low),
+                        _identity(verdict.close),
+                        _identity(verdict.volume),
+                    )
                 )
-                self._ordinals.append(ordinal)
-                self._eligible.append(verdict.volume > 0 and verdict.high > verdict.low)
+            )
+            self._ordinals.append(ordinal)
+            self._eligible.append(verdict.volume > 0 and verdict.high > verdict.low)
+            return verdict
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Delete the spool of ``scan_spooled`` (if any)."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def scan_spooled(
+        self,
+        rows: Iterable[FastRow | RawCandle],
+        on_count: Callable[[int], None] | None = None,
+    ) -> None:
+        """``scan`` for a file load: the same checks, verdicts and counts, but every
+        accepted row is also written to a temporary file (``spooled_chunks`` reads it back
+        instead of a second pass over the file), and a ``FastRow`` (a plain CSV row, see
+        ``markets.readers``) that passes every check is accepted without a ``RawCandle``
+        or a ``Bar``; one that does not goes through ``scan``'s own checks, so every
+        rejection says what it said before. ``on_count`` hears the rows read so far every
+        10,000 rows and at the end."""
+        if self._spool is None:
+            # Closed (and so deleted) by close(), which the caller's ``with`` calls.
+            self._spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
+        spool = self._spool
+        times, hashes, ordinals = self._times, self._hashes, self._ordinals
+        eligible = self._eligible
+        step_us = self.timeframe // _MICROSECOND
+        on_grid_only = self.timeframe < timedelta(weeks=1)
+        # A candle is closed when open + timeframe <= now (in microseconds since the epoch).
+        closed_until = (self.now - EPOCH) // _MICROSECOND - step_us
+        no_fillers = self.reject_fillers
+        smallest, price_ceiling, volume_ceiling = SMALLEST_STORED, PRICE_CEILING, VOLUME_CEILING
+        earliest, latest_ms = _EARLIEST_MS, _LATEST_MS
+        latest = self._latest
+        out = []
+        ordinal = self.rows
+        for row in rows:
+            ordinal += 1
+            if on_count is not None and ordinal % 10_000 == 0:
+                on_count(ordinal)
+            if isinstance(row, tuple):
+                line, time_ms, a, b, c, d, e = row
+                # Accepted here: exactly the rows ``_verdict`` turns into a Bar. Time in
+                # range, on the grid and closed; values positive (volume >= 0: there is
+                # no sign on the fast path) and storable, OHLC consistent, not a filler.
+                identity: tuple[float | tuple[int, tuple[int, ...], int], ...] = ()
+                if not (
+                    earliest <= time_ms < latest_ms
+                    and (not on_grid_only or time_ms * 1000 % step_us == 0)
+                    and time_ms * 1000 <= closed_until
+                ):
+                    pass
+                elif len(a) < 16 and len(b) < 16 and len(c) < 16 and len(d) < 16 and len(e) < 16:
+                    # At most 15 digits, at most 12 after the point: each value is below
+                    # 1E+15, at least 1E-12 unless 0, and its float is exact enough to
+                    # compare and to tell it from any other such value (see _identity).
+                    floats = (float(a), float(b), float(c), float(d), float(e))
+                    open_f, high_f, low_f, close_f, volume_f = floats
+                    if (
+                        0 < low_f <= open_f <= high_f
+                        and low_f <= close_f <= high_f
+                        and not (
+                            no_fillers and not volume_f and open_f == high_f == low_f == close_f
+                        )
+                    ):
+                        identity = floats
+                        eligible.append(volume_f > 0 and high_f > low_f)
+                else:
+                    decimals = (Decimal(a), Decimal(b), Decimal(c), Decimal(d), Decimal(e))
+                    open_, high, low, close, volume = decimals
+                    if (
+                        smallest <= low <= open_ <= high < price_ceiling
+                        and low <= close <= high
+                        and (volume >= smallest or not volume)
+                        and volume < volume_ceiling
+                        and not (no_fillers and not volume and open_ == high == low == close)
+                    ):
+                        identity = tuple(map(_identity, decimals))
+                        eligible.append(volume > 0 and high > low)
+                if identity:
+                    if latest is not None and time_ms < latest:
+                        self._out_of_order += 1
+                    else:
+                        latest = time_ms
+                    times.append(time_ms)
+                    hashes.append(hash(identity))
+                    ordinals.append(ordinal - 1)
+                    out.append(f"line {line}{_UNIT}{_UNIT}{time_ms}\t{a}\t{b}\t{c}\t{d}\t{e}\n")
+                    if len(out) >= 10_000:
+                        spool.write("".join(out))
+                        out.clear()
+                    continue
+                row = RawCandle(
+                    time_ms,
+                    Decimal(a),
+                    Decimal(b),
+                    Decimal(c),
+                    Decimal(d),
+                    Decimal(e),
+                    where=f"line {line}",
+                )
+            self._latest = latest
+            bar = self._take(ordinal - 1, row)
+            latest = self._latest
+            if bar is not None:
+                out.append(_spool_line(row.where, bar))
+                if len(out) >= 10_000:
+                    spool.write("".join(out))
+                    out.clear()
+        spool.write("".join(out))
+        self._latest = latest
+        self.rows = ordinal
+        if on_count is not None:
+            on_count(ordinal)
 
     def decide(self) -> None:
         """Sort out duplicates, conflicts, spliced repeats and gaps (no row is read)."""
@@ -373,6 +533,49 @@ class CandleSorter:
             raise RowsChangedError(
                 f"the second pass read {ordinal + 1} rows, the first {self.rows}: "
                 "the rows changed between the two passes"
+            )
+        self._rejections = sorted(self._rejections + spliced, key=lambda item: item[0])[
+            : self.listed
+        ]
+
+    def spooled_chunks(self, chunk_rows: int) -> "Iterator[SpooledBars]":
+        """``sort_out`` after ``scan_spooled``: the kept rows, in input order, read back
+        from the spool ``chunk_rows`` at a time (the listed conflicts and the spliced rows'
+        rejections are collected on the way, as ``sort_out`` does)."""
+        status, spool = self._status, self._spool
+        if status is None or spool is None:
+            raise RuntimeError("call scan_spooled() and decide() before spooled_chunks()")
+        marks = status.tobytes()
+        times = self._times
+        spool.flush()
+        spool.seek(0)
+        lines: list[str] = []
+        kept: list[int] = []
+        spliced: list[tuple[int, Rejection]] = []
+        index = -1
+        for index, line in enumerate(spool):
+            state = marks[index]
+            if state == _KEEP:
+                lines.append(line)
+                kept.append(times[index])
+                if len(lines) == chunk_rows:
+                    yield SpooledBars(lines, min(kept), max(kept))
+                    lines, kept = [], []
+            elif state == _CONFLICT_LISTED:
+                where, bar = _spooled_bar(line, self._ordinals[index])
+                self._conflict_rows.setdefault(times[index], []).append((where, bar))
+            elif state == _SPLICED and len(spliced) < self.listed:
+                ordinal = self._ordinals[index]
+                where, _ = _spooled_bar(line, ordinal)
+                at = int(np.searchsorted(self._spliced_index, index))
+                origin = utc_from_ms(int(self._spliced_origin[at]))
+                reason = f"repeats the candle of {origin:%Y-%m-%d %H:%M}: spliced data"
+                spliced.append((ordinal, Rejection(where, reason)))
+        if lines:
+            yield SpooledBars(lines, min(kept), max(kept))
+        if index + 1 != len(self._ordinals):
+            raise RowsChangedError(
+                f"the spool holds {index + 1} rows, the first pass accepted {len(self._ordinals)}"
             )
         self._rejections = sorted(self._rejections + spliced, key=lambda item: item[0])[
             : self.listed
@@ -490,6 +693,84 @@ class CandleSorter:
             )
 
 
+class SpooledBars(Sequence[Bar]):
+    """A chunk of kept rows as ``CandleSorter.spooled_chunks`` reads them from its spool:
+    a sequence of ``Bar`` (made on demand) that can also give the candle table's COPY
+    text of all its rows at once (``copy_text``) without making any."""
+
+    __slots__ = ("_lines", "first_ms", "last_ms")
+
+    def __init__(self, lines: list[str], first_ms: int, last_ms: int) -> None:
+        self._lines = lines
+        self.first_ms = first_ms
+        self.last_ms = last_ms
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    @overload
+    def __getitem__(self, index: int) -> Bar: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Bar]: ...
+
+    def __getitem__(self, index: int | slice) -> Bar | list[Bar]:
+        if isinstance(index, slice):
+            return [_spooled_bar(line, 0)[1] for line in self._lines[index]]
+        return _spooled_bar(self._lines[index], 0)[1]
+
+    def __iter__(self) -> Iterator[Bar]:
+        for line in self._lines:
+            yield _spooled_bar(line, 0)[1]
+
+    def copy_text(self) -> str:
+        """One line per bar: ``epoch_ms<TAB>open<TAB>high<TAB>low<TAB>close<TAB>volume``,
+        the values as the candle table stores them (rounded to its 12 places), for
+        ``COPY ... FROM STDIN`` into columns of the candle table's types.
+
+        Raises ``ValueError`` ("... is too large to store") for a value that rounding
+        takes out of the column, as storing a ``Bar`` does."""
+        text = "".join(line[line.rindex(_UNIT) + 1 :] for line in self._lines)
+        if _TOO_LARGE in text:
+            value = next(v for v in text.replace("\n", "\t").split("\t") if v[:1] == _TOO_LARGE)
+            raise ValueError(f"{value[1:]} is too large to store")
+        return text
+
+
+def _spool_line(where: str, bar: Bar) -> str:
+    """The spool line of an accepted row (see ``_UNIT``)."""
+    read = []
+    stored = []
+    for name in ("open", "high", "low", "close", "volume"):
+        value: Decimal = getattr(bar, name)
+        text = str(value)
+        read.append(text)
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent >= -12:
+            stored.append(text)  # the column holds it exactly as read
+            continue
+        # Rounded as ``markets.services`` stores a Bar (half to even, 12 places).
+        rounded = value.quantize(SMALLEST_STORED, context=_WIDE)
+        ceiling = VOLUME_CEILING if name == "volume" else PRICE_CEILING
+        stored.append(str(rounded) if rounded < ceiling else f"{_TOO_LARGE}{name} {value}")
+    values_read = "\t".join(read) if read != stored else ""
+    time_ms = (bar.open_time - EPOCH) // timedelta(milliseconds=1)
+    values_stored = "\t".join(stored)
+    return f"{where}{_UNIT}{values_read}{_UNIT}{time_ms}\t{values_stored}\n"
+
+
+def _spooled_bar(line: str, ordinal: int) -> tuple[str, Bar]:
+    """Where a spooled row was read (``row N`` from ``ordinal`` if nowhere) and its Bar,
+    with the values as read."""
+    where, values_read, stored = line.rstrip("\n").split(_UNIT)
+    time_text, *texts = stored.split("\t")
+    if values_read:
+        texts = values_read.split("\t")
+    open_, high, low, close, volume = map(Decimal, texts)
+    bar = Bar(utc_from_ms(int(time_text)), open_, high, low, close, volume)
+    return where or f"row {ordinal}", bar
+
+
 def _checked(raw: RawCandle, timeframe: timedelta) -> Bar | str:
     """The row as a ``Bar``, or the reason it is rejected."""
     values: dict[str, Decimal] = {}
@@ -530,6 +811,22 @@ def _checked(raw: RawCandle, timeframe: timedelta) -> Bar | str:
     if timeframe < timedelta(weeks=1) and not is_on_grid(open_time, timeframe):
         return f"open time {open_time:%Y-%m-%d %H:%M:%S.%f} is not on the {_label(timeframe)} grid"
     return Bar(open_time=open_time, **values)
+
+
+def _identity(value: Decimal) -> float | tuple[int, tuple[int, ...], int]:
+    """What a row's hash is made of for one of its values (finite, 0 or from 1E-12 to
+    below 1E+26, as every accepted value is): equal values give equal identities, others
+    different ones. A value of at most 15 significant digits is its float (exact enough
+    to tell it from any other such value, and what ``scan_spooled`` computes from the
+    text); a longer one is its sign, digits and exponent, trailing zeros taken off."""
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    end = len(digits)
+    while end and digits[end - 1] == 0:
+        end -= 1
+    if end <= 15:
+        return float(value)
+    return (sign, digits[:end], exponent + len(digits) - end)
 
 
 def _time_problem(time_ms: int) -> str | None:

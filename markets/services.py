@@ -5,10 +5,11 @@ source, and loading the same data twice changes nothing.
 """
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Context, Decimal
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,18 +23,18 @@ from markets.cleaning import (
     CleanedCandles,
     Conflict,
     Gap,
-    RawCandle,
     Rejection,
     RowsChangedError,
+    SpooledBars,
     clean_candles,
 )
 from markets.errors import CandleFileError, MarketDataError
 from markets.gateway import ExchangeGateway, OnPage
 from markets.identifiers import check_exchange_name, check_symbol, check_timeframe
 from markets.models import Candle
-from markets.readers import iter_candle_file
+from markets.readers import candle_file_digest, iter_candle_rows, new_digest
 from markets.synthetic import DEFAULT_DAILY_VOLATILITY, DEFAULT_START_PRICE, synthetic_bars
-from markets.timestamps import floor_to_grid
+from markets.timestamps import floor_to_grid, utc_from_ms
 
 logger = logging.getLogger("markets")
 
@@ -154,9 +155,19 @@ def candles_upsert(
     does not change under them. One that comes again with other values (an exchange
     restating a closed candle, a file disagreeing with the exchange) is counted as
     restated and logged with both versions. Of two bars with one open time in ``bars``
-    the last wins."""
+    the last wins (``SpooledBars``, a file load's chunk, never has two)."""
     if source not in Candle.Source.values:
         raise ValueError(f"source must be one of {', '.join(Candle.Source.values)}")
+    if isinstance(bars, SpooledBars) and connection.vendor == "postgresql":
+        # A file load's chunk goes to COPY as the text it was spooled as: no Bar is made.
+        if not bars:
+            return Upserted(0, 0, 0)
+        with transaction.atomic():
+            created, unchanged, restated, shown = _upsert_copy(
+                exchange, symbol, timeframe, _CopiedText(bars), source
+            )
+        _log_restated(exchange, symbol, timeframe, restated, shown)
+        return Upserted(created, unchanged, restated)
     by_time = {bar.open_time: bar for bar in bars}
     if not by_time:
         return Upserted(0, 0, 0)
@@ -169,6 +180,13 @@ def candles_upsert(
             created, unchanged, restated, shown = _upsert_orm(
                 exchange, symbol, timeframe, by_time, source
             )
+    _log_restated(exchange, symbol, timeframe, restated, shown)
+    return Upserted(created, unchanged, restated)
+
+
+def _log_restated(
+    exchange: str, symbol: str, timeframe: str, restated: int, shown: "list[_Restated]"
+) -> None:
     if restated:
         logger.warning(
             "[CANDLES] %d restated candle(s) of %s %s %s kept as first stored, not "
@@ -184,7 +202,6 @@ def candles_upsert(
             ),
             " ..." if restated > _RESTATED_SHOWN else "",
         )
-    return Upserted(created, unchanged, restated)
 
 
 _Restated = tuple[datetime, tuple[Decimal, ...], tuple[Decimal, ...]]
@@ -228,40 +245,77 @@ def _upsert_orm(
     return created, unchanged, len(restated), restated[:_RESTATED_SHOWN]
 
 
+class _CopiedText(NamedTuple):
+    """A file load's chunk for ``_upsert_copy``: its rows as COPY text (see
+    ``SpooledBars.copy_text``) and the first and last open time among them."""
+
+    bars: SpooledBars
+
+
 def _upsert_copy(
-    exchange: str, symbol: str, timeframe: str, by_time: dict[datetime, Bar], source: str
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    incoming: dict[datetime, Bar] | _CopiedText,
+    source: str,
 ) -> tuple[int, int, int, list[_Restated]]:
     """``candles_upsert`` on PostgreSQL, in at most six statements whatever the number of bars:
     the bars go through ``COPY`` into a temporary table (the replay's bulk path), which
     is then compared with and added to the candle table in SQL. Stored candles are never
     updated; ``ON CONFLICT DO NOTHING`` leaves a candle another writer stored meanwhile
-    as it stored it (not counted as created)."""
+    as it stored it (not counted as created).
+
+    ``incoming`` is bars by open time, or a file load's chunk as text: that goes into a
+    table of its own whose value columns have the candle table's types (so a value is
+    rounded to 12 places there, never again), the open time as epoch milliseconds."""
     table = Candle._meta.db_table
     market = [exchange, symbol, timeframe]
     with connection.cursor() as cursor:
         # ON COMMIT DROP: the table lives as long as the caller's transaction, so the
         # chunks of one file load share it and nothing is left on a pooled connection.
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (open_time timestamptz PRIMARY KEY, "
-            "open numeric, high numeric, low numeric, close numeric, volume numeric) "
-            "ON COMMIT DROP"
-        )
-        cursor.execute(f"TRUNCATE {_INCOMING}")
-        with cursor.cursor.copy(f"COPY {_INCOMING} FROM STDIN") as copy:
-            for open_time, bar in by_time.items():
-                copy.write_row(
-                    (open_time, *(str(_stored(getattr(bar, name), name)) for name in _VALUES))
-                )
+        if isinstance(incoming, _CopiedText):
+            text = incoming.bars.copy_text()
+            columns = ", ".join(f"{name} {_column_type(name)}" for name in _VALUES)
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING_TEXT} (open_ms bigint PRIMARY KEY, "
+                f"{columns}) ON COMMIT DROP"
+            )
+            cursor.execute(f"TRUNCATE {_INCOMING_TEXT}")
+            with cursor.cursor.copy(f"COPY {_INCOMING_TEXT} FROM STDIN") as copy:
+                copy.write(text)
+            # Exact: a float8 holds every epoch microsecond up to the year 2100.
+            rows = (
+                "(SELECT timestamptz 'epoch' + open_ms * interval '1 millisecond' AS open_time, "
+                f"{', '.join(_VALUES)} FROM {_INCOMING_TEXT})"
+            )
+            first, last = (
+                utc_from_ms(incoming.bars.first_ms),
+                utc_from_ms(incoming.bars.last_ms),
+            )
+        else:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (open_time timestamptz PRIMARY KEY, "
+                "open numeric, high numeric, low numeric, close numeric, volume numeric) "
+                "ON COMMIT DROP"
+            )
+            cursor.execute(f"TRUNCATE {_INCOMING}")
+            with cursor.cursor.copy(f"COPY {_INCOMING} FROM STDIN") as copy:
+                for open_time, bar in incoming.items():
+                    copy.write_row(
+                        (open_time, *(str(_stored(getattr(bar, name), name)) for name in _VALUES))
+                    )
+            rows = _INCOMING
+            first, last = min(incoming), max(incoming)
         same = " AND ".join(f"c.{name} = i.{name}" for name in _VALUES)
         # The chunk's time range lets PostgreSQL read only the stored candles it covers
         # through the unique index; without it (a temporary table has no statistics) it
         # scanned the whole candle table for every chunk.
         stored = (
-            f"FROM {_INCOMING} i JOIN {table} c ON c.exchange = %s AND c.symbol = %s "
+            f"FROM {rows} i JOIN {table} c ON c.exchange = %s AND c.symbol = %s "
             "AND c.timeframe = %s AND c.open_time = i.open_time "
             "AND c.open_time >= %s AND c.open_time <= %s"
         )
-        market_range: list[str | datetime] = [*market, min(by_time), max(by_time)]
+        market_range: list[str | datetime] = [*market, first, last]
         cursor.execute(
             f"SELECT count(*) FILTER (WHERE {same}), count(*) FILTER (WHERE NOT ({same})) "
             + stored,
@@ -282,13 +336,14 @@ def _upsert_copy(
             f"INSERT INTO {table} (exchange, symbol, timeframe, open_time, open, high, low, "
             "close, volume, source, created_at) "
             "SELECT %s, %s, %s, i.open_time, i.open, i.high, i.low, i.close, i.volume, %s, "
-            f"now() FROM {_INCOMING} i ON CONFLICT DO NOTHING",
+            f"now() FROM {rows} i ON CONFLICT DO NOTHING",
             [*market, source],
         )
         created = cursor.rowcount
     return created, unchanged, restated_count, restated
 
 
+_INCOMING_TEXT = "markets_candle_incoming_text"
 _INCOMING = "markets_candle_incoming"
 
 
@@ -315,13 +370,13 @@ def candles_load_file(
     timestamp different values are a conflict: none of them is stored and
     ``summary.conflicts`` names every row and its values.
 
-    Memory stays bounded whatever the size of a CSV file: a first pass streams the rows
-    through the checks and keeps about 25 bytes per row (``CandleSorter``); a second pass
-    streams them again and stores the kept candles ``chunk_rows`` at a time. Duplicates,
-    conflicts, order and gaps are judged over the whole file, so chunk boundaries change
-    nothing. All chunks are stored in ONE transaction: a failure part-way (the database,
-    a value too large for its column, the file changing between the passes) stores
-    nothing and raises.
+    Memory stays bounded whatever the size of a CSV file: one pass streams the rows
+    through the checks, keeps about 25 bytes per row in memory (``CandleSorter``) and
+    writes the accepted rows, as text, to a temporary file; a second pass reads that back
+    and stores the kept candles ``chunk_rows`` at a time. Duplicates, conflicts, order and
+    gaps are judged over the whole file, so chunk boundaries change nothing. All chunks
+    are stored in ONE transaction: a failure part-way (the database, a value too large
+    for its column, the file changing while it is loaded) stores nothing and raises.
     """
     check_exchange_name(exchange)
     check_symbol(symbol)
@@ -329,33 +384,38 @@ def candles_load_file(
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
     file = Path(path)
-    sorter = CandleSorter(timeframe=step, now=now, reject_fillers=True)
-    sorter.scan(_reporting(iter_candle_file(file), on_progress, "checked"))
-    if not sorter.rows:
-        raise CandleFileError(f"{path}: the file holds no candle rows")
-    sorter.decide()
+    digest = new_digest()
     created = unchanged = restated = chunks = 0
-    try:
-        with transaction.atomic():
-            kept = sorter.sort_out(iter_candle_file(file))
-            while chunk := list(islice(kept, chunk_rows)):
-                done = candles_upsert(
-                    exchange=exchange,
-                    symbol=symbol,
-                    timeframe=timeframe,
-                    bars=chunk,
-                    source=Candle.Source.FILE,
-                )
-                created += done.created
-                unchanged += done.unchanged
-                restated += done.restated
-                chunks += 1
-                if on_progress is not None:
-                    on_progress("stored", created + unchanged + restated)
-    except RowsChangedError as exc:
-        raise CandleFileError(
-            f"{path}: the file changed while it was being loaded ({exc}); nothing was stored"
-        ) from None
+    with CandleSorter(timeframe=step, now=now, reject_fillers=True) as sorter:
+        checked = None if on_progress is None else partial(on_progress, "checked")
+        sorter.scan_spooled(iter_candle_rows(file, digest), on_count=checked)
+        if not sorter.rows:
+            raise CandleFileError(f"{path}: the file holds no candle rows")
+        sorter.decide()
+        try:
+            with transaction.atomic():
+                for chunk in sorter.spooled_chunks(chunk_rows):
+                    done = candles_upsert(
+                        exchange=exchange,
+                        symbol=symbol,
+                        timeframe=timeframe,
+                        bars=chunk,
+                        source=Candle.Source.FILE,
+                    )
+                    created += done.created
+                    unchanged += done.unchanged
+                    restated += done.restated
+                    chunks += 1
+                    if on_progress is not None:
+                        on_progress("stored", created + unchanged + restated)
+                # What was checked and stored is the file as read; if it is not the file
+                # as it is now, the report would not describe it: store nothing.
+                if candle_file_digest(file) != digest.hexdigest():
+                    raise RowsChangedError("its bytes are not those the check read")
+        except RowsChangedError as exc:
+            raise CandleFileError(
+                f"{path}: the file changed while it was being loaded ({exc}); nothing was stored"
+            ) from None
     summary = CandleLoadSummary(
         exchange=exchange,
         symbol=symbol,
@@ -376,21 +436,6 @@ def candles_load_file(
         summary.as_dict(),
     )
     return summary
-
-
-def _reporting(
-    rows: Iterator[RawCandle], on_progress: Callable[[str, int], None] | None, stage: str
-) -> Iterator[RawCandle]:
-    """``rows`` unchanged, telling ``on_progress`` the count every 10,000 rows."""
-    if on_progress is None:
-        yield from rows
-        return
-    count = 0
-    for count, row in enumerate(rows, start=1):
-        if count % 10_000 == 0:
-            on_progress(stage, count)
-        yield row
-    on_progress(stage, count)
 
 
 def candles_sync(
@@ -553,6 +598,14 @@ def _stored(value: Decimal, name: str) -> Decimal:
     if max_digits is not None and len(rounded.as_tuple().digits) > max_digits:
         raise ValueError(f"{name} {value} is too large to store")
     return rounded
+
+
+def _column_type(name: str) -> str:
+    """The SQL type of a decimal column of the candle table, e.g. ``numeric(30, 12)``."""
+    field = Candle._meta.get_field(name)
+    if not isinstance(field, DecimalField):
+        raise TypeError(f"{name} is not a decimal column")
+    return f"numeric({field.max_digits}, {field.decimal_places})"
 
 
 # Per decimal column of the candle table: its quantum and maximum digits (read once).
