@@ -170,13 +170,9 @@ def compare(page: str, data: dict[str, Any] | None, reference: dict[str, Any]) -
 
 
 def agree(page: str, rolled: dict[str, Any], raw: dict[str, Any]) -> str:
-    """Whether a bare read of the rollups (``pages_sql.ROLLUP_FIGURES``) gives the raw
-    SQL's figures (the part of them it covers, ``pages_sql.ROLLUP_COVERS``) to the cent:
-    "same" or "DIFFERS: ..."."""
-    from benchmarks.pages_sql import ROLLUP_COVERS
-
-    cover = ROLLUP_COVERS.get(page)
-    expected = _normalise(cover(raw) if cover else raw)
+    """Whether a bare read of what ``page`` reads (``pages_sql.ROLLUP_FIGURES``) gives
+    every figure of its raw SQL to the cent: "same" or "DIFFERS: ..."."""
+    expected = _normalise(raw)
     found = _normalise(rolled)
     differences = _differences(expected, found) + [
         f"{key} not in the rollups" for key in _missing(expected, found)

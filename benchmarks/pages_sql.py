@@ -271,12 +271,19 @@ def leaderboard(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:
 
 
 def _leaderboard_figures(cursor: Any, book: int, stats: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """The counts (``LEADERBOARD_SQL``) with ``stats``: (name, set, drawdown, Sharpe)
-    rows, the book's named ''."""
+    """The counts (``LEADERBOARD_SQL``) with ``stats`` (``_with_stats``)."""
     strategies: dict[str, dict[str, Any]] = {
         name: {"signals": signals, "trades": trades, "wins": wins, "pnl": cents(pnl)}
         for name, signals, trades, wins, pnl in _rows(cursor, LEADERBOARD_SQL, {"book": book})
     }
+    return _with_stats(strategies, stats)
+
+
+def _with_stats(
+    strategies: dict[str, dict[str, Any]], stats: list[tuple[Any, ...]]
+) -> dict[str, Any]:
+    """The leaderboard's figures: ``strategies``' counts by name with ``stats``, (name,
+    set, drawdown, Sharpe) rows, the book's named ''."""
     empty = {
         f"{set_}_{figure}": value
         for set_ in ("guarded", "unguarded")
@@ -513,8 +520,9 @@ def rollup_opportunity(cursor: Any, book: int, clock: datetime) -> dict[str, Any
     return _opportunity_figures(rows, int(still_open or 0), by_guard, _names(cursor, book))
 
 
-# The leaderboard's counts and sums: its drawdown and Sharpe are not in the rollups (the
-# page reads every closed trade for them), so this floor covers what it reads from them.
+# The leaderboard's counts and sums from the rollups, and its drawdown and Sharpe from
+# the equity segments kept with them (analytics.segments, table analytics_equitysegment):
+# what the page reads, all history.
 ROLLUP_LEADERBOARD_SQL = """
 SELECT bs.name,
        sum(r.n) FILTER (WHERE r.fact = 'signals'),
@@ -528,34 +536,70 @@ JOIN signals_bookstrategy bs ON bs.id = r.strategy_id
 WHERE r.book_id = %(book)s AND {months} AND r.fact IN ('signals', 'paper', 'shadow')
 GROUP BY bs.name
 """.format(months=_MONTHS.format(r="r."))
+# The segments of every strategy version (symbol '') and of the book (no strategy, every
+# symbol: symbol ''), guarded and unguarded: the month rows (closed months) and the day
+# rows after the last of them, folded in day order as analytics.segments.fold does: with
+# e the equity before a segment and peak the running peak before it (0 at the start), the
+# segment's worst fall is max(fall, peak - (e + low)); the drawdown the largest of those.
+# Sharpe of daily P&L from the sums of the days' totals and of their squares over every
+# day from the first to the last with a trade (days without one count 0).
+ROLLUP_LEADERBOARD_STATS_SQL = """
+WITH seg AS (
+    SELECT series, strategy_id, day, total, high, low, fall, squares, first, last
+    FROM analytics_equitysegment
+    WHERE book_id = %(book)s AND symbol = ''
+      AND (grain = 'month' OR grain = 'day' AND day >= coalesce(
+          (SELECT max(day) FROM analytics_equitysegment
+           WHERE book_id = %(book)s AND grain = 'month') + interval '1 month',
+          '-infinity'))
+),
+-- e: the equity before each segment; then peak: the running peak before it.
+equity AS (
+    SELECT seg.*, coalesce(sum(total) OVER before, 0) AS e
+    FROM seg
+    WINDOW before AS (PARTITION BY series, strategy_id ORDER BY day
+                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+),
+peaks AS (
+    SELECT equity.*, greatest(coalesce(max(e + high) OVER before, 0), 0) AS peak
+    FROM equity
+    WINDOW before AS (PARTITION BY series, strategy_id ORDER BY day
+                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+),
+folded AS (
+    SELECT series, strategy_id, greatest(max(fall), max(peak - (e + low))) AS drawdown,
+           sum(total) AS total, sum(squares) AS squares, max(last) - min(first) + 1 AS days
+    FROM peaks
+    GROUP BY series, strategy_id
+)
+SELECT coalesce(bs.name, '') AS name, f.series, f.drawdown,
+       CASE WHEN f.days >= 2 AND f.squares - f.total * f.total / f.days > 0
+            THEN (f.total / f.days / sqrt((f.squares - f.total * f.total / f.days) / (f.days - 1))
+                  * sqrt(365.0))::float8
+       END
+FROM folded f
+LEFT JOIN signals_bookstrategy bs ON bs.id = f.strategy_id
+"""
 
 
 def rollup_leaderboard(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:
-    """Per strategy configuration, from the rollups: signals, closed paper trades, wins
-    and their P&L (and the blocked signals' closed shadow trades, which the page reads
-    too and the raw SQL does not return)."""
-    return {
-        "strategies": {
-            name: {
-                "signals": int(signals or 0),
-                "trades": int(trades or 0),
-                "wins": int(wins or 0),
-                "pnl": cents(pnl),
-            }
-            for name, signals, trades, wins, pnl, _shadow, _shadow_pnl in _rows(
-                cursor, ROLLUP_LEADERBOARD_SQL, {"book": book}
-            )
+    """``leaderboard``'s figures from what the page reads: per strategy configuration its
+    signals, closed paper trades, wins and their P&L from the rollups (and the blocked
+    signals' closed shadow trades, which the page reads too and the raw SQL does not
+    return), and per strategy and for the book, guarded and unguarded, max drawdown and
+    Sharpe folded from the equity segments."""
+    strategies: dict[str, dict[str, Any]] = {
+        name: {
+            "signals": int(signals or 0),
+            "trades": int(trades or 0),
+            "wins": int(wins or 0),
+            "pnl": cents(pnl),
         }
+        for name, signals, trades, wins, pnl, _shadow, _shadow_pnl in _rows(
+            cursor, ROLLUP_LEADERBOARD_SQL, {"book": book}
+        )
     }
-
-
-def _leaderboard_counts(figures: dict[str, Any]) -> dict[str, Any]:
-    keys = ("signals", "trades", "wins", "pnl")
-    return {
-        "strategies": {
-            name: {key: row[key] for key in keys} for name, row in figures["strategies"].items()
-        }
-    }
+    return _with_stats(strategies, _rows(cursor, ROLLUP_LEADERBOARD_STATS_SQL, {"book": book}))
 
 
 ROLLUP_FIGURES: dict[str, Callable[[Any, int, datetime], dict[str, Any]]] = {
@@ -563,12 +607,8 @@ ROLLUP_FIGURES: dict[str, Callable[[Any, int, datetime], dict[str, Any]]] = {
     "opportunity": rollup_opportunity,
     "leaderboard": rollup_leaderboard,
 }
-"""The pages that read the book's rollups, and a bare read of those rollups."""
-
-ROLLUP_COVERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "leaderboard": _leaderboard_counts,
-}
-"""The part of a page's raw figures its rollup read gives (all of them when absent)."""
+"""The pages that read the book's rollups, and a bare read of what they read (each
+gives every figure of the page's raw SQL)."""
 
 
 FIGURES: dict[str, Callable[[Any, int, datetime], dict[str, Any]]] = {

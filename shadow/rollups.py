@@ -606,6 +606,19 @@ def split_window(
     return first, stop, edges, True
 
 
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One window's sums of one fact, as ``totals`` takes them (``reads`` takes several)."""
+
+    fact: str
+    by: Sequence[str] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    strategies: Collection[int] | None = None
+    symbol: str = ""
+    where: dict[str, Any] | None = None
+
+
 def totals(
     book_id: int,
     fact: str,
@@ -623,47 +636,132 @@ def totals(
     ``[since, until)``, narrowed to the strategy versions ``strategies`` and ``symbol``
     and to dimension values ``where`` (e.g. ``{"state": "blocked"}``).
 
-    Whole days come from the rollups (one grouped query), a partial first or last day
-    from the rows through the fact's own query. Rows: the ``by`` values and ``n``,
-    ``wins``, ``pnl`` (``Decimal``, ``None`` when nothing was summed) and ``pnl_sq``.
-    ``check=False`` skips making sure the book's rollups are built (a caller reading
-    several facts calls ``ensure_built`` once first). ``clock`` is the book's clock
-    (``analytics.filters.book_clock``): no signal, entry or exit of the book lies after
-    it, so a window ending after it has no partial last day to read from the rows."""
-    unknown = set(by) - set(DIMENSIONS)
-    if unknown:
-        raise ValueError(f"not a rollup dimension: {', '.join(sorted(unknown))}")
+    Whole days come from the rollups, a partial first or last day from the rows through
+    the fact's own query, both in one statement (``reads``). Rows: the ``by`` values and
+    ``n``, ``wins``, ``pnl`` (``Decimal``, ``None`` when nothing was summed) and
+    ``pnl_sq``. ``check=False`` skips making sure the book's rollups are built (a caller
+    reading several facts calls ``ensure_built`` once first). ``clock`` is the book's
+    clock (``analytics.filters.book_clock``): no signal, entry or exit of the book lies
+    after it, so a window ending after it has no partial last day to read from the
+    rows."""
+    read = Read(fact, by, since, until, strategies, symbol, where)
+    return reads(book_id, [read], check=check, clock=clock)[0]
+
+
+# A dimension's type, for the NULL a branch of ``reads`` gives for one it does not group by.
+_TYPES = {
+    "day": "date", "strategy_id": "integer", "config_id": "integer", "symbol": "varchar",
+    "state": "varchar", "guard": "varchar", "guard_config_id": "integer", "status": "varchar",
+}  # fmt: skip
+
+
+Stretch = tuple[datetime | None, datetime | None]
+
+
+def _moved(statement: Statement, old: Stretch, new: Stretch) -> Statement:
+    """``statement``, compiled for the stretch ``old``, for the stretch ``new`` (each
+    bound ``None`` in both or in neither): its window's bounds are its only parameters
+    equal to ``old``'s, as the database driver is given them. Compiling a fact's query
+    with Django costs more than running it over a partial day; this compiles one per
+    fact and narrowing, whatever the number of windows."""
+    adapt = connection.ops.adapt_datetimefield_value
+    swap: dict[Any, Any] = {
+        adapt(o): adapt(n) for o, n in zip(old, new, strict=True) if o is not None
+    }
+    sql, params = statement
+    bounds = [p for p in params if isinstance(p, datetime | str)]
+    if not set(swap) <= set(bounds):
+        raise AssertionError(f"the window's bounds are not among the parameters of {sql}")
+    return sql, tuple(swap.get(p, p) if isinstance(p, datetime | str) else p for p in params)
+
+
+def reads(
+    book_id: int, wanted: Sequence[Read], *, check: bool = True, clock: datetime | None = None
+) -> list[list[dict[str, Any]]]:
+    """Each read's ``totals``, in order, in one statement whatever their number, a
+    ``UNION ALL`` of: per read its whole days' rollup rows summed (a grouped branch);
+    per partial first or last day (a stretch of one fact and narrowing, shared by the
+    reads it is an edge of) the fact's own query over the rows, compiled once per fact
+    and narrowing (``_moved``). A page reading several facts over several windows (the
+    summary: four facts, three windows) pays one round trip and one plan."""
+    for read in wanted:
+        unknown = set(read.by) - set(DIMENSIONS)
+        if unknown:
+            raise ValueError(f"not a rollup dimension: {', '.join(sorted(unknown))}")
     if check:
         ensure_built(book_id)
-    if until is not None and clock is not None and until > clock:
-        until = None
-    where = where or {}
-    first, stop, edges, whole = split_window(since, until)
-    found: dict[tuple[Any, ...], dict[str, Any]] = {}
-    if whole:
-        months = "day" not in by
-        stored = BookRollup.objects.filter(
-            grains(first, stop, months=months, until=_months_until(book_id) if months else None),
-            book_id=book_id,
-            fact=fact,
-            **where,
-        )
-        if strategies is not None:
-            stored = stored.filter(strategy_id__in=list(strategies))
-        if symbol:
-            stored = stored.filter(symbol=symbol)
-        sums = {"n": Sum("n"), "wins": Sum("wins"), "pnl": Sum("pnl"), "pnl_sq": Sum("pnl_sq")}
-        # Without ``by``, one sum (``values()`` with no field would group by every row).
-        summed = (
-            stored.order_by().values(*by).annotate(**sums)
-            if by
-            else [row for row in [stored.order_by().aggregate(**sums)] if row["n"] is not None]
-        )
-        _merge(found, by, summed, prefix="")
-    for low, high in edges:
-        rows = _facts(book_id, low, high, strategies=strategies, symbol=symbol, only=(fact,))[fact]
-        _merge(found, by, rows, prefix="r_", where=where)
-    return list(found.values())
+    q = connection.ops.quote_name
+    branches: list[tuple[str, list[Any]]] = []
+    # What each branch's rows are: a read's whole days (its index), or a partial day (a
+    # stretch) of one fact and narrowing, of the reads it is an edge of (their indexes).
+    targets: list[int | list[int]] = []
+    edges_of: dict[tuple[Any, ...], dict[Stretch, list[int]]] = {}
+
+    def add(sql: str, params: Sequence[Any], target: Any) -> None:
+        branches.append((f"SELECT %s, {sql}", [len(targets), *params]))
+        targets.append(target)
+
+    for index, read in enumerate(wanted):
+        since, until = read.since, read.until
+        if until is not None and clock is not None and until > clock:
+            until = None
+        first, stop, edges, whole = split_window(since, until)
+        strategies = tuple(read.strategies) if read.strategies is not None else None
+        if strategies == ():
+            continue  # no strategy version: nothing to read
+        narrowing = (read.fact, strategies, read.symbol)
+        for edge in edges:
+            edges_of.setdefault(narrowing, {}).setdefault(edge, []).append(index)
+        if whole:
+            months = "day" not in read.by
+            stored = BookRollup.objects.filter(
+                grains(
+                    first, stop, months=months, until=_months_until(book_id) if months else None
+                ),
+                book_id=book_id,
+                fact=read.fact,
+                **(read.where or {}),
+            )
+            if strategies is not None:
+                stored = stored.filter(strategy_id__in=strategies)
+            if read.symbol:
+                stored = stored.filter(symbol=read.symbol)
+            sql, params = stored.order_by().values(*read.by, *MEASURES).query.sql_with_params()
+            dimensions = ", ".join(
+                f"w.{q(c)}" if c in read.by else f"CAST(NULL AS {_TYPES[c]})" for c in DIMENSIONS
+            )
+            sums = ", ".join(f"SUM(w.{q(c)})" for c in MEASURES)
+            # Without ``by``, one sum (no GROUP BY: one row, its ``n`` NULL when empty).
+            group = f" GROUP BY {', '.join(f'w.{q(c)}' for c in read.by)}" if read.by else ""
+            add(f"{dimensions}, {sums} FROM ({sql}) AS w{group}", params, index)
+    compiled: dict[tuple[Any, ...], tuple[Stretch, Statement]] = {}
+    for (fact, strategies, symbol), stretches in edges_of.items():
+        for stretch, indexes in stretches.items():
+            shape = (fact, strategies, symbol, stretch[0] is None, stretch[1] is None)
+            if shape not in compiled:
+                rows = _facts(
+                    book_id, *stretch, strategies=strategies, symbol=symbol, only=(fact,)
+                )[fact]
+                compiled[shape] = stretch, rows.query.sql_with_params()
+            sql, params = _moved(compiled[shape][1], compiled[shape][0], stretch)
+            add(f"{_picked(_COLUMNS)} FROM ({sql}) AS e", params, indexes)
+    found: list[dict[tuple[Any, ...], dict[str, Any]]] = [{} for _ in wanted]
+    if branches:
+        union = " UNION ALL ".join(sql for sql, _params in branches)
+        with connection.cursor() as cursor:
+            cursor.execute(union, [value for _sql, params in branches for value in params])
+            for tag, *values in cursor.fetchall():
+                row = dict(zip(_COLUMNS, values, strict=True))
+                target = targets[tag]
+                if isinstance(target, int):
+                    # A whole days' branch: narrowed by ``where`` in SQL.
+                    if row["n"] is not None:
+                        _merge(found[target], wanted[target].by, [row])
+                    continue
+                for index in target:
+                    read = wanted[index]
+                    _merge(found[index], read.by, [row], where=read.where)
+    return [list(rows.values()) for rows in found]
 
 
 def _merge(
@@ -671,30 +769,29 @@ def _merge(
     by: Sequence[str],
     rows: Iterable[dict[str, Any]],
     *,
-    prefix: str,
     where: dict[str, Any] | None = None,
 ) -> None:
     for row in rows:
-        if where and any(row[f"{prefix}{k}"] != v for k, v in where.items()):
+        if where and any(row[k] != v for k, v in where.items()):
             continue
-        key = tuple(as_date(row[f"{prefix}{k}"]) if k == "day" else row[f"{prefix}{k}"] for k in by)
+        key = tuple(as_date(row[k]) if k == "day" else row[k] for k in by)
         into = found.get(key)
-        pnl = row[f"{prefix}pnl"]
+        pnl = row["pnl"]
         pnl = Decimal(str(pnl)) if pnl is not None and not isinstance(pnl, Decimal) else pnl
         if into is None:
             found[key] = {
                 **dict(zip(by, key, strict=True)),
-                "n": int(row[f"{prefix}n"] or 0),
-                "wins": int(row[f"{prefix}wins"] or 0),
+                "n": int(row["n"] or 0),
+                "wins": int(row["wins"] or 0),
                 "pnl": pnl,
-                "pnl_sq": float(row[f"{prefix}pnl_sq"] or 0.0),
+                "pnl_sq": float(row["pnl_sq"] or 0.0),
             }
             continue
-        into["n"] += int(row[f"{prefix}n"] or 0)
-        into["wins"] += int(row[f"{prefix}wins"] or 0)
+        into["n"] += int(row["n"] or 0)
+        into["wins"] += int(row["wins"] or 0)
         if pnl is not None:
             into["pnl"] = pnl if into["pnl"] is None else into["pnl"] + pnl
-        into["pnl_sq"] += float(row[f"{prefix}pnl_sq"] or 0.0)
+        into["pnl_sq"] += float(row["pnl_sq"] or 0.0)
 
 
 def as_date(value: Any) -> date:

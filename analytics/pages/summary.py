@@ -12,7 +12,8 @@ impact** is minus that (positive = the guards saved money).
 A fixed number of queries whatever the number of signals: four reads of the book's
 rollups per window (signals, paper trades, blocked shadow trades, per guard), each the
 rollup rows of the window's whole days plus the rows of its partial first and last day,
-the equity marks (one row per day, ``shadow.equity_marks``) and the health checks.
+all twelve in one statement (``shadow.rollups.reads``), the equity marks (one row per
+day, ``shadow.equity_marks``) and the health checks.
 """
 
 from dataclasses import dataclass
@@ -76,8 +77,8 @@ def _money(value: Decimal | float | None) -> Decimal:
 def period_figures(filters: Filters, spans: list[Window]) -> list[dict[str, Any]]:
     """Per window: paper P&L, trades, wins and win rate; signals; blocked opportunity cost
     and net impact; the best and worst guard and strategy configuration. Read from the
-    book's rollups (``shadow.rollups``): four sums per window, whatever the number of
-    signals."""
+    book's rollups (``shadow.rollups``): four sums per window, every window's in one
+    statement, whatever the number of signals."""
     book = filters.book
     assert book is not None
     rollups.ensure_built(book.pk)
@@ -88,22 +89,28 @@ def period_figures(filters: Filters, spans: list[Window]) -> list[dict[str, Any]
         .values_list("pk", "name")
     )
 
-    def read(fact: str, window: Window, by: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-        return rollups.totals(
-            book.pk,
-            fact,
-            by=by,
-            since=window.since,
-            until=window.until,
-            check=False,
-            clock=filters.clock,
-        )
-
+    # Every window's four reads in one statement (``rollups.reads``): whole days from the
+    # rollups, the partial first day of each window from the rows.
+    facts = (
+        (Fact.SIGNALS, ()),
+        (Fact.PAPER, ("strategy_id", "config_id")),
+        (Fact.SHADOW, ()),
+        (Fact.GUARD_SHADOW, ("guard",)),
+    )
+    found = rollups.reads(
+        book.pk,
+        [rollups.Read(fact, by, w.since, w.until) for w in spans for fact, by in facts],
+        check=False,
+        clock=filters.clock,
+    )
     figures = []
-    for w in spans:
-        signals = sum(row["n"] for row in read(Fact.SIGNALS, w))
+    for index, w in enumerate(spans):
+        signal_rows, paper, shadow, guard_rows = found[
+            index * len(facts) : (index + 1) * len(facts)
+        ]
+        signals = sum(row["n"] for row in signal_rows)
         by_strategy: dict[str, list[Any]] = {}
-        for row in read(Fact.PAPER, w, ("strategy_id", "config_id")):
+        for row in paper:
             # Versions of one configuration count together, under its name; a signal from
             # before books froze versions goes by its configuration's.
             name = names.get(row["strategy_id"]) or configs.get(row["config_id"], "unnamed")
@@ -114,15 +121,10 @@ def period_figures(filters: Filters, spans: list[Window]) -> list[dict[str, Any]
         pnl = sum((v[0] for v in by_strategy.values()), ZERO)
         trades = sum(v[1] for v in by_strategy.values())
         wins = sum(v[2] for v in by_strategy.values())
-        shadow = read(Fact.SHADOW, w)
         opportunity = sum((_money(row["pnl"]) for row in shadow), ZERO)
         # Per guard: the shadow P&L of every signal it blocked (a signal two guards blocked
         # counts for both, as the guard page's "any" attribution).
-        impacts = [
-            (row["guard"], -_money(row["pnl"]), row["n"])
-            for row in read(Fact.GUARD_SHADOW, w, ("guard",))
-            if row["n"]
-        ]
+        impacts = [(row["guard"], -_money(row["pnl"]), row["n"]) for row in guard_rows if row["n"]]
         results = [(name, v[0], v[1]) for name, v in by_strategy.items() if v[1]]
         figures.append(
             {

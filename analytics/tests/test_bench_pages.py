@@ -10,9 +10,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, F
 
 from analytics.filters import book_clock
+from analytics.models import EquitySegment
 from analytics.pages import PAGES, load_pages
 from analytics.selectors import book_summary, guard_effectiveness, opportunity_cost
 from analytics.stamps import book_stamp
@@ -289,6 +290,7 @@ def test_bare_rollup_reads_give_the_raw_sql_figures(bench_book):
         assert periods["30d"]["signals"] > periods["1d"]["signals"] > 0
         # A rollup row a cent off (the last paper day, in every window, and its month,
         # which the all-history leaderboard reads): seen.
+        changed = []
         for grain in ("day", "month"):
             last = (
                 BookRollup.objects.filter(book=book, fact="paper", grain=grain)
@@ -296,12 +298,36 @@ def test_bare_rollup_reads_give_the_raw_sql_figures(bench_book):
                 .first()
             )
             BookRollup.objects.filter(pk=last.pk).update(pnl=last.pnl + Decimal("0.01"))
+            changed.append(last)
         for name in ("summary", "leaderboard"):
             raw = pages_sql.FIGURES[name](cursor, book.pk, clock)
             verdict = pages_match.agree(
                 name, pages_sql.ROLLUP_FIGURES[name](cursor, book.pk, clock), raw
             )
             assert verdict.startswith("DIFFERS"), name
+        for last in changed:
+            BookRollup.objects.filter(pk=last.pk).update(pnl=last.pnl)
+    # The leaderboard's drawdown and Sharpe come from the equity segments the page reads:
+    # a fall of the book's or its sum of squared days changed, seen.
+    segments = EquitySegment.objects.filter(
+        book=book, strategy_id__isnull=True, symbol="", series="guarded"
+    )
+    with connection.cursor() as cursor:
+        raw = pages_sql.leaderboard(cursor, book.pk, clock)
+        for change in ({"fall": F("fall") + 1000}, {"squares": F("squares") * 2}):
+            assert (
+                pages_match.agree(
+                    "leaderboard", pages_sql.rollup_leaderboard(cursor, book.pk, clock), raw
+                )
+                == "same"
+            )
+            row = segments.order_by("-n").first()
+            EquitySegment.objects.filter(pk=row.pk).update(**change)
+            verdict = pages_match.agree(
+                "leaderboard", pages_sql.rollup_leaderboard(cursor, book.pk, clock), raw
+            )
+            assert verdict.startswith("DIFFERS: book."), (change, verdict)
+            EquitySegment.objects.filter(pk=row.pk).update(fall=row.fall, squares=row.squares)
 
 
 def test_live_write_moves_the_stamp_and_keeps_the_rollups(bench_book):

@@ -15,6 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from shadow import rollups
 from shadow.ablation import ablation_guards, ablation_leg_run
@@ -242,6 +243,78 @@ def test_window_sums_equal_a_plain_loop_over_the_rows_to_the_cent(fresh_signals_
     assert {r["guard"]: r["n"] for r in got} == dict(by_blocker)
     with pytest.raises(ValueError, match="not a rollup dimension"):
         rollups.totals(book.pk, "paper", by=("colour",))
+
+    # Many reads at once (facts, groupings, narrowings, windows with and without partial
+    # days, a clock): one statement, each read's rows those of its own ``totals``.
+    clock = END - timedelta(hours=5, minutes=7)
+    # Windows whose partial days share a UTC day (read by separate queries), one whose
+    # only stretch spans two days, and random ones.
+    start = min(s.candle_time for s in signals.values())
+    middle = start + (clock - start) / 2
+    day = middle.replace(hour=0, minute=0, second=0, microsecond=0)
+    shared = [
+        (day + timedelta(hours=3), day + timedelta(hours=20)),
+        (day + timedelta(hours=9), day + timedelta(days=2, hours=20)),
+        (day + timedelta(hours=9, minutes=30), None),
+        (day + timedelta(hours=9, minutes=30), day + timedelta(days=1, hours=2)),
+    ]
+    asked = [
+        rollups.Read(fact, by, since, until, strategies, "", where)
+        for since, until in [*shared, *_windows(book, 6)]
+        for fact, by, strategies, where in (
+            ("signals", (), None, None),
+            ("signals", ("strategy_id",), None, {"state": "blocked"}),
+            ("paper", ("strategy_id", "config_id"), None, None),
+            ("paper", ("day",), [one], None),
+            ("shadow", (), None, None),
+            ("guard_shadow", ("guard",), None, None),
+        )
+    ]
+
+    def keyed(rows: list[dict[str, Any]], by: tuple[str, ...]) -> dict[Any, Any]:
+        return {
+            tuple(row[k] for k in by): (row["n"], row["wins"], _money(row["pnl"])) for row in rows
+        }
+
+    with CaptureQueriesContext(connection) as statements:
+        together = rollups.reads(book.pk, asked, clock=clock)
+    assert len(statements) == 2  # the rollups' state (``check``), then every read
+    assert any(rows for rows in together)
+    for read, rows in zip(asked, together, strict=True):
+        alone = rollups.totals(
+            book.pk,
+            read.fact,
+            by=read.by,
+            since=read.since,
+            until=read.until,
+            strategies=read.strategies,
+            where=read.where,
+            clock=clock,
+        )
+        assert keyed(rows, tuple(read.by)) == keyed(alone, tuple(read.by)), read
+        # And against the rows where a read narrows (``where`` is applied to the partial
+        # days in Python, to the whole days in SQL).
+        until = None if read.until is not None and read.until > clock else read.until
+        if read.fact == "signals" and not read.by:
+            count = sum(_inside(s.candle_time, read.since, until) for s in signals.values())
+            assert sum(row["n"] for row in rows) == count
+        elif read.where:
+            expected = defaultdict(int)
+            for s in signals.values():
+                if s.state == "blocked" and _inside(s.candle_time, read.since, until):
+                    expected[s.book_strategy_id] += 1
+            assert {row["strategy_id"]: row["n"] for row in rows} == expected
+        elif read.strategies:
+            days: dict[Any, Decimal] = defaultdict(Decimal)
+            for t in papers:
+                if signals[t.signal_id].book_strategy_id == one and _inside(
+                    t.exit_time, read.since, until
+                ):
+                    days[t.exit_time.astimezone(UTC).date()] += t.pnl
+            assert {row["day"]: _money(row["pnl"]) for row in rows} == {
+                day: _money(pnl) for day, pnl in days.items()
+            }
+    assert rollups.reads(book.pk, [], check=False) == []
 
 
 def test_a_window_splits_into_whole_days_and_partial_ends():
