@@ -12,6 +12,7 @@ only; never cached, so every request shows the pipeline as it is.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from analytics.pages import Page, register
 from analytics.paper_balance import balance_failures
 from analytics.selectors import signal_state_counts
 from analytics.stuck import deadlines, describe, human_duration, overdue
+from markets.bars import timeframe_delta
 from shadow import latency, rollups
 from signals.models import Book, Signal, SignalState, SignalTransition
 
@@ -50,18 +52,26 @@ def build(filters: Filters) -> dict[str, Any]:
     book = filters.book
     assert book is not None
     now = timezone.now()
+    states = states_and_stuck(book=book, now=now)  # makes sure the rollups are built
+    queues = queue_depths()
+    failed = next(row["count"] for row in states["counts"] if row["state"] == SignalState.FAILED)
     return {
         "now": now,
         "live": book.kind == Book.Kind.LIVE,
-        "states": states_and_stuck(book=book, now=now),
+        "states": states,
         "throughput": throughput(book=book, now=now),
-        "latency": decision_latency(book=book, now=now),
+        "latency": decision_latency(book=book, now=now, built=True),
         "tasks": periodic_tasks(now=now),
-        "queues": queue_depths(),
+        "queues": queues,
         "recovery": recovery_runs(),
-        "paper_balance": paper_balance(book=book),
-        "system": system_status(now=now),
+        # Only a failed signal can have failed for lack of balance: none, nothing to read.
+        "paper_balance": paper_balance(book=book) if failed else _NO_BALANCE_FAILURE,
+        # The queues were just read from the broker: it was reached, no second connection.
+        "system": system_status(now=now, broker_reached=queues["status"] == "ok"),
     }
+
+
+_NO_BALANCE_FAILURE = {"failed": 0, "first": None, "last": None}
 
 
 # What each /healthz check's status says, in the trader's words. Nothing here says
@@ -92,14 +102,15 @@ def _check_words(name: str, check: dict[str, Any]) -> str:
     return f"{CHECK_NAMES.get(name, name.replace('_', ' '))}: {check['status']}"
 
 
-def system_status(*, now: datetime | None = None) -> dict[str, Any]:
+def system_status(*, now: datetime | None = None, broker_reached: bool = False) -> dict[str, Any]:
     """The pipeline's status by the ``/healthz`` rule (``config.health``): down when the
     database or the broker cannot be reached, degraded when celery beat is late or live
     signals are stuck, else ok; with each check's status and what it says (``parts``),
-    so a line built from it never calls fine what no check saw."""
+    so a line built from it never calls fine what no check saw. ``broker_reached``: the
+    caller has just read the broker (``queue_depths``), so it is not connected to again."""
     from config.health import system_health
 
-    status, checks = system_health(now or timezone.now())
+    status, checks = system_health(now or timezone.now(), broker_reached=broker_reached)
     return {
         "status": status,
         "checks": {name: check["status"] for name, check in checks.items()},
@@ -234,7 +245,7 @@ def _hour_key(moment: datetime) -> str:
 PERCENTILES = (0.5, 0.95)
 
 
-def decision_latency(*, book: Book, now: datetime) -> dict[str, Any]:
+def decision_latency(*, book: Book, now: datetime, built: bool = False) -> dict[str, Any]:
     """How long after its candle closed each signal was decided (``shadow.latency``: the
     wall-clock time of its decision minus the candle's close; a signal whose timeframe
     ``markets.bars.timeframe_delta`` refuses is left out). p50 and p95 (linear
@@ -242,13 +253,14 @@ def decision_latency(*, book: Book, now: datetime) -> dict[str, Any]:
     ``percentile_cont``) over the decisions of the last 24 hours and over all of them.
 
     The last 24 hours are exact: only the decisions written since (``decided_signals``
-    with ``since``: index range scans) are ranked in the database (window functions),
-    which returns the few waits next to each percentile's position; the interpolation is
-    done here. All time is read from the book's latency histogram, kept with its rollups
-    (``shadow.latency``): the count exact, each percentile within 1 % (of the larger of
-    the two waits it lies between, plus a millisecond). Four queries: the rollups'
-    freshness check, the recent decisions' timeframes, their ranks, the histogram."""
-    rollups.ensure_built(book.pk)
+    with ``since``: index range scans) are read, one row each (a few thousand a day for a
+    live book), and ranked here. All time is read from the book's latency histogram,
+    kept with its rollups (``shadow.latency``): the count exact, each percentile within
+    1 % (of the larger of the two waits it lies between, plus a millisecond). Three
+    queries: the rollups' freshness check (none when ``built``: the caller has just made
+    sure of it), the recent decisions, the histogram."""
+    if not built:
+        rollups.ensure_built(book.pk)
     every = latency.histogram(book.pk)
     return {
         "last_24h": recent_latency(book=book, since=now - timedelta(hours=HOURS)),
@@ -260,30 +272,35 @@ def decision_latency(*, book: Book, now: datetime) -> dict[str, Any]:
 
 def recent_latency(*, book: Book, since: datetime) -> dict[str, Any]:
     """p50 and p95 of the waits of the decisions written at or after ``since``, exact
-    (``decision_latency``). Two queries."""
-    candles = latency.candle_seconds(book_id=book.pk, since=since)
-    if not candles:
-        return _percentile_figures(0, None)
+    (``decision_latency``). One query: each decision's time from its candle's open to
+    its decision (``latency.decided_signals``, probed once) with its timeframe; the
+    candle's length (``timeframe_delta``, a timeframe it refuses left out) is taken off
+    here, as ``latency.wait_sql`` does in SQL, and the waits sorted here."""
     inner, params, alias = latency.decided_signals(book_id=book.pk, since=since)
     connection = connections[alias]
     vendor = connection.vendor
-    wait, wait_params = latency.wait_sql(vendor, candles)
-    # Only the ranks next to each percentile's position come back (within 2 of it: no
-    # rounding of the position can miss one).
-    near = " OR ".join(f"abs(i - (n - 1) * {q}e0) < 2" for q in PERCENTILES)
-    fence = latency.fence(vendor)
-    query = (
-        "SELECT n, i, wait FROM ("
-        "SELECT wait, row_number() OVER (ORDER BY wait) - 1 AS i, count(*) OVER () AS n "
-        f"FROM (SELECT {wait} AS wait FROM ({inner} {fence}) decided {fence}) waits "
-        f"WHERE wait IS NOT NULL) r WHERE {near}"
-    )
+    elapsed = latency.seconds_between(vendor, "decided", "candle_time")
+    query = f"SELECT timeframe, {elapsed} FROM ({inner} {latency.fence(vendor)}) decided ORDER BY 2"
     with connection.cursor() as cursor:
-        cursor.execute(query, (*wait_params, *params))
+        cursor.execute(query, params)
         rows = cursor.fetchall()
-    ranked = {int(i): float(value) for _n, i, value in rows}
-    count = int(rows[0][0]) if rows else 0
-    return _percentile_figures(count, _interpolate(ranked, count))
+    candles: dict[str, float | None] = {}
+    waits = []
+    for timeframe, seconds in rows:
+        if timeframe not in candles:
+            candles[timeframe] = _candle_seconds(timeframe)
+        candle = candles[timeframe]
+        if candle is not None and seconds is not None:
+            waits.append(float(seconds) - candle)
+    waits.sort()
+    return _percentile_figures(len(waits), _interpolate(dict(enumerate(waits)), len(waits)))
+
+
+def _candle_seconds(timeframe: str) -> float | None:
+    try:
+        return timeframe_delta(timeframe).total_seconds()
+    except ValueError:
+        return None
 
 
 def _interpolate(ranked: dict[int, float], count: int) -> list[float] | None:
@@ -441,8 +458,6 @@ def queue_depths() -> dict[str, Any]:
     their priority lists) and messages delivered but not yet acknowledged, read in one
     round trip with a short timeout; an error (class and message, no password) when the
     broker cannot be reached."""
-    import redis
-
     from config.health import broker_location
 
     url = settings.CELERY_BROKER_URL
@@ -450,15 +465,8 @@ def queue_depths() -> dict[str, Any]:
     result: dict[str, Any] = {"broker": broker_location(url), "status": "ok", "error": ""}
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return {**result, "status": "unsupported", "queues": [], "unacked": None}
-    client = None
     try:
-        client = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
-            socket_timeout=BROKER_TIMEOUT_SECONDS,
-            retry_on_timeout=False,
-        )
-        pipe = client.pipeline(transaction=False)
+        pipe = _broker_client(url).pipeline(transaction=False)
         for name in names:
             for suffix in PRIORITY_SUFFIXES:
                 pipe.llen(name + suffix)
@@ -472,9 +480,6 @@ def queue_depths() -> dict[str, Any]:
             "queues": [],
             "unacked": None,
         }
-    finally:
-        if client is not None:
-            client.close()
     steps = len(PRIORITY_SUFFIXES)
     queues = [
         {"name": name, "depth": int(sum(values[i * steps : (i + 1) * steps]))}
@@ -486,6 +491,32 @@ def queue_depths() -> dict[str, Any]:
         "total": sum(queue["depth"] for queue in queues),
         "unacked": int(values[-1]),
     }
+
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _broker_client(url: str) -> Any:
+    """This process's Redis client of the broker at ``url``: its connection is kept
+    between requests (a new one cost a connection and a handshake on every request).
+    A connection the broker dropped is made again once (one retry, no backoff); a
+    broker that cannot be reached fails within the timeouts."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            client = redis.Redis.from_url(
+                url,
+                socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
+                socket_timeout=BROKER_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 1),
+            )
+            _clients[url] = client
+        return client
 
 
 # --- Recovery runs -------------------------------------------------------------------
