@@ -11,18 +11,23 @@ only; never cached, so every request shows the pipeline as it is.
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import math
 import threading
 from collections import Counter
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connections
-from django.db.models import Count
+from django.db.models import Count, Max, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from analytics import page_cache
 from analytics.charts import chart_spec
 from analytics.filters import Filters
 from analytics.heartbeats import error_text
@@ -32,6 +37,7 @@ from analytics.page_cache import Policy
 from analytics.pages import Page, register
 from analytics.paper_balance import balance_failures
 from analytics.selectors import signal_state_counts
+from analytics.stamps import stamp_of
 from analytics.stuck import deadlines, describe, human_duration, overdue
 from markets.bars import timeframe_delta
 from shadow import latency, rollups
@@ -52,26 +58,100 @@ def build(filters: Filters) -> dict[str, Any]:
     book = filters.book
     assert book is not None
     now = timezone.now()
-    states = states_and_stuck(book=book, now=now)  # makes sure the rollups are built
+    reads = book_reads(book=book, now=now)
     queues = queue_depths()
-    failed = next(row["count"] for row in states["counts"] if row["state"] == SignalState.FAILED)
     return {
         "now": now,
         "live": book.kind == Book.Kind.LIVE,
-        "states": states,
-        "throughput": throughput(book=book, now=now),
-        "latency": decision_latency(book=book, now=now, built=True),
+        "states": states_and_stuck(book=book, now=now, counts=reads["counts"]),
+        "throughput": throughput(book=book, now=now, reads=reads),
+        "latency": decision_latency(book=book, now=now, reads=reads),
         "tasks": periodic_tasks(now=now),
         "queues": queues,
         "recovery": recovery_runs(),
-        # Only a failed signal can have failed for lack of balance: none, nothing to read.
-        "paper_balance": paper_balance(book=book) if failed else _NO_BALANCE_FAILURE,
+        "paper_balance": reads["paper_balance"],
         # The queues were just read from the broker: it was reached, no second connection.
         "system": system_status(now=now, broker_reached=queues["status"] == "ok"),
     }
 
 
-_NO_BALANCE_FAILURE = {"failed": 0, "first": None, "last": None}
+# --- What the book's rows say, under its data stamp ----------------------------------
+
+# Bump when what ``read_book`` keeps changes: entries of older formats are then unused.
+READS_FORMAT = 1
+
+
+def book_reads(*, book: Book, now: datetime) -> dict[str, Any]:
+    """What the page reads from the book's rows (``read_book``) for the wall-clock hour
+    ``now`` is in, kept in the cache under the book's data stamp
+    (``analytics.page_cache``: it changes with every commit that writes the book, and is
+    read before this) and that hour. Nothing here depends on the wall clock but through
+    the hour: the figures that do (the stuck signals, the last 24 hours' edges, the
+    heartbeats, the queues, the system's checks) are computed on every request from it
+    or read anew. So after a write the next request reads the rows again; between two
+    writes, the rows have not changed and neither has what was read from them. Not kept
+    with the page cache off (``PAGE_CACHE``, ``page_cache.bypass()``)."""
+    hour = _hour_of(now)
+    key = None
+    if page_cache.enabled():
+        stamp = f"{READS_FORMAT}|{rollups.current_version()}|{stamp_of(book)}|{hour.isoformat()}"
+        digest = hashlib.sha256(stamp.encode()).hexdigest()[:32]
+        key = f"{page_cache.PREFIX}:health-reads:{book.pk}:{digest}"
+        with suppress(Exception):  # the cache is down: read the rows
+            found = cache.get(key)
+            if found is not None:
+                return dict(found)
+    reads = read_book(book=book, hour=hour)
+    if key is not None:
+        with suppress(Exception):
+            cache.set(key, reads, timeout=page_cache.cache_seconds())
+    return reads
+
+
+def read_book(*, book: Book, hour: datetime) -> dict[str, Any]:
+    """The book's signals per state and its latency histogram (its rollups, made sure of
+    first), its paper-balance failures (only when it has a failed signal: no other can
+    have failed for lack of balance), and, for the wall-clock hour starting at ``hour``,
+    the rows per hour the throughput chart counts and the decisions the last 24 hours'
+    latency ranks (``recent_decisions``), each from the earliest the hour's requests
+    need. Seven queries, six without a failed signal."""
+    counts = signal_state_counts(book=book)  # makes sure the rollups are built
+    start = hour - timedelta(hours=HOURS - 1)
+    return {
+        "hour": hour,
+        "counts": counts,
+        "histogram": latency.histogram(book.pk),
+        "paper_balance": paper_balance(book=book)
+        if counts.get(SignalState.FAILED)
+        else {"failed": 0, "first": None, "last": None},
+        "moved": _per_hour(
+            SignalTransition.objects.filter(signal__book=book, created_at__gte=start),
+            # signal_id, not id: the index on (created_at, signal_id) answers alone (0010).
+            "signal_id",
+        ),
+        "created": _per_hour(Signal.objects.filter(book=book, created_at__gte=start), "id"),
+        "decisions": recent_decisions(book=book, since=hour - timedelta(hours=HOURS)),
+    }
+
+
+def _hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _per_hour(rows: QuerySet[Any], counted: str) -> dict[str, Any]:
+    """Rows per wall-clock hour (UTC) of ``created_at`` (``{hour key: n}``), and the
+    newest ``created_at`` among them."""
+    found = (
+        rows.annotate(hour=TruncHour("created_at", tzinfo=UTC))
+        .order_by()
+        .values_list("hour")
+        .annotate(n=Count(counted), newest=Max("created_at"))
+    )
+    per_hour, newest = {}, None
+    for moment, n, last in found:
+        per_hour[_hour_key(moment)] = n
+        newest = last if newest is None or last > newest else newest
+    return {"per_hour": per_hour, "newest": newest}
 
 
 # What each /healthz check's status says, in the trader's words. Nothing here says
@@ -131,14 +211,17 @@ def paper_balance(*, book: Book) -> dict[str, Any]:
 # --- Signals per state and stuck signals ---------------------------------------------
 
 
-def states_and_stuck(*, book: Book, now: datetime) -> dict[str, Any]:
+def states_and_stuck(
+    *, book: Book, now: datetime, counts: dict[str, int] | None = None
+) -> dict[str, Any]:
     """Every state with its count (zero included) and, for the non-terminal ones, its
     deadline and how many are past it; the oldest stuck signals. Four queries: the
     rollups' two, then the stuck signals (``analytics.stuck``: two index range scans over
     the book's signals in a watched state, whatever its history), all of them in one
     read (they are few: a live book's pending signals past their deadline) and counted
-    per state here."""
-    counts = signal_state_counts(book=book)
+    per state here. ``counts``: the signals per state, when already read."""
+    if counts is None:
+        counts = signal_state_counts(book=book)
     rules = deadlines()
     every = list(
         overdue(book=book, now=now)
@@ -189,32 +272,28 @@ def hour_buckets(now: datetime) -> list[datetime]:
     return [current - timedelta(hours=HOURS - 1 - i) for i in range(HOURS)]
 
 
-def throughput(*, book: Book, now: datetime) -> dict[str, Any]:
+def throughput(*, book: Book, now: datetime, reads: dict[str, Any] | None = None) -> dict[str, Any]:
     """Transitions written and signals created per hour (by their wall-clock
-    ``created_at``) over the 24 hours ending now, zero-filled. Two queries."""
+    ``created_at``) over the 24 hours ending now, zero-filled: counted from the rows
+    read for the hour (``book_reads``), unless one of those rows was written after
+    ``now`` (another node's clock ahead of this one's), then counted again up to it."""
     hours = hour_buckets(now)
     start = hours[0]
-    moved = dict(
-        SignalTransition.objects.filter(
-            signal__book=book, created_at__gte=start, created_at__lte=now
+    if reads is None or reads["hour"] != hours[-1]:
+        reads = read_book(book=book, hour=hours[-1])
+    moved, created = reads["moved"], reads["created"]
+    if any(part["newest"] is not None and part["newest"] > now for part in (moved, created)):
+        moved = _per_hour(
+            SignalTransition.objects.filter(
+                signal__book=book, created_at__gte=start, created_at__lte=now
+            ),
+            "signal_id",
         )
-        .annotate(hour=TruncHour("created_at", tzinfo=UTC))
-        .order_by()
-        .values_list("hour")
-        # signal_id, not id: the index on (created_at, signal_id) answers alone (0010).
-        .annotate(n=Count("signal_id"))
-    )
-    created = dict(
-        Signal.objects.filter(book=book, created_at__gte=start, created_at__lte=now)
-        .annotate(hour=TruncHour("created_at", tzinfo=UTC))
-        .order_by()
-        .values_list("hour")
-        .annotate(n=Count("id"))
-    )
-    moved = {_hour_key(key): value for key, value in moved.items()}
-    created = {_hour_key(key): value for key, value in created.items()}
-    transitions = [moved.get(_hour_key(hour), 0) for hour in hours]
-    signals = [created.get(_hour_key(hour), 0) for hour in hours]
+        created = _per_hour(
+            Signal.objects.filter(book=book, created_at__gte=start, created_at__lte=now), "id"
+        )
+    transitions = [moved["per_hour"].get(_hour_key(hour), 0) for hour in hours]
+    signals = [created["per_hour"].get(_hour_key(hour), 0) for hour in hours]
     labels = [f"{hour:%H}:00" for hour in hours]
     return {
         "since": start,
@@ -245,55 +324,86 @@ def _hour_key(moment: datetime) -> str:
 PERCENTILES = (0.5, 0.95)
 
 
-def decision_latency(*, book: Book, now: datetime, built: bool = False) -> dict[str, Any]:
+def decision_latency(
+    *, book: Book, now: datetime, reads: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """How long after its candle closed each signal was decided (``shadow.latency``: the
     wall-clock time of its decision minus the candle's close; a signal whose timeframe
     ``markets.bars.timeframe_delta`` refuses is left out). p50 and p95 (linear
     interpolation between the two nearest waits, as numpy's and PostgreSQL's
     ``percentile_cont``) over the decisions of the last 24 hours and over all of them.
 
-    The last 24 hours are exact: only the decisions written since (``decided_signals``
-    with ``since``: index range scans) are read, one row each (a few thousand a day for a
-    live book), and ranked here. All time is read from the book's latency histogram,
-    kept with its rollups (``shadow.latency``): the count exact, each percentile within
-    1 % (of the larger of the two waits it lies between, plus a millisecond). Three
-    queries: the rollups' freshness check (none when ``built``: the caller has just made
-    sure of it), the recent decisions, the histogram."""
-    if not built:
-        rollups.ensure_built(book.pk)
-    every = latency.histogram(book.pk)
+    The last 24 hours are exact: the decisions written since the start of the hour 24
+    hours ago (``recent_decisions``: index range scans, one row each, a few thousand a
+    day for a live book), read for the hour (``book_reads``), of which those decided at
+    or after ``now`` minus 24 hours are ranked here. All time is read from the book's
+    latency histogram, kept with its rollups (``shadow.latency``): the count exact, each
+    percentile within 1 % (of the larger of the two waits it lies between, plus a
+    millisecond)."""
+    since = now - timedelta(hours=HOURS)
+    if reads is None or reads["hour"] != _hour_of(now):
+        reads = read_book(book=book, hour=_hour_of(now))
+    decided, waits = reads["decisions"]
+    first = bisect.bisect_left(decided, _microseconds(since))
+    recent = sorted(waits[first:])
+    every = reads["histogram"]
     return {
-        "last_24h": recent_latency(book=book, since=now - timedelta(hours=HOURS)),
+        "last_24h": _percentile_figures(
+            len(recent), _interpolate(dict(enumerate(recent)), len(recent))
+        ),
         "all_time": _percentile_figures(
             sum(n for _bucket, n in every), latency.percentiles(every, PERCENTILES)
         ),
     }
 
 
-def recent_latency(*, book: Book, since: datetime) -> dict[str, Any]:
-    """p50 and p95 of the waits of the decisions written at or after ``since``, exact
-    (``decision_latency``). One query: each decision's time from its candle's open to
-    its decision (``latency.decided_signals``, probed once) with its timeframe; the
-    candle's length (``timeframe_delta``, a timeframe it refuses left out) is taken off
-    here, as ``latency.wait_sql`` does in SQL, and the waits sorted here."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _microseconds(moment: datetime) -> int:
+    """Microseconds from the epoch to ``moment``: exact, as the database's are."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def recent_decisions(*, book: Book, since: datetime) -> tuple[list[int], list[float]]:
+    """The decisions written at or after ``since`` (``latency.decided_signals``: each
+    decision probed once): when each was decided (microseconds from the epoch, exact)
+    and its wait in seconds, in the order of their decisions. One query giving each
+    decision's time from its candle's open with its timeframe; the candle's length
+    (``timeframe_delta``; a timeframe it refuses is left out) is taken off here, as
+    ``latency.wait_sql`` does in SQL."""
     inner, params, alias = latency.decided_signals(book_id=book.pk, since=since)
     connection = connections[alias]
     vendor = connection.vendor
     elapsed = latency.seconds_between(vendor, "decided", "candle_time")
-    query = f"SELECT timeframe, {elapsed} FROM ({inner} {latency.fence(vendor)}) decided ORDER BY 2"
+    # PostgreSQL's epoch is numeric: its microseconds are exact. SQLite gives the text
+    # of the timestamp, read here.
+    decided = (
+        "(EXTRACT(EPOCH FROM decided) * 1000000)::bigint" if vendor == "postgresql" else "decided"
+    )
+    query = f"SELECT {decided}, timeframe, {elapsed} FROM ({inner} {latency.fence(vendor)}) decided"
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         rows = cursor.fetchall()
     candles: dict[str, float | None] = {}
-    waits = []
-    for timeframe, seconds in rows:
+    found = []
+    for moment, timeframe, seconds in rows:
         if timeframe not in candles:
             candles[timeframe] = _candle_seconds(timeframe)
         candle = candles[timeframe]
-        if candle is not None and seconds is not None:
-            waits.append(float(seconds) - candle)
-    waits.sort()
-    return _percentile_figures(len(waits), _interpolate(dict(enumerate(waits)), len(waits)))
+        if candle is None or seconds is None:
+            continue
+        if not isinstance(moment, int):
+            moment = _microseconds(_as_datetime(moment))
+        found.append((moment, float(seconds) - candle))
+    found.sort()
+    return [moment for moment, _wait in found], [wait for _moment, wait in found]
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
 
 def _candle_seconds(timeframe: str) -> float | None:

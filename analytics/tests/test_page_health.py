@@ -506,3 +506,61 @@ def test_decision_latency_equals_numpy_on_every_kind_of_timeframe(live):
         "p50": "—",
         "p95": "—",
     }
+
+
+def test_what_the_rows_say_is_kept_until_the_book_is_written(trader_client, live, settings):
+    """With the page cache on, what the page reads from the book's rows is kept under the
+    book's data stamp and the hour: the next request of the hour reads none of those
+    rows, yet the last 24 hours still end at its own clock (a decision leaves them to
+    the microsecond), and a write of the book is seen by the very next request."""
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.PAGE_CACHE = True
+    cache.clear()
+
+    def decide(moment, **kwargs):
+        signal = at(moment, SignalFactory, book=live, state=SignalState.BLOCKED, **kwargs)
+        at(moment, SignalTransitionFactory, signal=signal, from_state="generated")
+        return signal
+
+    edge = NOW - timedelta(hours=24) + timedelta(minutes=10)  # leaves at NOW + 10 min
+    decide(edge)
+    decide(NOW - timedelta(hours=1))
+
+    def read(clock):
+        with (
+            time_machine.travel(clock, tick=False),
+            CaptureQueriesContext(connection) as captured,
+        ):
+            response = trader_client.get(TWIN, {"book": live.pk})
+        assert response.status_code == 200
+        return response.json()["data"], len(captured)
+
+    data, first = read(NOW)
+    assert data["latency"]["last_24h"]["count"] == 2
+    assert data["throughput"]["total_signals"] == 1  # the edge's hour is not on the chart
+    blocked = next(row for row in data["states"]["counts"] if row["state"] == "blocked")
+    assert blocked["count"] == 2
+
+    data, kept = read(NOW + timedelta(minutes=10))  # the edge's decision is 24 h old
+    assert kept < first
+    assert data["latency"]["last_24h"]["count"] == 2
+    data, again = read(NOW + timedelta(minutes=10, microseconds=1))
+    assert again == kept
+    assert data["latency"]["last_24h"]["count"] == 1
+
+    # A write (a new decision): the next request sees it.
+    decide(NOW + timedelta(minutes=11))
+    data, after = read(NOW + timedelta(minutes=12))
+    assert after > kept
+    assert data["latency"]["last_24h"]["count"] == 2
+    assert data["throughput"]["total_signals"] == 2
+    blocked = next(row for row in data["states"]["counts"] if row["state"] == "blocked")
+    assert blocked["count"] == 3
+
+    # The next hour reads the rows again: its chart starts an hour later.
+    data, next_hour = read(NOW + timedelta(minutes=40))
+    assert next_hour > kept
+    assert data["throughput"]["hours"][0] == "2024-02-29T14:00:00+00:00"
