@@ -115,15 +115,24 @@ def _leaderboard(data: dict[str, Any], reference: dict[str, Any]) -> dict[str, A
 
 def _summary(data: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
     wanted = reference["periods"]
-    return {
+    picks = [f"{end}_{kind}" for end in ("best", "worst") for kind in ("strategy", "guard")]
+    found: dict[str, Any] = {
         "periods": {
             row["period"]: {
-                key: row[key] for key in ("signals", "trades", "pnl", "opportunity_cost")
+                key: row[key]
+                for key in ("signals", "trades", "pnl", "opportunity_cost", *picks)
+                if key in row
             }
             for row in data["periods"]
             if row["period"] in wanted
         }
     }
+    # The card's interval is compared by the floors only: under ``GUARD_STATS_ROW_LIMIT``
+    # closed shadow trades the page bootstraps it from the trades themselves.
+    expectancy = data.get("expectancy")
+    if expectancy is not None:
+        found["expectancy"] = {key: expectancy[key] for key in ("trades", "mean_pnl")}
+    return found
 
 
 def _trading(data: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:

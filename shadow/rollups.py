@@ -675,22 +675,87 @@ def _moved(statement: Statement, old: Stretch, new: Stretch) -> Statement:
     return sql, tuple(swap.get(p, p) if isinstance(p, datetime | str) else p for p in params)
 
 
+# Two instants no window bound is: the bounds a fact's query over a partial day is
+# compiled with (``_edge_statement``), swapped for the real ones (``_moved``).
+_SAMPLE: Stretch = (datetime(1, 1, 2, 1, tzinfo=UTC), datetime(1, 1, 2, 2, tzinfo=UTC))
+
+
+@functools.lru_cache(maxsize=256)
+def _edge_statement(
+    alias: str,
+    book_id: int,
+    fact: str,
+    strategies: tuple[int, ...] | None,
+    symbol: str,
+    bounded: tuple[bool, bool],
+) -> tuple[Stretch, Statement]:
+    """A fact's query over the rows of a stretch bounded below and above as
+    ``bounded`` says, compiled once per database, book, fact and narrowing with bounds
+    ``_SAMPLE`` (returned with it, for ``_moved``). The SQL depends on nothing else."""
+    assert alias == connection.alias
+    stretch = (_SAMPLE[0] if bounded[0] else None, _SAMPLE[1] if bounded[1] else None)
+    rows = _facts(book_id, *stretch, strategies=strategies, symbol=symbol, only=(fact,))[fact]
+    return stretch, rows.query.sql_with_params()
+
+
+@functools.lru_cache(maxsize=1024)
+def _whole_statement(
+    alias: str,
+    book_id: int,
+    fact: str,
+    by: tuple[str, ...],
+    where: tuple[tuple[str, Any], ...],
+    strategies: tuple[int, ...] | None,
+    symbol: str,
+    first: date | None,
+    stop: date | None,
+) -> Statement:
+    """The sums per ``by`` of a fact's rollup rows of the whole days ``[first, stop)``
+    (month rows for whole months unless ``by`` has the day), every dimension a column
+    (NULL for those not in ``by``) then the measures: a branch of ``reads``, compiled
+    once per database, book, read and days (the SQL depends on nothing else; the month
+    rows' boundary is read when it runs)."""
+    assert alias == connection.alias
+    q = connection.ops.quote_name
+    months = "day" not in by
+    stored = BookRollup.objects.filter(
+        grains(first, stop, months=months, until=_months_until(book_id) if months else None),
+        book_id=book_id,
+        fact=fact,
+        **dict(where),
+    )
+    if strategies is not None:
+        stored = stored.filter(strategy_id__in=strategies)
+    if symbol:
+        stored = stored.filter(symbol=symbol)
+    sql, params = stored.order_by().values(*by, *MEASURES).query.sql_with_params()
+    dimensions = ", ".join(
+        f"w.{q(c)}" if c in by else f"CAST(NULL AS {_TYPES[c]})" for c in DIMENSIONS
+    )
+    sums = ", ".join(f"SUM(w.{q(c)})" for c in MEASURES)
+    # Without ``by``, one sum (no GROUP BY: one row, its ``n`` NULL when empty).
+    group = f" GROUP BY {', '.join(f'w.{q(c)}' for c in by)}" if by else ""
+    return f"{dimensions}, {sums} FROM ({sql}) AS w{group}", params
+
+
 def reads(
     book_id: int, wanted: Sequence[Read], *, check: bool = True, clock: datetime | None = None
 ) -> list[list[dict[str, Any]]]:
     """Each read's ``totals``, in order, in one statement whatever their number, a
-    ``UNION ALL`` of: per read its whole days' rollup rows summed (a grouped branch);
-    per partial first or last day (a stretch of one fact and narrowing, shared by the
-    reads it is an edge of) the fact's own query over the rows, compiled once per fact
-    and narrowing (``_moved``). A page reading several facts over several windows (the
-    summary: four facts, three windows) pays one round trip and one plan."""
+    ``UNION ALL`` of: per read its whole days' rollup rows summed (a grouped branch,
+    ``_whole_statement``); per partial first or last day (a stretch of one fact and
+    narrowing, shared by the reads it is an edge of) the fact's own query over the rows
+    (``_edge_statement``). A page reading several facts over several windows (the
+    summary: four facts, three windows) pays one round trip and one plan, and Django
+    compiles each branch once per process, not at every request: at 1,000,000 signals
+    compiling the summary's branches took longer than running them."""
     for read in wanted:
         unknown = set(read.by) - set(DIMENSIONS)
         if unknown:
             raise ValueError(f"not a rollup dimension: {', '.join(sorted(unknown))}")
     if check:
         ensure_built(book_id)
-    q = connection.ops.quote_name
+    alias = connection.alias
     branches: list[tuple[str, list[Any]]] = []
     # What each branch's rows are: a read's whole days (its index), or a partial day (a
     # stretch) of one fact and narrowing, of the reads it is an edge of (their indexes).
@@ -706,44 +771,26 @@ def reads(
         if until is not None and clock is not None and until > clock:
             until = None
         first, stop, edges, whole = split_window(since, until)
-        strategies = tuple(read.strategies) if read.strategies is not None else None
+        strategies = tuple(sorted(read.strategies)) if read.strategies is not None else None
         if strategies == ():
             continue  # no strategy version: nothing to read
         narrowing = (read.fact, strategies, read.symbol)
         for edge in edges:
             edges_of.setdefault(narrowing, {}).setdefault(edge, []).append(index)
         if whole:
-            months = "day" not in read.by
-            stored = BookRollup.objects.filter(
-                grains(
-                    first, stop, months=months, until=_months_until(book_id) if months else None
+            where = tuple(sorted((read.where or {}).items()))
+            add(
+                *_whole_statement(
+                    alias, book_id, read.fact, tuple(read.by), where, strategies, read.symbol,
+                    first, stop,
                 ),
-                book_id=book_id,
-                fact=read.fact,
-                **(read.where or {}),
-            )
-            if strategies is not None:
-                stored = stored.filter(strategy_id__in=strategies)
-            if read.symbol:
-                stored = stored.filter(symbol=read.symbol)
-            sql, params = stored.order_by().values(*read.by, *MEASURES).query.sql_with_params()
-            dimensions = ", ".join(
-                f"w.{q(c)}" if c in read.by else f"CAST(NULL AS {_TYPES[c]})" for c in DIMENSIONS
-            )
-            sums = ", ".join(f"SUM(w.{q(c)})" for c in MEASURES)
-            # Without ``by``, one sum (no GROUP BY: one row, its ``n`` NULL when empty).
-            group = f" GROUP BY {', '.join(f'w.{q(c)}' for c in read.by)}" if read.by else ""
-            add(f"{dimensions}, {sums} FROM ({sql}) AS w{group}", params, index)
-    compiled: dict[tuple[Any, ...], tuple[Stretch, Statement]] = {}
+                index,
+            )  # fmt: skip
     for (fact, strategies, symbol), stretches in edges_of.items():
         for stretch, indexes in stretches.items():
-            shape = (fact, strategies, symbol, stretch[0] is None, stretch[1] is None)
-            if shape not in compiled:
-                rows = _facts(
-                    book_id, *stretch, strategies=strategies, symbol=symbol, only=(fact,)
-                )[fact]
-                compiled[shape] = stretch, rows.query.sql_with_params()
-            sql, params = _moved(compiled[shape][1], compiled[shape][0], stretch)
+            bounded = (stretch[0] is not None, stretch[1] is not None)
+            sample, compiled = _edge_statement(alias, book_id, fact, strategies, symbol, bounded)
+            sql, params = _moved(compiled, sample, stretch)
             add(f"{_picked(_COLUMNS)} FROM ({sql}) AS e", params, indexes)
     found: list[dict[tuple[Any, ...], dict[str, Any]]] = [{} for _ in wanted]
     if branches:

@@ -5,7 +5,7 @@ too (to the cent); its live write moves the book's stamp and leaves its rollups 
 rebuild."""
 
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
@@ -16,6 +16,7 @@ from analytics.filters import book_clock
 from analytics.models import EquitySegment
 from analytics.pages import PAGES, load_pages
 from analytics.selectors import book_summary, guard_effectiveness, opportunity_cost
+from analytics.skill import clustered_mean_interval
 from analytics.stamps import book_stamp
 from benchmarks import pages_match, pages_sql
 from benchmarks.pages_data import GUARDS, generate
@@ -182,6 +183,49 @@ def reference(book: Book, clock) -> dict:
         }
     closed_paper = [p for p in papers.values() if p.status == "closed"]
     strategy_of = {sig.pk: sig.book_strategy.name for sig in signals}
+    # The best and worst strategy (paper P&L) and guard (net impact: minus the shadow P&L
+    # of the blocked signals it blocked) per period, as the summary picks them.
+    state_of = {sig.pk: sig.state for sig in signals}
+    for name, span in pages_sql.PERIODS.items():
+        since = until - span
+        picks: dict = {"strategy": defaultdict(list), "guard": defaultdict(list)}
+        for p in closed_paper:
+            if p.pnl is not None and since <= p.exit_time < until:
+                picks["strategy"][strategy_of[p.signal_id]].append(p.pnl)
+        for signal, guard in decisions:
+            t = shadow.get(signal)
+            if (
+                t is not None
+                and t.group == "blocked"
+                and state_of[signal] == "blocked"
+                and t.status == "closed"
+                and t.pnl is not None
+                and since <= t.exit_time < until
+            ):
+                picks["guard"][guard].append(-t.pnl)
+        for kind, money in (("strategy", "pnl"), ("guard", "net_impact")):
+            ranked = sorted(
+                ((-sum(v, Decimal(0)), k, len(v)) for k, v in picks[kind].items()),
+            )
+            item = [{"name": k, money: cent(-m), "trades": n} for m, k, n in ranked]
+            periods[name][f"best_{kind}"] = item[0] if item else None
+            periods[name][f"worst_{kind}"] = item[-1] if len(item) > 1 else None
+    # The all-history expectancy: every closed shadow trade, its interval clustered by
+    # UTC exit day (analytics.skill's).
+    pool: dict = defaultdict(list)
+    for t in shadow.values():
+        if t.status == "closed" and t.pnl is not None and t.exit_time is not None:
+            pool[t.exit_time.astimezone(UTC).date()].append(t.pnl)
+    pooled = [pnl for day in pool.values() for pnl in day]
+    interval = clustered_mean_interval(
+        [len(day) for day in pool.values()], [float(sum(day)) for day in pool.values()]
+    )
+    expectancy = {
+        "trades": len(pooled),
+        "mean_pnl": cent(sum(pooled, Decimal(0)) / len(pooled)),
+        "low": cent(Decimal(interval.low)),
+        "high": cent(Decimal(interval.high)),
+    }
     paper_rows = [
         (strategy_of[p.signal_id], (p.exit_time, 0, p.pk, p.pnl))
         for p in closed_paper
@@ -225,7 +269,7 @@ def reference(book: Book, clock) -> dict:
             "strategies": {k: {**v, "pnl": cent(v["pnl"])} for k, v in strategies.items()},
             "book": book_stats,
         },
-        "summary": {"periods": periods},
+        "summary": {"periods": periods, "expectancy": expectancy},
         "trading": {
             "closed": len(closed_paper),
             "open": sum(p.status == "open" for p in papers.values()),
