@@ -16,7 +16,6 @@ import hashlib
 import math
 import threading
 from collections import Counter
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,15 +96,16 @@ def book_reads(*, book: Book, now: datetime) -> dict[str, Any]:
         stamp = f"{READS_FORMAT}|{rollups.current_version()}|{stamp_of(book)}|{hour.isoformat()}"
         digest = hashlib.sha256(stamp.encode()).hexdigest()[:32]
         key = f"{page_cache.PREFIX}:health-reads:{book.pk}:{digest}"
-        with suppress(Exception):  # the cache is down: read the rows
+        try:
             found = cache.get(key)
-            if found is not None:
-                return dict(found)
-    reads = read_book(book=book, hour=hour)
-    if key is not None:
-        with suppress(Exception):
-            cache.set(key, reads, timeout=page_cache.cache_seconds())
-    return reads
+        except Exception:  # the cache is down: read the rows
+            return read_book(book=book, hour=hour)
+        if found is not None:
+            return dict(found)
+        # As the page cache fills a payload: after a write, one request of the workers
+        # reads the rows, the others wait for what it keeps.
+        return dict(page_cache._fill(key, lambda: read_book(book=book, hour=hour)))
+    return read_book(book=book, hour=hour)
 
 
 def read_book(*, book: Book, hour: datetime) -> dict[str, Any]:
