@@ -41,6 +41,7 @@ in floats.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -376,6 +377,55 @@ def _fold_sql(rows: QuerySet[EquitySegment], *, months: bool) -> tuple[str, list
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _whole_fold(
+    alias: str,
+    book_id: int,
+    ids: tuple[int, ...],
+    symbol: str,
+    first: date | None,
+    stop: date | None,
+) -> tuple[str, list[Any]]:
+    """``figures``' statement folding the whole days ``[first, stop)`` of the strategy
+    versions ``ids`` and of the book (``symbol``'s trades when given), compiled once per
+    database, book, versions and days: the SQL depends on nothing else (the rows, the
+    last closed month among them, are read when it runs)."""
+    assert alias == connection.alias
+    # Whole months from the month rows, the days around them from the day rows
+    # (the grains of ``shadow.rollups``, which these rows share), and the days of
+    # the months after the last closed one, which have no month rows yet.
+    closed = Coalesce(
+        Subquery(
+            EquitySegment.objects.filter(book_id=book_id, grain=MONTH)
+            .order_by("-day")
+            .values("day")[:1]
+        ),
+        Value(date.min),
+    )
+    # The first day row after the last closed month (an index range from there).
+    after = Coalesce(
+        Subquery(
+            EquitySegment.objects.filter(book_id=book_id, grain=DAY, day__gt=closed)
+            .annotate(month=TruncMonth("day"))
+            .filter(month__gt=closed)
+            .order_by("day")
+            .values("day")[:1]
+        ),
+        Value(date.max),
+    )
+    recent = Q(grain=DAY, day__gte=after)
+    if first is not None:
+        recent &= Q(day__gte=first)
+    if stop is not None:
+        recent &= Q(day__lt=stop)
+    rows = EquitySegment.objects.filter(
+        Q(strategy_id__in=list(ids), symbol="") | Q(strategy_id__isnull=True, symbol=symbol),
+        rollups.grains(first, stop, months=True) | recent,
+        book_id=book_id,
+    )
+    return _fold_sql(rows, months=False)
+
+
 def figures(
     book_id: int,
     *,
@@ -416,39 +466,8 @@ def figures(
             tail += found
     middle: list[dict[str, Any]] = []
     if whole:
-        # Whole months from the month rows, the days around them from the day rows
-        # (the grains of ``shadow.rollups``, which these rows share), and the days of
-        # the months after the last closed one, which have no month rows yet.
-        closed = Coalesce(
-            Subquery(
-                EquitySegment.objects.filter(book_id=book_id, grain=MONTH)
-                .order_by("-day")
-                .values("day")[:1]
-            ),
-            Value(date.min),
-        )
-        # The first day row after the last closed month (an index range from there).
-        after = Coalesce(
-            Subquery(
-                EquitySegment.objects.filter(book_id=book_id, grain=DAY, day__gt=closed)
-                .annotate(month=TruncMonth("day"))
-                .filter(month__gt=closed)
-                .order_by("day")
-                .values("day")[:1]
-            ),
-            Value(date.max),
-        )
-        recent = Q(grain=DAY, day__gte=after)
-        if first is not None:
-            recent &= Q(day__gte=first)
-        if stop is not None:
-            recent &= Q(day__lt=stop)
-        rows = EquitySegment.objects.filter(
-            Q(strategy_id__in=list(ids), symbol="") | Q(strategy_id__isnull=True, symbol=symbol),
-            rollups.grains(first, stop, months=True) | recent,
-            book_id=book_id,
-        )
-        middle = _rows(*_fold_sql(rows, months=False))
+        key = tuple(sorted(ids))
+        middle = _rows(*_whole_fold(connection.alias, book_id, key, symbol, first, stop))
     grouped: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
     for row in (*head, *middle, *tail):
         grouped.setdefault((row["series"], row["strategy_id"]), []).append(row)
