@@ -112,6 +112,8 @@ def candle_closes_of_markets(
     ``ranges``, in that order, read with one statement per 200 markets (a UNION ALL)
     instead of one per market: a live book's refresh of 200 markets spent 40 ms on the
     round trips alone."""
+    if connection.vendor == "postgresql":
+        return _closes_of_markets_postgresql(ranges)
     found: list[CandleCloses] = []
     for start in range(0, len(ranges), _MARKETS_PER_STATEMENT):
         chunk = ranges[start : start + _MARKETS_PER_STATEMENT]
@@ -205,3 +207,35 @@ def candle_span(
     if span["first"] is None:
         return None
     return span["first"], span["last"]
+
+
+# Every market's range as five arrays, one index range scan a market (LATERAL): one
+# statement whatever the number of markets, planned once, where a UNION ALL of 200
+# SELECTs took the server longer to parse and plan than to read the candles.
+_CLOSES_OF_MARKETS = f"""
+SELECT m.n, extract(epoch from c.open_time) * 1000, c.close
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+     WITH ORDINALITY AS m (exchange, symbol, timeframe, after, until, n)
+CROSS JOIN LATERAL (
+    SELECT open_time, close FROM {Candle._meta.db_table}
+    WHERE exchange = m.exchange AND symbol = m.symbol AND timeframe = m.timeframe
+      AND open_time > coalesce(m.after, '-infinity'::timestamptz)
+      AND open_time <= coalesce(m.until, 'infinity'::timestamptz)
+) AS c
+ORDER BY m.n, c.open_time
+"""
+
+
+def _closes_of_markets_postgresql(
+    ranges: Sequence[tuple[str, str, str, datetime | None, datetime | None]],
+) -> list[CandleCloses]:
+    if not ranges:
+        return []
+    columns = [list(column) for column in zip(*ranges, strict=True)]
+    values = _float_rows(_CLOSES_OF_MARKETS, columns, 3)
+    which = np.rint(values[:, 0]).astype(np.int64) - 1
+    bounds = np.searchsorted(which, np.arange(len(ranges) + 1))
+    return [
+        CandleCloses.from_table(values[bounds[number] : bounds[number + 1]])
+        for number in range(len(ranges))
+    ]

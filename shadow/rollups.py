@@ -453,6 +453,11 @@ def rebuild(book_id: int, *, on_stage: Callable[[str], None] | None = None) -> N
         stage("done")
 
 
+# How many days of day rows past ``months_until`` a refresh leaves unfolded (what a page
+# adds to the month rows: at most this many days and the refreshed ones).
+FOLD_DAYS = 2
+
+
 def refresh(book_id: int, *, since: datetime | None) -> None:
     """The book's rollups of the UTC day of ``since`` and every later day summed again
     from the rows (all of them for ``None``); a book never built, or built with older
@@ -469,13 +474,16 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
     with transaction.atomic():
         _lock(book_id)
         # The month rows sum the day rows before ``months_until``; a page adds the day
-        # rows from it on. A refresh from that same day (every advance of a live book
-        # but the first of a day) leaves them alone; any other folds the days before
-        # ``first`` into them again, from the first month it changes.
+        # rows from it on. A refresh from that day or up to FOLD_DAYS - 1 days after it
+        # leaves them alone (a live book refreshes today, or yesterday when a trade of
+        # yesterday's signal closes: alternating, each would have re-summed the month);
+        # one from before it, or further on, folds the days before ``first`` into them
+        # again, from the first month it changes.
         boundary = months_until(book_id)
+        fold = boundary is None or first < boundary or (first - boundary).days >= FOLD_DAYS
         BookRollup.objects.filter(grain=DAY, day__gte=first, book_id=book_id).delete()
         statements = [_day_statement(connection.alias, book_id, first)]
-        if boundary != first:
+        if fold:
             low = first if boundary is None else min(first, boundary)
             BookRollup.objects.filter(
                 grain=MONTH, day__gte=low.replace(day=1), book_id=book_id
@@ -484,7 +492,10 @@ def refresh(book_id: int, *, since: datetime | None) -> None:
         _execute(statements)
         for extension in _EXTENSIONS.values():
             extension.refresh(book_id, first)
-        _record_newest(book_id, months_until=first)
+        if fold:
+            _record_newest(book_id, months_until=first)
+        else:
+            _record_newest(book_id)
 
 
 def _newest(book_id: int) -> Coalesce:

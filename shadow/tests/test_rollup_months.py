@@ -115,3 +115,32 @@ def test_live_writes_keep_what_a_rebuild_gives_and_leave_the_months_alone_within
     days = BookRollup.objects.filter(book=book, grain="day")
     assert days.filter(day__gte=RollupState.objects.get(book=book).months_until).exists()
     assert _month_rows(book), "the month rows hold the days before the boundary"
+
+
+def test_a_write_of_the_day_after_the_boundary_leaves_the_months_and_two_days_on_folds(
+    fresh_signals_forever,
+):
+    """A live book refreshes today, and yesterday whenever a trade of yesterday's signal
+    closes: neither re-sums the month. A refresh ``FOLD_DAYS`` past the boundary folds."""
+    _market_data(count=HOURS)
+    book = book_live()
+    first_close = END - timedelta(hours=HOURS - 1)
+    book_advance(book_id=book.pk, now=first_close + timedelta(hours=700))
+    windows = _windows(first_close, 2)
+    with transaction.atomic():
+        rollups.refresh(book.pk, since=first_close + timedelta(hours=400))
+    boundary = RollupState.objects.get(book=book).months_until
+    assert boundary is not None
+    months = _month_rows(book)
+    midnight = rollups.midnight(boundary)
+    for days in range(rollups.FOLD_DAYS):
+        with transaction.atomic():
+            rollups.refresh(book.pk, since=midnight + timedelta(days=days, hours=5))
+        assert RollupState.objects.get(book=book).months_until == boundary
+        assert _month_rows(book) == months, days
+        assert _read(book, windows) == _rebuilt(book, windows), days
+    later = midnight + timedelta(days=rollups.FOLD_DAYS, hours=5)
+    with transaction.atomic():
+        rollups.refresh(book.pk, since=later)
+    assert RollupState.objects.get(book=book).months_until == later.date()
+    assert _read(book, windows) == _rebuilt(book, windows)
