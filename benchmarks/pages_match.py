@@ -120,7 +120,14 @@ def _summary(data: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
         "periods": {
             row["period"]: {
                 key: row[key]
-                for key in ("signals", "trades", "pnl", "opportunity_cost", *picks)
+                for key in (
+                    "signals",
+                    "trades",
+                    "pnl",
+                    "opportunity_cost",
+                    "balance_failed",
+                    *picks,
+                )
                 if key in row
             }
             for row in data["periods"]
@@ -129,6 +136,8 @@ def _summary(data: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
     }
     # The card's interval is compared by the floors only: under ``GUARD_STATS_ROW_LIMIT``
     # closed shadow trades the page bootstraps it from the trades themselves.
+    if data.get("paper_balance") is not None:
+        found["balance_failed"] = data["paper_balance"]["failed"]
     expectancy = data.get("expectancy")
     if expectancy is not None:
         found["expectancy"] = {key: expectancy[key] for key in ("trades", "mean_pnl")}

@@ -393,6 +393,27 @@ GROUP BY (exit_time AT TIME ZONE 'UTC')::date
 """
 
 
+# Signals that failed for lack of paper balance, in all history and per window (by candle
+# time): the page reads them from the transition log, not from the rollups, so both
+# floors read them the same way.
+BALANCE_FAILURES_SQL = f"""
+SELECT count(*),
+       {_per_window("count(*) FILTER (WHERE s.candle_time >= %(since_{k})s AND s.candle_time < %(until)s)")}
+FROM signals_signaltransition t
+JOIN signals_signal s ON s.id = t.signal_id
+WHERE s.book_id = %(book)s AND s.state = 'failed' AND t.name = 'fail'
+  AND t.payload ->> 'reason' LIKE %(balance)s
+"""
+BALANCE = "insufficient paper balance%"  # signals.domain.engine.INSUFFICIENT_BALANCE
+
+
+def _balance_figures(cursor: Any, params: dict[str, Any], figures: dict[str, Any]) -> None:
+    [(total, *per_window)] = _rows(cursor, BALANCE_FAILURES_SQL, params | {"balance": BALANCE})
+    figures["balance_failed"] = int(total)
+    for window, failed in zip(PERIODS, per_window, strict=True):
+        figures["periods"][window]["balance_failed"] = int(failed)
+
+
 def _best_and_worst(
     rows: dict[str, list[Any]], money: str, sign: int
 ) -> dict[str, dict[str, Any] | None]:
@@ -459,7 +480,8 @@ def _expectancy_figures(days: list[tuple[Any, Any]]) -> dict[str, Any]:
 def summary(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:
     """Over the last day, 7 and 30 days to the clock: signals, blocked signals, closed
     paper trades, paper P&L, blocked opportunity cost, the best and worst strategy and
-    guard; and the book's all-history expectancy."""
+    guard, signals failed for lack of paper balance; and the book's all-history
+    expectancy and balance failures."""
     until, since = _windows(clock)
     params = {"book": book, "until": until, "widest": min(since.values())}
     params |= {f"since_{name}": start for name, start in since.items()}
@@ -468,6 +490,7 @@ def summary(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:
     for window, picked in _groups_figures(_rows(cursor, SUMMARY_GROUPS_SQL, params)).items():
         figures["periods"][window] |= picked
     figures["expectancy"] = _expectancy_figures(_rows(cursor, EXPECTANCY_SQL, {"book": book}))
+    _balance_figures(cursor, params, figures)
     return figures
 
 
@@ -618,11 +641,12 @@ GROUP BY day
 def rollup_summary(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:
     """``summary``'s figures from what the page reads: each window's whole UTC days from
     ``shadow_bookrollup`` and its partial first day from the rows, added (the figures in
-    two statements, the best and worst strategy and guard in one), and the expectancy's
-    days from the pool fact's day rows."""
-    _until, since = _windows(clock)
+    two statements, the best and worst strategy and guard in one), the expectancy's days
+    from the pool fact's day rows, and the balance failures as the raw floor reads
+    them."""
+    until, since = _windows(clock)
     stop = clock.astimezone(UTC).date() + timedelta(1)  # the day after the clock's
-    params: dict[str, Any] = {"book": book, "stop": stop}
+    params: dict[str, Any] = {"book": book, "stop": stop, "until": until}
     for name, start in since.items():
         first = start.date() if start == _midnight(start.date()) else start.date() + timedelta(1)
         params |= {f"since_{name}": start, f"first_{name}": first, f"head_{name}": _midnight(first)}
@@ -638,6 +662,7 @@ def rollup_summary(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:
         figures["periods"][window] |= picked
     days = _rows(cursor, ROLLUP_EXPECTANCY_SQL, {"book": book})
     figures["expectancy"] = _expectancy_figures(days)
+    _balance_figures(cursor, params, figures)
     return figures
 
 

@@ -22,7 +22,15 @@ from benchmarks import pages_match, pages_sql
 from benchmarks.pages_data import GUARDS, generate
 from shadow import rollups
 from shadow.models import BookRollup, ShadowTrade
-from signals.models import Book, BookState, GuardDecision, PaperTrade, Signal
+from signals.domain.engine import INSUFFICIENT_BALANCE
+from signals.models import (
+    Book,
+    BookState,
+    GuardDecision,
+    PaperTrade,
+    Signal,
+    SignalTransition,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -220,6 +228,18 @@ def reference(book: Book, clock) -> dict:
     interval = clustered_mean_interval(
         [len(day) for day in pool.values()], [float(sum(day)) for day in pool.values()]
     )
+    # Signals failed for lack of paper balance (their "fail" transition says so).
+    failed = {
+        t.signal_id
+        for t in SignalTransition.objects.filter(signal__book=book, name="fail")
+        if str(t.payload.get("reason", "")).startswith(INSUFFICIENT_BALANCE)
+        and state_of[t.signal_id] == "failed"
+    }
+    candle_of = {sig.pk: sig.candle_time for sig in signals}
+    for name, span in pages_sql.PERIODS.items():
+        periods[name]["balance_failed"] = sum(
+            until - span <= candle_of[signal] < until for signal in failed
+        )
     expectancy = {
         "trades": len(pooled),
         "mean_pnl": cent(sum(pooled, Decimal(0)) / len(pooled)),
@@ -269,7 +289,11 @@ def reference(book: Book, clock) -> dict:
             "strategies": {k: {**v, "pnl": cent(v["pnl"])} for k, v in strategies.items()},
             "book": book_stats,
         },
-        "summary": {"periods": periods, "expectancy": expectancy},
+        "summary": {
+            "periods": periods,
+            "expectancy": expectancy,
+            "balance_failed": len(failed),
+        },
         "trading": {
             "closed": len(closed_paper),
             "open": sum(p.status == "open" for p in papers.values()),
@@ -279,9 +303,20 @@ def reference(book: Book, clock) -> dict:
     }
 
 
+def short_of_balance(book: Book) -> int:
+    """Some of the book's failed signals failed for lack of paper balance (the generator
+    gives no reason): their count."""
+    fails = SignalTransition.objects.filter(signal__book=book, signal__state="failed", name="fail")
+    picked = list(fails.order_by("-signal__candle_time").values_list("pk", flat=True)[::3])
+    fails.filter(pk__in=picked).update(payload={"reason": f"{INSUFFICIENT_BALANCE}: 12.5 USD"})
+    return len(picked)
+
+
 def test_hand_written_sql_gives_the_figures_of_the_rows(bench_book):
     _generated, book, clock = bench_book
+    assert short_of_balance(book) > 0
     expected = reference(book, clock)
+    assert expected["summary"]["balance_failed"] > 0
     with connection.cursor() as cursor:
         figures = {name: build(cursor, book.pk, clock) for name, build in pages_sql.FIGURES.items()}
     first_page = figures["trading"].pop("first_page")
@@ -308,6 +343,7 @@ def test_pages_json_shows_the_sql_figures(bench_book, trader_client):
     """Every page the SQL covers: its JSON twin answers, and where it shows those figures
     they equal the SQL's to the cent ("DIFFERS" fails)."""
     _generated, book, clock = bench_book
+    short_of_balance(book)
     load_pages()
     with connection.cursor() as cursor:
         for name, build in pages_sql.FIGURES.items():
@@ -325,6 +361,7 @@ def test_bare_rollup_reads_give_the_raw_sql_figures(bench_book):
     """Each converted page's rollup floor gives the raw SQL's figures (the part it
     covers), whole days and partial ones; a rollup row changed by a cent differs."""
     _generated, book, clock = bench_book
+    short_of_balance(book)
     assert set(pages_sql.ROLLUP_FIGURES) == {"summary", "opportunity", "leaderboard"}
     with connection.cursor() as cursor:
         for name, rolled in pages_sql.ROLLUP_FIGURES.items():
