@@ -34,6 +34,7 @@ It is an ``Extension`` of the rollups (registered in ``ShadowConfig.ready``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -41,6 +42,7 @@ from typing import Any
 
 import numpy as np
 from django.db.models import F, FloatField, Min, QuerySet
+from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
 from markets.bars import CandleCloses, timeframe_delta
@@ -243,8 +245,16 @@ def _marks(
 
 
 def _last_times(book_id: int) -> dict[str, int]:
-    state = BookState.objects.filter(book_id=book_id).values_list("state", flat=True).first()
-    return dict((state or {}).get("last_time") or {})
+    # Only the state's ``last_time`` key: the whole engine state of a 200-market live book
+    # (indicators, guards' look-back, trades in flight) took 3 ms to decode per refresh.
+    found = (
+        BookState.objects.filter(book_id=book_id)
+        .values_list(KT("state__last_time"), flat=True)
+        .first()
+    )
+    if isinstance(found, str):  # SQLite's JSON_EXTRACT of an object gives its text
+        found = json.loads(found)
+    return dict(found or {})
 
 
 def _cap(last: int | None, until_ms: int | None) -> int | None:
