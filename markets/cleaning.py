@@ -367,7 +367,7 @@ class CandleSorter:
         10,000 rows and at the end."""
         if self._spool is None:
             # Closed (and so deleted) by close(), which the caller's ``with`` calls.
-            self._spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
+            self._spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n")  # noqa: SIM115
         spool = self._spool
         times, hashes, ordinals = self._times, self._hashes, self._ordinals
         eligible = self._eligible
