@@ -169,6 +169,56 @@ def _candles(field: str, candle: timedelta) -> ExpressionWrapper:
     )
 
 
+def pending(*, book: Book) -> list[tuple[Any, ...]]:
+    """The book's signals in a watchable state (``WATCHABLE``, whatever the deadlines),
+    as rows for ``late``: id, state, exchange, symbol, timeframe, when it entered its
+    state (``since``), candle time, maximum hold. One index range read (a live book's
+    pending signals are few)."""
+    return list(
+        Signal.objects.filter(book=book, state__in=sorted(WATCHABLE))
+        .annotate(since=entered_state())
+        .order_by()
+        .values_list(
+            "id",
+            "state",
+            "exchange",
+            "symbol",
+            "timeframe",
+            "since",
+            "candle_time",
+            "max_hold_candles",
+        )
+    )
+
+
+def late(rows: list[tuple[Any, ...]], *, now: datetime) -> list[tuple[Any, ...]]:
+    """The rows of ``pending`` that are stuck at ``now``, the oldest first (by ``since``,
+    then id): the rule of ``overdue``, applied here to rows already read."""
+    rules = deadlines()
+    candles: dict[str, timedelta | None] = {}
+    found = []
+    for row in rows:
+        _id, state, _exchange, _symbol, timeframe, since, _candle_time, max_hold = row
+        rule = rules.get(state)
+        if rule is None:
+            continue
+        if timeframe not in candles:
+            try:
+                candles[timeframe] = timeframe_delta(timeframe)
+            except ValueError:
+                candles[timeframe] = None
+        candle = candles[timeframe]
+        if candle is None:
+            continue
+        allowed = rule if isinstance(rule, timedelta) else rule * candle
+        if state == SignalState.EXECUTED:
+            allowed += max_hold * candle
+        if since < now - allowed:
+            found.append(row)
+    found.sort(key=lambda row: (row[5], row[0]))
+    return found
+
+
 def live_stuck_count(*, now: datetime) -> dict[str, Any]:
     """``/healthz``'s check of the live books' stuck signals (registered by the app)."""
     live = Book.objects.filter(kind=Book.Kind.LIVE)

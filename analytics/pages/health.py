@@ -37,7 +37,7 @@ from analytics.pages import Page, register
 from analytics.paper_balance import balance_failures
 from analytics.selectors import signal_state_counts
 from analytics.stamps import stamp_of
-from analytics.stuck import deadlines, describe, human_duration, overdue
+from analytics.stuck import deadlines, describe, human_duration, late, overdue, pending
 from markets.bars import timeframe_delta
 from shadow import latency, rollups
 from signals.models import Book, Signal, SignalState, SignalTransition
@@ -62,7 +62,9 @@ def build(filters: Filters) -> dict[str, Any]:
     return {
         "now": now,
         "live": book.kind == Book.Kind.LIVE,
-        "states": states_and_stuck(book=book, now=now, counts=reads["counts"]),
+        "states": states_and_stuck(
+            book=book, now=now, counts=reads["counts"], watched=reads["pending"]
+        ),
         "throughput": throughput(book=book, now=now, reads=reads),
         "latency": decision_latency(book=book, now=now, reads=reads),
         "tasks": periodic_tasks(now=now),
@@ -77,7 +79,7 @@ def build(filters: Filters) -> dict[str, Any]:
 # --- What the book's rows say, under its data stamp ----------------------------------
 
 # Bump when what ``read_book`` keeps changes: entries of older formats are then unused.
-READS_FORMAT = 1
+READS_FORMAT = 2
 
 
 def book_reads(*, book: Book, now: datetime) -> dict[str, Any]:
@@ -114,12 +116,15 @@ def read_book(*, book: Book, hour: datetime) -> dict[str, Any]:
     have failed for lack of balance), and, for the wall-clock hour starting at ``hour``,
     the rows per hour the throughput chart counts and the decisions the last 24 hours'
     latency ranks (``recent_decisions``), each from the earliest the hour's requests
-    need. Seven queries, six without a failed signal."""
+    need; its signals in a state that can be stuck (``analytics.stuck.pending``: few),
+    of which those stuck at the request's clock are picked on each request. Eight
+    queries, seven without a failed signal."""
     counts = signal_state_counts(book=book)  # makes sure the rollups are built
     start = hour - timedelta(hours=HOURS - 1)
     return {
         "hour": hour,
         "counts": counts,
+        "pending": pending(book=book),
         "histogram": latency.histogram(book.pk),
         "paper_balance": paper_balance(book=book)
         if counts.get(SignalState.FAILED)
@@ -212,22 +217,31 @@ def paper_balance(*, book: Book) -> dict[str, Any]:
 
 
 def states_and_stuck(
-    *, book: Book, now: datetime, counts: dict[str, int] | None = None
+    *,
+    book: Book,
+    now: datetime,
+    counts: dict[str, int] | None = None,
+    watched: list[tuple[Any, ...]] | None = None,
 ) -> dict[str, Any]:
     """Every state with its count (zero included) and, for the non-terminal ones, its
-    deadline and how many are past it; the oldest stuck signals. Four queries: the
-    rollups' two, then the stuck signals (``analytics.stuck``: two index range scans over
-    the book's signals in a watched state, whatever its history), all of them in one
-    read (they are few: a live book's pending signals past their deadline) and counted
-    per state here. ``counts``: the signals per state, when already read."""
+    deadline and how many are past it; the oldest stuck signals. The counts are the
+    rollups' (two queries) unless given; the stuck signals are those of ``watched``
+    (``analytics.stuck.pending``, as read for the hour by ``book_reads``) past their
+    deadline at ``now`` (``analytics.stuck.late``), else read by ``analytics.stuck.
+    overdue`` (two index range scans over the book's signals in a watched state,
+    whatever its history), all of them (they are few: a live book's pending signals
+    past their deadline) and counted per state here."""
     if counts is None:
         counts = signal_state_counts(book=book)
     rules = deadlines()
-    every = list(
-        overdue(book=book, now=now)
-        .order_by("since", "id")
-        .values_list("id", "state", "exchange", "symbol", "timeframe", "since", "candle_time")
-    )
+    if watched is not None:
+        every = [row[:7] for row in late(watched, now=now)]
+    else:
+        every = list(
+            overdue(book=book, now=now)
+            .order_by("since", "id")
+            .values_list("id", "state", "exchange", "symbol", "timeframe", "since", "candle_time")
+        )
     stuck_by_state = Counter(row[1] for row in every)
     rows = every[:STUCK_SHOWN]
     total_stuck = len(every)

@@ -564,3 +564,50 @@ def test_what_the_rows_say_is_kept_until_the_book_is_written(trader_client, live
     data, next_hour = read(NOW + timedelta(minutes=40))
     assert next_hour > kept
     assert data["throughput"]["hours"][0] == "2024-02-29T14:00:00+00:00"
+
+
+def test_the_stuck_signals_picked_from_the_pending_ones_are_those_the_database_finds(live):
+    """``analytics.stuck.late`` over the rows of ``pending`` (what the page keeps for the
+    hour) against ``overdue`` (the statement /healthz and recovery run), at clocks on
+    and around every signal's deadline, with the default and other deadlines."""
+    from django.test import override_settings
+
+    from analytics.stuck import late, overdue, pending
+
+    populate(live)
+    for hold in (3, 24, 30):  # executed signals of one timeframe, several holds
+        at(
+            NOW - timedelta(hours=hold),
+            SignalFactory,
+            book=live,
+            state=SignalState.EXECUTED,
+            decided_at=NOW - timedelta(hours=hold, minutes=1),
+            max_hold_candles=hold - 2,
+        )
+    bad = at(NOW - timedelta(hours=2), SignalFactory, book=live, state=SignalState.APPROVED)
+    Signal.objects.filter(pk=bad.pk).update(timeframe="bad")  # never flagged
+    rows = pending(book=live)
+    assert (
+        len(rows)
+        == Signal.objects.filter(book=live, state__in=["generated", "approved", "executed"]).count()
+    )
+    clocks = [NOW + timedelta(minutes=m) for m in range(-120, 600, 7)]
+    clocks += [
+        NOW + timedelta(hours=1, minutes=1),
+        NOW + timedelta(hours=1, minutes=1, microseconds=1),
+    ]
+    seen = set()
+    for deadlines in (
+        None,
+        {"generated": timedelta(minutes=5), "approved": None, "executed": timedelta(hours=1)},
+    ):
+        with override_settings(STUCK_SIGNAL_DEADLINES=deadlines):
+            for clock in clocks:
+                expected = list(
+                    overdue(book=live, now=clock)
+                    .order_by("since", "id")
+                    .values_list("id", flat=True)
+                )
+                assert [row[0] for row in late(rows, now=clock)] == expected, clock
+                seen.add(len(expected))
+    assert len(seen) >= 5  # the clocks cross deadlines
