@@ -42,14 +42,6 @@ class EquityCurve:
     def __len__(self) -> int:
         return len(self.time)
 
-    def sampled(self, points: int) -> EquityCurve:
-        """At most ``points`` points for a chart: the last point of each bucket, so the
-        final equity is always shown."""
-        if len(self) <= points:
-            return self
-        edges = np.linspace(0, len(self), points + 1).astype(np.int64)[1:] - 1
-        return EquityCurve(self.time[edges], self.equity[edges])
-
 
 def equity_curve(
     candles: Mapping[str, CandleArrays],

@@ -494,7 +494,7 @@ def book_marks(
 
 def sampled(points: Sequence[tuple[int, float]], most: int) -> list[tuple[int, float]]:
     """At most ``most`` of ``points`` for a chart: the last of each bucket, so the last
-    mark always shows (``analytics.equity.EquityCurve.sampled``'s rule)."""
+    mark always shows (the summary's sparkline and the performance page's chart)."""
     if len(points) <= most:
         return list(points)
     edges = np.linspace(0, len(points), most + 1).astype(np.int64)[1:] - 1

@@ -16,12 +16,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from analytics.equity import EquityCurve, PaperPosition, equity_curve
+from analytics.equity import PaperPosition, equity_curve
 from analytics.filters import book_clock
 from analytics.numbers import cents, rate, ratio
 from analytics.tests.factories import BookFactory, PaperTradeFactory, SignalFactory
 from markets.bars import CandleArrays
 from markets.timestamps import ms_from_utc, utc_from_ms
+from shadow import equity_marks
 from signals.models import Book, PaperTrade, SignalState
 from signals.tests.factories import START
 
@@ -520,10 +521,12 @@ def test_the_equity_curve_of_two_markets_equals_the_plain_loop():
 
 
 def test_sampling_keeps_the_last_point():
-    curve = EquityCurve(np.arange(1000, dtype=np.int64), np.arange(1000, dtype=float))
-    sampled = curve.sampled(10)
-    assert len(sampled) == 10
-    assert sampled.equity[-1] == 999.0
+    points = [(t, float(t)) for t in range(1000)]
+    shown = equity_marks.sampled(points, 10)
+    assert len(shown) == 10
+    assert shown[-1] == (999, 999.0)
+    assert shown == [points[99 + 100 * i] for i in range(10)]  # the last of each bucket
+    assert equity_marks.sampled(points[:7], 10) == points[:7]
 
 
 def test_no_candles_no_curve():
