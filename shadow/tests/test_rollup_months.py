@@ -125,10 +125,10 @@ def test_a_write_of_the_day_after_the_boundary_leaves_the_months_and_two_days_on
     _market_data(count=HOURS)
     book = book_live()
     first_close = END - timedelta(hours=HOURS - 1)
-    book_advance(book_id=book.pk, now=first_close + timedelta(hours=700))
+    book_advance(book_id=book.pk, now=first_close + timedelta(hours=240))
     windows = _windows(first_close, 2)
     with transaction.atomic():
-        rollups.refresh(book.pk, since=first_close + timedelta(hours=400))
+        rollups.refresh(book.pk, since=first_close + timedelta(hours=120))
     boundary = RollupState.objects.get(book=book).months_until
     assert boundary is not None
     months = _month_rows(book)
