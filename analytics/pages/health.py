@@ -6,7 +6,10 @@ close; for the whole system: each periodic task's last success (task heartbeats 
 celery beat's schedule), the depth of every Celery queue in the broker, and the last
 runs of the stuck-signal recovery. A fixed number of queries whatever the book's size,
 reading counters (the rollups, the latency histogram) and the rows of the last 24 hours
-only; never cached, so every request shows the pipeline as it is.
+only. The page is never cached: every request shows the pipeline as it is at its own
+clock. What it reads from the book's rows is kept under the book's data stamp and the
+hour (``book_reads``): between two writes of the book those rows do not change, and
+every figure that depends on the clock is computed from them on each request.
 """
 
 from __future__ import annotations
@@ -670,9 +673,9 @@ PAGE = register(
         path="health/",
         order=10,
         default_period="all",
-        # Never cached: every figure is read from counters or index ranges (a few tens of
-        # milliseconds at 1,000,000 signals, docs/performance.md), so each request shows
-        # the wall clock, the heartbeats, the queues and a recovery run as they are now.
+        # The payload is never cached: each request shows the wall clock, the stuck
+        # signals, the heartbeats, the queues and a recovery run as they are now. What
+        # the book's rows say is kept under its data stamp (``book_reads``).
         cache=Policy(cached=False),
     )
 )

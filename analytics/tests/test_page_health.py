@@ -405,12 +405,13 @@ def test_the_page_issues_a_fixed_number_of_queries(trader_client, live, broker):
         RecoveryRun.objects.create(actor="beat", stuck_found=i)
     rollups.rebuild(live.pk)
     assert queries() == small
-    # 32 measured: the frame's (session, user, the user's and their groups' permissions,
-    # books, filters, data sources), the page's own (fourteen of build(): the rollups'
-    # freshness check and their sum per state, two for the stuck signals, two for the
-    # throughput, four for the latency (the freshness check again, the last 24 hours'
-    # timeframes and ranks, the histogram), heartbeats, periodic tasks, recovery runs,
-    # paper balance), and five for the system's line (/healthz's checks).
+    # The frame's (session, user, the user's and their groups' permissions, books,
+    # filters, data sources), the page's own (what the book's rows say, read for the hour
+    # with the page cache off here: the rollups' freshness check and their sum per state,
+    # the pending signals, the latency histogram, the paper balance when a signal failed,
+    # the rows per hour (two), the last 24 hours' decisions; then heartbeats, periodic
+    # tasks, recovery runs), and the system's line (/healthz's checks, the broker's
+    # reached by the queue read).
     assert small <= 32
 
 
