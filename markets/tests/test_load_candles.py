@@ -326,3 +326,19 @@ def test_the_stored_range_is_the_candle_tables():
     assert Decimal(1).scaleb(-volume.decimal_places) == SMALLEST_STORED
     assert Decimal(10) ** (price.max_digits - price.decimal_places) == PRICE_CEILING
     assert Decimal(10) ** (volume.max_digits - volume.decimal_places) == VOLUME_CEILING
+
+
+def test_no_room_for_the_spool_is_a_clear_error_and_stores_nothing(tmp_path, monkeypatch):
+    """The accepted rows are spooled to a temporary file; when it cannot be written (here
+    TMPDIR is gone, as a full disk would refuse it) the command says so and stores
+    nothing, instead of a traceback."""
+    import tempfile
+
+    path = tmp_path / "btc.csv"
+    path.write_text(f"timestamp,open,high,low,close,volume\n{minute(0)},1,2,1,2,10\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    with pytest.raises(
+        CommandError, match=r"btc\.csv: No such file or directory .*gone.*nothing was loaded"
+    ):
+        load(path)
+    assert not Candle.objects.exists()

@@ -63,6 +63,11 @@ class Command(BaseCommand):
             )
         except (MarketDataError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
+        except OSError as exc:
+            # The file unreadable, or no room for the accepted rows' temporary spool
+            # (60-100 bytes a row, in TMPDIR): nothing was stored.
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise CommandError(f"{path}: {exc.strerror or exc}{where}; nothing was loaded") from exc
         finally:
             for bar in bars.values():
                 bar.close()
