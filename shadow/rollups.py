@@ -521,14 +521,21 @@ def months_until(book_id: int) -> date | None:
     )
 
 
+def built(book_ids: Collection[int]) -> QuerySet[Any]:
+    """The ``book_id`` of each of ``book_ids`` whose rollups are of today's definitions
+    and have seen its newest signal (a subquery; per book two index probes)."""
+    newest = Signal.objects.filter(book_id=OuterRef("book_id")).order_by("-id").values("id")[:1]
+    return (
+        RollupState.objects.filter(book_id__in=list(book_ids), version=current_version())
+        .annotate(newest=Coalesce(Subquery(newest, output_field=IntegerField()), Value(0)))
+        .filter(newest_signal=F("newest"))
+        .values("book_id")
+    )
+
+
 def is_built(book_id: int) -> bool:
-    """The book's rollups are of today's definitions and have seen its newest signal
-    (one query: two index probes)."""
-    return RollupState.objects.filter(
-        book_id=book_id,
-        version=current_version(),
-        newest_signal=_newest(book_id),
-    ).exists()
+    """The book's rollups are of today's definitions and have seen its newest signal."""
+    return built([book_id]).exists()
 
 
 def ensure_built(book_id: int) -> None:
