@@ -117,6 +117,18 @@ def test_it_detects_a_paper_trade_whose_exit_price_changed(trader_client, replay
     assert 'id="disagreement-count">1<' in html
 
 
+def test_the_rendered_page_follows_the_figures(trader_client, replayed_book):
+    """The page's body is rendered once per payload (``{% cache ... fragment_key %}``):
+    a trade that changes shows on the next view."""
+    before = trader_client.get(PAGE, {"book": replayed_book.pk}).content.decode()
+    assert 'id="disagreement-count">0<' in before
+    trade = PaperTrade.objects.filter(book=replayed_book, status="closed").order_by("id")[2]
+    change_exit(trade, Decimal("0.5"))
+    after = trader_client.get(PAGE, {"book": replayed_book.pk}).content.decode()
+    assert 'id="disagreement-count">1<' in after
+    assert f'href="/signals/{trade.signal_id}/"' in after
+
+
 def test_a_different_exit_reason_or_time_is_a_disagreement(trader_client, replayed_book):
     closed = PaperTrade.objects.filter(book=replayed_book, status="closed").order_by("id")
     first, second = closed[0], closed[1]
