@@ -93,9 +93,8 @@ def _leaderboard(data: dict[str, Any], reference: dict[str, Any]) -> dict[str, A
     def stats(row: dict[str, Any]) -> dict[str, Any]:
         figures: dict[str, Any] = {}
         for set_ in ("guarded", "unguarded"):
-            drawdown, sharpe = row[set_]["max_drawdown"], row[set_]["sharpe"]
-            figures[f"{set_}_max_drawdown"] = drawdown
-            figures[f"{set_}_sharpe"] = round(sharpe, 2) if sharpe is not None else None
+            for figure in ("max_drawdown", "sharpe", "profit_factor", "win_rate"):
+                figures[f"{set_}_{figure}"] = row[set_][figure]
         return figures
 
     return {

@@ -243,6 +243,17 @@ spread AS (
            max(day) - min(day) + 1 AS u_n,
            sum(unguarded)::float8 AS u_s, sum(unguarded * unguarded)::float8 AS u_q
     FROM days GROUP BY whole, strategy
+),
+totals AS (
+    SELECT GROUPING(strategy) AS whole, strategy,
+           count(*) FILTER (WHERE kind = 0) AS g_n,
+           count(*) FILTER (WHERE kind = 0 AND pnl > 0) AS g_w,
+           coalesce(sum(pnl) FILTER (WHERE kind = 0 AND pnl > 0), 0) AS g_gp,
+           -sum(pnl) FILTER (WHERE kind = 0 AND pnl < 0) AS g_gl,
+           count(*) AS u_n, count(*) FILTER (WHERE pnl > 0) AS u_w,
+           coalesce(sum(pnl) FILTER (WHERE pnl > 0), 0) AS u_gp,
+           -sum(pnl) FILTER (WHERE pnl < 0) AS u_gl
+    FROM trades GROUP BY GROUPING SETS ((strategy), ())
 )
 SELECT coalesce(bs.name, '') AS name, d.guarded, d.unguarded,
        CASE WHEN h.g_n >= 2 AND (h.g_q - h.g_s * h.g_s / h.g_n) > 0
@@ -252,22 +263,29 @@ SELECT coalesce(bs.name, '') AS name, d.guarded, d.unguarded,
        CASE WHEN h.u_n >= 2 AND (h.u_q - h.u_s * h.u_s / h.u_n) > 0
             THEN (h.u_s / h.u_n) / sqrt((h.u_q - h.u_s * h.u_s / h.u_n) / (h.u_n - 1))
                  * sqrt(365.0)
-       END
+       END,
+       t.g_gp / nullif(t.g_gl, 0), t.u_gp / nullif(t.u_gl, 0),
+       t.g_w::float8 / nullif(t.g_n, 0), t.u_w::float8 / nullif(t.u_n, 0)
 FROM drawdowns d
 JOIN spread h ON h.whole = d.whole AND h.strategy IS NOT DISTINCT FROM d.strategy
+JOIN totals t ON t.whole = d.whole AND t.strategy IS NOT DISTINCT FROM d.strategy
 LEFT JOIN signals_bookstrategy bs ON bs.id = d.strategy AND d.whole = 0
 """
 
 
 def leaderboard(cursor: Any, book: int, clock: datetime) -> dict[str, Any]:
     """Per strategy configuration: signals, closed paper trades, wins and their P&L; and
-    per strategy and for the whole book, guarded and unguarded, max drawdown and Sharpe."""
+    per strategy and for the whole book, guarded and unguarded, max drawdown, Sharpe,
+    profit factor and win rate."""
     rows = [
-        (name, set_, drawdown, sharpe)
-        for name, g_dd, u_dd, g_sharpe, u_sharpe in _rows(
+        row
+        for name, g_dd, u_dd, g_sharpe, u_sharpe, g_pf, u_pf, g_wr, u_wr in _rows(
             cursor, LEADERBOARD_STATS_SQL, {"book": book}
         )
-        for set_, drawdown, sharpe in (("guarded", g_dd, g_sharpe), ("unguarded", u_dd, u_sharpe))
+        for row in (
+            (name, "guarded", g_dd, g_sharpe, g_pf, g_wr),
+            (name, "unguarded", u_dd, u_sharpe, u_pf, u_wr),
+        )
     ]
     return _leaderboard_figures(cursor, book, rows)
 
@@ -285,22 +303,38 @@ def _with_stats(
     strategies: dict[str, dict[str, Any]], stats: list[tuple[Any, ...]]
 ) -> dict[str, Any]:
     """The leaderboard's figures: ``strategies``' counts by name with ``stats``, (name,
-    set, drawdown, Sharpe) rows, the book's named ''."""
+    set, drawdown, Sharpe, profit factor, win rate) rows, the book's named ''. Ratios
+    rounded half up as the page rounds them (Sharpe and profit factor to 2 places, the
+    win rate to 3)."""
     empty = {
         f"{set_}_{figure}": value
         for set_ in ("guarded", "unguarded")
-        for figure, value in (("max_drawdown", cents(None)), ("sharpe", None))
+        for figure, value in (
+            ("max_drawdown", cents(None)),
+            ("sharpe", None),
+            ("profit_factor", None),
+            ("win_rate", None),
+        )
     }
     for row in strategies.values():
         row.update(empty)
     book_row: dict[str, Any] = dict(empty)
-    for name, set_, drawdown, sharpe in stats:
+    for name, set_, drawdown, sharpe, profit_factor, win_rate in stats:
         target = strategies.setdefault(name, {}) if name else book_row
         if isinstance(drawdown, float):
             drawdown = Decimal(repr(drawdown))
         target[f"{set_}_max_drawdown"] = cents(drawdown)
-        target[f"{set_}_sharpe"] = round(sharpe, 2) if sharpe is not None else None
+        target[f"{set_}_sharpe"] = _half_up(sharpe, 2)
+        target[f"{set_}_profit_factor"] = _half_up(profit_factor, 2)
+        target[f"{set_}_win_rate"] = _half_up(win_rate, 3)
     return {"strategies": strategies, "book": book_row}
+
+
+def _half_up(value: float | Decimal | None, places: int) -> Decimal | None:
+    if value is None:
+        return None
+    exact = value if isinstance(value, Decimal) else Decimal(repr(value))
+    return exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 def _per_window(template: str) -> str:
@@ -736,7 +770,8 @@ FROM s JOIN signals_bookstrategy bs ON bs.id = s.strategy_id
 # day from the first to the last with a trade (days without one count 0).
 ROLLUP_LEADERBOARD_STATS_SQL = """
 WITH seg AS (
-    SELECT series, strategy_id, day, total, high, low, fall, squares, first, last
+    SELECT series, strategy_id, day, n, wins, total, high, low, fall, gross_profit,
+           gross_loss, squares, first, last
     FROM analytics_equitysegment
     WHERE book_id = %(book)s AND symbol = ''
       AND (grain = 'month' OR grain = 'day' AND day >= coalesce(
@@ -759,7 +794,9 @@ peaks AS (
 ),
 folded AS (
     SELECT series, strategy_id, greatest(max(fall), max(peak - (e + low))) AS drawdown,
-           sum(total) AS total, sum(squares) AS squares, max(last) - min(first) + 1 AS days
+           sum(total) AS total, sum(squares) AS squares, max(last) - min(first) + 1 AS days,
+           sum(n) AS n, sum(wins) AS wins, sum(gross_profit) AS gross_profit,
+           sum(gross_loss) AS gross_loss
     FROM peaks
     GROUP BY series, strategy_id
 )
@@ -767,7 +804,8 @@ SELECT coalesce(bs.name, '') AS name, f.series, f.drawdown,
        CASE WHEN f.days >= 2 AND f.squares - f.total * f.total / f.days > 0
             THEN (f.total / f.days / sqrt((f.squares - f.total * f.total / f.days) / (f.days - 1))
                   * sqrt(365.0))::float8
-       END
+       END,
+       f.gross_profit / nullif(f.gross_loss, 0), f.wins::float8 / nullif(f.n, 0)
 FROM folded f
 LEFT JOIN signals_bookstrategy bs ON bs.id = f.strategy_id
 """

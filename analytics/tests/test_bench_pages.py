@@ -117,13 +117,27 @@ def _drawdown_and_sharpe(trades: list) -> tuple:
     if days:
         series = [days.get(day, 0.0) for day in range(min(days), max(days) + 1)]
         if len(series) >= 2 and statistics.stdev(series) > 0:
-            sharpe = round(statistics.mean(series) / statistics.stdev(series) * math.sqrt(365), 2)
-    return cent(Decimal(str(drawdown))), sharpe
+            sharpe = statistics.mean(series) / statistics.stdev(series) * math.sqrt(365)
+    return cent(Decimal(str(drawdown))), half_up(sharpe, 2)
+
+
+def half_up(value, places: int):
+    if value is None:
+        return None
+    exact = value if isinstance(value, Decimal) else Decimal(repr(value))
+    return exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 def _with_stats(row: dict, guarded: list, unguarded: list) -> dict:
     for name, trades in (("guarded", guarded), ("unguarded", unguarded)):
         row[f"{name}_max_drawdown"], row[f"{name}_sharpe"] = _drawdown_and_sharpe(trades)
+        # Profit factor (gross profit over gross loss) and win rate, exactly.
+        pnl = [trade[3] for trade in trades]
+        loss = -sum((p for p in pnl if p < 0), Decimal(0))
+        profit = sum((p for p in pnl if p > 0), Decimal(0))
+        row[f"{name}_profit_factor"] = half_up(profit / loss, 2) if loss else None
+        wins = sum(p > 0 for p in pnl)
+        row[f"{name}_win_rate"] = half_up(Decimal(wins) / len(pnl), 3) if pnl else None
     return row
 
 
