@@ -14,7 +14,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import DecimalField, Max, QuerySet
 
 from markets.bars import Bar
@@ -334,14 +334,28 @@ def _upsert_copy(
                 market_range,
             )
             restated = [(row[0], tuple(row[1:6]), tuple(row[6:11])) for row in cursor.fetchall()]
-        cursor.execute(
+        insert = (
             f"INSERT INTO {table} (exchange, symbol, timeframe, open_time, open, high, low, "
             "close, volume, source, created_at) "
             "SELECT %s, %s, %s, i.open_time, i.open, i.high, i.low, i.close, i.volume, %s, "
-            f"now() FROM {rows} i ON CONFLICT DO NOTHING",
-            [*market, source],
+            f"now() FROM {rows} i"
         )
-        created = cursor.rowcount
+        created = None
+        if not unchanged and not restated_count:
+            # None of the chunk's candles is stored (a first load of the range): a plain
+            # INSERT, about twice as fast as ON CONFLICT's speculative insertion (90,070
+            # rows: 0.5-0.85 s against 1.1-1.4 s). A candle another writer stored since
+            # the count makes it fail: then the chunk goes in as below, the savepoint
+            # rolled back.
+            try:
+                with transaction.atomic():
+                    cursor.execute(insert, [*market, source])
+                    created = cursor.rowcount
+            except IntegrityError:
+                created = None
+        if created is None:
+            cursor.execute(f"{insert} ON CONFLICT DO NOTHING", [*market, source])
+            created = cursor.rowcount
     return created, unchanged, restated_count, restated
 
 
