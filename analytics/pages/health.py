@@ -19,6 +19,7 @@ import hashlib
 import math
 import threading
 from collections import Counter
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,6 +47,7 @@ from shadow import latency, rollups
 from signals.models import Book, Signal, SignalState, SignalTransition
 
 HOURS = 24
+HOUR_SECONDS = 3600
 STUCK_SHOWN = 50
 RECOVERY_RUNS_SHOWN = 10
 NON_TERMINAL = (SignalState.GENERATED, SignalState.APPROVED, SignalState.EXECUTED)
@@ -109,7 +111,13 @@ def book_reads(*, book: Book, now: datetime) -> dict[str, Any]:
             return dict(found)
         # As the page cache fills a payload: after a write, one request of the workers
         # reads the rows, the others wait for what it keeps.
-        return dict(page_cache._fill(key, lambda: read_book(book=book, hour=hour)))
+        reads = page_cache._fill(key, lambda: read_book(book=book, hour=hour))
+        # Of no use after the hour (nor after the next write): not kept longer, so a book
+        # written every minute keeps at most an hour of them.
+        left = HOUR_SECONDS - (now - hour).total_seconds() + 60
+        with suppress(Exception):
+            cache.touch(key, timeout=max(int(left), 60))
+        return dict(reads)
     return read_book(book=book, hour=hour)
 
 
