@@ -736,17 +736,27 @@ def _whole_statement(
     assert alias == connection.alias
     q = connection.ops.quote_name
     months = "day" not in by
-    stored = BookRollup.objects.filter(
-        grains(first, stop, months=months, until=_months_until(book_id) if months else None),
-        book_id=book_id,
-        fact=fact,
-        **dict(where),
-    )
-    if strategies is not None:
-        stored = stored.filter(strategy_id__in=strategies)
-    if symbol:
-        stored = stored.filter(symbol=symbol)
-    sql, params = stored.order_by().values(*by, *MEASURES).query.sql_with_params()
+    rows = grains(first, stop, months=months, until=_months_until(book_id) if months else None)
+    # Each range of rows (the month rows, the day rows around them, the day rows from
+    # ``months_until``: disjoint) a query of its own, in a UNION ALL: one index range each.
+    # Their OR made PostgreSQL expect about ten times the day rows from ``months_until``
+    # there are, and start parallel workers for a few hundred rows (2 to 18 ms).
+    ranges = rows.children if rows.connector == Q.OR and not rows.negated else [rows]
+    selects = []
+    for part in ranges:
+        stored = BookRollup.objects.filter(
+            part if isinstance(part, Q) else Q(part),
+            book_id=book_id,
+            fact=fact,
+            **dict(where),
+        )
+        if strategies is not None:
+            stored = stored.filter(strategy_id__in=strategies)
+        if symbol:
+            stored = stored.filter(symbol=symbol)
+        selects.append(stored.order_by().values(*by, *MEASURES).query.sql_with_params())
+    sql = " UNION ALL ".join(f"SELECT * FROM ({part}) AS r" for part, _params in selects)
+    params = tuple(value for _sql, part_params in selects for value in part_params)
     dimensions = ", ".join(
         f"w.{q(c)}" if c in by else f"CAST(NULL AS {_TYPES[c]})" for c in DIMENSIONS
     )
