@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 from django.db import connection
-from django.db.models import Max, Min, QuerySet
+from django.db.models import QuerySet
 from psycopg.types.numeric import FloatLoader
 
 from markets.bars import Bar, CandleArrays, CandleCloses
@@ -203,10 +203,16 @@ def candle_span(
     rows = _market(exchange, symbol, timeframe)
     if until is not None:
         rows = rows.filter(open_time__lte=until)
-    span = rows.order_by().aggregate(first=Min("open_time"), last=Max("open_time"))
-    if span["first"] is None:
+    # Each end read alone from the unique index's end (an ORDER BY ... LIMIT 1): a
+    # MIN/MAX aggregate on a just-loaded table, before its first ANALYZE, was planned as
+    # a scan of every candle of the market (90,070 candles: 41-55 ms, against 0.1 ms).
+    times = rows.values_list("open_time", flat=True)
+    first = times.order_by("open_time").first()
+    if first is None:
         return None
-    return span["first"], span["last"]
+    last = times.order_by("-open_time").first()
+    assert last is not None
+    return first, last
 
 
 # Every market's range as five arrays, one index range scan a market (LATERAL): one
