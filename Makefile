@@ -93,7 +93,7 @@ static: install
 	$(PY) manage.py collectstatic --noinput
 
 web: static
-	$(VENV)/bin/gunicorn config.wsgi -b $${BIND:-127.0.0.1:8000} -w $${WORKERS:-4}
+	DATABASE_CONN_MAX_AGE=$${DATABASE_CONN_MAX_AGE:-60} $(VENV)/bin/gunicorn config.wsgi -b $${BIND:-127.0.0.1:8000} -w $${WORKERS:-4}
 
 worker: install
 	$(VENV)/bin/celery -A config worker -l info -Q default,market_data,signals,shadow,analytics,alerts

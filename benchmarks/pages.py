@@ -124,6 +124,8 @@ def production_env(database_url: str) -> dict[str, str]:
         "STATIC_ROOT": str(STATIC_ROOT),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CACHE_URL": os.environ.get("BENCH_PAGES_CACHE_URL") or "redis://127.0.0.1:6379/6",
+        # As the web unit runs (deploy/systemd/signal-pipeline-web.service).
+        "DATABASE_CONN_MAX_AGE": os.environ.get("DATABASE_CONN_MAX_AGE", "60"),
     }
 
 

@@ -97,6 +97,19 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Seconds a process keeps its database connection between requests (0: a new one per
+# request or task). The web unit sets 60: a new PostgreSQL connection is a forked backend
+# that must load the catalog for every table a page touches again, on every request.
+# Workers and commands keep 0 (Celery's Django fixup closes around each task anyway).
+_conn_max_age = env.str("DATABASE_CONN_MAX_AGE", default="0")
+if not _conn_max_age.strip().isdigit():
+    raise ImproperlyConfigured(
+        f"DATABASE_CONN_MAX_AGE must be a whole number of seconds >= 0, not {_conn_max_age!r}."
+    )
+DATABASES["default"]["CONN_MAX_AGE"] = int(_conn_max_age)
+# A kept connection is checked before its first query of a request: one the server
+# dropped meanwhile (a restart, an idle timeout) is opened again instead of failing.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = DATABASES["default"]["CONN_MAX_AGE"] != 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, replay) share the file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20

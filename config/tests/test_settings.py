@@ -43,6 +43,10 @@ def test_it_refuses_to_start_without_a_secret_key_outside_debug():
         ({"FILL_FEE_RATE": "abc"}, "FILL_FEE_RATE must be a decimal number, not 'abc'"),
         ({"FILL_SLIPPAGE_BPS": "-1"}, "FILL_SLIPPAGE_BPS must be a finite number >= 0"),
         ({"FILL_NOTIONAL": "0"}, "FILL_NOTIONAL must be positive"),
+        (
+            {"DATABASE_CONN_MAX_AGE": "-1"},
+            "DATABASE_CONN_MAX_AGE must be a whole number of seconds >= 0, not '-1'",
+        ),
     ],
 )
 def test_bad_values_get_a_clear_error(env, message):
@@ -95,3 +99,26 @@ def test_the_beat_advances_the_live_books_through_the_engine():
     gone = {"signals.generate_signals", "shadow.evaluate_shadow_outcomes"}
     assert not scheduled & gone
     assert not gone & set(app.tasks)
+
+
+def test_the_web_unit_keeps_its_database_connection_and_checks_it_before_use():
+    """Each gunicorn worker keeps its connection a minute (a new PostgreSQL backend per
+    request reloads the catalog for every table a page reads), checked before a request
+    uses it; other processes open one per request or task."""
+    code = (
+        "from config.settings import DATABASES as d; "
+        "print(d['default']['CONN_MAX_AGE'], d['default']['CONN_HEALTH_CHECKS'])"
+    )
+    unit = (settings.BASE_DIR / "deploy/systemd/signal-pipeline-web.service").read_text()
+    assert "Environment=DATABASE_CONN_MAX_AGE=60" in unit
+    for env, shown in (({"DATABASE_CONN_MAX_AGE": "60"}, "60 True"), ({}, "0 False")):
+        clean = {k: v for k, v in os.environ.items() if k != "DATABASE_CONN_MAX_AGE"}
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=settings.BASE_DIR,
+            env={**clean, "DEBUG": "true", **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.stdout.strip() == shown, result.stderr
