@@ -147,6 +147,14 @@ def celery_worker_process(transactional_db, settings):
 
 
 @pytest.fixture
+def fresh_signals_forever(settings):
+    """A live book processes its whole stored history: no signal is too old to act on."""
+    from datetime import timedelta
+
+    settings.SIGNAL_MAX_AGE = timedelta(days=36500)
+
+
+@pytest.fixture
 def wait_for():
     """Poll a predicate until it returns something truthy; fail after a timeout."""
     import time

@@ -31,11 +31,6 @@ from signals.services import book_configure, book_live
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def fresh_signals_forever(settings):
-    settings.SIGNAL_MAX_AGE = timedelta(days=36500)
-
-
 def stored(book: Book) -> list[tuple[Any, ...]]:
     """The book's histogram rows with guard versions by name and version."""
     names = {g.pk: (g.name, g.config_version) for g in BookGuard.objects.filter(book=book)}

@@ -29,11 +29,6 @@ from signals.services import book_live
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def fresh_signals_forever(settings):
-    settings.SIGNAL_MAX_AGE = timedelta(days=36500)
-
-
 def named(book: Book) -> list[tuple[Any, ...]]:
     """The book's segments with strategy versions by name (ids differ between books)."""
     names = {s.pk: s.name for s in BookStrategy.objects.filter(book=book)}

@@ -31,11 +31,6 @@ pytestmark = pytest.mark.django_db
 DAY_MS = 86_400_000
 
 
-@pytest.fixture
-def fresh_signals_forever(settings):
-    settings.SIGNAL_MAX_AGE = timedelta(days=36500)
-
-
 def stored(book: Book) -> list[tuple[Any, ...]]:
     """The book's marks: day, close, equity to a micro-unit, the carry."""
     return [

@@ -27,11 +27,6 @@ pytestmark = pytest.mark.django_db
 QS = (0.0, 0.01, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 
 
-@pytest.fixture
-def fresh_signals_forever(settings):
-    settings.SIGNAL_MAX_AGE = timedelta(days=36500)
-
-
 def stored(book: Book) -> list[tuple[Any, ...]]:
     """The book's histogram rows: decision day, candle day, bucket, count."""
     return sorted(

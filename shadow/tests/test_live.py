@@ -59,12 +59,6 @@ def _replay() -> Book:
     return Book.objects.get(name="reference")
 
 
-@pytest.fixture
-def fresh_signals_forever(settings):
-    # Process the whole stored history in the live book: nothing is stale.
-    settings.SIGNAL_MAX_AGE = timedelta(days=36500)
-
-
 @pytest.mark.django_db
 def test_a_catch_up_in_several_runs_writes_what_a_replay_writes(fresh_signals_forever):
     _market_data()

@@ -26,11 +26,6 @@ HOURS = 1200  # 50 days of hourly candles: January into February 2024
 FACTS = [str(fact) for fact in BookRollup.Fact]
 
 
-@pytest.fixture
-def fresh_signals_forever(settings):
-    settings.SIGNAL_MAX_AGE = timedelta(days=36500)
-
-
 def _windows(first: datetime, count: int) -> list[tuple[datetime | None, datetime | None]]:
     draw = random.Random(11)
     span = (END - first).total_seconds()

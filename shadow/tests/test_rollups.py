@@ -26,11 +26,6 @@ from signals.models import Book, BookGuard, BookStrategy, GuardDecision, PaperTr
 from signals.services import book_live
 
 
-@pytest.fixture
-def fresh_signals_forever(settings):
-    settings.SIGNAL_MAX_AGE = timedelta(days=36500)
-
-
 def named(book: Book) -> list[tuple[Any, ...]]:
     """The book's rollups with strategy and guard versions by name (ids differ between
     books)."""
