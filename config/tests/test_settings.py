@@ -122,3 +122,22 @@ def test_the_web_unit_keeps_its_database_connection_and_checks_it_before_use():
             timeout=60,
         )
         assert result.stdout.strip() == shown, result.stderr
+
+
+def test_template_fragments_are_kept_in_each_process_not_in_redis():
+    """The pages' ``{% cache %}`` fragments are content-addressed (``fragment_key``): a hit
+    in the process's memory saves the Redis round trip; the page cache stays shared."""
+    code = (
+        "from config.settings import CACHES as c; "
+        "print(c['default']['BACKEND'].rsplit('.', 1)[1], "
+        "c['template_fragments']['BACKEND'].rsplit('.', 1)[1])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "DEBUG": "true", "CACHE_URL": "redis://127.0.0.1:6379/1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["RedisCache", "LocMemCache"], result.stderr
