@@ -213,16 +213,30 @@ def rebuild(book_id: int) -> None:
         _months(book_id, None, current)
 
 
+@functools.lru_cache(maxsize=256)
+def _day_select(alias: str, book_id: int, first: date) -> tuple[str, tuple[Any, ...]]:
+    """A refresh's ``_select`` from ``first`` on, built once per database, book and day
+    (a live book refreshes the same day at every advance; building it took about 3 ms of
+    the writer's CPU each time). The SQL depends on nothing else."""
+    assert alias == connection.alias
+    sql, params = _select(book_id, rollups.midnight(first), None)
+    return sql, tuple(params)
+
+
 def refresh(book_id: int, first: date) -> None:
     """The segments of UTC day ``first`` and every later day written again, and the
     month rows of the closed months from ``first``'s on or from the first closed month
     without one (none in the common case: a write within the book's last month)."""
     EquitySegment.objects.filter(book_id=book_id, grain=DAY, day__gte=first).delete()
-    _write(book_id, DAY, _select(book_id, rollups.midnight(first), None))
-    current = _open_month(book_id)
-    newest = EquitySegment.objects.filter(book_id=book_id, grain=MONTH).aggregate(
-        newest=Max("day")
-    )["newest"]
+    sql, params = _day_select(connection.alias, book_id, first)
+    _write(book_id, DAY, (sql, list(params)))
+    # The last day row and the newest month row: two index probes in one statement.
+    table = EquitySegment._meta.db_table
+    probe = f"(SELECT MAX(day) FROM {table} WHERE book_id = %s AND grain = %s)"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {probe}, {probe}", [book_id, DAY, book_id, MONTH])
+        last, newest = cursor.fetchone()
+    current = rollups.as_date(last).replace(day=1) if last is not None else None
     # The month after the newest month row: from there on no closed month has its row
     # yet (the book's last month when it was written has closed since).
     unwritten = _next_month(rollups.as_date(newest)) if newest is not None else date.min

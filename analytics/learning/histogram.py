@@ -32,6 +32,8 @@ in the transaction of every write, under the book's lock, and rebuilt with them.
 
 from __future__ import annotations
 
+import functools
+import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,17 +104,24 @@ def edges(copy: BookGuard) -> Edges | None:
     """The edges of a frozen guard version with a numeric threshold: the grid and its
     current threshold (``None`` for a kind with a fixed threshold or params its guard
     refuses)."""
-    cls = GUARDS.get(copy.kind)
+    return _edges(copy.pk, copy.kind, json.dumps(copy.params, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=1024)
+def _edges(book_guard_id: int, kind: str, params: str) -> Edges | None:
+    """``edges`` of a version by its id, kind and params (a version never changes: a
+    live book's refresh asked again at every advance)."""
+    cls = GUARDS.get(kind)
     if cls is None or not cls.tunable:
         return None
     try:
-        guard = build_guard(copy.kind, copy.params)
+        guard = build_guard(kind, json.loads(params))
     except ValueError:
         return None
     current = getattr(guard, cls.tunable)
     integral = isinstance(current, int)
     thresholds = sorted({*grid(integral), float(current)})
-    return Edges(copy.pk, cls.blocks_when, cls.tolerance, tuple(thresholds))
+    return Edges(book_guard_id, cls.blocks_when, cls.tolerance, tuple(thresholds))
 
 
 def book_edges(book_id: int) -> list[Edges]:
@@ -137,18 +146,37 @@ def _fill(book_id: int, candles_from: datetime | None) -> None:
     guards = book_edges(book_id)
     if not guards:
         return
+    query = _fill_sql(tuple(guards), candles_from is not None)
+    tail: list[Any] = [book_id] if candles_from is None else [book_id, candles_from]
+    with connection.cursor() as cursor:
+        cursor.execute(query, [book_id, *tail])
+
+
+def _floats(values: list[float]) -> str:
+    """A float8 array literal, read by float8's own input (``repr`` is the shortest text
+    that reads back as the same double, as psycopg sends a float parameter)."""
+    return "'{" + ",".join(repr(float(v)) for v in values) + "}'::float8[]"
+
+
+@functools.lru_cache(maxsize=256)
+def _fill_sql(guards: tuple[Edges, ...], since: bool) -> str:
+    """``_fill``'s statement for these guard versions, their grids written into it, built
+    once per set of versions (a refresh of a live book built it at every advance, and
+    sent its few hundred grid values as parameters); parameters: the book id twice, and
+    the first candle time when ``since``."""
     values: list[str] = []
-    params: list[Any] = []
     for one in guards:
         cuts = one.cuts
-        values.append("(%s::bigint, %s::text, %s::integer, %s::float8[], %s::float8[], %s::float8)")
         negated = sorted(-c for c in cuts)
-        params += [one.book_guard_id, one.blocks_when, len(cuts), cuts, negated]
-        params.append(1 - one.tolerance)
+        values.append(
+            f"({int(one.book_guard_id)}::bigint, '{one.blocks_when}'::text, "
+            f"{len(cuts)}::integer, {_floats(cuts)}, {_floats(negated)}, "
+            f"{float(1 - one.tolerance)!r}::float8)"
+        )
     table = GuardHistogram._meta.db_table
     decisions, signals = GuardDecision._meta.db_table, Signal._meta.db_table
     trades = ShadowTrade._meta.db_table
-    since = "" if candles_from is None else "AND s.candle_time >= %s"
+    since_sql = "AND s.candle_time >= %s" if since else ""
     block, closed = GuardDecision.Verdict.BLOCK.value, ShadowTrade.Status.CLOSED.value
     value = "d.observed_value::float8"
     recorded = "d.threshold::float8"
@@ -182,14 +210,12 @@ def _fill(book_id: int, candles_from: datetime | None) -> None:
                 ON g.id = d.book_guard_id
             JOIN {signals} s ON s.id = d.signal_id
             LEFT JOIN {trades} t ON t.signal_id = d.signal_id
-            WHERE s.book_id = %s {since}
+            WHERE s.book_id = %s {since_sql}
             OFFSET 0
         ) observed
         GROUP BY book_guard_id, day, bucket
     """
-    tail: list[Any] = [book_id] if candles_from is None else [book_id, candles_from]
-    with connection.cursor() as cursor:
-        cursor.execute(query, [book_id, *params, *tail])
+    return query
 
 
 def rebuild(book_id: int) -> None:
