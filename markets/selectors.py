@@ -1,12 +1,12 @@
 """Reads of stored candles, as pure ``Bar`` values for the strategy and fill model."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from psycopg.types.numeric import FloatLoader
 
 from markets.bars import Bar, CandleArrays, CandleCloses
@@ -30,7 +30,17 @@ def bars_between(
 
 def candle_sources(*, exchange: str, symbol: str, timeframe: str) -> list[str]:
     """The distinct sources (exchange, file, synthetic) of one market's candles."""
-    rows = _market(exchange, symbol, timeframe).values_list("source", flat=True).distinct()
+    return candle_sources_of_markets([(exchange, symbol, timeframe)])
+
+
+def candle_sources_of_markets(markets: Iterable[tuple[str, str, str]]) -> list[str]:
+    """The distinct sources of the candles of all ``(exchange, symbol, timeframe)``
+    ``markets``, in one statement (a book's markets were one query each). It reads every
+    candle of those markets: about 80 ms a market-year of 1-minute candles."""
+    wanted = Q(pk__in=[])
+    for exchange, symbol, timeframe in sorted(set(markets)):
+        wanted |= Q(exchange=exchange, symbol=symbol, timeframe=timeframe)
+    rows = Candle.objects.filter(wanted).values_list("source", flat=True).distinct()
     return sorted(rows.order_by())
 
 

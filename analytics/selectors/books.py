@@ -3,7 +3,7 @@
 from analytics.page_cache import book_signal_counts
 from analytics.stamps import with_stamp
 from markets.admin_format import quote_currency
-from markets.selectors import candle_sources
+from markets.selectors import candle_sources_of_markets
 from signals.models import (
     Book,
     BookStrategy,
@@ -58,10 +58,7 @@ def data_sources(*, book: Book) -> list[str]:
         .values_list("exchange", "symbol", "timeframe")
         .distinct()
     )
-    sources: set[str] = set()
-    for exchange, symbol, timeframe in markets:
-        sources.update(candle_sources(exchange=exchange, symbol=symbol, timeframe=timeframe))
-    return sorted(sources)
+    return candle_sources_of_markets(markets)
 
 
 def live_books() -> list[Book]:

@@ -312,3 +312,17 @@ def test_data_sources_include_strategies_run_in_the_book_before_any_signal():
     strategy.symbol = "NEW/USD"
     strategy_config_save(config=strategy)
     assert data_sources(book=book) == ["synthetic"]
+
+
+def test_data_sources_of_many_markets_are_read_in_one_candle_query(django_assert_num_queries):
+    book = BookFactory()
+    for number, source in enumerate([Candle.Source.EXCHANGE, Candle.Source.FILE] * 3):
+        symbol = f"C{number}/USD"
+        strategy = StrategyConfigFactory(exchange="kraken", symbol=symbol, timeframe="1h")
+        SignalFactory(book=book, strategy_config=strategy)
+        CandleFactory(exchange="kraken", symbol=symbol, timeframe="1h", source=source)
+    # Same symbol, another timeframe: not the book's market.
+    CandleFactory(exchange="kraken", symbol="C0/USD", timeframe="5m", source="synthetic")
+    # The signals' markets, the book's strategies' markets, then one read of the candles.
+    with django_assert_num_queries(3):
+        assert data_sources(book=book) == ["exchange", "file"]
