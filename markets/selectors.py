@@ -28,15 +28,11 @@ def bars_between(
     return [Bar(*row) for row in rows.order_by("open_time").values_list(*_BAR_COLUMNS)[:limit]]
 
 
-def candle_sources(*, exchange: str, symbol: str, timeframe: str) -> list[str]:
-    """The distinct sources (exchange, file, synthetic) of one market's candles."""
-    return candle_sources_of_markets([(exchange, symbol, timeframe)])
-
-
 def candle_sources_of_markets(markets: Iterable[tuple[str, str, str]]) -> list[str]:
-    """The distinct sources of the candles of all ``(exchange, symbol, timeframe)``
-    ``markets``, in one statement (a book's markets were one query each). It reads every
-    candle of those markets: about 80 ms a market-year of 1-minute candles."""
+    """The distinct sources (exchange, file, synthetic) of the candles of all the
+    ``(exchange, symbol, timeframe)`` ``markets``, in one statement (a book's markets were
+    one query each). It reads every candle of those markets: about 80 ms a market-year of
+    1-minute candles."""
     wanted = Q(pk__in=[])
     for exchange, symbol, timeframe in sorted(set(markets)):
         wanted |= Q(exchange=exchange, symbol=symbol, timeframe=timeframe)

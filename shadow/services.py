@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from markets.selectors import candle_count, candle_sources, candles_stored, markets_stored
+from markets.selectors import (
+    candle_count,
+    candle_sources_of_markets,
+    candles_stored,
+    markets_stored,
+)
 from shadow.replay import Progress, ReplayRefusedError, ReplayResult, live_book_named, replay_run
 from shadow.selectors import BookSummary, OpportunityCost, book_summary, opportunity_cost
 from signals.models import GuardConfig, StrategyConfig
@@ -138,13 +143,7 @@ def replay_prepare(
         raise ReplayRequestError(
             "fix these configurations in the admin first: " + "; ".join(problems)
         )
-    sources = sorted(
-        {
-            source
-            for symbol in symbols
-            for source in candle_sources(exchange=exchange, symbol=symbol, timeframe=timeframe)
-        }
-    )
+    sources = candle_sources_of_markets((exchange, symbol, timeframe) for symbol in symbols)
     candles = sum(
         candle_count(exchange=exchange, symbol=symbol, timeframe=timeframe, until=until)
         for symbol in symbols
