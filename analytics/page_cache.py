@@ -176,19 +176,23 @@ def cached_payload(
         logger.warning("page cache unavailable (%s): %s built without it", error, page_name)
         return build()
     if payload is None:
-        payload = _fill(key, build)
+        payload = fill(key, build)
     elif policy.live is not None:
         payload = policy.live(payload)
     return payload
 
 
-def _fill(key: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Build and keep; a request that finds another one building waits for its payload."""
+def fill(
+    key: str, build: Callable[[], dict[str, Any]], *, seconds: int | None = None
+) -> dict[str, Any]:
+    """Build and keep under ``key`` (``seconds``, default ``cache_seconds()``); a request
+    that finds another one building waits for its value."""
+    keep = cache_seconds() if seconds is None else seconds
     lock = f"{key}:lock"
     if cache.add(lock, 1, timeout=lock_seconds()):
         try:
             payload = build()
-            cache.set(key, payload, timeout=cache_seconds())
+            cache.set(key, payload, timeout=keep)
             return payload
         finally:
             cache.delete(lock)
@@ -203,7 +207,7 @@ def _fill(key: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         if cache.get(lock) is None:  # the builder failed or gave up: build it ourselves
             break
     payload = build()
-    cache.set(key, payload, timeout=cache_seconds())
+    cache.set(key, payload, timeout=keep)
     return payload
 
 

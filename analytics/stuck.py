@@ -142,12 +142,10 @@ def overdue(*, book: Book, now: datetime) -> "QuerySet[WithAnnotations[Signal, S
     late = Q()
     matched = False
     for state, timeframe in in_play:
-        try:
-            candle = timeframe_delta(timeframe)
-        except ValueError:
+        candle = _candle(timeframe)
+        if candle is None:
             continue
-        rule = rules[state]
-        allowed = rule if isinstance(rule, timedelta) else rule * candle
+        allowed = _allowed(rules[state], candle)
         deadline: datetime | ExpressionWrapper = now - allowed
         if state == SignalState.EXECUTED:
             deadline = ExpressionWrapper(
@@ -159,6 +157,19 @@ def overdue(*, book: Book, now: datetime) -> "QuerySet[WithAnnotations[Signal, S
     # The state filter first: the index on (book, state) reads only the book's signals in
     # a watched state, which are few (a live book's pending ones), whatever its history.
     return signals.filter(state__in=list(rules)).filter(late) if matched else signals.none()
+
+
+def _candle(timeframe: str) -> timedelta | None:
+    """A timeframe's candle, ``None`` for one the project cannot read (never stuck)."""
+    try:
+        return timeframe_delta(timeframe)
+    except ValueError:
+        return None
+
+
+def _allowed(rule: Deadline, candle: timedelta) -> timedelta:
+    """How long a signal may stay in its state: the rule's time, or its candles."""
+    return rule if isinstance(rule, timedelta) else rule * candle
 
 
 def _candles(field: str, candle: timedelta) -> ExpressionWrapper:
@@ -203,14 +214,11 @@ def late(rows: list[tuple[Any, ...]], *, now: datetime) -> list[tuple[Any, ...]]
         if rule is None:
             continue
         if timeframe not in candles:
-            try:
-                candles[timeframe] = timeframe_delta(timeframe)
-            except ValueError:
-                candles[timeframe] = None
+            candles[timeframe] = _candle(timeframe)
         candle = candles[timeframe]
         if candle is None:
             continue
-        allowed = rule if isinstance(rule, timedelta) else rule * candle
+        allowed = _allowed(rule, candle)
         if state == SignalState.EXECUTED:
             allowed += max_hold * candle
         if since < now - allowed:

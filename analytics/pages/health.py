@@ -19,7 +19,6 @@ import hashlib
 import math
 import threading
 from collections import Counter
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -110,13 +109,13 @@ def book_reads(*, book: Book, now: datetime) -> dict[str, Any]:
         if found is not None:
             return dict(found)
         # As the page cache fills a payload: after a write, one request of the workers
-        # reads the rows, the others wait for what it keeps.
-        reads = page_cache._fill(key, lambda: read_book(book=book, hour=hour))
-        # Of no use after the hour (nor after the next write): not kept longer, so a book
-        # written every minute keeps at most an hour of them.
+        # reads the rows, the others wait for what it keeps. Of no use after the hour
+        # (nor after the next write): not kept longer, so a book written every minute
+        # keeps at most an hour of them.
         left = HOUR_SECONDS - (now - hour).total_seconds() + 60
-        with suppress(Exception):
-            cache.touch(key, timeout=max(int(left), 60))
+        reads = page_cache.fill(
+            key, lambda: read_book(book=book, hour=hour), seconds=max(int(left), 60)
+        )
         return dict(reads)
     return read_book(book=book, hour=hour)
 

@@ -238,14 +238,14 @@ def test_concurrent_requests_wait_for_the_one_building():
     timer = threading.Timer(0.2, finish)
     timer.start()
     try:
-        assert page_cache._fill(key, build) == {"data": "theirs"}
+        assert page_cache.fill(key, build) == {"data": "theirs"}
     finally:
         timer.join()
     assert built == []
     # A builder that gave up (lock gone, nothing kept): the waiter builds it itself.
     cache.add(f"{key}2:lock", 1, timeout=30)
     threading.Timer(0.1, lambda: cache.delete(f"{key}2:lock")).start()
-    assert page_cache._fill(f"{key}2", build) == {"data": 1}
+    assert page_cache.fill(f"{key}2", build) == {"data": 1}
 
 
 def test_a_deleted_book_is_a_404_not_a_cached_page(trader_client, replayed_book):
