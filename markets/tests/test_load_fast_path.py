@@ -48,6 +48,16 @@ ODD_VALUES = [
 ]
 
 
+def _load(path: Path) -> None:
+    """``manage.py load_candles`` of ``path`` into x BTC/USD 1m."""
+    call_command(
+        "load_candles",
+        str(path),
+        *("--exchange", "x", "--symbol", "BTC/USD", "--timeframe", "1m"),
+        stdout=StringIO(),
+    )
+
+
 def _value(rng: random.Random) -> str:
     if rng.random() < 0.15:
         return rng.choice(ODD_VALUES)
@@ -201,17 +211,7 @@ def test_stored_values_are_those_of_the_row_by_row_path(tmp_path):
     path = tmp_path / "odd.csv"
     path.write_text(ODD_STORED_FILE)
 
-    call_command(
-        "load_candles",
-        str(path),
-        "--exchange",
-        "x",
-        "--symbol",
-        "BTC/USD",
-        "--timeframe",
-        "1m",
-        stdout=StringIO(),
-    )
+    _load(path)
 
     expected = [
         (
@@ -245,17 +245,7 @@ def test_a_value_that_rounds_out_of_its_column_stores_nothing(tmp_path):
     with pytest.raises(
         CommandError, match=r"high 999999999999999999.9999999999999 is too large to store"
     ):
-        call_command(
-            "load_candles",
-            str(path),
-            "--exchange",
-            "x",
-            "--symbol",
-            "BTC/USD",
-            "--timeframe",
-            "1m",
-            stdout=StringIO(),
-        )
+        _load(path)
     assert Candle.objects.count() == 0
 
 
