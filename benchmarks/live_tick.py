@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.databases import postgres_database  # noqa: E402
+from benchmarks.measure import cpu_seconds  # noqa: E402
 
 END = datetime(2024, 6, 1, tzinfo=UTC)
 HISTORY = 600
@@ -117,10 +118,10 @@ def run(markets: int, ticks: int) -> None:
         now += timedelta(hours=1)
         mode = "with rollups" if tick % 2 == 0 else "without"
         rollups.refresh = real if mode == "with rollups" else (lambda *_a, **_k: None)
-        begun, spent = time.perf_counter(), time.process_time() + _cpu_of(backend)
+        begun, spent = time.perf_counter(), time.process_time() + cpu_seconds(backend)
         book_advance(book_id=book.pk, now=now)
         times[mode].append(time.perf_counter() - begun)
-        cpu[mode].append(time.process_time() + _cpu_of(backend) - spent)
+        cpu[mode].append(time.process_time() + cpu_seconds(backend) - spent)
     if _backend_pid() != backend:
         raise RuntimeError("the database connection changed during the ticks: CPU not comparable")
     rollups.refresh = real
@@ -155,15 +156,6 @@ def _backend_pid() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         return int(cursor.fetchone()[0])
-
-
-_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_of(pid: int) -> float:
-    """User + system CPU seconds of a process on this machine (the backend's, here)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND
 
 
 def _explain(book_id: int, since: datetime) -> None:

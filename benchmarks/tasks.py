@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.databases import app_env, postgres_database
 from benchmarks.live import BROKER, WORKER_ARGV, Worker, celery_worker, succeeded, worker_env
-from benchmarks.measure import ROOT
+from benchmarks.measure import ROOT, cpu_seconds
 from benchmarks.project import manage
 
 SIDES = ("project", "bare")
@@ -97,12 +97,6 @@ def _env_int(name: str, default: int) -> int:
         return int(os.environ.get(name, default))
     except ValueError:
         sys.exit(f"{name} must be a whole number, not {os.environ[name]!r}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (``/proc/PID/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_progressing(worker: Worker, pattern: re.Pattern[str], count: int, *, since: int) -> None:
